@@ -1,0 +1,269 @@
+//! Errors of the writers and the reader. Each variant's text is the message
+//! the user sees; every malformed-input case has its own variant so tests
+//! and fuzz harnesses can tell them apart.
+
+use crate::caps::CapsError;
+
+/// Why a migration file could not be read or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// I/O failure of the underlying file.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The file ends before a field it must contain.
+    #[error(
+        "truncated file: {what} needs {needed} bytes at offset {offset:#x}, but the file ends at {file_len:#x}"
+    )]
+    Truncated {
+        /// What was being read.
+        what: &'static str,
+        /// Where.
+        offset: u64,
+        /// How many bytes.
+        needed: u64,
+        /// File length.
+        file_len: u64,
+    },
+    /// Magic is not "QEVM".
+    #[error("Not a migration stream: magic {0:#010x}, expected 0x5145564d (\"QEVM\")")]
+    BadMagic(u32),
+    /// Stream version 2.
+    #[error("SaveVM v2 format is obsolete and don't work anymore")]
+    ObsoleteVersion,
+    /// Stream version other than 3.
+    #[error("Unsupported migration stream version {0} (expected 3)")]
+    UnsupportedVersion(u32),
+    /// No configuration section after the header.
+    #[error("Configuration section missing: expected 0x07 at offset 0x8, found {0:#04x}")]
+    ConfigurationMissing(u8),
+    /// Machine type differs from the destination's.
+    #[error("Machine type received is '{received}' and local is '{local}'")]
+    MachineMismatch {
+        /// From the stream.
+        received: String,
+        /// The destination's.
+        local: String,
+    },
+    /// A configuration subsection this reader does not know.
+    #[error("unknown configuration subsection '{0}' at offset {1:#x}")]
+    UnknownConfigSubsection(String, u64),
+    /// More capabilities listed than the subsection can hold.
+    #[error("configuration lists {0} capabilities at offset {1:#x}, more than the file can hold")]
+    CapabilityCount(u32, u64),
+    /// Capability checks (mismatch, unknown capability).
+    #[error("{0}")]
+    Caps(#[from] CapsError),
+    /// A section type byte that is not defined.
+    #[error("unknown section type {kind:#04x} at offset {offset:#x}")]
+    UnknownSectionType {
+        /// The byte.
+        kind: u8,
+        /// Where.
+        offset: u64,
+    },
+    /// A PART/END for a section id no START announced.
+    #[error(
+        "unknown section id {id} at offset {offset:#x} (no START or FULL section announced it)"
+    )]
+    UnknownSectionId {
+        /// The id.
+        id: u32,
+        /// Where.
+        offset: u64,
+    },
+    /// A START that reuses an id.
+    #[error("duplicate section id {id} for '{idstr}' at offset {offset:#x}")]
+    DuplicateSectionId {
+        /// The id.
+        id: u32,
+        /// The section's name.
+        idstr: String,
+        /// Where.
+        offset: u64,
+    },
+    /// No footer where one must be.
+    #[error("Missing section footer for {idstr}: found {found:#04x} at offset {offset:#x}")]
+    MissingFooter {
+        /// The section's name.
+        idstr: String,
+        /// The byte found instead of 0x7E.
+        found: u8,
+        /// Where.
+        offset: u64,
+    },
+    /// Footer names another section.
+    #[error("Mismatched section id in footer for {idstr} - read {read:#x} expected {expected:#x}")]
+    FooterMismatch {
+        /// The section's name.
+        idstr: String,
+        /// Id in the footer.
+        read: u32,
+        /// Id of the section.
+        expected: u32,
+    },
+    /// RAM section version other than 4.
+    #[error("ram section version {0} is not supported (expected 4)")]
+    RamVersion(u32),
+    /// The stream has no RAM section, or a second START for it.
+    #[error("unexpected RAM section layout: {0}")]
+    RamSection(&'static str),
+    /// A block the destination does not have.
+    #[error("Unknown ramblock \"{0}\", cannot accept migration")]
+    UnknownBlock(String),
+    /// A block whose length differs from the destination's.
+    #[error("Size mismatch: {name}: {stream:#x} != {local:#x}")]
+    SizeMismatch {
+        /// Block name.
+        name: String,
+        /// used_length in the stream.
+        stream: u64,
+        /// The destination block's length.
+        local: u64,
+    },
+    /// used_length not a multiple of the page size, or zero.
+    #[error(
+        "ramblock {name}: used_length {used_length:#x} is not a positive multiple of the page size"
+    )]
+    BadUsedLength {
+        /// Block name.
+        name: String,
+        /// The length.
+        used_length: u64,
+    },
+    /// The block list's lengths do not add up to the announced total.
+    #[error(
+        "block list overruns its announced total: {total:#x} bytes announced, {seen:#x} listed at offset {offset:#x}"
+    )]
+    BlockListOverrun {
+        /// Announced.
+        total: u64,
+        /// Listed so far.
+        seen: u64,
+        /// Where.
+        offset: u64,
+    },
+    /// The same block listed twice.
+    #[error("ramblock {0} listed twice")]
+    DuplicateBlock(String),
+    /// Fixed-ram header version not supported.
+    #[error("Migration fixed-ram capability version not supported (expected <= 1, got {0})")]
+    HeaderVersion(u32),
+    /// Fixed-ram header page size not the target's.
+    #[error("ramblock {name}: fixed-ram page size {page_size} is not supported (expected 4096)")]
+    HeaderPageSize {
+        /// Block name.
+        name: String,
+        /// The page size.
+        page_size: u64,
+    },
+    /// Page area not page-aligned.
+    #[error("Error reading ramblock {name} pages, region has bad alignment ({pages_offset:#x})")]
+    PagesMisaligned {
+        /// Block name.
+        name: String,
+        /// The offset.
+        pages_offset: u64,
+    },
+    /// A region of a block (bitmap or page area) lies past the end of the
+    /// file or overflows.
+    #[error(
+        "ramblock {name}: {region} at {offset:#x}+{len:#x} lies outside the file (length {file_len:#x})"
+    )]
+    RegionOutOfFile {
+        /// Block name.
+        name: String,
+        /// "bitmap" or "page area".
+        region: &'static str,
+        /// Start.
+        offset: u64,
+        /// Length.
+        len: u64,
+        /// File length.
+        file_len: u64,
+    },
+    /// Bitmap or page area overlaps the header or another block's area.
+    #[error(
+        "ramblock {name}: {region} at {offset:#x} overlaps data before it (must start at or after {min:#x})"
+    )]
+    RegionOverlap {
+        /// Block name.
+        name: String,
+        /// "bitmap" or "page area".
+        region: &'static str,
+        /// Start.
+        offset: u64,
+        /// First allowed offset.
+        min: u64,
+    },
+    /// A page record or other flag that fixed-ram streams never carry.
+    #[error(
+        "Unexpected RAM flags: {flags} (record at offset {offset:#x}; a fixed-ram stream carries only EOS after the block list)"
+    )]
+    ForbiddenRamFlags {
+        /// The flags, decimal as QEMU prints them.
+        flags: u64,
+        /// Where.
+        offset: u64,
+    },
+    /// Flag bits this reader does not understand.
+    #[error("Unknown combination of migration flags: {flags:#x} at offset {offset:#x}")]
+    UnknownRamFlags {
+        /// The flags.
+        flags: u64,
+        /// Where.
+        offset: u64,
+    },
+    /// CONTINUE before any block was named.
+    #[error("RAM record at offset {0:#x} continues a block, but no block was named before")]
+    ContinueWithoutBlock(u64),
+    /// Page offset outside its block.
+    #[error("Illegal RAM offset {offset:#x} in ramblock {name} (used_length {used_length:#x})")]
+    IllegalRamOffset {
+        /// Block name.
+        name: String,
+        /// The offset.
+        offset: u64,
+        /// Block length.
+        used_length: u64,
+    },
+    /// ZERO record whose fill byte is not zero.
+    #[error("Found a zero page with value {0}")]
+    ZeroPageFill(u8),
+    /// A command this reader does not accept.
+    #[error("unexpected command {cmd:#06x} (length {len}) at offset {offset:#x}")]
+    UnexpectedCommand {
+        /// Command number.
+        cmd: u16,
+        /// Its length.
+        len: u16,
+        /// Where.
+        offset: u64,
+    },
+    /// A device section that cannot be walked.
+    #[error("cannot read device section '{idstr}' at offset {offset:#x}: {why}")]
+    DeviceSection {
+        /// The device.
+        idstr: String,
+        /// Where.
+        offset: u64,
+        /// Why.
+        why: String,
+    },
+    /// The stream ended (EOF) without a RAM section.
+    #[error("stream has no RAM section")]
+    NoRam,
+}
+
+/// Why a writer could not write.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// Capability or transport refused.
+    #[error("{0}")]
+    Caps(#[from] CapsError),
+    /// The file could not be written.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A RAMBlock or device definition that cannot be encoded.
+    #[error("invalid setup: {0}")]
+    Setup(String),
+}

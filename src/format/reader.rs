@@ -1,0 +1,678 @@
+//! The reader/loader: parses a migration file of either layout, checks
+//! everything a hostile file could get wrong, and hands pages to a
+//! [`RamSink`] (a destination guest, an extractor, or nothing at all for
+//! `inspect`). It returns a [`StreamInfo`] describing the file's layout.
+//!
+//! Strictness: every length and offset is checked against the file's size
+//! before anything is read or allocated; each malformed case has its own
+//! [`LoadError`]. The loop consumes at least one byte per step, so it ends.
+//!
+//! Destination memory: for fixed-ram, pages whose bitmap bit is clear are
+//! explicitly zeroed through [`RamSink::zero_pages`], so the result is
+//! right even when the destination was not fresh (QEMU 10 skips this and
+//! relies on fresh, zeroed RAM). For sequential streams every page the
+//! stream names is written or zeroed; pages it never names are left as
+//! they are (QEMU's first pass names every page).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::bitmap::PageBitmap;
+use super::error::LoadError;
+use super::fixed_ram::{FixedRamHeader, HEADER_LEN, HEADER_VERSION};
+use super::io::MigFile;
+use super::ram::{FLAG_MASK, PAGE_SIZE, flag};
+use super::stream::{
+    self, CAPS_SUBSECTION, CMD_SWITCHOVER_START, MAGIC, RAM_IDSTR, RAM_VERSION, VERSION, kind,
+};
+use super::vmdesc::Vmdesc;
+use super::wire::Cursor;
+use crate::caps::Capabilities;
+
+/// Where loaded pages go.
+pub trait RamSink {
+    /// A block from the START section's list, in order (its index is the
+    /// `block` argument of the other calls). Refuse with
+    /// [`LoadError::UnknownBlock`] or [`LoadError::SizeMismatch`].
+    fn declare_block(&mut self, name: &str, used_length: u64) -> Result<(), LoadError>;
+    /// Whole pages starting at page `first`; `data.len()` is a multiple of
+    /// the page size and lies inside the declared block.
+    fn write_pages(&mut self, block: usize, first: u64, data: &[u8]) -> Result<(), LoadError>;
+    /// `count` zero pages starting at page `first`, inside the block.
+    fn zero_pages(&mut self, block: usize, first: u64, count: u64) -> Result<(), LoadError>;
+}
+
+/// A sink that accepts any block and discards pages: for `inspect`.
+#[derive(Default, Debug)]
+pub struct NullSink;
+
+impl RamSink for NullSink {
+    fn declare_block(&mut self, _: &str, _: u64) -> Result<(), LoadError> {
+        Ok(())
+    }
+    fn write_pages(&mut self, _: usize, _: u64, _: &[u8]) -> Result<(), LoadError> {
+        Ok(())
+    }
+    fn zero_pages(&mut self, _: usize, _: u64, _: u64) -> Result<(), LoadError> {
+        Ok(())
+    }
+}
+
+/// What the destination expects. `None` fields are not checked (inspect).
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// The destination's machine type.
+    pub machine: Option<String>,
+    /// The destination's capabilities (validated ones are compared).
+    pub caps: Option<Capabilities>,
+    /// Skip reading page data of fixed-ram blocks (bitmaps are still read
+    /// and checked). `inspect` uses it to stay fast on big files.
+    pub skip_page_data: bool,
+}
+
+/// The fixed-ram part of a block's description.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FixedRamInfo {
+    /// Offset of the 28-byte header.
+    pub header_offset: u64,
+    /// Header version.
+    pub version: u32,
+    /// Header page size.
+    pub page_size: u64,
+    /// Bitmap offset.
+    pub bitmap_offset: u64,
+    /// Bitmap bytes.
+    pub bitmap_len: u64,
+    /// Offset of page 0.
+    pub pages_offset: u64,
+}
+
+/// One RAMBlock as the file describes it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// idstr.
+    pub name: String,
+    /// Bytes.
+    pub used_length: u64,
+    /// `used_length / 4096`.
+    pub pages: u64,
+    /// Offset of the block's record in the START section.
+    pub record_offset: u64,
+    /// Fixed-ram: pages whose bit is set. Sequential: PAGE records.
+    pub pages_present: u64,
+    /// Sequential: ZERO records (fixed-ram: 0).
+    pub zero_records: u64,
+    /// x-ignore-shared: the region's guest address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mr_addr: Option<u64>,
+    /// Fixed-ram layout, when the stream uses it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_ram: Option<FixedRamInfo>,
+}
+
+/// One section, command or the EOF marker.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SectionInfo {
+    /// Offset of the type byte.
+    pub offset: u64,
+    /// START, PART, END, FULL, COMMAND.
+    pub kind: &'static str,
+    /// Section id (commands: the command number).
+    pub id: u32,
+    /// Section name.
+    pub idstr: String,
+    /// Instance id (START/FULL).
+    pub instance_id: u32,
+    /// vmstate version (START/FULL).
+    pub version_id: u32,
+    /// Bytes from the type byte through the footer.
+    pub len: u64,
+}
+
+/// The layout of a migration file.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// File length.
+    pub file_len: u64,
+    /// Stream version (3).
+    pub version: u32,
+    /// Machine type from the configuration section.
+    pub machine: String,
+    /// Validated capabilities listed in the configuration section.
+    pub capabilities: Vec<String>,
+    /// "sequential" or "fixed-ram".
+    pub layout: &'static str,
+    /// RAM blocks in stream order.
+    pub blocks: Vec<BlockInfo>,
+    /// Every section and command in order.
+    pub sections: Vec<SectionInfo>,
+    /// Offset of the EOF byte.
+    pub eof_offset: u64,
+    /// Offset of the vmdesc trailer, if present.
+    pub vmdesc_offset: Option<u64>,
+    /// Devices the vmdesc describes.
+    pub vmdesc_devices: usize,
+    /// Things QEMU would only warn about.
+    pub warnings: Vec<String>,
+}
+
+struct Reader<'a, F: MigFile + ?Sized, S: RamSink + ?Sized> {
+    cur: Cursor<'a, F>,
+    sink: &'a mut S,
+    opts: &'a LoadOptions,
+    fixed: bool,
+    ignore_shared: bool,
+    blocks: Vec<BlockInfo>,
+    last_block: Option<usize>,
+    page: Vec<u8>,
+    vmdesc: Option<Option<Vmdesc>>,
+}
+
+/// Load `file` into `sink`, checking it against `opts`.
+pub fn load<F, S>(file: &F, opts: &LoadOptions, sink: &mut S) -> Result<StreamInfo, LoadError>
+where
+    F: MigFile + ?Sized,
+    S: RamSink + ?Sized,
+{
+    let mut r = Reader {
+        cur: Cursor::new(file, 0),
+        sink,
+        opts,
+        fixed: false,
+        ignore_shared: false,
+        blocks: Vec::new(),
+        last_block: None,
+        page: vec![0; PAGE_SIZE as usize],
+        vmdesc: None,
+    };
+    r.run()
+}
+
+/// Describe `file` without a destination (no capability or machine checks).
+pub fn inspect<F: MigFile + ?Sized>(file: &F) -> Result<StreamInfo, LoadError> {
+    let opts = LoadOptions {
+        skip_page_data: true,
+        ..LoadOptions::default()
+    };
+    load(file, &opts, &mut NullSink)
+}
+
+impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
+    fn run(&mut self) -> Result<StreamInfo, LoadError> {
+        let magic = self.cur.be32("magic")?;
+        if magic != MAGIC {
+            return Err(LoadError::BadMagic(magic));
+        }
+        let version = self.cur.be32("stream version")?;
+        match version {
+            VERSION => {}
+            2 => return Err(LoadError::ObsoleteVersion),
+            v => return Err(LoadError::UnsupportedVersion(v)),
+        }
+        let (machine, capabilities) = self.configuration()?;
+        if let Some(local) = &self.opts.machine
+            && *local != machine
+        {
+            return Err(LoadError::MachineMismatch {
+                received: machine,
+                local: local.clone(),
+            });
+        }
+        if let Some(caps) = &self.opts.caps {
+            caps.check_incoming(&capabilities)?;
+        }
+        self.fixed = capabilities
+            .iter()
+            .any(|c| c == "fixed-ram" || c == "mapped-ram");
+        self.ignore_shared = capabilities.iter().any(|c| c == "x-ignore-shared");
+
+        let mut sections = Vec::new();
+        // id -> (idstr, instance)
+        let mut ids: BTreeMap<u32, (String, u32)> = BTreeMap::new();
+        let mut ram_started = false;
+        let eof_offset = loop {
+            let offset = self.cur.pos();
+            let k = self.cur.u8("section type")?;
+            let mut info = SectionInfo {
+                offset,
+                kind: stream::kind_name(k),
+                id: 0,
+                idstr: String::new(),
+                instance_id: 0,
+                version_id: 0,
+                len: 0,
+            };
+            match k {
+                kind::EOF => break offset,
+                kind::START | kind::FULL => {
+                    info.id = self.cur.be32("section id")?;
+                    info.idstr = self.cur.short_str("section idstr")?;
+                    info.instance_id = self.cur.be32("instance id")?;
+                    info.version_id = self.cur.be32("version id")?;
+                    if ids.contains_key(&info.id) {
+                        return Err(LoadError::DuplicateSectionId {
+                            id: info.id,
+                            idstr: info.idstr,
+                            offset,
+                        });
+                    }
+                    ids.insert(info.id, (info.idstr.clone(), info.instance_id));
+                    if info.idstr == RAM_IDSTR {
+                        if k == kind::FULL || ram_started {
+                            return Err(LoadError::RamSection(
+                                "RAM must be sent in one START section followed by PART/END",
+                            ));
+                        }
+                        if info.version_id != RAM_VERSION {
+                            return Err(LoadError::RamVersion(info.version_id));
+                        }
+                        ram_started = true;
+                        self.ram_start()?;
+                    } else if k == kind::FULL {
+                        self.skip_device(&info.idstr, info.instance_id, offset)?;
+                    } else {
+                        return Err(LoadError::DeviceSection {
+                            idstr: info.idstr,
+                            offset,
+                            why: "iterative devices other than RAM are not supported".into(),
+                        });
+                    }
+                    self.footer(info.id, &info.idstr)?;
+                }
+                kind::PART | kind::END => {
+                    info.id = self.cur.be32("section id")?;
+                    let (idstr, instance) =
+                        ids.get(&info.id)
+                            .cloned()
+                            .ok_or(LoadError::UnknownSectionId {
+                                id: info.id,
+                                offset,
+                            })?;
+                    info.idstr = idstr;
+                    info.instance_id = instance;
+                    if info.idstr != RAM_IDSTR {
+                        return Err(LoadError::DeviceSection {
+                            idstr: info.idstr,
+                            offset,
+                            why: "iterative devices other than RAM are not supported".into(),
+                        });
+                    }
+                    self.ram_records()?;
+                    self.footer(info.id, &info.idstr)?;
+                }
+                kind::COMMAND => {
+                    let cmd = self.cur.be16("command")?;
+                    let len = self.cur.be16("command length")?;
+                    if cmd != CMD_SWITCHOVER_START || len != 0 {
+                        return Err(LoadError::UnexpectedCommand { cmd, len, offset });
+                    }
+                    info.id = u32::from(cmd);
+                    info.idstr = "SWITCHOVER_START".into();
+                }
+                _ => return Err(LoadError::UnknownSectionType { kind: k, offset }),
+            }
+            info.len = self.cur.pos() - offset;
+            sections.push(info);
+        };
+        if !ram_started {
+            return Err(LoadError::NoRam);
+        }
+        let mut warnings = Vec::new();
+        let mut vmdesc_offset = None;
+        let mut vmdesc_devices = 0;
+        match self.cur.peek_u8()? {
+            Some(kind::VMDESCRIPTION) => {
+                let at = self.cur.pos();
+                self.cur.u8("vmdesc")?;
+                let n = self.cur.be32("vmdesc length")?;
+                let json = self.cur.bytes("vmdesc JSON", u64::from(n))?;
+                match Vmdesc::parse(at, &json) {
+                    Some(v) => {
+                        vmdesc_offset = Some(at);
+                        vmdesc_devices = v.device_count();
+                    }
+                    None => warnings.push(format!("vmdesc trailer at {at:#x} is not valid JSON")),
+                }
+                if self.cur.remaining() > 0 {
+                    warnings.push(format!(
+                        "{} bytes after the vmdesc trailer at {:#x}",
+                        self.cur.remaining(),
+                        self.cur.pos()
+                    ));
+                }
+            }
+            Some(b) => warnings.push(format!("Expected vmdescription section, but got {b}")),
+            None => warnings
+                .push("Expected vmdescription section, but got 0 (no trailer after EOF)".into()),
+        }
+        Ok(StreamInfo {
+            file_len: self.cur.file_len(),
+            version,
+            machine,
+            capabilities,
+            layout: if self.fixed {
+                "fixed-ram"
+            } else {
+                "sequential"
+            },
+            blocks: std::mem::take(&mut self.blocks),
+            sections,
+            eof_offset,
+            vmdesc_offset,
+            vmdesc_devices,
+            warnings,
+        })
+    }
+
+    fn configuration(&mut self) -> Result<(String, Vec<String>), LoadError> {
+        let k = self.cur.u8("configuration section")?;
+        if k != kind::CONFIGURATION {
+            return Err(LoadError::ConfigurationMissing(k));
+        }
+        let n = self.cur.be32("machine name length")?;
+        let name = self.cur.bytes("machine name", u64::from(n))?;
+        let machine = String::from_utf8_lossy(&name).into_owned();
+        let mut caps = Vec::new();
+        while self.cur.peek_u8()? == Some(kind::SUBSECTION) {
+            let at = self.cur.pos();
+            self.cur.u8("subsection")?;
+            let sub = self.cur.short_str("subsection name")?;
+            self.cur.be32("subsection version")?;
+            match sub.as_str() {
+                CAPS_SUBSECTION => {
+                    let count = self.cur.be32("capability count")?;
+                    if u64::from(count) > self.cur.remaining() {
+                        return Err(LoadError::CapabilityCount(count, at));
+                    }
+                    for _ in 0..count {
+                        caps.push(self.cur.short_str("capability name")?);
+                    }
+                }
+                "configuration/target-page-bits" => {
+                    self.cur.be32("target page bits")?;
+                }
+                "configuration/uuid" => {
+                    self.cur.skip("uuid", 16)?;
+                }
+                _ => return Err(LoadError::UnknownConfigSubsection(sub, at)),
+            }
+        }
+        Ok((machine, caps))
+    }
+
+    fn footer(&mut self, id: u32, idstr: &str) -> Result<(), LoadError> {
+        let offset = self.cur.pos();
+        let b = self.cur.u8("section footer")?;
+        if b != kind::FOOTER {
+            return Err(LoadError::MissingFooter {
+                idstr: idstr.to_string(),
+                found: b,
+                offset,
+            });
+        }
+        let read = self.cur.be32("footer section id")?;
+        if read != id {
+            return Err(LoadError::FooterMismatch {
+                idstr: idstr.to_string(),
+                read,
+                expected: id,
+            });
+        }
+        Ok(())
+    }
+
+    fn skip_device(&mut self, idstr: &str, instance: u32, offset: u64) -> Result<(), LoadError> {
+        if self.vmdesc.is_none() {
+            self.vmdesc = Some(Vmdesc::locate(self.cur.file())?);
+        }
+        let Some(Some(desc)) = &self.vmdesc else {
+            return Err(LoadError::DeviceSection {
+                idstr: idstr.to_string(),
+                offset,
+                why: "the file has no vmdesc trailer describing device state".into(),
+            });
+        };
+        desc.skip_device(&mut self.cur, idstr, instance)
+            .map_err(|why| LoadError::DeviceSection {
+                idstr: idstr.to_string(),
+                offset,
+                why,
+            })
+    }
+
+    fn ram_start(&mut self) -> Result<(), LoadError> {
+        let at = self.cur.pos();
+        let w = self.cur.be64("RAM block list")?;
+        if w & FLAG_MASK != flag::MEM_SIZE {
+            return Err(LoadError::RamSection(
+                "the START section must begin with a MEM_SIZE block list",
+            ));
+        }
+        let total = w & !FLAG_MASK;
+        let mut seen = 0u64;
+        let _ = at;
+        while seen < total {
+            let record_offset = self.cur.pos();
+            let name = self.cur.short_str("RAMBlock idstr")?;
+            let used_length = self.cur.be64("RAMBlock used_length")?;
+            if used_length == 0 || used_length % PAGE_SIZE != 0 {
+                return Err(LoadError::BadUsedLength { name, used_length });
+            }
+            seen = match seen.checked_add(used_length) {
+                Some(s) if s <= total => s,
+                _ => {
+                    return Err(LoadError::BlockListOverrun {
+                        total,
+                        seen: seen.saturating_add(used_length),
+                        offset: record_offset,
+                    });
+                }
+            };
+            if self.blocks.iter().any(|b| b.name == name) {
+                return Err(LoadError::DuplicateBlock(name));
+            }
+            let mr_addr = if self.ignore_shared {
+                Some(self.cur.be64("mr_addr")?)
+            } else {
+                None
+            };
+            self.sink.declare_block(&name, used_length)?;
+            let index = self.blocks.len();
+            self.blocks.push(BlockInfo {
+                name,
+                used_length,
+                pages: used_length / PAGE_SIZE,
+                record_offset,
+                pages_present: 0,
+                zero_records: 0,
+                mr_addr,
+                fixed_ram: None,
+            });
+            if self.fixed {
+                self.fixed_ram_block(index)?;
+            }
+        }
+        self.ram_records()
+    }
+
+    fn fixed_ram_block(&mut self, index: usize) -> Result<(), LoadError> {
+        let header_offset = self.cur.pos();
+        let mut raw = [0u8; HEADER_LEN as usize];
+        self.cur.read_into("fixed-ram header", &mut raw)?;
+        let h = FixedRamHeader::decode(&raw);
+        let name = self.blocks[index].name.clone();
+        let used_length = self.blocks[index].used_length;
+        let file_len = self.cur.file_len();
+        if h.version > HEADER_VERSION {
+            return Err(LoadError::HeaderVersion(h.version));
+        }
+        if h.page_size != PAGE_SIZE {
+            return Err(LoadError::HeaderPageSize {
+                name,
+                page_size: h.page_size,
+            });
+        }
+        if !h.pages_offset.is_multiple_of(PAGE_SIZE) {
+            return Err(LoadError::PagesMisaligned {
+                name,
+                pages_offset: h.pages_offset,
+            });
+        }
+        let pages = used_length / PAGE_SIZE;
+        let bitmap_len = PageBitmap::encoded_len(pages);
+        let header_end = header_offset + HEADER_LEN;
+        check_region(
+            &name,
+            "bitmap",
+            h.bitmap_offset,
+            bitmap_len,
+            header_end,
+            file_len,
+        )?;
+        check_region(
+            &name,
+            "page area",
+            h.pages_offset,
+            used_length,
+            h.bitmap_offset + bitmap_len,
+            file_len,
+        )?;
+        let mut raw_bitmap = vec![0u8; bitmap_len as usize];
+        self.cur.seek(h.bitmap_offset);
+        self.cur.read_into("fixed-ram bitmap", &mut raw_bitmap)?;
+        let bitmap = PageBitmap::from_le_bytes(&raw_bitmap, pages);
+        drop(raw_bitmap);
+        self.load_fixed_pages(index, &h, &bitmap)?;
+        let b = &mut self.blocks[index];
+        b.pages_present = bitmap.count_ones();
+        b.fixed_ram = Some(FixedRamInfo {
+            header_offset,
+            version: h.version,
+            page_size: h.page_size,
+            bitmap_offset: h.bitmap_offset,
+            bitmap_len,
+            pages_offset: h.pages_offset,
+        });
+        self.cur.seek(h.pages_offset + used_length);
+        Ok(())
+    }
+
+    /// Read runs of set bits in chunks of at most 1 MiB; zero runs of
+    /// clear bits.
+    fn load_fixed_pages(
+        &mut self,
+        index: usize,
+        h: &FixedRamHeader,
+        bitmap: &PageBitmap,
+    ) -> Result<(), LoadError> {
+        const MAX_RUN: u64 = 256; // pages = 1 MiB
+        let pages = bitmap.len();
+        let mut buf = Vec::new();
+        let mut i = 0;
+        while i < pages {
+            let set = bitmap.get(i);
+            let mut j = i + 1;
+            while j < pages && bitmap.get(j) == set && (!set || j - i < MAX_RUN) {
+                j += 1;
+            }
+            if !set {
+                self.sink.zero_pages(index, i, j - i)?;
+            } else if !self.opts.skip_page_data {
+                buf.resize(((j - i) * PAGE_SIZE) as usize, 0);
+                let off = h.pages_offset + i * PAGE_SIZE;
+                self.cur.seek(off);
+                self.cur.read_into("fixed-ram pages", &mut buf)?;
+                self.sink.write_pages(index, i, &buf)?;
+            }
+            i = j;
+        }
+        Ok(())
+    }
+
+    /// RAM records until EOS.
+    fn ram_records(&mut self) -> Result<(), LoadError> {
+        loop {
+            let offset = self.cur.pos();
+            let w = self.cur.be64("RAM record")?;
+            let flags = w & FLAG_MASK;
+            let addr = w & !FLAG_MASK;
+            if w == flag::EOS {
+                return Ok(());
+            }
+            if self.fixed {
+                return Err(LoadError::ForbiddenRamFlags { flags, offset });
+            }
+            if w == flag::MULTIFD_FLUSH {
+                continue;
+            }
+            let kind = flags & !flag::CONTINUE;
+            if kind != flag::ZERO && kind != flag::PAGE {
+                return Err(LoadError::UnknownRamFlags { flags, offset });
+            }
+            let block = if flags & flag::CONTINUE != 0 {
+                self.last_block
+                    .ok_or(LoadError::ContinueWithoutBlock(offset))?
+            } else {
+                let name = self.cur.short_str("RAMBlock idstr")?;
+                self.blocks
+                    .iter()
+                    .position(|b| b.name == name)
+                    .ok_or(LoadError::UnknownBlock(name))?
+            };
+            self.last_block = Some(block);
+            let b = &self.blocks[block];
+            if addr >= b.used_length {
+                return Err(LoadError::IllegalRamOffset {
+                    name: b.name.clone(),
+                    offset: addr,
+                    used_length: b.used_length,
+                });
+            }
+            let page = addr / PAGE_SIZE;
+            if kind == flag::ZERO {
+                let fill = self.cur.u8("zero page fill byte")?;
+                if fill != 0 {
+                    return Err(LoadError::ZeroPageFill(fill));
+                }
+                self.blocks[block].zero_records += 1;
+                self.sink.zero_pages(block, page, 1)?;
+            } else {
+                let mut data = std::mem::take(&mut self.page);
+                self.cur.read_into("page data", &mut data)?;
+                self.blocks[block].pages_present += 1;
+                let r = self.sink.write_pages(block, page, &data);
+                self.page = data;
+                r?;
+            }
+        }
+    }
+}
+
+fn check_region(
+    name: &str,
+    region: &'static str,
+    offset: u64,
+    len: u64,
+    min: u64,
+    file_len: u64,
+) -> Result<(), LoadError> {
+    if offset < min {
+        return Err(LoadError::RegionOverlap {
+            name: name.to_string(),
+            region,
+            offset,
+            min,
+        });
+    }
+    match offset.checked_add(len) {
+        Some(end) if end <= file_len => Ok(()),
+        _ => Err(LoadError::RegionOutOfFile {
+            name: name.to_string(),
+            region,
+            offset,
+            len,
+            file_len,
+        }),
+    }
+}

@@ -1,0 +1,171 @@
+//! The vmdesc JSON trailer, and walking device (FULL) sections with it.
+//!
+//! ```text
+//! ... 0x00 EOF | 0x06 VMDESCRIPTION | be32 len | len bytes of JSON (end of file)
+//! ```
+//! A FULL payload has no length prefix; its size is known only from the
+//! device's field list in the JSON: `{"name","instance_id","vmsd_name",
+//! "version","fields":[{"name","type","size","array_len"?,"struct"?}],
+//! "subsections"?:[...]}`. Scalars and buffers take `size` bytes
+//! (times `array_len`), `struct` fields nest, a `capability` is a short
+//! string, and each described subsection appears in the stream as
+//! `0x05, short name, be32 version, body`.
+//!
+//! The trailer is found by scanning the file's tail (at most
+//! [`MAX_TAIL`] bytes) for `00 06 len` whose `len` reaches exactly the
+//! end of the file and whose JSON parses.
+
+use serde_json::Value;
+
+use super::error::LoadError;
+use super::io::MigFile;
+use super::stream::kind;
+use super::wire::Cursor;
+
+/// How far from the end the trailer is searched for.
+pub const MAX_TAIL: u64 = 16 << 20;
+/// Upper bound on walk steps, so hostile `array_len`s cannot hang the walk.
+const MAX_STEPS: u64 = 1 << 22;
+
+/// A parsed vmdesc trailer.
+#[derive(Debug, Clone)]
+pub struct Vmdesc {
+    /// Offset of the 0x06 byte.
+    pub offset: u64,
+    /// JSON length.
+    pub json_len: u64,
+    root: Value,
+}
+
+impl Vmdesc {
+    /// Find and parse the trailer, if the file has one.
+    pub fn locate<F: MigFile + ?Sized>(file: &F) -> Result<Option<Vmdesc>, LoadError> {
+        let len = file.len();
+        let tail_len = len.min(MAX_TAIL);
+        let start = len - tail_len;
+        let mut tail = vec![0; tail_len as usize];
+        if file.read_at(start, &mut tail)? != tail.len() {
+            return Ok(None);
+        }
+        // p: index of the 0x06 byte in `tail`; needs the EOF byte before it.
+        for p in (1..tail.len().saturating_sub(5)).rev() {
+            if tail[p] != kind::VMDESCRIPTION || tail[p - 1] != kind::EOF {
+                continue;
+            }
+            let n = u32::from_be_bytes(tail[p + 1..p + 5].try_into().expect("4 bytes")) as usize;
+            if p + 5 + n != tail.len() || tail.get(p + 5) != Some(&b'{') {
+                continue;
+            }
+            if let Ok(root) = serde_json::from_slice::<Value>(&tail[p + 5..]) {
+                return Ok(Some(Vmdesc {
+                    offset: start + p as u64,
+                    json_len: n as u64,
+                    root,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Parse a trailer's JSON read directly.
+    pub fn parse(offset: u64, json: &[u8]) -> Option<Vmdesc> {
+        serde_json::from_slice(json).ok().map(|root| Vmdesc {
+            offset,
+            json_len: json.len() as u64,
+            root,
+        })
+    }
+
+    /// Number of devices described.
+    pub fn device_count(&self) -> usize {
+        self.root["devices"].as_array().map_or(0, Vec::len)
+    }
+
+    fn device(&self, idstr: &str, instance: u32) -> Option<&Value> {
+        self.root["devices"].as_array()?.iter().find(|d| {
+            d["name"].as_str() == Some(idstr)
+                && d["instance_id"].as_u64() == Some(u64::from(instance))
+        })
+    }
+
+    /// Walk one device's FULL payload at the cursor, leaving the cursor on
+    /// its footer.
+    pub fn skip_device<F: MigFile + ?Sized>(
+        &self,
+        cur: &mut Cursor<'_, F>,
+        idstr: &str,
+        instance: u32,
+    ) -> Result<(), String> {
+        let dev = self
+            .device(idstr, instance)
+            .ok_or_else(|| format!("the vmdesc trailer does not describe instance {instance}"))?;
+        let mut steps = 0;
+        walk_struct(dev, cur, &mut steps, 0)
+    }
+}
+
+fn walk_struct<F: MigFile + ?Sized>(
+    desc: &Value,
+    cur: &mut Cursor<'_, F>,
+    steps: &mut u64,
+    depth: u32,
+) -> Result<(), String> {
+    if depth > 64 {
+        return Err("vmdesc nests too deeply".into());
+    }
+    for field in desc["fields"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        let count = field["array_len"].as_u64().unwrap_or(1);
+        let name = field["name"].as_str().unwrap_or("?");
+        if let Some(inner) = field.get("struct") {
+            for _ in 0..count {
+                *steps += 1;
+                if *steps > MAX_STEPS {
+                    return Err("vmdesc walk exceeds its step budget".into());
+                }
+                walk_struct(inner, cur, steps, depth + 1)?;
+            }
+        } else if field["type"].as_str() == Some("capability") {
+            for _ in 0..count {
+                *steps += 1;
+                if *steps > MAX_STEPS {
+                    return Err("vmdesc walk exceeds its step budget".into());
+                }
+                cur.short_str("capability field")
+                    .map_err(|e| e.to_string())?;
+            }
+        } else {
+            let size = field["size"]
+                .as_u64()
+                .ok_or_else(|| format!("field {name} has no size"))?;
+            let total = size
+                .checked_mul(count)
+                .ok_or_else(|| format!("field {name} size overflows"))?;
+            cur.skip("device field", total).map_err(|e| e.to_string())?;
+        }
+    }
+    for sub in desc["subsections"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        let want = sub["vmsd_name"].as_str().unwrap_or("?");
+        let at = cur.pos();
+        let b = cur.u8("subsection").map_err(|e| e.to_string())?;
+        if b != kind::SUBSECTION {
+            return Err(format!(
+                "subsection {want} not found at offset {at:#x} (byte {b:#04x})"
+            ));
+        }
+        let got = cur
+            .short_str("subsection name")
+            .map_err(|e| e.to_string())?;
+        if got != want {
+            return Err(format!(
+                "subsection at {at:#x} is {got}, vmdesc expects {want}"
+            ));
+        }
+        cur.be32("subsection version").map_err(|e| e.to_string())?;
+        walk_struct(sub, cur, steps, depth + 1)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,405 @@
+//! The migration writer: one stream framing, two RAM layouts.
+//!
+//! * **Sequential**: pages go into the RAM PART/END sections as ZERO and
+//!   PAGE records (CONTINUE when the block repeats); a page sent again is
+//!   appended again, so the file grows with every re-dirty.
+//! * **Fixed-ram**: the START section's block list carries, per block, the
+//!   28-byte header (see [`super::fixed_ram`]); page `i` is written at
+//!   `pages_offset + i*4096` and overwritten in place when re-sent; a page
+//!   that became zero only clears its bit (stale bytes stay, as in QEMU);
+//!   the bitmaps are written once, at completion; PART/END sections carry
+//!   only EOS; device state follows the last page area.
+//!
+//! Call order: [`MigrationWriter::start`], then per pass
+//! `begin_iteration` / `save_page`* / `end_iteration`, then
+//! `begin_completion` / `save_page`* / [`MigrationWriter::finish`].
+
+use serde::Serialize;
+
+use super::bitmap::PageBitmap;
+use super::error::SaveError;
+use super::fixed_ram::BlockLayout;
+use super::io::MigFile;
+use super::ram::{PAGE_SIZE, flag, is_zero_page};
+use super::stream::{self, CMD_SWITCHOVER_START, RAM_IDSTR, RAM_VERSION, kind};
+use super::wire::Encoder;
+use crate::caps::{Capabilities, Capability, CapsError};
+
+/// A RAMBlock as the source declares it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RamBlockDesc {
+    /// idstr, e.g. `pc.ram`.
+    pub name: String,
+    /// Bytes, a multiple of the page size.
+    pub used_length: u64,
+}
+
+impl RamBlockDesc {
+    /// Number of pages.
+    pub fn pages(&self) -> u64 {
+        self.used_length / PAGE_SIZE
+    }
+}
+
+/// A non-iterative device's state, sent as one FULL section and described
+/// in the vmdesc trailer as a single buffer field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceState {
+    /// Section idstr.
+    pub idstr: String,
+    /// Instance id.
+    pub instance_id: u32,
+    /// vmstate version.
+    pub version_id: u32,
+    /// The raw state.
+    pub payload: Vec<u8>,
+}
+
+/// What the writer did so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WriterStats {
+    /// Non-zero pages written (PAGE records or page-area writes).
+    pub pages_written: u64,
+    /// Zero pages handled (ZERO records, or bits cleared).
+    pub zero_pages: u64,
+    /// PART sections written.
+    pub iterations: u64,
+}
+
+enum Layout {
+    Sequential {
+        last_block: Option<usize>,
+    },
+    FixedRam {
+        blocks: Vec<BlockLayout>,
+        bitmaps: Vec<PageBitmap>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Open {
+    None,
+    Part,
+    End,
+}
+
+/// Writes one migration stream to a [`MigFile`].
+pub struct MigrationWriter<F: MigFile> {
+    file: F,
+    pos: u64,
+    pending: Encoder,
+    layout: Layout,
+    blocks: Vec<RamBlockDesc>,
+    open: Open,
+    stats: WriterStats,
+}
+
+/// Section id of the RAM section.
+pub const RAM_SECTION_ID: u32 = 0;
+
+const FLUSH_AT: usize = 1 << 20;
+
+impl<F: MigFile> MigrationWriter<F> {
+    /// Check the setup, then write the header, the configuration section
+    /// and the RAM START section (block list; fixed-ram headers).
+    pub fn start(
+        file: F,
+        machine: &str,
+        caps: &Capabilities,
+        blocks: Vec<RamBlockDesc>,
+    ) -> Result<Self, SaveError> {
+        let fixed = caps.has(Capability::FixedRam);
+        if fixed && !file.seekable() {
+            return Err(CapsError::NeedsSeekableTransport.into());
+        }
+        validate_blocks(&blocks)?;
+        let mut w = Self {
+            file,
+            pos: 0,
+            pending: Encoder::new(),
+            layout: if fixed {
+                Layout::FixedRam {
+                    blocks: Vec::new(),
+                    bitmaps: blocks.iter().map(|b| PageBitmap::new(b.pages())).collect(),
+                }
+            } else {
+                Layout::Sequential { last_block: None }
+            },
+            blocks,
+            open: Open::None,
+            stats: WriterStats::default(),
+        };
+        stream::encode_preamble(&mut w.pending, machine, &caps.validated_names());
+        stream::encode_section_start(
+            &mut w.pending,
+            kind::START,
+            RAM_SECTION_ID,
+            RAM_IDSTR,
+            0,
+            RAM_VERSION,
+        );
+        let total: u64 = w.blocks.iter().map(|b| b.used_length).sum();
+        w.pending.be64(total | flag::MEM_SIZE);
+        for i in 0..w.blocks.len() {
+            let b = &w.blocks[i];
+            w.pending.short_str(&b.name).be64(b.used_length);
+            if let Layout::FixedRam { blocks, .. } = &mut w.layout {
+                let header_at = w.pos + w.pending.buf.len() as u64;
+                let l = BlockLayout::plan(header_at, b.used_length);
+                l.header.encode(&mut w.pending);
+                blocks.push(l);
+                w.flush()?;
+                w.pos = l.end();
+            }
+        }
+        w.pending.be64(flag::EOS);
+        stream::encode_footer(&mut w.pending, RAM_SECTION_ID);
+        w.flush()?;
+        Ok(w)
+    }
+
+    fn flush(&mut self) -> Result<(), SaveError> {
+        if !self.pending.buf.is_empty() {
+            self.file.write_at(self.pos, &self.pending.buf)?;
+            self.pos += self.pending.buf.len() as u64;
+            self.pending.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// The blocks being migrated.
+    pub fn blocks(&self) -> &[RamBlockDesc] {
+        &self.blocks
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// The file, e.g. to tag a simulated file's write log with the pass.
+    pub fn file_mut(&mut self) -> &mut F {
+        &mut self.file
+    }
+
+    /// Whether this writer uses the fixed-ram layout.
+    pub fn is_fixed_ram(&self) -> bool {
+        matches!(self.layout, Layout::FixedRam { .. })
+    }
+
+    fn open_section(&mut self, which: Open) -> Result<(), SaveError> {
+        if self.open != Open::None {
+            return Err(SaveError::Setup("a RAM section is already open".into()));
+        }
+        let k = if which == Open::Part {
+            self.stats.iterations += 1;
+            kind::PART
+        } else {
+            self.pending
+                .u8(kind::COMMAND)
+                .be16(CMD_SWITCHOVER_START)
+                .be16(0);
+            kind::END
+        };
+        self.pending.u8(k).be32(RAM_SECTION_ID);
+        self.open = which;
+        Ok(())
+    }
+
+    fn close_section(&mut self) -> Result<(), SaveError> {
+        self.pending.be64(flag::EOS);
+        stream::encode_footer(&mut self.pending, RAM_SECTION_ID);
+        self.open = Open::None;
+        self.flush()
+    }
+
+    /// Open a RAM PART section for one pre-copy pass.
+    pub fn begin_iteration(&mut self) -> Result<(), SaveError> {
+        self.open_section(Open::Part)
+    }
+
+    /// Close the pass's PART section.
+    pub fn end_iteration(&mut self) -> Result<(), SaveError> {
+        if self.open != Open::Part {
+            return Err(SaveError::Setup(
+                "end_iteration without begin_iteration".into(),
+            ));
+        }
+        self.close_section()
+    }
+
+    /// Switchover: the SWITCHOVER_START command, then the RAM END section
+    /// that carries the final pass.
+    pub fn begin_completion(&mut self) -> Result<(), SaveError> {
+        self.open_section(Open::End)
+    }
+
+    /// Send page `page` of block `block` (index into the declared blocks).
+    /// An all-zero page becomes a ZERO record (sequential) or a cleared
+    /// bit (fixed-ram).
+    pub fn save_page(&mut self, block: usize, page: u64, data: &[u8]) -> Result<(), SaveError> {
+        if self.open == Open::None {
+            return Err(SaveError::Setup("save_page outside a RAM section".into()));
+        }
+        let b = self
+            .blocks
+            .get(block)
+            .ok_or_else(|| SaveError::Setup(format!("no block {block}")))?;
+        if page >= b.pages() || data.len() as u64 != PAGE_SIZE {
+            return Err(SaveError::Setup(format!(
+                "page {page:#x} ({} bytes) outside block {} of {} pages",
+                data.len(),
+                b.name,
+                b.pages()
+            )));
+        }
+        let zero = is_zero_page(data);
+        if zero {
+            self.stats.zero_pages += 1;
+        } else {
+            self.stats.pages_written += 1;
+        }
+        match &mut self.layout {
+            Layout::Sequential { last_block } => {
+                let cont = *last_block == Some(block);
+                let word = (page * PAGE_SIZE)
+                    | if zero { flag::ZERO } else { flag::PAGE }
+                    | if cont { flag::CONTINUE } else { 0 };
+                self.pending.be64(word);
+                if !cont {
+                    self.pending.short_str(&b.name);
+                }
+                if zero {
+                    self.pending.u8(0);
+                } else {
+                    self.pending.bytes(data);
+                }
+                *last_block = Some(block);
+                if self.pending.buf.len() >= FLUSH_AT {
+                    self.flush()?;
+                }
+            }
+            Layout::FixedRam { blocks, bitmaps } => {
+                bitmaps[block].set(page, !zero);
+                if !zero {
+                    self.file.write_at(blocks[block].page_offset(page), data)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Close the END section (fixed-ram: write every bitmap first), write
+    /// each device as a FULL section, EOF and the vmdesc trailer. Returns
+    /// the file.
+    pub fn finish(mut self, devices: &[DeviceState]) -> Result<(F, WriterStats), SaveError> {
+        if self.open != Open::End {
+            return Err(SaveError::Setup("finish without begin_completion".into()));
+        }
+        if let Layout::FixedRam { blocks, bitmaps } = &self.layout {
+            for (l, bm) in blocks.iter().zip(bitmaps) {
+                self.file
+                    .write_at(l.header.bitmap_offset, &bm.to_le_bytes())?;
+            }
+        }
+        self.close_section()?;
+        for (i, d) in devices.iter().enumerate() {
+            if d.idstr.len() > 255 || d.idstr.is_empty() {
+                return Err(SaveError::Setup(format!("bad device idstr {:?}", d.idstr)));
+            }
+            let id = RAM_SECTION_ID + 1 + i as u32;
+            stream::encode_section_start(
+                &mut self.pending,
+                kind::FULL,
+                id,
+                &d.idstr,
+                d.instance_id,
+                d.version_id,
+            );
+            self.pending.bytes(&d.payload);
+            stream::encode_footer(&mut self.pending, id);
+        }
+        self.pending.u8(kind::EOF);
+        let json = vmdesc_json(devices);
+        self.pending
+            .u8(kind::VMDESCRIPTION)
+            .be32(json.len() as u32)
+            .bytes(&json);
+        self.flush()?;
+        Ok((self.file, self.stats))
+    }
+}
+
+fn validate_blocks(blocks: &[RamBlockDesc]) -> Result<(), SaveError> {
+    if blocks.is_empty() {
+        return Err(SaveError::Setup(
+            "a guest needs at least one RAMBlock".into(),
+        ));
+    }
+    for (i, b) in blocks.iter().enumerate() {
+        if b.name.is_empty() || b.name.len() > 255 {
+            return Err(SaveError::Setup(format!(
+                "RAMBlock name {:?} must be 1..=255 bytes",
+                b.name
+            )));
+        }
+        if b.used_length == 0 || b.used_length % PAGE_SIZE != 0 {
+            return Err(SaveError::Setup(format!(
+                "RAMBlock {}: used_length {:#x} must be a positive multiple of {PAGE_SIZE}",
+                b.name, b.used_length
+            )));
+        }
+        if blocks[..i].iter().any(|o| o.name == b.name) {
+            return Err(SaveError::Setup(format!(
+                "RAMBlock {} declared twice",
+                b.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct VmdescField {
+    name: &'static str,
+    #[serde(rename = "type")]
+    ty: &'static str,
+    size: usize,
+}
+
+#[derive(Serialize)]
+struct VmdescDevice<'a> {
+    name: &'a str,
+    instance_id: u32,
+    vmsd_name: &'a str,
+    version: u32,
+    fields: Vec<VmdescField>,
+}
+
+#[derive(Serialize)]
+struct Vmdesc<'a> {
+    page_size: u64,
+    devices: Vec<VmdescDevice<'a>>,
+}
+
+/// The vmdesc JSON for migsim's devices: each one buffer field.
+pub fn vmdesc_json(devices: &[DeviceState]) -> Vec<u8> {
+    let desc = Vmdesc {
+        page_size: PAGE_SIZE,
+        devices: devices
+            .iter()
+            .map(|d| VmdescDevice {
+                name: &d.idstr,
+                instance_id: d.instance_id,
+                vmsd_name: &d.idstr,
+                version: d.version_id,
+                fields: vec![VmdescField {
+                    name: "state",
+                    ty: "buffer",
+                    size: d.payload.len(),
+                }],
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&desc).expect("vmdesc serializes")
+}

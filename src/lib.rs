@@ -1,0 +1,15 @@
+//! migsim: a deterministic simulator and fuzzing harness for VM
+//! live-migration semantics around the fixed-ram (QEMU: mapped-ram)
+//! capability.
+//!
+//! Product (what a VMM would take): [`caps`], [`format`].
+//! Harness (simulation, oracle, scenarios): [`sim`], [`oracle`],
+//! [`scenario`], [`run`].
+
+pub mod caps;
+pub mod extract;
+pub mod format;
+pub mod oracle;
+pub mod run;
+pub mod scenario;
+pub mod sim;

@@ -1,0 +1,448 @@
+//! `migsim`: the command line. Thin: parses flags, calls the library,
+//! prints. Exit status: 0 success, 1 a verdict or expectation differed,
+//! 2 bad input or usage.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use migsim::format::io::DiskFile;
+use migsim::format::reader::{StreamInfo, inspect};
+use migsim::run::{RunReport, check_expectations, run};
+use migsim::scenario::{Scenario, Verdict};
+
+#[derive(Parser)]
+#[command(
+    name = "migsim",
+    version,
+    about = "Deterministic simulator and fuzzing harness for VM live migration with fixed-ram (QEMU: mapped-ram)",
+    long_about = "Deterministic simulator and fuzzing harness for VM live migration with the \
+fixed-ram capability (QEMU: mapped-ram). One seed reproduces everything.\n\n\
+Examples:\n  migsim run                          run the embedded heavy re-dirtying scenario\n  \
+migsim run scenarios/idle.toml --json\n  migsim replay scenarios/             check every scenario's expectations\n  \
+migsim inspect vm.mig                show the layout of any QEMU or migsim migration file\n  \
+migsim extract vm.mig --block pc.ram -o ram.bin"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Simulate a live migration through the sequential and fixed-ram
+    /// writers, restore both files, and judge them with the oracle.
+    ///
+    /// With no SCENARIO, runs the embedded default: a guest that keeps
+    /// re-dirtying memory, so the sequential file grows to several times
+    /// guest RAM while the fixed-ram file stays within its bound.
+    Run {
+        /// Scenario file (TOML). Default: the embedded heavy-redirty scenario.
+        scenario: Option<PathBuf>,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print one JSON object (with a top-level "digest") instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// Keep the files written: DIR/sequential.mig and DIR/fixed-ram.mig.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Run every scenario and check its expectations (verdict, error text,
+    /// digest, size ratio). Exits 1 on any difference and says how to
+    /// re-run the scenario that differed.
+    Replay {
+        /// Scenario files or directories (searched recursively for *.toml).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Write each run's digest into its scenario file's [expect] table
+        /// (after a deliberate format change; say why in the commit).
+        #[arg(long)]
+        bless: bool,
+    },
+    /// Show the layout of a migration file (migsim's or a real QEMU save,
+    /// sequential or fixed-ram/mapped-ram): header, configuration,
+    /// capabilities, sections, RAM blocks with offsets and pages present.
+    Inspect {
+        /// The migration file.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one RAMBlock's memory as raw bytes (absent or zero pages as
+    /// zeros), e.g. to compare with QEMU's pmemsave.
+    Extract {
+        /// The migration file.
+        file: PathBuf,
+        /// Block name, e.g. pc.ram.
+        #[arg(long)]
+        block: String,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Run {
+            scenario,
+            seed,
+            json,
+            out,
+        } => cmd_run(scenario.as_deref(), seed, json, out.as_deref()),
+        Cmd::Replay { paths, bless } => cmd_replay(&paths, bless),
+        Cmd::Inspect { file, json } => cmd_inspect(&file, json),
+        Cmd::Extract {
+            file,
+            block,
+            output,
+        } => cmd_extract(&file, &block, &output),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("migsim: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn replay_command(path: Option<&Path>, seed_override: Option<u64>) -> String {
+    let mut c = "migsim run".to_string();
+    if let Some(p) = path {
+        c.push(' ');
+        c.push_str(&p.display().to_string());
+    }
+    if let Some(s) = seed_override {
+        c.push_str(&format!(" --seed {s}"));
+    }
+    c
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+}
+
+fn cmd_run(
+    path: Option<&Path>,
+    seed: Option<u64>,
+    json: bool,
+    out: Option<&Path>,
+) -> Result<ExitCode, String> {
+    let mut s = match path {
+        Some(p) => Scenario::load(p)?,
+        None => Scenario::default_scenario(),
+    };
+    if let Some(seed) = seed {
+        s.seed = seed;
+        s.expect.digest = None;
+    }
+    let report = run(&s);
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for f in &report.files {
+            let p = dir.join(format!("{}.mig", f.writer));
+            f.file
+                .save(&p)
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+    }
+    let diffs = check_expectations(&s, &report);
+    if json {
+        let mut v = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+        v["expectation_differences"] = serde_json::json!(diffs);
+        v["replay"] = serde_json::json!(replay_command(path, seed));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+        );
+    } else {
+        print_summary(&report, path, seed);
+        if let Some(dir) = out {
+            println!("files      {}", dir.display());
+        }
+        for d in &diffs {
+            println!("DIFFERS    {d}");
+        }
+    }
+    Ok(if diffs.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_summary(r: &RunReport, path: Option<&Path>, seed: Option<u64>) {
+    let held = r.invariants.iter().filter(|i| i.ok).count();
+    println!("scenario   {} (seed {})", r.scenario, r.seed);
+    match r.verdict {
+        Verdict::Pass => println!(
+            "verdict    PASS ({held} of {} invariants held)",
+            r.invariants.len()
+        ),
+        Verdict::Fail => println!(
+            "verdict    FAIL ({held} of {} invariants held)",
+            r.invariants.len()
+        ),
+        Verdict::Error => println!("verdict    ERROR: {}", r.error.as_deref().unwrap_or("")),
+    }
+    for i in r.invariants.iter().filter(|i| !i.ok) {
+        println!("  FAILED   {} [{}]: {}", i.name, i.writer, i.detail);
+    }
+    if r.verdict != Verdict::Error {
+        println!(
+            "passes     {} live + final ({})",
+            r.passes,
+            if r.converged {
+                "converged within the downtime budget"
+            } else {
+                "max_passes reached, did not converge"
+            }
+        );
+        println!(
+            "pages      {} sent; guest wrote {}",
+            r.pages_sent, r.guest_writes
+        );
+        println!("RAM        {}", mib(r.ram_bytes));
+        if let Some(s) = r.sequential_size {
+            println!(
+                "sequential {} ({:.2}x RAM)",
+                mib(s),
+                s as f64 / r.ram_bytes as f64
+            );
+        }
+        if let Some(s) = r.fixed_ram_size {
+            println!(
+                "fixed-ram  {} ({:.2}x RAM; bound {}, {})",
+                mib(s),
+                s as f64 / r.ram_bytes as f64,
+                mib(r.fixed_ram_bound),
+                if s <= r.fixed_ram_bound {
+                    "within"
+                } else {
+                    "EXCEEDED"
+                }
+            );
+        }
+    }
+    println!("digest     {}", r.digest);
+    if r.verdict == Verdict::Fail {
+        println!("replay     {}", replay_command(path, seed.or(Some(r.seed))));
+    }
+}
+
+fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+        if p.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            for e in entries {
+                if e.is_dir() || e.extension().is_some_and(|x| x == "toml") {
+                    walk(&e, out)?;
+                }
+            }
+            Ok(())
+        } else if p.exists() {
+            out.push(p.to_path_buf());
+            Ok(())
+        } else {
+            Err(format!("{}: no such file or directory", p.display()))
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn cmd_replay(paths: &[PathBuf], bless: bool) -> Result<ExitCode, String> {
+    let files = scenario_files(paths)?;
+    if files.is_empty() {
+        return Err("no scenario files (*.toml) found".into());
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for f in &files {
+        let s = match Scenario::load(f) {
+            Ok(s) => s,
+            Err(e) => {
+                println!("FAIL  {}: {e}", f.display());
+                failed += 1;
+                continue;
+            }
+        };
+        let report = run(&s);
+        if bless {
+            bless_digest(f, &report.digest)?;
+        }
+        let mut diffs = check_expectations(&s, &report);
+        if bless {
+            diffs.retain(|d| !d.starts_with("digest "));
+        }
+        if diffs.is_empty() {
+            passed += 1;
+            println!(
+                "ok    {} ({:?}, seed {})",
+                f.display(),
+                report.verdict,
+                s.seed
+            );
+        } else {
+            failed += 1;
+            println!("FAIL  {} (seed {})", f.display(), s.seed);
+            for d in diffs {
+                println!("        {d}");
+            }
+            println!("        re-run: {}", replay_command(Some(f), None));
+        }
+    }
+    println!("replay: {passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Set `digest = "..."` in the file's [expect] table, keeping the rest.
+fn bless_digest(path: &Path, digest: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let line = format!("digest = \"{digest}\"");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    if let Some(l) = lines
+        .iter_mut()
+        .find(|l| l.trim_start().starts_with("digest"))
+    {
+        *l = line;
+    } else if let Some(i) = lines.iter().position(|l| l.trim() == "[expect]") {
+        lines.insert(i + 1, line);
+    } else {
+        lines.push(String::new());
+        lines.push("[expect]".into());
+        lines.push(line);
+    }
+    std::fs::write(path, lines.join("\n") + "\n").map_err(|e| e.to_string())
+}
+
+fn open(path: &Path) -> Result<DiskFile, String> {
+    DiskFile::open(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn cmd_inspect(path: &Path, json: bool) -> Result<ExitCode, String> {
+    let file = open(path)?;
+    let info = inspect(&file).map_err(|e| format!("{}: {e}", path.display()))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?
+        );
+    } else {
+        print_inspect(path, &info);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_inspect(path: &Path, i: &StreamInfo) {
+    println!(
+        "{}: QEMU migration stream v{}, {} bytes",
+        path.display(),
+        i.version,
+        i.file_len
+    );
+    println!("machine       {}", i.machine);
+    println!(
+        "capabilities  {}",
+        if i.capabilities.is_empty() {
+            "(none listed)".to_string()
+        } else {
+            i.capabilities.join(", ")
+        }
+    );
+    println!("layout        {}", i.layout);
+    println!("RAM blocks    {}", i.blocks.len());
+    for b in &i.blocks {
+        print!(
+            "  {:<24} used_length {:#12x} ({:>7} pages)  present {:>7}",
+            b.name, b.used_length, b.pages, b.pages_present
+        );
+        if let Some(f) = &b.fixed_ram {
+            print!(
+                "  header @{:#x} v{} page_size {} bitmap @{:#x}+{} pages @{:#x}",
+                f.header_offset,
+                f.version,
+                f.page_size,
+                f.bitmap_offset,
+                f.bitmap_len,
+                f.pages_offset
+            );
+        } else {
+            print!("  zero records {}", b.zero_records);
+        }
+        println!();
+    }
+    let count = |k: &str| i.sections.iter().filter(|s| s.kind == k).count();
+    println!(
+        "sections      {} START, {} PART, {} END, {} FULL (devices), {} COMMAND",
+        count("START"),
+        count("PART"),
+        count("END"),
+        count("FULL"),
+        count("COMMAND")
+    );
+    for s in &i.sections {
+        if s.kind == "FULL" {
+            continue;
+        }
+        println!(
+            "  @{:#10x} {:<8} id {:<3} {:<16} {} bytes",
+            s.offset, s.kind, s.id, s.idstr, s.len
+        );
+    }
+    let devices: Vec<String> = i
+        .sections
+        .iter()
+        .filter(|s| s.kind == "FULL")
+        .map(|s| format!("{}({})", s.idstr, s.len))
+        .collect();
+    if !devices.is_empty() {
+        println!("devices       {}", devices.join(" "));
+    }
+    println!("EOF           @{:#x}", i.eof_offset);
+    match i.vmdesc_offset {
+        Some(o) => println!(
+            "vmdesc        @{o:#x} ({} devices described)",
+            i.vmdesc_devices
+        ),
+        None => println!("vmdesc        none"),
+    }
+    for w in &i.warnings {
+        println!("warning       {w}");
+    }
+}
+
+fn cmd_extract(path: &Path, block: &str, output: &Path) -> Result<ExitCode, String> {
+    let file = open(path)?;
+    let info = migsim::extract::extract(&file, block, output)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let b = info
+        .blocks
+        .iter()
+        .find(|b| b.name == block)
+        .expect("extract found the block");
+    eprintln!(
+        "{}: wrote {} ({} bytes, {} pages present)",
+        block,
+        output.display(),
+        b.used_length,
+        b.pages_present
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,420 @@
+//! The oracle: judges a finished run by invariants, each reported by name
+//! with a readable story when it fails.
+//!
+//! 1. `restored-equals-switchover`: the reader, loading the file into a
+//!    destination (zeroed, or dirty when the scenario says so), yields the
+//!    guest's memory at switchover, page for page.
+//! 2. `fixed-ram-size-within-bound`: the fixed-ram file is no larger than a
+//!    bound computed from the layout alone (headers, bitmaps, 1 MiB-aligned
+//!    page areas, one empty section per allowed pass, device state,
+//!    trailer), whatever the dirty rate.
+//! 3. `sequential-size-equals-records`: the sequential file's size is the
+//!    sum of the records the sends imply, and it only ever appended.
+//! 4. `fixed-ram-writes-in-place`: the headers hold the layout computed
+//!    here; every page write lands at `pages_offset + page*4096` of the
+//!    page it sends, in send order, inside its own block's area; bitmaps
+//!    are written once, at completion.
+//! 5. `capability-validated-on-load`: a destination whose fixed-ram setting
+//!    differs from the stream's refuses it with the exact message.
+//!
+//! Everything here is computed from the scenario and the send log, not
+//! from the writer's own layout code.
+
+use serde::Serialize;
+
+use crate::caps::{Capabilities, Capability};
+use crate::format::reader::{LoadOptions, load};
+use crate::format::writer::{DeviceState, RamBlockDesc, vmdesc_json};
+use crate::scenario::WriterKind;
+use crate::sim::content::{Identified, PageState, describe, fill_page, identify};
+use crate::sim::dest::Destination;
+use crate::sim::precopy::Send;
+use crate::sim::simfile::SimFile;
+
+const PAGE: u64 = 4096;
+const MIB: u64 = 1 << 20;
+
+/// One invariant's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InvariantResult {
+    /// Invariant name.
+    pub name: &'static str,
+    /// Which writer's file it judged.
+    pub writer: &'static str,
+    /// Held?
+    pub ok: bool,
+    /// The story (empty when it held, or a short figure).
+    pub detail: String,
+}
+
+/// One writer's file, for judging.
+pub struct WrittenFile<'a> {
+    /// Writer.
+    pub kind: WriterKind,
+    /// Its capabilities.
+    pub caps: Capabilities,
+    /// The file.
+    pub file: &'a SimFile,
+}
+
+/// What the oracle needs to know about the run.
+pub struct OracleInput<'a> {
+    /// Content seed.
+    pub seed: u64,
+    /// Machine type.
+    pub machine: &'a str,
+    /// Guest blocks.
+    pub blocks: &'a [RamBlockDesc],
+    /// Page states at switchover.
+    pub states: &'a [Vec<PageState>],
+    /// Every send.
+    pub sends: &'a [Send],
+    /// Live passes.
+    pub passes: u32,
+    /// The max_passes parameter.
+    pub max_passes: u32,
+    /// Device state written.
+    pub devices: &'a [DeviceState],
+    /// Destination starts dirty.
+    pub dirty_destination: bool,
+}
+
+impl OracleInput<'_> {
+    /// Judge every file.
+    pub fn judge(&self, files: &[WrittenFile<'_>]) -> Vec<InvariantResult> {
+        let mut out = Vec::new();
+        for f in files {
+            let w = f.kind.name();
+            let mut push = |name, r: Result<String, String>| {
+                out.push(match r {
+                    Ok(detail) => InvariantResult {
+                        name,
+                        writer: w,
+                        ok: true,
+                        detail,
+                    },
+                    Err(detail) => InvariantResult {
+                        name,
+                        writer: w,
+                        ok: false,
+                        detail,
+                    },
+                })
+            };
+            push("restored-equals-switchover", self.restored(f));
+            match f.kind {
+                WriterKind::FixedRam => {
+                    push("fixed-ram-size-within-bound", self.within_bound(f.file));
+                    push("fixed-ram-writes-in-place", self.writes_in_place(f.file));
+                }
+                WriterKind::Sequential => {
+                    push(
+                        "sequential-size-equals-records",
+                        self.sequential_size(f.file),
+                    );
+                }
+            }
+            push("capability-validated-on-load", self.validated_on_load(f));
+        }
+        out
+    }
+
+    fn restored(&self, f: &WrittenFile<'_>) -> Result<String, String> {
+        let mut dest = Destination::new(self.blocks, self.dirty_destination);
+        let opts = LoadOptions {
+            machine: Some(self.machine.to_string()),
+            caps: Some(f.caps),
+            skip_page_data: false,
+        };
+        load(f.file, &opts, &mut dest).map_err(|e| format!("the reader refused the file: {e}"))?;
+        let mut want = vec![0u8; PAGE as usize];
+        let mut stories = Vec::new();
+        let mut bad = 0u64;
+        let mut total = 0u64;
+        for (b, blk) in self.blocks.iter().enumerate() {
+            for p in 0..blk.pages() {
+                total += 1;
+                let st = self.states[b][p as usize];
+                fill_page(self.seed, b as u32, p, st, &mut want);
+                let got = dest.page(b, p);
+                if got == want.as_slice() {
+                    continue;
+                }
+                bad += 1;
+                if stories.len() < 5 {
+                    let restored = match identify(self.seed, got) {
+                        Identified::Zero => "zero".to_string(),
+                        Identified::Data {
+                            block,
+                            page,
+                            version,
+                        } if block == b as u32 && page == p => {
+                            format!("v{version}")
+                        }
+                        Identified::Data {
+                            block,
+                            page,
+                            version,
+                        } => {
+                            format!("v{version} of {} page {page:#x}", self.block_name(block))
+                        }
+                        Identified::Garbage => "garbage".to_string(),
+                    };
+                    stories.push(format!(
+                        "{} page {p:#x}: restored {restored}, expected {}",
+                        blk.name,
+                        describe(st)
+                    ));
+                }
+            }
+        }
+        if bad == 0 {
+            Ok(format!("{total} pages equal"))
+        } else {
+            Err(format!(
+                "{bad} of {total} pages differ; {}",
+                stories.join("; ")
+            ))
+        }
+    }
+
+    fn block_name(&self, b: u32) -> &str {
+        self.blocks.get(b as usize).map_or("?", |x| x.name.as_str())
+    }
+
+    /// Bytes of header + configuration section.
+    fn preamble_len(&self, caps: &[&str]) -> u64 {
+        let mut n = 4 + 4 + 1 + 4 + self.machine.len() as u64;
+        if !caps.is_empty() {
+            n += 1 + 1 + "configuration/capabilities".len() as u64 + 4 + 4;
+            n += caps.iter().map(|c| 1 + c.len() as u64).sum::<u64>();
+        }
+        n
+    }
+
+    /// START header: type, id, "ram", instance, version; then MEM_SIZE.
+    const START_HEADER: u64 = 1 + 4 + 1 + 3 + 4 + 4 + 8;
+    /// EOS + footer.
+    const SECTION_TAIL: u64 = 8 + 5;
+    /// An empty PART/END: type + id + EOS + footer.
+    const EMPTY_SECTION: u64 = 1 + 4 + Self::SECTION_TAIL;
+    /// SWITCHOVER_START command.
+    const SWITCHOVER: u64 = 5;
+
+    fn devices_len(&self) -> u64 {
+        let secs: u64 = self
+            .devices
+            .iter()
+            .map(|d| 1 + 4 + 1 + d.idstr.len() as u64 + 4 + 4 + d.payload.len() as u64 + 5)
+            .sum();
+        secs + 1 + 1 + 4 + vmdesc_json(self.devices).len() as u64
+    }
+
+    /// (pages_offset, header_offset) of each block, laid out here.
+    fn fixed_layout(&self) -> (Vec<(u64, u64)>, u64) {
+        let mut pos = self.preamble_len(&["fixed-ram"]) + Self::START_HEADER;
+        let mut v = Vec::new();
+        for b in self.blocks {
+            let header = pos + 1 + b.name.len() as u64 + 8;
+            let bitmap_end = header + 28 + b.pages().div_ceil(64) * 8;
+            let pages_offset = bitmap_end.div_ceil(MIB) * MIB;
+            v.push((pages_offset, header));
+            pos = pages_offset + b.used_length;
+        }
+        (v, pos)
+    }
+
+    fn within_bound(&self, file: &SimFile) -> Result<String, String> {
+        let bound = self.fixed_ram_bound();
+        if file.len_bytes() <= bound {
+            Ok(format!("{} <= bound {bound}", file.len_bytes()))
+        } else {
+            Err(format!(
+                "fixed-ram file is {} bytes, bound is {bound}",
+                file.len_bytes()
+            ))
+        }
+    }
+
+    /// Bound on the fixed-ram file for this run's layout and parameters.
+    pub fn fixed_ram_bound(&self) -> u64 {
+        let (_, ram_end) = self.fixed_layout();
+        ram_end
+            + Self::SECTION_TAIL
+            + u64::from(self.max_passes) * Self::EMPTY_SECTION
+            + Self::SWITCHOVER
+            + Self::EMPTY_SECTION
+            + self.devices_len()
+    }
+
+    fn sequential_size(&self, file: &SimFile) -> Result<String, String> {
+        let mut expect = self.preamble_len(&[]) + Self::START_HEADER;
+        expect += self
+            .blocks
+            .iter()
+            .map(|b| 1 + b.name.len() as u64 + 8)
+            .sum::<u64>();
+        expect += Self::SECTION_TAIL;
+        // One PART per live pass plus the END with its command.
+        expect += u64::from(self.passes + 1) * Self::EMPTY_SECTION + Self::SWITCHOVER;
+        let mut last = None;
+        for s in self.sends {
+            expect += 8;
+            if last != Some(s.block) {
+                expect += 1 + self.block_name(s.block).len() as u64;
+            }
+            last = Some(s.block);
+            expect += if s.zero { 1 } else { PAGE };
+        }
+        expect += self.devices_len();
+        let mut end = 0;
+        for w in file.log() {
+            if w.offset != end {
+                return Err(format!(
+                    "write at {:#x} is not an append (stream end was {end:#x})",
+                    w.offset
+                ));
+            }
+            end += w.len;
+        }
+        if file.len_bytes() == expect {
+            Ok(format!("{expect} bytes"))
+        } else {
+            Err(format!(
+                "sequential file is {} bytes; its {} sends imply {expect}",
+                file.len_bytes(),
+                self.sends.len()
+            ))
+        }
+    }
+
+    fn writes_in_place(&self, file: &SimFile) -> Result<String, String> {
+        let (layout, _) = self.fixed_layout();
+        // Headers hold the layout computed here.
+        for (b, &(pages_offset, header)) in layout.iter().enumerate() {
+            let mut h = [0u8; 28];
+            use crate::format::io::MigFile;
+            file.read_at(header, &mut h).map_err(|e| e.to_string())?;
+            let bitmap_offset = u64::from_be_bytes(h[12..20].try_into().expect("8"));
+            let got_pages = u64::from_be_bytes(h[20..28].try_into().expect("8"));
+            if bitmap_offset != header + 28 || got_pages != pages_offset || pages_offset % MIB != 0
+            {
+                return Err(format!(
+                    "{}: header says bitmap {bitmap_offset:#x}, pages {got_pages:#x}; layout says {:#x}, {pages_offset:#x}",
+                    self.blocks[b].name,
+                    header + 28
+                ));
+            }
+        }
+        let area = |off: u64| {
+            layout
+                .iter()
+                .enumerate()
+                .find(|(b, (po, _))| off >= *po && off < po + self.blocks[*b].used_length)
+                .map(|(b, (po, _))| (b, *po))
+        };
+        let final_pass = self.passes + 1;
+        let mut sends = self.sends.iter().filter(|s| !s.zero);
+        let mut page_writes = 0u64;
+        let mut bitmap_writes = vec![0u32; self.blocks.len()];
+        for w in file.log() {
+            let end = w.offset + w.len;
+            // Which page area does the write touch, if any?
+            let touched = layout
+                .iter()
+                .enumerate()
+                .find(|(b, (po, _))| w.offset < po + self.blocks[*b].used_length && end > *po);
+            if let Some((b, (po, _))) = touched {
+                let name = &self.blocks[b].name;
+                match area(w.offset) {
+                    Some((b2, _)) if b2 == b && end <= po + self.blocks[b].used_length => {}
+                    _ => {
+                        return Err(format!(
+                            "write {:#x}+{:#x} crosses the page area of {name}",
+                            w.offset, w.len
+                        ));
+                    }
+                }
+                if (w.offset - po) % PAGE != 0 || w.len != PAGE {
+                    return Err(format!(
+                        "write {:#x}+{:#x} in {name} is not one page at a page boundary",
+                        w.offset, w.len
+                    ));
+                }
+                let page = (w.offset - po) / PAGE;
+                let Some(s) = sends.next() else {
+                    return Err(format!(
+                        "{name} page {page:#x}: written in pass {} but never sent",
+                        w.pass
+                    ));
+                };
+                if s.block as usize != b || s.page != page {
+                    return Err(format!(
+                        "pass {}: {} page {:#x} was sent but the write landed at {name} page {page:#x} (offset {:#x})",
+                        s.pass,
+                        self.block_name(s.block),
+                        s.page,
+                        w.offset
+                    ));
+                }
+                page_writes += 1;
+            } else {
+                for (b, &(_, header)) in layout.iter().enumerate() {
+                    let bm = header + 28;
+                    let bm_end = bm + self.blocks[b].pages().div_ceil(64) * 8;
+                    if w.offset < bm_end && end > bm {
+                        if w.pass != final_pass {
+                            return Err(format!(
+                                "bitmap of {} written in pass {}, before completion",
+                                self.blocks[b].name, w.pass
+                            ));
+                        }
+                        bitmap_writes[b] += 1;
+                    }
+                }
+            }
+        }
+        if let Some(s) = sends.next() {
+            return Err(format!(
+                "pass {}: {} page {:#x} was sent but never written",
+                s.pass,
+                self.block_name(s.block),
+                s.page
+            ));
+        }
+        if let Some(b) = bitmap_writes.iter().position(|&n| n != 1) {
+            return Err(format!(
+                "bitmap of {} written {} times (expected once)",
+                self.blocks[b].name, bitmap_writes[b]
+            ));
+        }
+        Ok(format!("{page_writes} page writes in place"))
+    }
+
+    fn validated_on_load(&self, f: &WrittenFile<'_>) -> Result<String, String> {
+        let stream_on = f.caps.has(Capability::FixedRam);
+        let mut flipped = Capabilities::none();
+        flipped
+            .set(&[(Capability::FixedRam, !stream_on)])
+            .map_err(|e| e.to_string())?;
+        let opts = LoadOptions {
+            machine: None,
+            caps: Some(flipped),
+            skip_page_data: true,
+        };
+        let on_off = |b: bool| if b { "on" } else { "off" };
+        let want = format!(
+            "Capability fixed-ram is {}, but received capability is {}",
+            on_off(!stream_on),
+            on_off(stream_on)
+        );
+        match load(f.file, &opts, &mut crate::format::reader::NullSink) {
+            Ok(_) => Err(format!(
+                "a destination with fixed-ram {} accepted the stream",
+                on_off(!stream_on)
+            )),
+            Err(e) if e.to_string() == want => Ok(want),
+            Err(e) => Err(format!("expected \"{want}\", got \"{e}\"")),
+        }
+    }
+}

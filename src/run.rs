@@ -1,0 +1,342 @@
+//! Running a scenario end to end: set capabilities, drive the pre-copy
+//! simulation through every writer, judge the files with the oracle,
+//! compute the digest, and compare against the scenario's expectations.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::caps::{Capabilities, Capability};
+use crate::format::io::MigFile;
+use crate::format::reader::{LoadOptions, NullSink, load};
+use crate::format::writer::{DeviceState, MigrationWriter};
+use crate::oracle::{InvariantResult, OracleInput, WrittenFile};
+use crate::scenario::{Scenario, Verdict, WriterKind};
+use crate::sim::guest::Guest;
+use crate::sim::precopy::{PassStats, run_precopy};
+use crate::sim::rng;
+use crate::sim::simfile::{SimFile, WriteRecord};
+use crate::sim::workload::Workload;
+
+/// One writer's file after a run.
+#[derive(Debug, Serialize)]
+pub struct FileReport {
+    /// Writer.
+    pub writer: &'static str,
+    /// Final size in bytes.
+    pub size: u64,
+    /// Bytes written, overwrites counted.
+    pub bytes_written: u64,
+    /// Bytes allocated (4 KiB granules).
+    pub allocated: u64,
+    /// File size after each write.
+    #[serde(skip)]
+    pub log: Vec<WriteRecord>,
+    /// The file.
+    #[serde(skip)]
+    pub file: SimFile,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Refusal message (verdict error).
+    pub error: Option<String>,
+    /// Live passes.
+    pub passes: u32,
+    /// Switchover by downtime budget (not max_passes).
+    pub converged: bool,
+    /// Pages sent, final pass included.
+    pub pages_sent: u64,
+    /// Guest writes during the run.
+    pub guest_writes: u64,
+    /// Guest RAM bytes.
+    pub ram_bytes: u64,
+    /// Sequential file size, if written.
+    pub sequential_size: Option<u64>,
+    /// Fixed-ram file size, if written.
+    pub fixed_ram_size: Option<u64>,
+    /// The fixed-ram size bound for this layout and parameters.
+    pub fixed_ram_bound: u64,
+    /// Per pass.
+    pub per_pass: Vec<PassStats>,
+    /// Oracle results.
+    pub invariants: Vec<InvariantResult>,
+    /// Per file.
+    pub files: Vec<FileReport>,
+    /// Digest over verdict, figures and every file's bytes.
+    pub digest: String,
+}
+
+/// Simulated devices written after RAM: contents are a pure function of
+/// the seed and the guest's write count at switchover.
+fn devices(seed: u64, guest: &Guest) -> Vec<DeviceState> {
+    let key = rng::derive(seed, "devices") ^ guest.writes();
+    [
+        ("timer", 2u32, 24usize),
+        ("cpu", 12, 128),
+        ("serial", 3, 32),
+    ]
+    .iter()
+    .map(|&(name, version, len)| {
+        let mut s = rng::derive(key, name);
+        let payload = (0..len)
+            .map(|_| {
+                s = rng::derive(s, "b");
+                s as u8
+            })
+            .collect();
+        DeviceState {
+            idstr: name.to_string(),
+            instance_id: 0,
+            version_id: version,
+            payload,
+        }
+    })
+    .collect()
+}
+
+/// Capabilities a writer runs with, or the exact refusal.
+pub fn writer_caps(s: &Scenario, kind: WriterKind) -> Result<Capabilities, String> {
+    let mut caps = Capabilities::none();
+    let mut settings: Vec<_> = s
+        .migration
+        .capabilities
+        .iter()
+        .map(|&c| (c, true))
+        .collect();
+    if kind == WriterKind::FixedRam {
+        settings.push((Capability::FixedRam, true));
+    }
+    caps.set(&settings).map_err(|e| e.to_string())?;
+    caps.check_transport(s.migration.transport)
+        .map_err(|e| e.to_string())?;
+    Ok(caps)
+}
+
+/// Run a scenario.
+pub fn run(s: &Scenario) -> RunReport {
+    let blocks = s.blocks();
+    let mut guest = Guest::new(rng::derive(s.seed, "content"), blocks.clone());
+    let mut prefill_rng = rng::stream(s.seed, "prefill");
+    Workload::prefill(&mut guest, s.guest.initial_fill, &mut prefill_rng);
+    let mut workload = Workload::new(s.workload.clone(), &guest, rng::stream(s.seed, "workload"));
+    let ram_bytes = guest.ram_bytes();
+
+    let mut report = RunReport {
+        scenario: s.name.clone(),
+        seed: s.seed,
+        verdict: Verdict::Pass,
+        error: None,
+        passes: 0,
+        converged: false,
+        pages_sent: 0,
+        guest_writes: 0,
+        ram_bytes,
+        sequential_size: None,
+        fixed_ram_size: None,
+        fixed_ram_bound: 0,
+        per_pass: Vec::new(),
+        invariants: Vec::new(),
+        files: Vec::new(),
+        digest: String::new(),
+    };
+
+    // Set up every writer; a refusal must leave its file untouched.
+    let mut writers = Vec::new();
+    let mut caps_of = Vec::new();
+    for &kind in &s.migration.writers {
+        let file = if s.migration.transport.seekable() {
+            SimFile::new()
+        } else {
+            SimFile::non_seekable()
+        };
+        let caps = match writer_caps(s, kind) {
+            Ok(c) => c,
+            Err(e) => return refused(report, e, &file),
+        };
+        match MigrationWriter::start(file, &s.guest.machine, &caps, blocks.clone()) {
+            Ok(w) => writers.push(w),
+            Err(e) => return refused(report, e.to_string(), &SimFile::new()),
+        }
+        caps_of.push((kind, caps));
+    }
+
+    let seed = s.seed;
+    let content_seed = guest.seed();
+    let result = run_precopy(&mut guest, &mut workload, &s.parameters, writers, |g| {
+        devices(seed, g)
+    });
+    let (outcome, files) = match result {
+        Ok(x) => x,
+        Err(e) => return refused(report, e.to_string(), &SimFile::new()),
+    };
+    let devs = devices(seed, &guest);
+    report.passes = outcome.passes;
+    report.converged = outcome.converged;
+    report.pages_sent = outcome.pages_sent;
+    report.guest_writes = outcome.guest_writes;
+    report.per_pass = outcome.per_pass.clone();
+
+    let oracle = OracleInput {
+        seed: content_seed,
+        machine: &s.guest.machine,
+        blocks: &blocks,
+        states: guest.states(),
+        sends: &outcome.sends,
+        passes: outcome.passes,
+        max_passes: s.parameters.max_passes,
+        devices: &devs,
+        dirty_destination: s.destination.dirty_memory,
+    };
+    report.fixed_ram_bound = oracle.fixed_ram_bound();
+
+    // The destination's own capability setting, when the scenario gives one.
+    if let Some(dest_fixed) = s.destination.fixed_ram {
+        for ((_, caps), file) in caps_of.iter().zip(&files) {
+            let mut dest_caps = Capabilities::none();
+            let _ = dest_caps.set(&[(Capability::FixedRam, dest_fixed)]);
+            let opts = LoadOptions {
+                machine: Some(s.guest.machine.clone()),
+                caps: Some(if dest_fixed == caps.has(Capability::FixedRam) {
+                    *caps
+                } else {
+                    dest_caps
+                }),
+                skip_page_data: true,
+            };
+            if let Err(e) = load(file, &opts, &mut NullSink) {
+                report.verdict = Verdict::Error;
+                report.error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+
+    if report.verdict != Verdict::Error {
+        let written: Vec<_> = caps_of
+            .iter()
+            .zip(&files)
+            .map(|(&(kind, caps), file)| WrittenFile { kind, caps, file })
+            .collect();
+        report.invariants = oracle.judge(&written);
+        if report.invariants.iter().any(|i| !i.ok) {
+            report.verdict = Verdict::Fail;
+        }
+    }
+
+    for ((kind, _), file) in caps_of.iter().zip(files) {
+        match kind {
+            WriterKind::Sequential => report.sequential_size = Some(file.len()),
+            WriterKind::FixedRam => report.fixed_ram_size = Some(file.len()),
+        }
+        report.files.push(FileReport {
+            writer: kind.name(),
+            size: file.len(),
+            bytes_written: file.bytes_written(),
+            allocated: file.allocated(),
+            log: file.log().to_vec(),
+            file,
+        });
+    }
+    report.digest = digest(&report);
+    report
+}
+
+fn refused(mut report: RunReport, message: String, untouched: &SimFile) -> RunReport {
+    report.verdict = Verdict::Error;
+    report.error = Some(message);
+    if untouched.len() != 0 || !untouched.log().is_empty() {
+        report.verdict = Verdict::Fail;
+        report.invariants.push(InvariantResult {
+            name: "refusal-writes-nothing",
+            writer: "-",
+            ok: false,
+            detail: format!("a refused migration wrote {} bytes", untouched.len()),
+        });
+    }
+    report.digest = digest(&report);
+    report
+}
+
+fn digest(r: &RunReport) -> String {
+    #[derive(Serialize)]
+    struct Figures<'a> {
+        seed: u64,
+        verdict: Verdict,
+        error: &'a Option<String>,
+        passes: u32,
+        converged: bool,
+        pages_sent: u64,
+        guest_writes: u64,
+        per_pass: &'a [PassStats],
+        invariants: &'a [InvariantResult],
+    }
+    let mut h = Sha256::new();
+    let figures = Figures {
+        seed: r.seed,
+        verdict: r.verdict,
+        error: &r.error,
+        passes: r.passes,
+        converged: r.converged,
+        pages_sent: r.pages_sent,
+        guest_writes: r.guest_writes,
+        per_pass: &r.per_pass,
+        invariants: &r.invariants,
+    };
+    h.update(serde_json::to_vec(&figures).expect("figures serialize"));
+    for f in &r.files {
+        h.update(f.writer.as_bytes());
+        f.file.hash_into(&mut h);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Differences between a run and its scenario's expectations.
+pub fn check_expectations(s: &Scenario, r: &RunReport) -> Vec<String> {
+    let mut diffs = Vec::new();
+    let e = &s.expect;
+    if r.verdict != e.verdict {
+        let why = match (&r.error, r.invariants.iter().find(|i| !i.ok)) {
+            (Some(err), _) => format!(": {err}"),
+            (None, Some(i)) => format!(": {} ({}) {}", i.name, i.writer, i.detail),
+            _ => String::new(),
+        };
+        diffs.push(format!(
+            "verdict {:?}, expected {:?}{why}",
+            r.verdict, e.verdict
+        ));
+    }
+    if let Some(want) = &e.error
+        && r.error.as_deref() != Some(want.as_str())
+    {
+        diffs.push(format!(
+            "error {:?}, expected {want:?}",
+            r.error.as_deref().unwrap_or("(none)")
+        ));
+    }
+    if let Some(ratio) = e.min_sequential_ram_ratio {
+        let got = r.sequential_size.unwrap_or(0) as f64 / r.ram_bytes as f64;
+        if got < ratio {
+            diffs.push(format!(
+                "sequential file is {got:.2}x guest RAM, expected at least {ratio}x"
+            ));
+        }
+    }
+    if let Some(c) = e.converged
+        && r.converged != c
+    {
+        diffs.push(format!("converged = {}, expected {c}", r.converged));
+    }
+    if let Some(d) = &e.digest
+        && *d != r.digest
+    {
+        diffs.push(format!("digest {}, expected {d}", r.digest));
+    }
+    diffs
+}

@@ -1,0 +1,120 @@
+//! The simulated source guest: RAMBlocks, each page's `(version, zero)`
+//! state, and the dirty bitmaps the migration syncs. Page bytes are never
+//! stored; they are generated from the state (see [`super::content`]).
+
+use crate::format::bitmap::PageBitmap;
+use crate::format::writer::RamBlockDesc;
+
+use super::content::{PageState, fill_page};
+
+/// A guest whose memory is described by page states.
+#[derive(Clone, Debug)]
+pub struct Guest {
+    seed: u64,
+    blocks: Vec<RamBlockDesc>,
+    states: Vec<Vec<PageState>>,
+    dirty: Vec<PageBitmap>,
+    /// Cumulative page count before each block, for global page indices.
+    starts: Vec<u64>,
+    writes: u64,
+    running: bool,
+}
+
+impl Guest {
+    /// A fresh guest: every page zero and (as at the start of a
+    /// migration's bulk stage) dirty.
+    pub fn new(seed: u64, blocks: Vec<RamBlockDesc>) -> Self {
+        let mut starts = Vec::with_capacity(blocks.len());
+        let mut acc = 0;
+        for b in &blocks {
+            starts.push(acc);
+            acc += b.pages();
+        }
+        Self {
+            seed,
+            states: blocks
+                .iter()
+                .map(|b| vec![PageState::FRESH; b.pages() as usize])
+                .collect(),
+            dirty: blocks.iter().map(|b| PageBitmap::full(b.pages())).collect(),
+            blocks,
+            starts,
+            writes: 0,
+            running: true,
+        }
+    }
+
+    /// The blocks.
+    pub fn blocks(&self) -> &[RamBlockDesc] {
+        &self.blocks
+    }
+
+    /// The content seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Total pages over all blocks.
+    pub fn total_pages(&self) -> u64 {
+        self.starts.last().copied().unwrap_or(0) + self.blocks.last().map_or(0, RamBlockDesc::pages)
+    }
+
+    /// Total RAM bytes.
+    pub fn ram_bytes(&self) -> u64 {
+        self.blocks.iter().map(|b| b.used_length).sum()
+    }
+
+    /// Map a global page index to `(block, page)`.
+    pub fn locate(&self, global: u64) -> (usize, u64) {
+        let b = self.starts.partition_point(|&s| s <= global) - 1;
+        (b, global - self.starts[b])
+    }
+
+    /// The guest writes a page: new data, or zeros when `zero`. Marks the
+    /// page dirty. Ignored once the guest is stopped.
+    pub fn write(&mut self, block: usize, page: u64, zero: bool) {
+        if !self.running {
+            return;
+        }
+        let s = &mut self.states[block][page as usize];
+        s.version += 1;
+        s.zero = zero;
+        self.dirty[block].set(page, true);
+        self.writes += 1;
+    }
+
+    /// Writes so far.
+    pub fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    /// State of one page.
+    pub fn state(&self, block: usize, page: u64) -> PageState {
+        self.states[block][page as usize]
+    }
+
+    /// All page states (the oracle's expectation at switchover).
+    pub fn states(&self) -> &[Vec<PageState>] {
+        &self.states
+    }
+
+    /// Current bytes of one page.
+    pub fn read_page(&self, block: usize, page: u64, buf: &mut [u8]) {
+        fill_page(self.seed, block as u32, page, self.state(block, page), buf);
+    }
+
+    /// Sync: take the dirty bitmaps and clear them.
+    pub fn sync_dirty(&mut self) -> Vec<PageBitmap> {
+        self.dirty.iter_mut().map(PageBitmap::take).collect()
+    }
+
+    /// Pages dirty right now.
+    pub fn dirty_pages(&self) -> u64 {
+        self.dirty.iter().map(PageBitmap::count_ones).sum()
+    }
+
+    /// Stop the guest (switchover); later writes are ignored.
+    pub fn stop(&mut self) {
+        self.running = false;
+    }
+}

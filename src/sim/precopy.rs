@@ -1,0 +1,205 @@
+//! The pre-copy driver.
+//!
+//! Time advances in ticks. Each tick the guest performs its workload's
+//! writes, then the migration sends up to `bandwidth` pages of the current
+//! pass. A pass starts with a dirty-bitmap sync (read and clear) and sends
+//! every page that was dirty at that sync; the first pass (bulk stage) sends
+//! every page. Before each pass the driver checks the pages left dirty: if
+//! they fit the downtime budget (`bandwidth * downtime_ticks`), or
+//! `max_passes` passes were run, it switches over: the guest stops, a final
+//! sync and pass send what is left, then device state, then EOF.
+//!
+//! All writers passed in see exactly the same page sends, so a sequential
+//! and a fixed-ram file of one run can be compared.
+
+use serde::{Deserialize, Serialize};
+
+use super::guest::Guest;
+use super::simfile::SimFile;
+use super::workload::Workload;
+use crate::format::SaveError;
+use crate::format::ram::PAGE_SIZE;
+use crate::format::writer::{DeviceState, MigrationWriter};
+
+/// Migration parameters (the `[parameters]` table of a scenario).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrecopyParams {
+    /// Pages sent per tick.
+    pub bandwidth: u64,
+    /// Downtime budget in ticks: switch over once the dirty pages could be
+    /// sent within it.
+    pub downtime_ticks: u64,
+    /// Upper bound on passes before a forced switchover.
+    pub max_passes: u32,
+}
+
+impl PrecopyParams {
+    /// Check ranges.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.bandwidth == 0 {
+            return Err("parameters.bandwidth must be > 0 pages per tick".into());
+        }
+        if self.max_passes == 0 {
+            return Err("parameters.max_passes must be >= 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// One page send, as the oracle sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Send {
+    /// Pass (1-based; the final pass is `passes + 1`).
+    pub pass: u32,
+    /// Block index.
+    pub block: u32,
+    /// Page index.
+    pub page: u64,
+    /// Whether the page was all zero when sent.
+    pub zero: bool,
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PassStats {
+    /// Pass number (the final pass included).
+    pub pass: u32,
+    /// Pages sent in it.
+    pub pages: u64,
+    /// Ticks it took.
+    pub ticks: u64,
+    /// Whether this was the final (stopped-guest) pass.
+    pub final_pass: bool,
+}
+
+/// What the driver did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PrecopyOutcome {
+    /// Live passes (RAM PART sections).
+    pub passes: u32,
+    /// Whether switchover came from the downtime budget (not max_passes).
+    pub converged: bool,
+    /// Pages sent over all passes, final pass included.
+    pub pages_sent: u64,
+    /// Ticks the guest ran.
+    pub ticks: u64,
+    /// Guest writes.
+    pub guest_writes: u64,
+    /// Per pass.
+    pub per_pass: Vec<PassStats>,
+    /// Every send, in order.
+    #[serde(skip)]
+    pub sends: Vec<Send>,
+}
+
+/// Migrate `guest` through every writer; returns the outcome and the files.
+pub fn run_precopy(
+    guest: &mut Guest,
+    workload: &mut Workload,
+    params: &PrecopyParams,
+    mut writers: Vec<MigrationWriter<SimFile>>,
+    devices: impl Fn(&Guest) -> Vec<DeviceState>,
+) -> Result<(PrecopyOutcome, Vec<SimFile>), SaveError> {
+    let threshold = params.bandwidth.saturating_mul(params.downtime_ticks);
+    let mut out = PrecopyOutcome {
+        passes: 0,
+        converged: false,
+        pages_sent: 0,
+        ticks: 0,
+        guest_writes: 0,
+        per_pass: Vec::new(),
+        sends: Vec::new(),
+    };
+    let mut page = vec![0u8; PAGE_SIZE as usize];
+    loop {
+        let pending = guest.dirty_pages();
+        if out.passes >= 1 && (pending <= threshold || out.passes >= params.max_passes) {
+            out.converged = pending <= threshold;
+            break;
+        }
+        out.passes += 1;
+        let pass = out.passes;
+        let to_send = guest.sync_dirty();
+        for w in writers.iter_mut() {
+            w.file_mut().pass = pass;
+            w.begin_iteration()?;
+        }
+        let mut stats = PassStats {
+            pass,
+            pages: 0,
+            ticks: 0,
+            final_pass: false,
+        };
+        let mut queue = to_send
+            .iter()
+            .enumerate()
+            .flat_map(|(b, bm)| bm.iter_ones().map(move |p| (b, p)))
+            .peekable();
+        while queue.peek().is_some() {
+            workload.tick(guest);
+            stats.ticks += 1;
+            for (b, p) in queue.by_ref().take(params.bandwidth as usize) {
+                send_page(guest, &mut writers, &mut out.sends, pass, b, p, &mut page)?;
+                stats.pages += 1;
+            }
+        }
+        out.ticks += stats.ticks;
+        out.pages_sent += stats.pages;
+        out.per_pass.push(stats);
+        for w in writers.iter_mut() {
+            w.end_iteration()?;
+        }
+    }
+    // Switchover: stop, final sync, final pass, devices, EOF.
+    guest.stop();
+    let pass = out.passes + 1;
+    let to_send = guest.sync_dirty();
+    for w in writers.iter_mut() {
+        w.file_mut().pass = pass;
+        w.begin_completion()?;
+    }
+    let mut final_pages = 0;
+    for (b, bm) in to_send.iter().enumerate() {
+        for p in bm.iter_ones() {
+            send_page(guest, &mut writers, &mut out.sends, pass, b, p, &mut page)?;
+            final_pages += 1;
+        }
+    }
+    out.pages_sent += final_pages;
+    out.per_pass.push(PassStats {
+        pass,
+        pages: final_pages,
+        ticks: 0,
+        final_pass: true,
+    });
+    out.guest_writes = guest.writes();
+    let devs = devices(guest);
+    let files = writers
+        .into_iter()
+        .map(|w| w.finish(&devs).map(|(f, _)| f))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((out, files))
+}
+
+fn send_page(
+    guest: &Guest,
+    writers: &mut [MigrationWriter<SimFile>],
+    sends: &mut Vec<Send>,
+    pass: u32,
+    block: usize,
+    page: u64,
+    buf: &mut [u8],
+) -> Result<(), SaveError> {
+    guest.read_page(block, page, buf);
+    sends.push(Send {
+        pass,
+        block: block as u32,
+        page,
+        zero: guest.state(block, page).zero,
+    });
+    for w in writers.iter_mut() {
+        w.save_page(block, page, buf)?;
+    }
+    Ok(())
+}

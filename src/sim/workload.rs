@@ -1,0 +1,141 @@
+//! Seeded guest workloads: which pages the guest writes each tick.
+//!
+//! * `idle`: nothing.
+//! * `uniform`: `writes_per_tick` pages drawn uniformly from all of RAM.
+//! * `hot-set`: a share `hot_share` of writes goes to a fixed hot set of
+//!   `hot_fraction` of the pages (chosen from the seed), the rest uniform.
+//! * `sweep`: walks RAM in order, `writes_per_tick` pages a tick, wrapping.
+//!
+//! Any workload can make a share `zero_share` of its writes zero writes,
+//! which turn earlier-written pages back into zero pages.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::guest::Guest;
+
+/// The kind of access pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    /// No writes.
+    Idle,
+    /// Uniform random pages.
+    Uniform,
+    /// A hot set takes most writes.
+    HotSet,
+    /// Sequential sweep.
+    Sweep,
+}
+
+/// A workload's parameters (the `[workload]` table of a scenario).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// Access pattern.
+    pub kind: WorkloadKind,
+    /// Pages written per tick.
+    #[serde(default)]
+    pub writes_per_tick: u64,
+    /// hot-set: fraction of pages in the hot set (0..=1).
+    #[serde(default = "default_hot_fraction")]
+    pub hot_fraction: f64,
+    /// hot-set: share of writes that go to the hot set (0..=1).
+    #[serde(default = "default_hot_share")]
+    pub hot_share: f64,
+    /// Share of writes that are zero writes (0..=1).
+    #[serde(default)]
+    pub zero_share: f64,
+}
+
+fn default_hot_fraction() -> f64 {
+    0.1
+}
+fn default_hot_share() -> f64 {
+    0.9
+}
+
+impl WorkloadSpec {
+    /// Check ranges; returns a message naming the bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("hot_fraction", self.hot_fraction),
+            ("hot_share", self.hot_share),
+            ("zero_share", self.zero_share),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("workload.{name} = {v} must be between 0 and 1"));
+            }
+        }
+        if self.kind != WorkloadKind::Idle && self.writes_per_tick == 0 {
+            return Err("workload.writes_per_tick must be > 0 unless kind = \"idle\"".into());
+        }
+        Ok(())
+    }
+}
+
+/// A running workload.
+#[derive(Debug)]
+pub struct Workload {
+    spec: WorkloadSpec,
+    rng: ChaCha8Rng,
+    hot: Vec<u64>,
+    cursor: u64,
+}
+
+impl Workload {
+    /// Start a workload on `guest`, drawing from `rng`.
+    pub fn new(spec: WorkloadSpec, guest: &Guest, mut rng: ChaCha8Rng) -> Self {
+        let total = guest.total_pages();
+        let hot = if spec.kind == WorkloadKind::HotSet {
+            let n = ((total as f64 * spec.hot_fraction).ceil() as u64).clamp(1, total);
+            (0..n).map(|_| rng.gen_range(0..total)).collect()
+        } else {
+            Vec::new()
+        };
+        Self {
+            spec,
+            rng,
+            hot,
+            cursor: 0,
+        }
+    }
+
+    /// Perform one tick's writes.
+    pub fn tick(&mut self, guest: &mut Guest) {
+        let total = guest.total_pages();
+        for _ in 0..self.spec.writes_per_tick {
+            let global = match self.spec.kind {
+                WorkloadKind::Idle => return,
+                WorkloadKind::Uniform => self.rng.gen_range(0..total),
+                WorkloadKind::HotSet => {
+                    if self.rng.gen_bool(self.spec.hot_share) {
+                        self.hot[self.rng.gen_range(0..self.hot.len())]
+                    } else {
+                        self.rng.gen_range(0..total)
+                    }
+                }
+                WorkloadKind::Sweep => {
+                    let g = self.cursor;
+                    self.cursor = (self.cursor + 1) % total;
+                    g
+                }
+            };
+            let zero = self.spec.zero_share > 0.0 && self.rng.gen_bool(self.spec.zero_share);
+            let (b, p) = guest.locate(global);
+            guest.write(b, p, zero);
+        }
+    }
+
+    /// Write a share of the guest's pages once before migration starts
+    /// (initial contents), each page with probability `fill`.
+    pub fn prefill(guest: &mut Guest, fill: f64, rng: &mut ChaCha8Rng) {
+        for g in 0..guest.total_pages() {
+            if fill >= 1.0 || rng.gen_bool(fill) {
+                let (b, p) = guest.locate(g);
+                guest.write(b, p, false);
+            }
+        }
+    }
+}
