@@ -87,6 +87,13 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`migsim inspect f | head`), like other
+    // Unix tools, instead of panicking in println!.
+    // SAFETY: setting a signal disposition to its default at startup,
+    // before any threads exist.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Run {
@@ -290,9 +297,9 @@ fn cmd_replay(paths: &[PathBuf], bless: bool) -> Result<ExitCode, String> {
         if diffs.is_empty() {
             passed += 1;
             println!(
-                "ok    {} ({:?}, seed {})",
+                "ok    {} ({}, seed {})",
                 f.display(),
-                report.verdict,
+                report.verdict.name(),
                 s.seed
             );
         } else {

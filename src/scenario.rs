@@ -195,6 +195,17 @@ pub enum Verdict {
     Error,
 }
 
+impl Verdict {
+    /// Lower-case name, as in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Error => "error",
+        }
+    }
+}
+
 /// `[expect]`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
