@@ -301,15 +301,21 @@ pub fn check_expectations(s: &Scenario, r: &RunReport) -> Vec<String> {
     let mut diffs = Vec::new();
     let e = &s.expect;
     if r.verdict != e.verdict {
-        let why = match (&r.error, r.invariants.iter().find(|i| !i.ok)) {
-            (Some(err), _) => format!(": {err}"),
-            (None, Some(i)) => format!(": {} ({}) {}", i.name, i.writer, i.detail),
-            _ => String::new(),
+        let why = match &r.error {
+            Some(err) => format!(": {err}"),
+            None => String::new(),
         };
         diffs.push(format!(
-            "verdict {:?}, expected {:?}{why}",
-            r.verdict, e.verdict
+            "verdict {}, expected {}{why}",
+            r.verdict.name(),
+            e.verdict.name()
         ));
+        for i in r.invariants.iter().filter(|i| !i.ok) {
+            diffs.push(format!(
+                "invariant {} [{}] failed: {}",
+                i.name, i.writer, i.detail
+            ));
+        }
     }
     if let Some(want) = &e.error
         && r.error.as_deref() != Some(want.as_str())

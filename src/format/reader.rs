@@ -372,7 +372,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         }
         let n = self.cur.be32("machine name length")?;
         let name = self.cur.bytes("machine name", u64::from(n))?;
-        let machine = String::from_utf8_lossy(&name).into_owned();
+        let machine = super::wire::printable(&name);
         let mut caps = Vec::new();
         while self.cur.peek_u8()? == Some(kind::SUBSECTION) {
             let at = self.cur.pos();

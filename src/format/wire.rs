@@ -218,9 +218,26 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
         self.pos += n;
         Ok(())
     }
-    /// Short string (u8 length + bytes), decoded lossily as UTF-8.
+    /// Short string (u8 length + bytes), decoded lossily as UTF-8 with
+    /// control characters escaped, so a hostile name prints safely.
     pub fn short_str(&mut self, what: &'static str) -> Result<String, LoadError> {
         let n = self.u8(what)? as usize;
-        Ok(String::from_utf8_lossy(self.fill(what, n)?).into_owned())
+        Ok(printable(self.fill(what, n)?))
     }
+}
+
+/// Bytes from a file as text fit for an error message: invalid UTF-8
+/// becomes U+FFFD, control characters are escaped (`\u{1b}`).
+pub fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .collect()
 }
