@@ -270,7 +270,10 @@ impl Scenario {
                 "guest RAM {total} bytes exceeds the simulator's 4 GiB limit"
             ));
         }
-        for b in &self.guest.blocks {
+        for (i, b) in self.guest.blocks.iter().enumerate() {
+            if self.guest.blocks[..i].iter().any(|o| o.name == b.name) {
+                return Err(format!("guest block {} is listed twice", b.name));
+            }
             if b.size.0 == 0 || b.size.0 % 4096 != 0 {
                 return Err(format!(
                     "guest block {}: size {} must be a positive multiple of 4096",

@@ -1,0 +1,157 @@
+//! The two writer layouts, observed through their files' bytes and write
+//! logs: what goes where, what is overwritten, what is appended.
+
+use migsim::caps::{Capabilities, Capability};
+use migsim::format::io::{DiskFile, MigFile};
+use migsim::format::reader::inspect;
+use migsim::format::writer::{DeviceState, MigrationWriter, RamBlockDesc};
+use migsim::sim::simfile::SimFile;
+
+fn blocks() -> Vec<RamBlockDesc> {
+    vec![
+        RamBlockDesc {
+            name: "pc.ram".into(),
+            used_length: 16 * 4096,
+        },
+        RamBlockDesc {
+            name: "one".into(),
+            used_length: 4096,
+        },
+    ]
+}
+
+fn fixed() -> Capabilities {
+    Capabilities::from_enabled(&[Capability::FixedRam]).unwrap()
+}
+
+fn page(b: u8) -> Vec<u8> {
+    vec![b; 4096]
+}
+
+fn device() -> DeviceState {
+    DeviceState {
+        idstr: "timer".into(),
+        instance_id: 0,
+        version_id: 2,
+        payload: vec![7; 24],
+    }
+}
+
+/// Pass 1 sends pc.ram page 3 (data 0x11) and `one` page 0; pass 2 re-sends
+/// page 3 (0x22); the final pass zeroes page 3.
+fn migrate<F: MigFile>(file: F, caps: &Capabilities) -> F {
+    let mut w = MigrationWriter::start(file, "pc-i440fx-10.0", caps, blocks()).unwrap();
+    w.begin_iteration().unwrap();
+    w.save_page(0, 3, &page(0x11)).unwrap();
+    w.save_page(1, 0, &page(0x33)).unwrap();
+    w.end_iteration().unwrap();
+    w.begin_iteration().unwrap();
+    w.save_page(0, 3, &page(0x22)).unwrap();
+    w.end_iteration().unwrap();
+    w.begin_completion().unwrap();
+    w.save_page(0, 3, &page(0)).unwrap();
+    w.finish(&[device()]).unwrap().0
+}
+
+#[test]
+fn fixed_ram_refuses_a_non_seekable_transport_and_writes_nothing() {
+    let mut f = SimFile::non_seekable();
+    let err = MigrationWriter::start(&mut f, "pc-i440fx-10.0", &fixed(), blocks())
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "Migration requires seekable transport (e.g. file)"
+    );
+    assert_eq!(f.len(), 0);
+    assert!(f.log().is_empty());
+    // The sequential layout only appends, so it works on the same transport.
+    let f = migrate(SimFile::non_seekable(), &Capabilities::none());
+    assert!(inspect(&f).is_ok());
+}
+
+#[test]
+fn sequential_appends_every_resent_page() {
+    let f = migrate(SimFile::new(), &Capabilities::none());
+    let bytes = f.to_vec();
+    let count = |b: u8| {
+        bytes
+            .windows(4096)
+            .filter(|w| w.iter().all(|&x| x == b))
+            .count()
+    };
+    assert_eq!(count(0x11), 1, "first version of page 3 is in the stream");
+    assert_eq!(count(0x22), 1, "re-sent page 3 is appended again");
+    let info = inspect(&f).unwrap();
+    assert_eq!(info.blocks[0].pages_present, 2);
+    assert_eq!(info.blocks[0].zero_records, 1);
+    let mut end = 0;
+    for w in f.log() {
+        assert_eq!(w.offset, end, "sequential writes only append");
+        end += w.len;
+    }
+}
+
+#[test]
+fn fixed_ram_overwrites_in_place_and_clears_the_bit_of_a_zeroed_page() {
+    let f = migrate(SimFile::new(), &fixed());
+    let info = inspect(&f).unwrap();
+    let fr = info.blocks[0].fixed_ram.clone().unwrap();
+    assert_eq!(fr.pages_offset % (1 << 20), 0);
+    let slot = fr.pages_offset + 3 * 4096;
+    let writes: Vec<_> = f.log().iter().filter(|w| w.offset == slot).collect();
+    assert_eq!(writes.len(), 2, "page 3 written twice at the same offset");
+    // Zeroed in the final pass: bit clear, the stale 0x22 bytes stay.
+    let mut buf = vec![0; 4096];
+    f.read_at(slot, &mut buf).unwrap();
+    assert_eq!(buf, page(0x22));
+    assert_eq!(info.blocks[0].pages_present, 0);
+    assert_eq!(info.blocks[1].pages_present, 1);
+    // Bitmaps written once each, after every page write.
+    let is_bitmap = |off: u64| {
+        info.blocks
+            .iter()
+            .any(|b| b.fixed_ram.as_ref().unwrap().bitmap_offset == off)
+    };
+    let bitmap_at: Vec<_> = f
+        .log()
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| is_bitmap(w.offset))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(bitmap_at.len(), 2);
+    let last_page_write = f
+        .log()
+        .iter()
+        .rposition(|w| w.len == 4096 && w.offset >= fr.pages_offset)
+        .unwrap();
+    assert!(bitmap_at.iter().all(|&i| i > last_page_write));
+    // PART and END carry only EOS: 1 type + 4 id + 8 EOS + 5 footer.
+    for s in info
+        .sections
+        .iter()
+        .filter(|s| s.kind == "PART" || s.kind == "END")
+    {
+        assert_eq!(s.len, 18, "{s:?}");
+    }
+    // Device state follows the last page area.
+    let last = info.blocks.last().unwrap();
+    let area_end = last.fixed_ram.as_ref().unwrap().pages_offset + last.used_length;
+    let dev = info.sections.iter().find(|s| s.kind == "FULL").unwrap();
+    assert!(dev.offset > area_end);
+}
+
+#[test]
+fn a_real_file_on_disk_gets_the_same_bytes_as_the_simulated_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, caps) in [("seq", Capabilities::none()), ("fixed", fixed())] {
+        let sim = migrate(SimFile::new(), &caps);
+        let path = dir.path().join(name);
+        let disk = migrate(DiskFile::create(&path).unwrap(), &caps);
+        assert_eq!(disk.len(), sim.len());
+        assert_eq!(std::fs::read(&path).unwrap(), sim.to_vec(), "{name}");
+        let reopened = DiskFile::open(&path).unwrap();
+        assert_eq!(inspect(&reopened).unwrap(), inspect(&sim).unwrap());
+    }
+}
