@@ -142,6 +142,18 @@ pub enum LoadError {
         /// Where.
         offset: u64,
     },
+    /// The block list ends before its lengths reach the announced total.
+    #[error(
+        "block list ends at offset {offset:#x} with {seen:#x} of the {total:#x} bytes its MEM_SIZE total announced"
+    )]
+    BlockListShort {
+        /// Announced.
+        total: u64,
+        /// Listed.
+        seen: u64,
+        /// Where the list ended.
+        offset: u64,
+    },
     /// The same block listed twice.
     #[error("ramblock {0} listed twice")]
     DuplicateBlock(String),

@@ -164,6 +164,8 @@ struct Reader<'a, F: MigFile + ?Sized, S: RamSink + ?Sized> {
     fixed: bool,
     ignore_shared: bool,
     blocks: Vec<BlockInfo>,
+    /// Block name -> index in `blocks`.
+    block_index: BTreeMap<String, usize>,
     last_block: Option<usize>,
     page: Vec<u8>,
     vmdesc: Option<Option<Vmdesc>>,
@@ -182,6 +184,7 @@ where
         fixed: false,
         ignore_shared: false,
         blocks: Vec::new(),
+        block_index: BTreeMap::new(),
         last_block: None,
         page: vec![0; PAGE_SIZE as usize],
         vmdesc: None,
@@ -325,14 +328,35 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
             Some(kind::VMDESCRIPTION) => {
                 let at = self.cur.pos();
                 self.cur.u8("vmdesc")?;
-                let n = self.cur.be32("vmdesc length")?;
-                let json = self.cur.bytes("vmdesc JSON", u64::from(n))?;
-                match Vmdesc::parse(at, &json) {
-                    Some(v) => {
+                // The trailer is optional (QEMU only warns about it), so a
+                // damaged one is a warning, not an error.
+                let json = match self.cur.be32("vmdesc length") {
+                    Ok(n) if u64::from(n) <= self.cur.remaining() => {
+                        Some(self.cur.bytes("vmdesc JSON", u64::from(n))?)
+                    }
+                    Ok(n) => {
+                        warnings.push(format!(
+                            "vmdesc trailer at {at:#x} announces {n} bytes but only {} remain",
+                            self.cur.remaining()
+                        ));
+                        self.cur.seek(self.cur.file_len());
+                        None
+                    }
+                    Err(_) => {
+                        warnings.push(format!("vmdesc trailer at {at:#x} is cut short"));
+                        self.cur.seek(self.cur.file_len());
+                        None
+                    }
+                };
+                match json.as_deref().map(|j| Vmdesc::parse(at, j)) {
+                    Some(Some(v)) => {
                         vmdesc_offset = Some(at);
                         vmdesc_devices = v.device_count();
                     }
-                    None => warnings.push(format!("vmdesc trailer at {at:#x} is not valid JSON")),
+                    Some(None) => {
+                        warnings.push(format!("vmdesc trailer at {at:#x} is not valid JSON"))
+                    }
+                    None => {}
                 }
                 if self.cur.remaining() > 0 {
                     warnings.push(format!(
@@ -455,6 +479,15 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         while seen < total {
             let record_offset = self.cur.pos();
             let name = self.cur.short_str("RAMBlock idstr")?;
+            if name.is_empty() {
+                // Real block names are never empty; an empty one is the
+                // EOS word read as a record: the list ended early.
+                return Err(LoadError::BlockListShort {
+                    total,
+                    seen,
+                    offset: record_offset,
+                });
+            }
             let used_length = self.cur.be64("RAMBlock used_length")?;
             if used_length == 0 || used_length % PAGE_SIZE != 0 {
                 return Err(LoadError::BadUsedLength { name, used_length });
@@ -469,7 +502,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                     });
                 }
             };
-            if self.blocks.iter().any(|b| b.name == name) {
+            if self.block_index.contains_key(&name) {
                 return Err(LoadError::DuplicateBlock(name));
             }
             let mr_addr = if self.ignore_shared {
@@ -479,6 +512,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
             };
             self.sink.declare_block(&name, used_length)?;
             let index = self.blocks.len();
+            self.block_index.insert(name.clone(), index);
             self.blocks.push(BlockInfo {
                 name,
                 used_length,
@@ -615,9 +649,9 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                     .ok_or(LoadError::ContinueWithoutBlock(offset))?
             } else {
                 let name = self.cur.short_str("RAMBlock idstr")?;
-                self.blocks
-                    .iter()
-                    .position(|b| b.name == name)
+                *self
+                    .block_index
+                    .get(&name)
                     .ok_or(LoadError::UnknownBlock(name))?
             };
             self.last_block = Some(block);

@@ -15,6 +15,8 @@
 //! [`MAX_TAIL`] bytes) for `00 06 len` whose `len` reaches exactly the
 //! end of the file and whose JSON parses.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::error::LoadError;
@@ -35,6 +37,8 @@ pub struct Vmdesc {
     /// JSON length.
     pub json_len: u64,
     root: Value,
+    /// (name, instance_id) -> index into `devices`, first entry wins.
+    index: BTreeMap<(String, u64), usize>,
 }
 
 impl Vmdesc {
@@ -56,12 +60,8 @@ impl Vmdesc {
             if p + 5 + n != tail.len() || tail.get(p + 5) != Some(&b'{') {
                 continue;
             }
-            if let Ok(root) = serde_json::from_slice::<Value>(&tail[p + 5..]) {
-                return Ok(Some(Vmdesc {
-                    offset: start + p as u64,
-                    json_len: n as u64,
-                    root,
-                }));
+            if let Some(v) = Self::parse(start + p as u64, &tail[p + 5..]) {
+                return Ok(Some(v));
             }
         }
         Ok(None)
@@ -69,10 +69,24 @@ impl Vmdesc {
 
     /// Parse a trailer's JSON read directly.
     pub fn parse(offset: u64, json: &[u8]) -> Option<Vmdesc> {
-        serde_json::from_slice(json).ok().map(|root| Vmdesc {
+        let root: Value = serde_json::from_slice(json).ok()?;
+        let mut index = BTreeMap::new();
+        for (i, d) in root["devices"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            if let (Some(name), Some(inst)) = (d["name"].as_str(), d["instance_id"].as_u64()) {
+                index.entry((name.to_string(), inst)).or_insert(i);
+            }
+        }
+        Some(Vmdesc {
             offset,
             json_len: json.len() as u64,
             root,
+            index,
         })
     }
 
@@ -82,10 +96,8 @@ impl Vmdesc {
     }
 
     fn device(&self, idstr: &str, instance: u32) -> Option<&Value> {
-        self.root["devices"].as_array()?.iter().find(|d| {
-            d["name"].as_str() == Some(idstr)
-                && d["instance_id"].as_u64() == Some(u64::from(instance))
-        })
+        let i = *self.index.get(&(idstr.to_string(), u64::from(instance)))?;
+        self.root["devices"].get(i)
     }
 
     /// Walk one device's FULL payload at the cursor, leaving the cursor on
@@ -104,6 +116,14 @@ impl Vmdesc {
     }
 }
 
+fn charge(steps: &mut u64) -> Result<(), String> {
+    *steps += 1;
+    if *steps > MAX_STEPS {
+        return Err("vmdesc walk exceeds its step budget".into());
+    }
+    Ok(())
+}
+
 fn walk_struct<F: MigFile + ?Sized>(
     desc: &Value,
     cur: &mut Cursor<'_, F>,
@@ -114,22 +134,17 @@ fn walk_struct<F: MigFile + ?Sized>(
         return Err("vmdesc nests too deeply".into());
     }
     for field in desc["fields"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        charge(steps)?;
         let count = field["array_len"].as_u64().unwrap_or(1);
         let name = field["name"].as_str().unwrap_or("?");
         if let Some(inner) = field.get("struct") {
             for _ in 0..count {
-                *steps += 1;
-                if *steps > MAX_STEPS {
-                    return Err("vmdesc walk exceeds its step budget".into());
-                }
+                charge(steps)?;
                 walk_struct(inner, cur, steps, depth + 1)?;
             }
         } else if field["type"].as_str() == Some("capability") {
             for _ in 0..count {
-                *steps += 1;
-                if *steps > MAX_STEPS {
-                    return Err("vmdesc walk exceeds its step budget".into());
-                }
+                charge(steps)?;
                 cur.short_str("capability field")
                     .map_err(|e| e.to_string())?;
             }
@@ -148,6 +163,7 @@ fn walk_struct<F: MigFile + ?Sized>(
         .map(Vec::as_slice)
         .unwrap_or(&[])
     {
+        charge(steps)?;
         let want = sub["vmsd_name"].as_str().unwrap_or("?");
         let at = cur.pos();
         let b = cur.u8("subsection").map_err(|e| e.to_string())?;
