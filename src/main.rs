@@ -237,10 +237,28 @@ fn print_summary(r: &RunReport, path: Option<&Path>, seed: Option<u64>) {
             );
         }
     }
+    for f in &r.files {
+        println!(
+            "{:<10} size after setup, each pass: {} MiB",
+            f.writer,
+            size_series(&f.size_after_pass)
+        );
+    }
     println!("digest     {}", r.digest);
     if r.verdict == Verdict::Fail {
         println!("replay     {}", replay_command(path, seed.or(Some(r.seed))));
     }
+}
+
+/// "0.0 30.8 46.0 … 146.5": up to 16 figures, else the middle elided.
+fn size_series(sizes: &[u64]) -> String {
+    let fmt = |b: &u64| format!("{:.1}", *b as f64 / (1 << 20) as f64);
+    if sizes.len() <= 16 {
+        return sizes.iter().map(fmt).collect::<Vec<_>>().join(" ");
+    }
+    let head: Vec<_> = sizes[..8].iter().map(fmt).collect();
+    let tail: Vec<_> = sizes[sizes.len() - 4..].iter().map(fmt).collect();
+    format!("{} … {}", head.join(" "), tail.join(" "))
 }
 
 fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {

@@ -28,6 +28,9 @@ pub struct FileReport {
     pub bytes_written: u64,
     /// Bytes allocated (4 KiB granules).
     pub allocated: u64,
+    /// File size at the end of setup (index 0) and of each pass after it,
+    /// the final pass (with device state and trailer) last.
+    pub size_after_pass: Vec<u64>,
     /// File size after each write.
     #[serde(skip)]
     pub log: Vec<WriteRecord>,
@@ -239,12 +242,26 @@ pub fn run(s: &Scenario) -> RunReport {
             size: file.len(),
             bytes_written: file.bytes_written(),
             allocated: file.allocated(),
+            size_after_pass: size_after_pass(file.log()),
             log: file.log().to_vec(),
             file,
         });
     }
     report.digest = digest(&report);
     report
+}
+
+fn size_after_pass(log: &[WriteRecord]) -> Vec<u64> {
+    let mut sizes: Vec<u64> = Vec::new();
+    for w in log {
+        let p = w.pass as usize;
+        if sizes.len() <= p {
+            let last = sizes.last().copied().unwrap_or(0);
+            sizes.resize(p + 1, last);
+        }
+        sizes[p] = sizes[p].max(w.file_len);
+    }
+    sizes
 }
 
 fn refused(mut report: RunReport, message: String, untouched: &SimFile) -> RunReport {

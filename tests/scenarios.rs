@@ -108,6 +108,29 @@ fn heavy_redirty_sequential_grows_while_fixed_ram_stays_bounded() {
             "{name} missing or failed"
         );
     }
+    // Over the course of the migration: the sequential file grows every
+    // pass, the fixed-ram file by the 18-byte empty PART section at most.
+    let series = |w: &str| {
+        r.files
+            .iter()
+            .find(|f| f.writer == w)
+            .unwrap()
+            .size_after_pass
+            .clone()
+    };
+    let seq_series = series("sequential");
+    let fixed_series = series("fixed-ram");
+    assert_eq!(
+        seq_series.len(),
+        r.passes as usize + 2,
+        "setup, each live pass, final"
+    );
+    assert!(seq_series.windows(2).all(|w| w[1] > w[0]), "{seq_series:?}");
+    let live = &fixed_series[..fixed_series.len() - 1];
+    assert!(
+        live.windows(2).all(|w| w[1] - w[0] == 18),
+        "{fixed_series:?}"
+    );
     // More passes re-send more pages: the sequential file grows, the
     // fixed-ram file does not (beyond the empty PART sections, which the
     // bound already counts).

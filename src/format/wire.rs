@@ -80,6 +80,15 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
         }
     }
 
+    fn truncated(&self, what: &'static str, needed: u64) -> LoadError {
+        LoadError::Truncated {
+            what,
+            offset: self.pos,
+            needed,
+            file_len: self.len,
+        }
+    }
+
     /// Current absolute offset.
     pub fn pos(&self) -> u64 {
         self.pos
@@ -108,12 +117,7 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
 
     fn fill(&mut self, what: &'static str, n: usize) -> Result<&[u8], LoadError> {
         if self.remaining() < n as u64 {
-            return Err(LoadError::Truncated {
-                what,
-                offset: self.pos,
-                needed: n as u64,
-                file_len: self.len,
-            });
+            return Err(self.truncated(what, n as u64));
         }
         let in_window = self.pos >= self.win_start
             && self.pos + n as u64 <= self.win_start + self.win.len() as u64;
@@ -124,12 +128,7 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
             self.win.truncate(got);
             self.win_start = self.pos;
             if got < n {
-                return Err(LoadError::Truncated {
-                    what,
-                    offset: self.pos,
-                    needed: n as u64,
-                    file_len: self.len,
-                });
+                return Err(self.truncated(what, n as u64));
             }
         }
         let start = (self.pos - self.win_start) as usize;
@@ -167,24 +166,10 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
     /// the file before anything is allocated.
     pub fn bytes(&mut self, what: &'static str, n: u64) -> Result<Vec<u8>, LoadError> {
         if n > self.remaining() {
-            return Err(LoadError::Truncated {
-                what,
-                offset: self.pos,
-                needed: n,
-                file_len: self.len,
-            });
+            return Err(self.truncated(what, n));
         }
         let mut out = vec![0; n as usize];
-        let got = self.file.read_at(self.pos, &mut out)?;
-        if got < out.len() {
-            return Err(LoadError::Truncated {
-                what,
-                offset: self.pos,
-                needed: n,
-                file_len: self.len,
-            });
-        }
-        self.pos += n;
+        self.read_into(what, &mut out)?;
         Ok(out)
     }
     /// Exactly `buf.len()` bytes into `buf`.
@@ -195,12 +180,7 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
             return Ok(());
         }
         if (n as u64) > self.remaining() || self.file.read_at(self.pos, buf)? < n {
-            return Err(LoadError::Truncated {
-                what,
-                offset: self.pos,
-                needed: n as u64,
-                file_len: self.len,
-            });
+            return Err(self.truncated(what, n as u64));
         }
         self.pos += n as u64;
         Ok(())
@@ -208,12 +188,7 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
     /// Skip `n` bytes, failing if the file is shorter.
     pub fn skip(&mut self, what: &'static str, n: u64) -> Result<(), LoadError> {
         if n > self.remaining() {
-            return Err(LoadError::Truncated {
-                what,
-                offset: self.pos,
-                needed: n,
-                file_len: self.len,
-            });
+            return Err(self.truncated(what, n));
         }
         self.pos += n;
         Ok(())
