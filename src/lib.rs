@@ -6,9 +6,12 @@
 //! Harness (simulation, oracle, scenarios): [`sim`], [`oracle`],
 //! [`scenario`], [`run`].
 
+pub mod bugs;
 pub mod caps;
+pub mod explore;
 pub mod extract;
 pub mod format;
+pub mod fuzz_targets;
 pub mod oracle;
 pub mod run;
 pub mod scenario;

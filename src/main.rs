@@ -7,9 +7,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use migsim::bugs::Bug;
+use migsim::explore::{ExploreOptions, explore, shard_seeds};
 use migsim::format::io::DiskFile;
 use migsim::format::reader::{StreamInfo, inspect};
-use migsim::run::{RunReport, check_expectations, run};
+use migsim::run::{RunReport, check_expectations, run, run_with};
 use migsim::scenario::{Scenario, Verdict};
 
 #[derive(Parser)]
@@ -49,6 +51,46 @@ enum Cmd {
         /// Keep the files written: DIR/sequential.mig and DIR/fixed-ram.mig.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Inject a deliberately wrong variant (builds with the
+        /// bug-variants feature only), e.g. to replay what explore found.
+        #[arg(long, value_enum)]
+        bug: Option<Bug>,
+    },
+    /// Generate random scenarios from seeds, run them, and shrink every
+    /// failure to a minimal scenario written to scenarios/regressions/
+    /// with its seed and the command that replays it.
+    ///
+    /// Same seeds give the same results whatever --jobs. A progress bar
+    /// shows on a terminal; a summary follows.
+    Explore {
+        /// Seed range A..B (end exclusive), e.g. 0..200.
+        #[arg(long, value_parser = parse_range)]
+        seeds: (u64, u64),
+        /// Worker threads (default: available cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only shard K of N (1-based), e.g. 2/4, for splitting a sweep
+        /// across machines.
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(u64, u64)>,
+        /// Print one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// Inject a deliberately wrong variant (bug-variants builds only).
+        #[arg(long, value_enum)]
+        bug: Option<Bug>,
+        /// Report failures as found, without shrinking.
+        #[arg(long)]
+        no_shrink: bool,
+        /// Where shrunk failures are written.
+        #[arg(long, value_name = "DIR", default_value = "scenarios/regressions")]
+        regressions: PathBuf,
+        /// Do not write regression files.
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop shrinking after this many failures (0 = all).
+        #[arg(long, default_value_t = 5)]
+        max_failures: usize,
     },
     /// Run every scenario and check its expectations (verdict, error text,
     /// digest, size ratio). Exits 1 on any difference and says how to
@@ -101,7 +143,30 @@ fn main() -> ExitCode {
             seed,
             json,
             out,
-        } => cmd_run(scenario.as_deref(), seed, json, out.as_deref()),
+            bug,
+        } => cmd_run(scenario.as_deref(), seed, json, out.as_deref(), bug),
+        Cmd::Explore {
+            seeds,
+            jobs,
+            shard,
+            json,
+            bug,
+            no_shrink,
+            regressions,
+            dry_run,
+            max_failures,
+        } => {
+            let opts = ExploreOptions {
+                seeds: shard_seeds(seeds.0, seeds.1, shard),
+                jobs: jobs
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                bug,
+                shrink: !no_shrink,
+                max_failures,
+                regressions: (!dry_run).then_some(regressions),
+            };
+            cmd_explore(&opts, json)
+        }
         Cmd::Replay { paths, bless } => cmd_replay(&paths, bless),
         Cmd::Inspect { file, json } => cmd_inspect(&file, json),
         Cmd::Extract {
@@ -135,12 +200,95 @@ fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
 }
 
+fn check_bug_build(bug: Option<Bug>) -> Result<(), String> {
+    if bug.is_some() && !migsim::bugs::ENABLED {
+        return Err(
+            "this migsim was built without bug variants; rebuild with `--features bug-variants`"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s.split_once("..").ok_or("expected A..B, e.g. 0..200")?;
+    let a: u64 = a.trim().parse().map_err(|e| format!("{a}: {e}"))?;
+    let b: u64 = b.trim().parse().map_err(|e| format!("{b}: {e}"))?;
+    if b <= a {
+        return Err(format!("empty range {a}..{b}"));
+    }
+    Ok((a, b))
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 2/4")?;
+    let k: u64 = k.trim().parse().map_err(|e| format!("{k}: {e}"))?;
+    let n: u64 = n.trim().parse().map_err(|e| format!("{n}: {e}"))?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("shard {k}/{n}: need 1 <= K <= N"));
+    }
+    Ok((k, n))
+}
+
+fn cmd_explore(opts: &ExploreOptions, json: bool) -> Result<ExitCode, String> {
+    check_bug_build(opts.bug)?;
+    let start = std::time::Instant::now();
+    let bar = indicatif::ProgressBar::new(opts.seeds.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} seeds  {elapsed} (eta {eta})",
+        )
+        .expect("valid template"),
+    );
+    let report = explore(opts, &|done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        for f in &report.failures {
+            println!("FAIL  seed {}", f.seed);
+            for d in &f.differences {
+                println!("        {d}");
+            }
+            println!("      shrunk in {} steps to:", f.shrink_steps);
+            for l in f.scenario_toml.lines() {
+                println!("        | {l}");
+            }
+            if let Some(p) = &f.written_to {
+                println!("      written to {}", p.display());
+            }
+            println!("      replay: {}", f.replay);
+            println!("      rerun the seed unshrunk: {}", f.rerun_seed);
+        }
+        println!(
+            "explore: {} seeds{} in {:.1} s: {} passed, {} failed",
+            report.seeds_run,
+            opts.bug
+                .map(|b| format!(" with bug variant {}", b.name()))
+                .unwrap_or_default(),
+            start.elapsed().as_secs_f64(),
+            report.passed,
+            report.seeds_run - report.passed
+        );
+    }
+    Ok(if report.passed == report.seeds_run {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn cmd_run(
     path: Option<&Path>,
     seed: Option<u64>,
     json: bool,
     out: Option<&Path>,
+    bug: Option<Bug>,
 ) -> Result<ExitCode, String> {
+    check_bug_build(bug)?;
     let mut s = match path {
         Some(p) => Scenario::load(p)?,
         None => Scenario::default_scenario(),
@@ -149,7 +297,7 @@ fn cmd_run(
         s.seed = seed;
         s.expect.digest = None;
     }
-    let report = run(&s);
+    let report = run_with(&s, bug);
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         for f in &report.files {

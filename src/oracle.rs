@@ -77,6 +77,8 @@ pub struct OracleInput<'a> {
     pub devices: &'a [DeviceState],
     /// Destination starts dirty.
     pub dirty_destination: bool,
+    /// The reader variant to judge with (bug-variants builds only).
+    pub bug: Option<crate::bugs::Bug>,
 }
 
 impl OracleInput<'_> {
@@ -125,6 +127,7 @@ impl OracleInput<'_> {
             machine: Some(self.machine.to_string()),
             caps: Some(f.caps),
             skip_page_data: false,
+            bug: self.bug,
         };
         load(f.file, &opts, &mut dest).map_err(|e| format!("the reader refused the file: {e}"))?;
         let mut want = vec![0u8; PAGE as usize];
@@ -401,6 +404,7 @@ impl OracleInput<'_> {
             machine: None,
             caps: Some(flipped),
             skip_page_data: true,
+            ..LoadOptions::default()
         };
         let on_off = |b: bool| if b { "on" } else { "off" };
         let want = format!(

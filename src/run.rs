@@ -5,6 +5,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::bugs::Bug;
 use crate::caps::{Capabilities, Capability};
 use crate::format::io::MigFile;
 use crate::format::reader::{LoadOptions, NullSink, load};
@@ -124,6 +125,13 @@ pub fn writer_caps(s: &Scenario, kind: WriterKind) -> Result<Capabilities, Strin
 
 /// Run a scenario.
 pub fn run(s: &Scenario) -> RunReport {
+    run_with(s, None)
+}
+
+/// Run a scenario with a deliberately wrong variant injected (it only
+/// takes effect in builds with the `bug-variants` feature; see
+/// [`crate::bugs::ENABLED`]).
+pub fn run_with(s: &Scenario, bug: Option<Bug>) -> RunReport {
     let blocks = s.blocks();
     let mut guest = Guest::new(rng::derive(s.seed, "content"), blocks.clone());
     let mut prefill_rng = rng::stream(s.seed, "prefill");
@@ -164,7 +172,12 @@ pub fn run(s: &Scenario) -> RunReport {
             Err(e) => return refused(report, e, &file),
         };
         match MigrationWriter::start(file, &s.guest.machine, &caps, blocks.clone()) {
-            Ok(w) => writers.push(w),
+            #[allow(unused_mut)]
+            Ok(mut w) => {
+                #[cfg(feature = "bug-variants")]
+                w.inject_bug(bug);
+                writers.push(w)
+            }
             Err(e) => return refused(report, e.to_string(), &SimFile::new()),
         }
         caps_of.push((kind, caps));
@@ -172,9 +185,14 @@ pub fn run(s: &Scenario) -> RunReport {
 
     let seed = s.seed;
     let content_seed = guest.seed();
-    let result = run_precopy(&mut guest, &mut workload, &s.parameters, writers, |g| {
-        devices(seed, g)
-    });
+    let result = run_precopy(
+        &mut guest,
+        &mut workload,
+        &s.parameters,
+        writers,
+        |g| devices(seed, g),
+        bug,
+    );
     let (outcome, files) = match result {
         Ok(x) => x,
         Err(e) => return refused(report, e.to_string(), &SimFile::new()),
@@ -196,6 +214,7 @@ pub fn run(s: &Scenario) -> RunReport {
         max_passes: s.parameters.max_passes,
         devices: &devs,
         dirty_destination: s.destination.dirty_memory,
+        bug,
     };
     report.fixed_ram_bound = oracle.fixed_ram_bound();
 
@@ -210,6 +229,7 @@ pub fn run(s: &Scenario) -> RunReport {
             machine: Some(s.guest.machine.clone()),
             caps: Some(dest_caps),
             skip_page_data: true,
+            ..LoadOptions::default()
         };
         if let Some(e) = files
             .iter()

@@ -198,6 +198,7 @@ fn opts(caps: Capabilities) -> LoadOptions {
         machine: Some(MACHINE.into()),
         caps: Some(caps),
         skip_page_data: false,
+        bug: None,
     }
 }
 

@@ -721,6 +721,7 @@ fn load_into(
         machine: Some(plan.machine.clone()),
         caps: Some(caps),
         skip_page_data: false,
+        bug: None,
     };
     let info = reader::load(&file.to_vec(), &opts, &mut dest)?;
     Ok((dest, info))

@@ -28,6 +28,7 @@ use super::stream::{
 };
 use super::vmdesc::Vmdesc;
 use super::wire::Cursor;
+use crate::bugs::{self, Bug};
 use crate::caps::Capabilities;
 
 /// Where loaded pages go.
@@ -69,6 +70,9 @@ pub struct LoadOptions {
     /// Skip reading page data of fixed-ram blocks (bitmaps are still read
     /// and checked). `inspect` uses it to stay fast on big files.
     pub skip_page_data: bool,
+    /// A deliberately wrong variant to run (only with the `bug-variants`
+    /// feature; ignored otherwise).
+    pub bug: Option<Bug>,
 }
 
 /// The fixed-ram part of a block's description.
@@ -611,7 +615,9 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                 j += 1;
             }
             if !set {
-                self.sink.zero_pages(index, i, j - i)?;
+                if !bugs::active(self.opts.bug, Bug::ReaderSkipsClearBits) {
+                    self.sink.zero_pages(index, i, j - i)?;
+                }
             } else if !self.opts.skip_page_data {
                 buf.resize(((j - i) * PAGE_SIZE) as usize, 0);
                 let off = h.pages_offset + i * PAGE_SIZE;

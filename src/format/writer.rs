@@ -23,6 +23,7 @@ use super::io::MigFile;
 use super::ram::{PAGE_SIZE, flag, is_zero_page};
 use super::stream::{self, CMD_SWITCHOVER_START, RAM_IDSTR, RAM_VERSION, kind};
 use super::wire::Encoder;
+use crate::bugs::{self, Bug};
 use crate::caps::{Capabilities, Capability, CapsError};
 
 /// A RAMBlock as the source declares it.
@@ -92,6 +93,7 @@ pub struct MigrationWriter<F: MigFile> {
     blocks: Vec<RamBlockDesc>,
     open: Open,
     stats: WriterStats,
+    bug: Option<Bug>,
 }
 
 /// Section id of the RAM section.
@@ -128,6 +130,7 @@ impl<F: MigFile> MigrationWriter<F> {
             blocks,
             open: Open::None,
             stats: WriterStats::default(),
+            bug: None,
         };
         stream::encode_preamble(&mut w.pending, machine, &caps.validated_names());
         stream::encode_section_start(
@@ -165,6 +168,12 @@ impl<F: MigFile> MigrationWriter<F> {
             self.pending.buf.clear();
         }
         Ok(())
+    }
+
+    /// Make this writer deliberately wrong (tests only).
+    #[cfg(feature = "bug-variants")]
+    pub fn inject_bug(&mut self, bug: Option<Bug>) {
+        self.bug = bug;
     }
 
     /// The blocks being migrated.
@@ -280,9 +289,16 @@ impl<F: MigFile> MigrationWriter<F> {
                 }
             }
             Layout::FixedRam { blocks, bitmaps } => {
-                bitmaps[block].set(page, !zero);
+                let keep_bit =
+                    bugs::active(self.bug, Bug::ZeroPageKeepsBit) && bitmaps[block].get(page);
+                bitmaps[block].set(page, !zero || keep_bit);
                 if !zero {
-                    self.file.write_at(blocks[block].page_offset(page), data)?;
+                    let slot = if bugs::active(self.bug, Bug::OffByOneLaterBlock) && block > 0 {
+                        page + 1
+                    } else {
+                        page
+                    };
+                    self.file.write_at(blocks[block].page_offset(slot), data)?;
                 }
             }
         }
@@ -298,8 +314,11 @@ impl<F: MigFile> MigrationWriter<F> {
         }
         if let Layout::FixedRam { blocks, bitmaps } = &self.layout {
             for (l, bm) in blocks.iter().zip(bitmaps) {
-                self.file
-                    .write_at(l.header.bitmap_offset, &bm.to_le_bytes())?;
+                let mut bytes = bm.to_le_bytes();
+                if bugs::active(self.bug, Bug::BitmapWrongBitOrder) {
+                    bytes.iter_mut().for_each(|b| *b = b.reverse_bits());
+                }
+                self.file.write_at(l.header.bitmap_offset, &bytes)?;
             }
         }
         self.close_section()?;

@@ -108,6 +108,18 @@ impl Guest {
         self.dirty.iter_mut().map(PageBitmap::take).collect()
     }
 
+    /// Read the dirty bitmaps without clearing them.
+    pub fn peek_dirty(&self) -> Vec<PageBitmap> {
+        self.dirty.clone()
+    }
+
+    /// Clear the dirty bitmaps.
+    pub fn clear_dirty(&mut self) {
+        self.dirty.iter_mut().for_each(|d| {
+            d.take();
+        });
+    }
+
     /// Pages dirty right now.
     pub fn dirty_pages(&self) -> u64 {
         self.dirty.iter().map(PageBitmap::count_ones).sum()

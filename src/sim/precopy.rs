@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::guest::Guest;
 use super::simfile::SimFile;
 use super::workload::Workload;
+use crate::bugs::{self, Bug};
 use crate::format::SaveError;
 use crate::format::ram::PAGE_SIZE;
 use crate::format::writer::{DeviceState, MigrationWriter};
@@ -100,7 +101,9 @@ pub fn run_precopy(
     params: &PrecopyParams,
     mut writers: Vec<MigrationWriter<SimFile>>,
     devices: impl Fn(&Guest) -> Vec<DeviceState>,
+    bug: Option<Bug>,
 ) -> Result<(PrecopyOutcome, Vec<SimFile>), SaveError> {
+    let late_clear = bugs::active(bug, Bug::DirtyClearedAfterPass);
     let threshold = params.bandwidth.saturating_mul(params.downtime_ticks);
     let mut out = PrecopyOutcome {
         passes: 0,
@@ -120,7 +123,11 @@ pub fn run_precopy(
         }
         out.passes += 1;
         let pass = out.passes;
-        let to_send = guest.sync_dirty();
+        let to_send = if late_clear {
+            guest.peek_dirty()
+        } else {
+            guest.sync_dirty()
+        };
         for w in writers.iter_mut() {
             w.file_mut().pass = pass;
             w.begin_iteration()?;
@@ -147,6 +154,9 @@ pub fn run_precopy(
         out.ticks += stats.ticks;
         out.pages_sent += stats.pages;
         out.per_pass.push(stats);
+        if late_clear {
+            guest.clear_dirty();
+        }
         for w in writers.iter_mut() {
             w.end_iteration()?;
         }
@@ -154,7 +164,11 @@ pub fn run_precopy(
     // Switchover: stop, final sync, final pass, devices, EOF.
     guest.stop();
     let pass = out.passes + 1;
-    let to_send = guest.sync_dirty();
+    let to_send = if bugs::active(bug, Bug::SkipFinalSync) {
+        Vec::new()
+    } else {
+        guest.sync_dirty()
+    };
     for w in writers.iter_mut() {
         w.file_mut().pass = pass;
         w.begin_completion()?;

@@ -1,0 +1,490 @@
+//! Exploration: random scenarios from seeds, run and judged; failures are
+//! shrunk to a minimal scenario and written as regression files.
+//!
+//! A seed fully determines its scenario ([`generate`]), and the scenario's
+//! expected outcome comes from an independent model of the capability and
+//! transport rules ([`model_expect`]). A seed fails when its run differs
+//! from that expectation (a broken oracle invariant, a wrong refusal, or a
+//! missing one). Seeds run in parallel, results are ordered by seed, and
+//! shrinking is serial, so the same seeds give the same results whatever
+//! the number of jobs.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rand::Rng;
+use rand::seq::SliceRandom;
+use serde::Serialize;
+
+use crate::bugs::Bug;
+use crate::caps::{Capability, Transport};
+use crate::run::{check_expectations, run_with};
+use crate::scenario::{
+    BlockSpec, DestinationSpec, Expect, GuestSpec, MigrationSpec, Scenario, Size, Verdict,
+    WriterKind,
+};
+use crate::sim::precopy::PrecopyParams;
+use crate::sim::rng;
+use crate::sim::workload::{WorkloadKind, WorkloadSpec};
+
+const PAGE: u64 = 4096;
+
+/// The scenario a seed stands for.
+pub fn generate(seed: u64) -> Scenario {
+    let mut r = rng::stream(seed, "explore");
+    let mut names = [
+        "vga.vram",
+        "pc.bios",
+        "/rom@etc/acpi/tables",
+        "/rom@etc/acpi/rsdp",
+        "pc.rom",
+    ];
+    names.shuffle(&mut r);
+    let nblocks = r.gen_range(1..=4);
+    let mut blocks = vec![BlockSpec {
+        name: "pc.ram".into(),
+        size: Size(r.gen_range(16..=1024) * PAGE),
+    }];
+    for name in names.iter().take(nblocks - 1) {
+        let pages = if r.gen_bool(0.3) {
+            1
+        } else {
+            r.gen_range(1..=256)
+        };
+        blocks.push(BlockSpec {
+            name: (*name).into(),
+            size: Size(pages * PAGE),
+        });
+    }
+    let bandwidth = r.gen_range(16..=512);
+    let kind = *[
+        WorkloadKind::Idle,
+        WorkloadKind::Uniform,
+        WorkloadKind::Uniform,
+        WorkloadKind::HotSet,
+        WorkloadKind::HotSet,
+        WorkloadKind::Sweep,
+    ]
+    .choose(&mut r)
+    .expect("non-empty");
+    let workload = WorkloadSpec {
+        kind,
+        writes_per_tick: if kind == WorkloadKind::Idle {
+            0
+        } else {
+            r.gen_range(1..=2 * bandwidth)
+        },
+        hot_fraction: f64::from(r.gen_range(5..=50u32)) / 100.0,
+        hot_share: f64::from(r.gen_range(50..=100u32)) / 100.0,
+        zero_share: *[0.0, 0.1, 0.3, 0.6].choose(&mut r).expect("non-empty"),
+    };
+    let writers = match r.gen_range(0..10) {
+        0 => vec![WriterKind::FixedRam],
+        1 => vec![WriterKind::Sequential],
+        _ => vec![WriterKind::Sequential, WriterKind::FixedRam],
+    };
+    let capabilities = if r.gen_bool(0.15) {
+        vec![
+            *[
+                Capability::Multifd,
+                Capability::Xbzrle,
+                Capability::Compress,
+                Capability::PostcopyRam,
+            ]
+            .choose(&mut r)
+            .expect("non-empty"),
+        ]
+    } else {
+        Vec::new()
+    };
+    let transport = if r.gen_bool(0.1) {
+        *[
+            Transport::Tcp,
+            Transport::Unix,
+            Transport::Exec,
+            Transport::Fd,
+        ]
+        .choose(&mut r)
+        .expect("non-empty")
+    } else {
+        Transport::File
+    };
+    let mut s = Scenario {
+        name: format!("explore-{seed}"),
+        description: String::new(),
+        seed,
+        guest: GuestSpec {
+            machine: "pc-i440fx-10.0".into(),
+            blocks,
+            initial_fill: *[0.0, 0.3, 0.7, 1.0].choose(&mut r).expect("non-empty"),
+        },
+        workload,
+        migration: MigrationSpec {
+            writers,
+            capabilities,
+            transport,
+        },
+        parameters: PrecopyParams {
+            bandwidth,
+            downtime_ticks: r.gen_range(0..=3),
+            max_passes: r.gen_range(1..=8),
+        },
+        destination: DestinationSpec {
+            fixed_ram: if r.gen_bool(0.1) {
+                Some(r.gen_bool(0.5))
+            } else {
+                None
+            },
+            dirty_memory: r.gen_bool(0.5),
+        },
+        expect: Expect::default(),
+    };
+    s.expect = model_expect(&s);
+    s
+}
+
+/// What a correct implementation does with this scenario, from a model of
+/// the rules written here (not the checker's code): refused capability
+/// pairs, non-seekable transports, destination mismatches; else a pass.
+pub fn model_expect(s: &Scenario) -> Expect {
+    let error = |msg: String| Expect {
+        verdict: Verdict::Error,
+        error: Some(msg),
+        ..Expect::default()
+    };
+    for w in &s.migration.writers {
+        if *w != WriterKind::FixedRam {
+            continue;
+        }
+        for (cap, words) in [
+            (Capability::Multifd, "multifd"),
+            (Capability::Xbzrle, "xbzrle"),
+            (Capability::Compress, "compression"),
+            (Capability::PostcopyRam, "postcopy ram"),
+        ] {
+            if s.migration.capabilities.contains(&cap) {
+                return error(format!("Fixed-ram migration is incompatible with {words}"));
+            }
+        }
+        if !matches!(s.migration.transport, Transport::File) {
+            return error("Migration requires seekable transport (e.g. file)".into());
+        }
+    }
+    if let Some(dest) = s.destination.fixed_ram {
+        let on = |b: bool| if b { "on" } else { "off" };
+        if let Some(w) = s
+            .migration
+            .writers
+            .iter()
+            .find(|w| (**w == WriterKind::FixedRam) != dest)
+        {
+            let stream = *w == WriterKind::FixedRam;
+            return error(format!(
+                "Capability fixed-ram is {}, but received capability is {}",
+                on(dest),
+                on(stream)
+            ));
+        }
+    }
+    Expect::default()
+}
+
+/// How a run differed from its expectation (digest not compared); empty
+/// when it met it.
+pub fn differences(s: &Scenario, bug: Option<Bug>) -> Vec<String> {
+    let mut s = s.clone();
+    s.expect.digest = None;
+    let r = run_with(&s, bug);
+    check_expectations(&s, &r)
+}
+
+/// What a failure is about, to keep shrinking on the same failure: the
+/// failed invariants' names, or the first line of the difference.
+fn signature(diffs: &[String]) -> BTreeSet<String> {
+    let inv: BTreeSet<String> = diffs
+        .iter()
+        .filter_map(|d| d.strip_prefix("invariant "))
+        .filter_map(|d| d.split(" failed").next())
+        .map(str::to_string)
+        .collect();
+    if inv.is_empty() {
+        diffs
+            .iter()
+            .take(1)
+            .map(|d| d.split(':').next().unwrap_or(d).to_string())
+            .collect()
+    } else {
+        inv
+    }
+}
+
+/// How complicated a scenario is; shrinking only takes steps that lower
+/// it, so it cannot cycle.
+fn complexity(s: &Scenario) -> u64 {
+    let pages: u64 = s.guest.blocks.iter().map(|b| b.size.0 / PAGE).sum();
+    let kind = match s.workload.kind {
+        WorkloadKind::Idle => 0,
+        WorkloadKind::Uniform => 1,
+        WorkloadKind::Sweep => 2,
+        WorkloadKind::HotSet => 3,
+    };
+    s.guest.blocks.len() as u64 * 100_000
+        + pages * 10
+        + u64::from(s.parameters.max_passes) * 100
+        + s.workload.writes_per_tick
+        + kind * 50
+        + s.migration.capabilities.len() as u64 * 1000
+        + s.migration.writers.len() as u64 * 500
+        + u64::from(s.migration.transport != Transport::File) * 1000
+        + u64::from(s.destination.fixed_ram.is_some()) * 1000
+        + u64::from(s.destination.dirty_memory) * 200
+        + u64::from(s.workload.zero_share > 0.0) * 100
+        + u64::from(s.guest.initial_fill != 1.0) * 50
+}
+
+/// Hot-set knobs are unused by other workloads: reset them so a shrunk
+/// scenario shows only what matters (the run is unchanged).
+fn tidy(s: &mut Scenario) {
+    if s.workload.kind != WorkloadKind::HotSet {
+        let d: WorkloadSpec = toml::from_str("kind = \"idle\"").expect("default workload");
+        s.workload.hot_fraction = d.hot_fraction;
+        s.workload.hot_share = d.hot_share;
+    }
+}
+
+fn candidates(s: &Scenario) -> Vec<Scenario> {
+    let mut out = Vec::new();
+    let mut push = |f: &dyn Fn(&mut Scenario)| {
+        let mut c = s.clone();
+        f(&mut c);
+        if complexity(&c) < complexity(s) {
+            c.expect = model_expect(&c);
+            out.push(c);
+        }
+    };
+    for i in 0..s.guest.blocks.len() {
+        if s.guest.blocks.len() > 1 {
+            push(&|c| {
+                c.guest.blocks.remove(i);
+            });
+        }
+        push(&|c| {
+            let pages = c.guest.blocks[i].size.0 / PAGE;
+            c.guest.blocks[i].size = Size((pages / 2).max(1) * PAGE);
+        });
+    }
+    push(&|c| c.parameters.max_passes = 1);
+    push(&|c| c.parameters.max_passes = (c.parameters.max_passes / 2).max(1));
+    if s.migration.writers.len() > 1 {
+        push(&|c| c.migration.writers.truncate(1));
+        push(&|c| {
+            c.migration.writers.remove(0);
+        });
+    }
+    push(&|c| c.migration.capabilities.clear());
+    push(&|c| c.migration.transport = Transport::File);
+    push(&|c| c.destination.fixed_ram = None);
+    push(&|c| c.destination.dirty_memory = false);
+    push(&|c| {
+        c.workload.kind = WorkloadKind::Idle;
+        c.workload.writes_per_tick = 0;
+        c.workload.zero_share = 0.0;
+    });
+    push(&|c| {
+        if c.workload.kind != WorkloadKind::Idle {
+            c.workload.kind = WorkloadKind::Uniform;
+        }
+    });
+    push(&|c| c.workload.writes_per_tick = (c.workload.writes_per_tick / 2).max(1));
+    push(&|c| c.workload.zero_share = 0.0);
+    push(&|c| c.guest.initial_fill = 1.0);
+    push(&|c| c.guest.initial_fill = 0.0);
+    out
+}
+
+/// Shrink a failing scenario: apply simplifications (fewer and smaller
+/// blocks, fewer passes, a simpler workload, fewer capabilities) while the
+/// same failure remains. Returns the minimal scenario, its differences and
+/// the number of simplifications taken.
+pub fn shrink(s: &Scenario, bug: Option<Bug>) -> (Scenario, Vec<String>, usize) {
+    let mut cur = s.clone();
+    let mut diffs = differences(&cur, bug);
+    let sig = signature(&diffs);
+    let mut steps = 0;
+    'outer: while steps < 200 {
+        for c in candidates(&cur) {
+            if c.validate().is_err() {
+                continue;
+            }
+            let d = differences(&c, bug);
+            if !d.is_empty() && !signature(&d).is_disjoint(&sig) {
+                cur = c;
+                diffs = d;
+                steps += 1;
+                continue 'outer;
+            }
+        }
+        break;
+    }
+    (cur, diffs, steps)
+}
+
+/// One failing seed, shrunk.
+#[derive(Debug, Serialize)]
+pub struct Failure {
+    /// The seed.
+    pub seed: u64,
+    /// How the generated scenario differed.
+    pub differences: Vec<String>,
+    /// How the shrunk scenario differs.
+    pub shrunk_differences: Vec<String>,
+    /// Simplifications applied.
+    pub shrink_steps: usize,
+    /// The shrunk scenario, as TOML.
+    pub scenario_toml: String,
+    /// Where it was written.
+    pub written_to: Option<PathBuf>,
+    /// The exact command that replays the shrunk scenario.
+    pub replay: String,
+    /// The exact command that reruns the seed as generated.
+    pub rerun_seed: String,
+}
+
+/// What an exploration found.
+#[derive(Debug, Serialize)]
+pub struct ExploreReport {
+    /// Seeds run.
+    pub seeds_run: usize,
+    /// Seeds whose run met its expectation.
+    pub passed: usize,
+    /// Bug variant injected, if any.
+    pub bug: Option<Bug>,
+    /// Failures, by seed.
+    pub failures: Vec<Failure>,
+}
+
+/// Exploration settings.
+#[derive(Clone, Debug)]
+pub struct ExploreOptions {
+    /// Seeds to run (after sharding).
+    pub seeds: Vec<u64>,
+    /// Worker threads.
+    pub jobs: usize,
+    /// Injected bug variant.
+    pub bug: Option<Bug>,
+    /// Shrink failures.
+    pub shrink: bool,
+    /// Stop after this many failures (0 = never).
+    pub max_failures: usize,
+    /// Where regression scenarios go (None = not written).
+    pub regressions: Option<PathBuf>,
+}
+
+/// Seeds `a..b` (end exclusive) restricted to shard `k` of `n` (1-based).
+pub fn shard_seeds(a: u64, b: u64, shard: Option<(u64, u64)>) -> Vec<u64> {
+    (a..b)
+        .filter(|s| shard.is_none_or(|(k, n)| (s - a) % n == k - 1))
+        .collect()
+}
+
+/// Run the exploration; `progress(done, total)` is called as seeds finish.
+pub fn explore(
+    opts: &ExploreOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<ExploreReport, String> {
+    let seeds = &opts.seeds;
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Vec<String>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..opts.jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= seeds.len() {
+                        break;
+                    }
+                    let d = differences(&generate(seeds[i]), opts.bug);
+                    results.lock().expect("results lock").push((i, d));
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, seeds.len());
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("results lock");
+    results.sort_by_key(|(i, _)| *i);
+    let mut report = ExploreReport {
+        seeds_run: results.len(),
+        passed: results.iter().filter(|(_, d)| d.is_empty()).count(),
+        bug: opts.bug,
+        failures: Vec::new(),
+    };
+    for (i, d) in results.into_iter().filter(|(_, d)| !d.is_empty()) {
+        if opts.max_failures > 0 && report.failures.len() >= opts.max_failures {
+            break;
+        }
+        let seed = seeds[i];
+        let generated = generate(seed);
+        let (mut shrunk, shrunk_diffs, steps) = if opts.shrink {
+            shrink(&generated, opts.bug)
+        } else {
+            (generated.clone(), d.clone(), 0)
+        };
+        let file_name = match opts.bug {
+            Some(b) => format!("seed-{seed}-{}.toml", b.name()),
+            None => format!("seed-{seed}.toml"),
+        };
+        let path = opts.regressions.as_ref().map(|dir| dir.join(&file_name));
+        let shown = path.clone().unwrap_or_else(|| PathBuf::from(&file_name));
+        let replay = match opts.bug {
+            Some(b) => format!("migsim run {} --bug {}", shown.display(), b.name()),
+            None => format!("migsim run {}", shown.display()),
+        };
+        tidy(&mut shrunk);
+        shrunk.name = file_name.trim_end_matches(".toml").to_string();
+        shrunk.description = format!(
+            "Found by `migsim explore` at seed {seed}{}; shrunk in {steps} steps.\n\
+             It failed with: {}\nReplay: {replay}",
+            opts.bug
+                .map(|b| format!(" with bug variant {}", b.name()))
+                .unwrap_or_default(),
+            shrunk_diffs.join("; ")
+        );
+        // The regression expects what correct code does; for a bug variant
+        // that is the bug-free run, whose digest is recorded.
+        shrunk.expect = model_expect(&shrunk);
+        if opts.bug.is_some() {
+            shrunk.expect.digest = Some(run_with(&shrunk, None).digest);
+        }
+        let toml = toml::to_string(&shrunk).map_err(|e| e.to_string())?;
+        if let Some(p) = &path {
+            write_regression(p, &toml)?;
+        }
+        report.failures.push(Failure {
+            seed,
+            differences: d,
+            shrunk_differences: shrunk_diffs,
+            shrink_steps: steps,
+            scenario_toml: toml,
+            written_to: path,
+            replay,
+            rerun_seed: format!(
+                "migsim explore --seeds {seed}..{} --no-shrink --dry-run{}",
+                seed + 1,
+                opts.bug
+                    .map(|b| format!(" --bug {}", b.name()))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    Ok(report)
+}
+
+fn write_regression(path: &Path, toml: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, toml).map_err(|e| format!("{}: {e}", path.display()))
+}

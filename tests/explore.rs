@@ -1,0 +1,128 @@
+//! Exploration finds real bug classes: every deliberately wrong variant
+//! (src/bugs.rs) is caught within a bounded number of seeds, shrunk, and
+//! its regression scenario replays; without a bug, a sweep passes, and the
+//! results do not depend on the number of jobs.
+
+use std::path::Path;
+use std::time::Instant;
+
+use migsim::bugs::Bug;
+use migsim::explore::{ExploreOptions, explore, shard_seeds};
+use migsim::run::{check_expectations, run_with};
+use migsim::scenario::{Scenario, Verdict};
+
+// Tests build this crate with the bug-variants feature (dev-dependency).
+const _: () = assert!(migsim::bugs::ENABLED, "tests build with the bug-variants feature");
+
+/// Seeds explore may take to find each variant.
+const SEED_BUDGET: u64 = 50;
+
+fn opts(seeds: Vec<u64>, jobs: usize, bug: Option<Bug>) -> ExploreOptions {
+    ExploreOptions {
+        seeds,
+        jobs,
+        bug,
+        shrink: true,
+        max_failures: 1,
+        regressions: None,
+    }
+}
+
+#[test]
+fn explore_catches_every_bug_variant_within_the_seed_budget() {
+    for bug in Bug::ALL {
+        let start = Instant::now();
+        let report = explore(&opts((0..SEED_BUDGET).collect(), 2, Some(bug)), &|_, _| {}).unwrap();
+        let f = report
+            .failures
+            .first()
+            .unwrap_or_else(|| panic!("{} not found in {SEED_BUDGET} seeds", bug.name()));
+        println!(
+            "{}: first failing seed {} ({} of {SEED_BUDGET} seeds fail), shrunk in {} steps, {:.2} s:\n{}",
+            bug.name(),
+            f.seed,
+            report.seeds_run - report.passed,
+            f.shrink_steps,
+            start.elapsed().as_secs_f64(),
+            f.scenario_toml
+        );
+        // The shrunk scenario fails with the bug and passes without it.
+        let s = Scenario::from_toml(&f.scenario_toml).unwrap();
+        assert_eq!(run_with(&s, None).verdict, Verdict::Pass, "{}", bug.name());
+        assert_ne!(
+            run_with(&s, Some(bug)).verdict,
+            Verdict::Pass,
+            "{}",
+            bug.name()
+        );
+        // Shrinking made it small: one block, few pages.
+        assert!(
+            s.guest.blocks.len() <= 2,
+            "{}: {} blocks after shrinking",
+            bug.name(),
+            s.guest.blocks.len()
+        );
+    }
+}
+
+#[test]
+fn regression_scenarios_fail_with_their_bug_and_pass_without() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/regressions");
+    let mut seen = 0;
+    for bug in Bug::ALL {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let p = entry.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.ends_with(&format!("-{}.toml", bug.name())) {
+                continue;
+            }
+            seen += 1;
+            let s = Scenario::load(&p).unwrap();
+            let good = run_with(&s, None);
+            assert!(
+                check_expectations(&s, &good).is_empty(),
+                "{name} without its bug"
+            );
+            assert_eq!(
+                run_with(&s, Some(bug)).verdict,
+                Verdict::Fail,
+                "{name} with its bug"
+            );
+        }
+    }
+    assert!(
+        seen >= 1,
+        "no regression scenario for any bug variant in {}",
+        dir.display()
+    );
+}
+
+#[test]
+fn a_clean_sweep_passes_and_does_not_depend_on_jobs_or_shards() {
+    let seeds: Vec<u64> = (0..120).collect();
+    let one = explore(&opts(seeds.clone(), 1, None), &|_, _| {}).unwrap();
+    assert_eq!(one.passed, seeds.len(), "{:#?}", one.failures);
+    // With a bug, failures (and their shrunk scenarios) are identical for 1
+    // and 3 jobs.
+    let bug = Some(Bug::ZeroPageKeepsBit);
+    let mut a = opts(seeds.clone(), 1, bug);
+    a.max_failures = 3;
+    let mut b = a.clone();
+    b.jobs = 3;
+    let ra = explore(&a, &|_, _| {}).unwrap();
+    let rb = explore(&b, &|_, _| {}).unwrap();
+    assert_eq!(ra.passed, rb.passed);
+    let key = |r: &migsim::explore::ExploreReport| {
+        r.failures
+            .iter()
+            .map(|f| (f.seed, f.scenario_toml.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(key(&ra), key(&rb));
+    // Shards partition the range.
+    let mut all: Vec<u64> = (1..=4)
+        .flat_map(|k| shard_seeds(0, 120, Some((k, 4))))
+        .collect();
+    all.sort();
+    assert_eq!(all, seeds);
+}
