@@ -13,6 +13,7 @@ pub mod extract;
 pub mod format;
 pub mod fuzz_targets;
 pub mod oracle;
+pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod sim;

@@ -126,6 +126,23 @@ enum Cmd {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Run a sweep (or the given scenarios) and write a report with
+    /// charts: DIR/report.html (self-contained), DIR/report.md with
+    /// DIR/*.svg, DIR/report.csv and DIR/sizes.csv.
+    ///
+    /// With no SCENARIO, sweeps the embedded default scenario over the
+    /// guest's dirty rate and max_passes, and writes each point's scenario
+    /// to DIR/scenarios/ so `migsim run` can replay it.
+    Report {
+        /// Scenario files or directories (searched recursively for *.toml).
+        scenarios: Vec<PathBuf>,
+        /// Output directory.
+        #[arg(short, long, value_name = "DIR")]
+        output: PathBuf,
+        /// Worker threads (default: available cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -174,6 +191,11 @@ fn main() -> ExitCode {
             block,
             output,
         } => cmd_extract(&file, &block, &output),
+        Cmd::Report {
+            scenarios,
+            output,
+            jobs,
+        } => cmd_report(&scenarios, &output, jobs),
     };
     match r {
         Ok(code) => code,
@@ -618,4 +640,44 @@ fn cmd_extract(path: &Path, block: &str, output: &Path) -> Result<ExitCode, Stri
         b.pages_present
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_report(paths: &[PathBuf], out: &Path, jobs: Option<usize>) -> Result<ExitCode, String> {
+    use migsim::report;
+    let start = std::time::Instant::now();
+    let inputs = if paths.is_empty() {
+        report::sweep()
+    } else {
+        report::load_inputs(paths)?
+    };
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let r = report::write_report(&inputs, out, jobs)?;
+    for r in r
+        .runs
+        .iter()
+        .filter(|r| !r.expectation_differences.is_empty())
+    {
+        println!(
+            "DIFFERS  {}: {}",
+            r.scenario.name,
+            r.expectation_differences.join("; ")
+        );
+        println!("         replay: {}", r.replay);
+    }
+    let count = |v: Verdict| r.runs.iter().filter(|x| x.verdict == v).count();
+    println!(
+        "report: {} runs in {:.1} s ({} pass, {} fail, {} error)",
+        r.runs.len(),
+        start.elapsed().as_secs_f64(),
+        count(Verdict::Pass),
+        count(Verdict::Fail),
+        count(Verdict::Error)
+    );
+    println!("open   {}", out.join("report.html").display());
+    println!("also   {}", out.join("report.md").display());
+    Ok(if r.all_expected() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

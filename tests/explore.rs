@@ -12,7 +12,10 @@ use migsim::run::{check_expectations, run_with};
 use migsim::scenario::{Scenario, Verdict};
 
 // Tests build this crate with the bug-variants feature (dev-dependency).
-const _: () = assert!(migsim::bugs::ENABLED, "tests build with the bug-variants feature");
+const _: () = assert!(
+    migsim::bugs::ENABLED,
+    "tests build with the bug-variants feature"
+);
 
 /// Seeds explore may take to find each variant.
 const SEED_BUDGET: u64 = 50;
