@@ -19,7 +19,7 @@ use rand::seq::SliceRandom;
 use serde::Serialize;
 
 use crate::bugs::Bug;
-use crate::caps::{Capability, Transport};
+use crate::caps::{Capability, MultifdCompression, Profile, Transport};
 use crate::run::{check_expectations, run_with};
 use crate::scenario::{
     BlockSpec, DestinationSpec, Expect, GuestSpec, MigrationSpec, Scenario, Size, Verdict,
@@ -85,20 +85,39 @@ pub fn generate(seed: u64) -> Scenario {
         1 => vec![WriterKind::Sequential],
         _ => vec![WriterKind::Sequential, WriterKind::FixedRam],
     };
-    let capabilities = if r.gen_bool(0.15) {
-        vec![
-            *[
-                Capability::Multifd,
-                Capability::Xbzrle,
-                Capability::Compress,
-                Capability::PostcopyRam,
-            ]
-            .choose(&mut r)
-            .expect("non-empty"),
-        ]
+    let profile = if r.gen_bool(0.3) {
+        Profile::MappedRam
     } else {
-        Vec::new()
+        Profile::FixedRam
     };
+    let offered: &[Capability] = match profile {
+        Profile::FixedRam => &[
+            Capability::Multifd,
+            Capability::Xbzrle,
+            Capability::Compress,
+            Capability::PostcopyRam,
+        ],
+        Profile::MappedRam => &[
+            Capability::Multifd,
+            Capability::Xbzrle,
+            Capability::PostcopyRam,
+        ],
+    };
+    let mut capabilities: Vec<Capability> = Vec::new();
+    if r.gen_bool(0.2) {
+        for _ in 0..r.gen_range(1..=2) {
+            let c = *offered.choose(&mut r).expect("non-empty");
+            if !capabilities.contains(&c) {
+                capabilities.push(c);
+            }
+        }
+    }
+    let multifd_compression = if r.gen_bool(0.1) {
+        MultifdCompression::Zlib
+    } else {
+        MultifdCompression::None
+    };
+    let direct_io = r.gen_bool(0.2);
     let transport = if r.gen_bool(0.1) {
         *[
             Transport::Tcp,
@@ -119,12 +138,16 @@ pub fn generate(seed: u64) -> Scenario {
             machine: "pc-i440fx-10.0".into(),
             blocks,
             initial_fill: *[0.0, 0.3, 0.7, 1.0].choose(&mut r).expect("non-empty"),
+            devices: true,
         },
         workload,
         migration: MigrationSpec {
             writers,
             capabilities,
             transport,
+            profile,
+            multifd_compression,
+            direct_io,
         },
         parameters: PrecopyParams {
             bandwidth,
@@ -147,42 +170,104 @@ pub fn generate(seed: u64) -> Scenario {
 
 /// What a correct implementation does with this scenario, from a model of
 /// the rules written here (not the checker's code): refused capability
-/// pairs, non-seekable transports, destination mismatches; else a pass.
+/// sets and parameters, refused transports, destination mismatches; else a
+/// pass.
 pub fn model_expect(s: &Scenario) -> Expect {
-    let error = |msg: String| Expect {
+    let error = |msg: &str| Expect {
         verdict: Verdict::Error,
-        error: Some(msg),
+        error: Some(msg.to_string()),
         ..Expect::default()
     };
-    for w in &s.migration.writers {
-        if *w != WriterKind::FixedRam {
-            continue;
-        }
-        for (cap, words) in [
-            (Capability::Multifd, "multifd"),
-            (Capability::Xbzrle, "xbzrle"),
-            (Capability::Compress, "compression"),
-            (Capability::PostcopyRam, "postcopy ram"),
-        ] {
-            if s.migration.capabilities.contains(&cap) {
-                return error(format!("Fixed-ram migration is incompatible with {words}"));
+    let m = &s.migration;
+    let has = |caps: &[Capability], c: Capability| caps.contains(&c);
+    for w in &m.writers {
+        let mut caps = m.capabilities.clone();
+        let fixed = *w == WriterKind::FixedRam;
+        let refused = match m.profile {
+            Profile::FixedRam => {
+                // The proposal: conflicts with fixed-ram, in this order.
+                let table = [
+                    (
+                        Capability::Multifd,
+                        "Fixed-ram migration is incompatible with multifd",
+                    ),
+                    (
+                        Capability::Xbzrle,
+                        "Fixed-ram migration is incompatible with xbzrle",
+                    ),
+                    (
+                        Capability::Compress,
+                        "Fixed-ram migration is incompatible with compression",
+                    ),
+                    (
+                        Capability::PostcopyRam,
+                        "Fixed-ram migration is incompatible with postcopy ram",
+                    ),
+                ];
+                let conflict = table
+                    .iter()
+                    .find(|(c, _)| fixed && has(&caps, *c))
+                    .map(|(_, msg)| *msg);
+                conflict.or((fixed && m.transport != Transport::File)
+                    .then_some("Migration requires seekable transport (e.g. file)"))
             }
-        }
-        if !matches!(s.migration.transport, Transport::File) {
-            return error("Migration requires seekable transport (e.g. file)".into());
+            Profile::MappedRam => {
+                if fixed {
+                    caps.push(Capability::MappedRam);
+                }
+                use Capability::*;
+                // QEMU 10.0.2, tests/data/qemu/caps: set-capabilities, then
+                // set-parameters, then migrate.
+                let pairs = [
+                    (
+                        PostcopyRam,
+                        Multifd,
+                        "Postcopy is not yet compatible with multifd",
+                    ),
+                    (Multifd, Xbzrle, "Multifd is not compatible with xbzrle"),
+                    (
+                        MappedRam,
+                        Xbzrle,
+                        "Mapped-ram migration is incompatible with xbzrle",
+                    ),
+                    (
+                        MappedRam,
+                        PostcopyRam,
+                        "Mapped-ram migration is incompatible with postcopy",
+                    ),
+                ];
+                let mapped = has(&caps, MappedRam);
+                let multi_channel = matches!(m.transport, Transport::Tcp | Transport::Unix);
+                pairs
+                    .iter()
+                    .find(|(a, b, _)| has(&caps, *a) && has(&caps, *b))
+                    .map(|(_, _, msg)| *msg)
+                    .or((mapped && m.multifd_compression != MultifdCompression::None)
+                        .then_some("Mapped-ram only available for non-compressed non-TLS multifd migration"))
+                    .or((mapped && m.transport != Transport::File)
+                        .then_some("Migration requires seekable transport (e.g. file)"))
+                    .or((has(&caps, Multifd) && !mapped && !multi_channel)
+                        .then_some("Migration requires multi-channel URIs (e.g. tcp)"))
+            }
+        };
+        if let Some(msg) = refused {
+            return error(msg);
         }
     }
     if let Some(dest) = s.destination.fixed_ram {
         let on = |b: bool| if b { "on" } else { "off" };
-        if let Some(w) = s
-            .migration
+        if let Some(w) = m
             .writers
             .iter()
             .find(|w| (**w == WriterKind::FixedRam) != dest)
         {
             let stream = *w == WriterKind::FixedRam;
-            return error(format!(
-                "Capability fixed-ram is {}, but received capability is {}",
+            let cap = match m.profile {
+                Profile::FixedRam => "fixed-ram",
+                Profile::MappedRam => "mapped-ram",
+            };
+            return error(&format!(
+                "Capability {cap} is {}, but received capability is {}",
                 on(dest),
                 on(stream)
             ));
@@ -242,6 +327,8 @@ fn complexity(s: &Scenario) -> u64 {
         + u64::from(s.destination.dirty_memory) * 200
         + u64::from(s.workload.zero_share > 0.0) * 100
         + u64::from(s.guest.initial_fill != 1.0) * 50
+        + u64::from(s.migration.multifd_compression != MultifdCompression::None) * 300
+        + u64::from(s.migration.direct_io) * 20
 }
 
 /// Hot-set knobs are unused by other workloads: reset them so a shrunk
@@ -285,6 +372,8 @@ fn candidates(s: &Scenario) -> Vec<Scenario> {
     }
     push(&|c| c.migration.capabilities.clear());
     push(&|c| c.migration.transport = Transport::File);
+    push(&|c| c.migration.multifd_compression = MultifdCompression::None);
+    push(&|c| c.migration.direct_io = false);
     push(&|c| c.destination.fixed_ram = None);
     push(&|c| c.destination.dirty_memory = false);
     push(&|c| {

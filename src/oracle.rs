@@ -22,7 +22,7 @@
 
 use serde::Serialize;
 
-use crate::caps::{Capabilities, Capability};
+use crate::caps::{Capabilities, Profile};
 use crate::format::reader::{LoadOptions, load};
 use crate::format::writer::{DeviceState, RamBlockDesc, vmdesc_json};
 use crate::scenario::WriterKind;
@@ -77,6 +77,8 @@ pub struct OracleInput<'a> {
     pub devices: &'a [DeviceState],
     /// Destination starts dirty.
     pub dirty_destination: bool,
+    /// Rule set; names the layout capability in the stream.
+    pub profile: Profile,
     /// The reader variant to judge with (bug-variants builds only).
     pub bug: Option<crate::bugs::Bug>,
 }
@@ -215,7 +217,7 @@ impl OracleInput<'_> {
 
     /// (pages_offset, header_offset) of each block, laid out here.
     fn fixed_layout(&self) -> (Vec<(u64, u64)>, u64) {
-        let mut pos = self.preamble_len(&["fixed-ram"]) + Self::START_HEADER;
+        let mut pos = self.preamble_len(&[self.profile.name()]) + Self::START_HEADER;
         let mut v = Vec::new();
         for b in self.blocks {
             let header = pos + 1 + b.name.len() as u64 + 8;
@@ -395,10 +397,11 @@ impl OracleInput<'_> {
     }
 
     fn validated_on_load(&self, f: &WrittenFile<'_>) -> Result<String, String> {
-        let stream_on = f.caps.has(Capability::FixedRam);
-        let mut flipped = Capabilities::none();
+        let layout = f.caps.profile().layout_capability();
+        let stream_on = f.caps.has(layout);
+        let mut flipped = Capabilities::for_profile(f.caps.profile());
         flipped
-            .set(&[(Capability::FixedRam, !stream_on)])
+            .set(&[(layout, !stream_on)])
             .map_err(|e| e.to_string())?;
         let opts = LoadOptions {
             machine: None,
@@ -408,7 +411,7 @@ impl OracleInput<'_> {
         };
         let on_off = |b: bool| if b { "on" } else { "off" };
         let want = format!(
-            "Capability fixed-ram is {}, but received capability is {}",
+            "Capability {layout} is {}, but received capability is {}",
             on_off(!stream_on),
             on_off(stream_on)
         );

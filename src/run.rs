@@ -6,7 +6,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::bugs::Bug;
-use crate::caps::{Capabilities, Capability};
+use crate::caps::{Capabilities, MigrationConfig, Parameters};
 use crate::format::io::MigFile;
 use crate::format::reader::{LoadOptions, NullSink, load};
 use crate::format::writer::{DeviceState, MigrationWriter};
@@ -79,7 +79,11 @@ pub struct RunReport {
 
 /// Simulated devices written after RAM: contents are a pure function of
 /// the seed and the guest's write count at switchover.
-fn devices(seed: u64, guest: &Guest) -> Vec<DeviceState> {
+fn devices(s: &Scenario, guest: &Guest) -> Vec<DeviceState> {
+    if !s.guest.devices {
+        return Vec::new();
+    }
+    let seed = s.seed;
     let key = rng::derive(seed, "devices") ^ guest.writes();
     [
         ("timer", 2u32, 24usize),
@@ -105,22 +109,24 @@ fn devices(seed: u64, guest: &Guest) -> Vec<DeviceState> {
     .collect()
 }
 
-/// Capabilities a writer runs with, or the exact refusal.
+/// Capabilities a writer runs with, or the exact refusal: capabilities are
+/// set, then parameters, then `migrate` is checked against the transport.
 pub fn writer_caps(s: &Scenario, kind: WriterKind) -> Result<Capabilities, String> {
-    let mut caps = Capabilities::none();
-    let mut settings: Vec<_> = s
-        .migration
-        .capabilities
-        .iter()
-        .map(|&c| (c, true))
-        .collect();
+    let m = &s.migration;
+    let mut cfg = MigrationConfig::new(m.profile);
+    let mut settings: Vec<_> = m.capabilities.iter().map(|&c| (c, true)).collect();
     if kind == WriterKind::FixedRam {
-        settings.push((Capability::FixedRam, true));
+        settings.push((m.profile.layout_capability(), true));
     }
-    caps.set(&settings).map_err(|e| e.to_string())?;
-    caps.check_transport(s.migration.transport)
-        .map_err(|e| e.to_string())?;
-    Ok(caps)
+    cfg.set_capabilities(&settings).map_err(|e| e.to_string())?;
+    cfg.set_parameters(Parameters {
+        multifd_compression: m.multifd_compression,
+        direct_io: m.direct_io,
+        tls_creds: String::new(),
+    })
+    .map_err(|e| e.to_string())?;
+    cfg.check_migrate(m.transport).map_err(|e| e.to_string())?;
+    Ok(cfg.caps)
 }
 
 /// Run a scenario.
@@ -183,21 +189,20 @@ pub fn run_with(s: &Scenario, bug: Option<Bug>) -> RunReport {
         caps_of.push((kind, caps));
     }
 
-    let seed = s.seed;
     let content_seed = guest.seed();
     let result = run_precopy(
         &mut guest,
         &mut workload,
         &s.parameters,
         writers,
-        |g| devices(seed, g),
+        |g| devices(s, g),
         bug,
     );
     let (outcome, files) = match result {
         Ok(x) => x,
         Err(e) => return refused(report, e.to_string(), &SimFile::new()),
     };
-    let devs = devices(seed, &guest);
+    let devs = devices(s, &guest);
     report.passes = outcome.passes;
     report.converged = outcome.converged;
     report.pages_sent = outcome.pages_sent;
@@ -214,6 +219,7 @@ pub fn run_with(s: &Scenario, bug: Option<Bug>) -> RunReport {
         max_passes: s.parameters.max_passes,
         devices: &devs,
         dirty_destination: s.destination.dirty_memory,
+        profile: s.migration.profile,
         bug,
     };
     report.fixed_ram_bound = oracle.fixed_ram_bound();
@@ -221,10 +227,10 @@ pub fn run_with(s: &Scenario, bug: Option<Bug>) -> RunReport {
     // The destination's own fixed-ram setting, when the scenario gives one
     // (only validated capabilities matter to the load).
     if let Some(dest_fixed) = s.destination.fixed_ram {
-        let mut dest_caps = Capabilities::none();
+        let mut dest_caps = Capabilities::for_profile(s.migration.profile);
         dest_caps
-            .set(&[(Capability::FixedRam, dest_fixed)])
-            .expect("fixed-ram alone is always accepted");
+            .set(&[(s.migration.profile.layout_capability(), dest_fixed)])
+            .expect("the layout capability alone is always accepted");
         let opts = LoadOptions {
             machine: Some(s.guest.machine.clone()),
             caps: Some(dest_caps),

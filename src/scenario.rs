@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::caps::{Capability, Transport};
+use crate::caps::{Capability, MultifdCompression, Profile, Transport};
 use crate::format::writer::RamBlockDesc;
 use crate::sim::precopy::PrecopyParams;
 use crate::sim::workload::WorkloadSpec;
@@ -54,6 +54,15 @@ pub struct GuestSpec {
     /// Share of pages written once before migration starts (0..=1).
     #[serde(default = "default_fill")]
     pub initial_fill: f64,
+    /// Write migsim's simulated device sections (timer, cpu, serial).
+    /// Off for files a real QEMU should load: it would parse them as its
+    /// own devices' state.
+    #[serde(default = "default_true")]
+    pub devices: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_machine() -> String {
@@ -123,7 +132,8 @@ pub fn parse_size(t: &str) -> Result<u64, String> {
 pub enum WriterKind {
     /// The sequential stream.
     Sequential,
-    /// The fixed-ram layout (adds the fixed-ram capability).
+    /// The fixed-offset layout (adds the profile's fixed-ram or mapped-ram
+    /// capability).
     FixedRam,
 }
 
@@ -151,6 +161,16 @@ pub struct MigrationSpec {
     /// Transport.
     #[serde(default = "default_transport")]
     pub transport: Transport,
+    /// Rule set and layout capability name: "fixed-ram" (the proposal) or
+    /// "mapped-ram" (QEMU 10).
+    #[serde(default)]
+    pub profile: Profile,
+    /// multifd-compression parameter.
+    #[serde(default)]
+    pub multifd_compression: MultifdCompression,
+    /// direct-io parameter.
+    #[serde(default)]
+    pub direct_io: bool,
 }
 
 fn default_writers() -> Vec<WriterKind> {
@@ -166,6 +186,9 @@ impl Default for MigrationSpec {
             writers: default_writers(),
             capabilities: Vec::new(),
             transport: default_transport(),
+            profile: Profile::default(),
+            multifd_compression: MultifdCompression::default(),
+            direct_io: false,
         }
     }
 }
@@ -174,7 +197,8 @@ impl Default for MigrationSpec {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationSpec {
-    /// The destination's fixed-ram setting; absent = same as the source.
+    /// The destination's layout capability (fixed-ram or mapped-ram, per
+    /// the profile); absent = same as the source.
     #[serde(default)]
     pub fixed_ram: Option<bool>,
     /// Destination memory starts filled with garbage instead of zeros.

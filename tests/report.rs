@@ -202,10 +202,13 @@ fn sweep_report_matches_the_simulation_and_is_deterministic() {
         "fixed-ram bound",
         "guest RAM size",
         "Oracle verdicts and replay commands",
-        "0b1cfb3574c172cc6a622492873bdf4fbca537e2a420ac04612ca696511f8a45",
     ] {
         assert!(html.contains(label), "report.html lacks {label:?}");
     }
+    // The sweep point with the default's own values reproduces the default
+    // scenario's blessed digest.
+    let default_digest = migsim::scenario::Scenario::default_scenario().expect.digest.unwrap();
+    assert!(html.contains(&default_digest), "report.html lacks the default digest {default_digest}");
     let lower = html.to_lowercase();
     for external in [
         "http", "<script", "<link", "<img", "<iframe", "src=", "url(", "@import", "//",

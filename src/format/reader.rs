@@ -454,7 +454,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         if self.vmdesc.is_none() {
             self.vmdesc = Some(Vmdesc::locate(self.cur.file())?);
         }
-        let Some(Some(desc)) = &self.vmdesc else {
+        let Some(Some(desc)) = &mut self.vmdesc else {
             return Err(LoadError::DeviceSection {
                 idstr: idstr.to_string(),
                 offset,

@@ -26,8 +26,11 @@ use super::wire::Cursor;
 
 /// How far from the end the trailer is searched for.
 pub const MAX_TAIL: u64 = 16 << 20;
-/// Upper bound on walk steps, so hostile `array_len`s cannot hang the walk.
-const MAX_STEPS: u64 = 1 << 22;
+/// Upper bound on walk steps over the whole file (all device sections
+/// together), so neither hostile `array_len`s nor many sections repeating
+/// an expensive walk can hang the reader. QEMU's own files need a few
+/// thousand.
+const MAX_STEPS: u64 = 1 << 20;
 
 /// A parsed vmdesc trailer.
 #[derive(Debug, Clone)]
@@ -37,6 +40,8 @@ pub struct Vmdesc {
     /// JSON length.
     pub json_len: u64,
     root: Value,
+    /// Walk steps spent so far in this file.
+    steps: u64,
     /// (name, instance_id) -> index into `devices`, first entry wins.
     index: BTreeMap<(String, u64), usize>,
 }
@@ -86,6 +91,7 @@ impl Vmdesc {
             offset,
             json_len: json.len() as u64,
             root,
+            steps: 0,
             index,
         })
     }
@@ -103,7 +109,7 @@ impl Vmdesc {
     /// Walk one device's FULL payload at the cursor, leaving the cursor on
     /// its footer.
     pub fn skip_device<F: MigFile + ?Sized>(
-        &self,
+        &mut self,
         cur: &mut Cursor<'_, F>,
         idstr: &str,
         instance: u32,
@@ -111,8 +117,10 @@ impl Vmdesc {
         let dev = self
             .device(idstr, instance)
             .ok_or_else(|| format!("the vmdesc trailer does not describe instance {instance}"))?;
-        let mut steps = 0;
-        walk_struct(dev, cur, &mut steps, 0)
+        let mut steps = self.steps;
+        let r = walk_struct(dev, cur, &mut steps, 0);
+        self.steps = steps;
+        r
     }
 }
 

@@ -24,7 +24,7 @@ use super::ram::{PAGE_SIZE, flag, is_zero_page};
 use super::stream::{self, CMD_SWITCHOVER_START, RAM_IDSTR, RAM_VERSION, kind};
 use super::wire::Encoder;
 use crate::bugs::{self, Bug};
-use crate::caps::{Capabilities, Capability, CapsError};
+use crate::caps::{Capabilities, CapsError};
 
 /// A RAMBlock as the source declares it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -96,8 +96,12 @@ pub struct MigrationWriter<F: MigFile> {
     bug: Option<Bug>,
 }
 
-/// Section id of the RAM section.
-pub const RAM_SECTION_ID: u32 = 0;
+/// Section id of the RAM section. Not 0: QEMU 10 finds the handler of a
+/// PART/END section by comparing its id with every handler's last loaded
+/// id, which is 0 for handlers not yet seen, so a RAM PART with id 0 is fed
+/// to QEMU's first handler (`timer`) and the load fails. QEMU itself uses
+/// 0 for timer and 1 for ram.
+pub const RAM_SECTION_ID: u32 = 1;
 
 const FLUSH_AT: usize = 1 << 20;
 
@@ -110,7 +114,7 @@ impl<F: MigFile> MigrationWriter<F> {
         caps: &Capabilities,
         blocks: Vec<RamBlockDesc>,
     ) -> Result<Self, SaveError> {
-        let fixed = caps.has(Capability::FixedRam);
+        let fixed = caps.fixed_layout();
         if fixed && !file.seekable() {
             return Err(CapsError::NeedsSeekableTransport.into());
         }
