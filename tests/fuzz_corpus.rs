@@ -1,0 +1,150 @@
+//! Replays every fuzz input under stable `cargo test`: each file in
+//! `fuzz/corpus/<target>/` and `fuzz/artifacts/<target>/` (crashes,
+//! timeouts and slow inputs libFuzzer saved) goes through the same library
+//! function the cargo-fuzz target calls (`migsim::fuzz_targets`). So an
+//! input the fuzzer once found stays guarded without nightly.
+//!
+//! A target that panics fails the test with the target, the file and the
+//! panic message; every file is tried before the test fails.
+//!
+//! `cargo test --test fuzz_corpus -- --ignored regenerate_seed_corpus`
+//! rewrites the checked-in seeds (`seed_corpus()` plus the smallest real
+//! QEMU save, `tests/data/qemu/seq.mig.gz`).
+
+use std::fs;
+use std::io::Read;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use migsim::fuzz_targets::{TARGETS, seed_corpus};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+/// Regular files in `dir`, sorted; none if the directory does not exist.
+/// Dot files (libFuzzer's `.state`, editors' files) are skipped.
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".into()
+    }
+}
+
+/// Run `target` on `data`; the panic message if it panicked.
+fn run_one(target: fn(&[u8]), data: &[u8]) -> Option<String> {
+    panic::catch_unwind(AssertUnwindSafe(|| target(data)))
+        .err()
+        .map(|p| panic_text(&*p))
+}
+
+#[test]
+fn every_corpus_and_artifact_file_passes_its_target() {
+    // Panics are caught and reported below, one line each.
+    let hook = panic::take_hook();
+    panic::set_hook(Box::new(|_| {}));
+    let mut failures = Vec::new();
+    let mut counts = Vec::new();
+    for (name, target) in TARGETS {
+        let mut n = 0;
+        for kind in ["corpus", "artifacts"] {
+            for path in files_in(&fuzz_dir().join(kind).join(name)) {
+                let data = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let start = Instant::now();
+                if let Some(msg) = run_one(target, &data) {
+                    failures.push(format!(
+                        "target {name} panicked on {} ({} bytes): {msg}",
+                        path.display(),
+                        data.len()
+                    ));
+                }
+                let took = start.elapsed();
+                if took.as_secs() >= 2 {
+                    failures.push(format!(
+                        "target {name} took {took:?} on {} (libFuzzer -timeout=2 calls that a hang)",
+                        path.display()
+                    ));
+                }
+                n += 1;
+            }
+        }
+        counts.push(format!("{name}: {n}"));
+    }
+    panic::set_hook(hook);
+    assert!(
+        failures.is_empty(),
+        "{} fuzz input(s) fail (reproduce with `cargo +nightly fuzz run TARGET FILE` in fuzz/):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // The seeds are checked in: an empty corpus means a broken checkout.
+    for c in &counts {
+        assert!(!c.ends_with(": 0"), "no corpus files found ({c})");
+    }
+    eprintln!("fuzz corpus replayed: {}", counts.join(", "));
+}
+
+/// The seeds as generated now (not only as checked in) pass their targets,
+/// and the reader seeds are files the reader accepts.
+#[test]
+fn generated_seeds_pass_their_targets() {
+    for (name, file, data) in seed_corpus() {
+        let (_, target) = TARGETS
+            .iter()
+            .find(|(t, _)| *t == name)
+            .unwrap_or_else(|| panic!("seed for unknown target {name}"));
+        if let Some(msg) = run_one(*target, &data) {
+            panic!("seed {name}/{file} panics: {msg}");
+        }
+        if name == "reader" {
+            let info = migsim::format::reader::inspect(&data)
+                .unwrap_or_else(|e| panic!("reader seed {file} does not inspect: {e}"));
+            let want = if file.starts_with("fixed-ram") {
+                "fixed-ram"
+            } else {
+                "sequential"
+            };
+            assert_eq!(info.layout, want, "{file}");
+        }
+    }
+}
+
+/// Rewrite `fuzz/corpus/<target>/` seeds. Files the fuzzer added (other
+/// names) are left alone.
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand to regenerate the seeds"]
+fn regenerate_seed_corpus() {
+    let corpus = fuzz_dir().join("corpus");
+    for (target, file, data) in seed_corpus() {
+        let dir = corpus.join(target);
+        fs::create_dir_all(&dir).expect("create corpus dir");
+        fs::write(dir.join(&file), data).expect("write seed");
+    }
+    let gz = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/qemu/seq.mig.gz");
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(fs::File::open(&gz).expect("open seq.mig.gz"))
+        .read_to_end(&mut raw)
+        .expect("gunzip seq.mig.gz");
+    fs::write(corpus.join("reader").join("qemu-seq.mig"), raw).expect("write QEMU seed");
+}
