@@ -207,8 +207,14 @@ fn sweep_report_matches_the_simulation_and_is_deterministic() {
     }
     // The sweep point with the default's own values reproduces the default
     // scenario's blessed digest.
-    let default_digest = migsim::scenario::Scenario::default_scenario().expect.digest.unwrap();
-    assert!(html.contains(&default_digest), "report.html lacks the default digest {default_digest}");
+    let default_digest = migsim::scenario::Scenario::default_scenario()
+        .expect
+        .digest
+        .unwrap();
+    assert!(
+        html.contains(&default_digest),
+        "report.html lacks the default digest {default_digest}"
+    );
     let lower = html.to_lowercase();
     for external in [
         "http", "<script", "<link", "<img", "<iframe", "src=", "url(", "@import", "//",
