@@ -107,16 +107,39 @@ impl MigFile for Vec<u8> {
         Ok(())
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let len = self.len() as u64;
+        Bytes(self).read_at(offset, buf)
+    }
+    fn len(&self) -> u64 {
+        Vec::len(self) as u64
+    }
+    fn seekable(&self) -> bool {
+        true
+    }
+}
+
+/// A file already in memory, read-only: reading needs no copy. Writes
+/// fail.
+#[derive(Clone, Copy, Debug)]
+pub struct Bytes<'a>(pub &'a [u8]);
+
+impl MigFile for Bytes<'_> {
+    fn write_at(&mut self, _: u64, _: &[u8]) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "read-only bytes",
+        ))
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let len = self.0.len() as u64;
         if offset >= len {
             return Ok(0);
         }
         let n = buf.len().min((len - offset) as usize);
-        buf[..n].copy_from_slice(&self[offset as usize..offset as usize + n]);
+        buf[..n].copy_from_slice(&self.0[offset as usize..offset as usize + n]);
         Ok(n)
     }
     fn len(&self) -> u64 {
-        Vec::len(self) as u64
+        self.0.len() as u64
     }
     fn seekable(&self) -> bool {
         true
