@@ -155,3 +155,59 @@ fn a_real_file_on_disk_gets_the_same_bytes_as_the_simulated_file() {
         assert_eq!(inspect(&reopened).unwrap(), inspect(&sim).unwrap());
     }
 }
+
+#[test]
+fn save_page_refuses_a_page_of_the_wrong_size_or_outside_its_block() {
+    let mut w =
+        MigrationWriter::start(SimFile::new(), "pc-i440fx-10.0", &fixed(), blocks()).unwrap();
+    w.begin_iteration().unwrap();
+    for (block, page, len) in [
+        (0, 3, 4095),
+        (0, 3, 4097),
+        (0, 16, 4096),
+        (1, 1, 4096),
+        (2, 0, 4096),
+    ] {
+        let err = w.save_page(block, page, &vec![1; len]).err();
+        assert!(
+            err.is_some(),
+            "block {block} page {page} with {len} bytes was accepted"
+        );
+    }
+    w.save_page(0, 15, &page(1)).unwrap();
+}
+
+#[test]
+fn configuration_subsections_qemu_may_send_are_understood() {
+    // A stream whose configuration carries target-page-bits and uuid
+    // subsections (as QEMU sends for ARM targets and validate-uuid) loads;
+    // an unknown subsection is refused by name.
+    let f = migrate(Vec::new(), &Capabilities::none());
+    let machine_end = 4 + 4 + 1 + 4 + "pc-i440fx-10.0".len();
+    let mut sub = Vec::new();
+    for (name, body) in [
+        (
+            "configuration/target-page-bits",
+            12u32.to_be_bytes().to_vec(),
+        ),
+        ("configuration/uuid", vec![7; 16]),
+    ] {
+        sub.push(0x05);
+        sub.push(name.len() as u8);
+        sub.extend_from_slice(name.as_bytes());
+        sub.extend_from_slice(&1u32.to_be_bytes());
+        sub.extend_from_slice(&body);
+    }
+    let mut with = f[..machine_end].to_vec();
+    with.extend_from_slice(&sub);
+    with.extend_from_slice(&f[machine_end..]);
+    // Later absolute offsets do not matter to a sequential stream.
+    let info = inspect(&with).unwrap();
+    assert_eq!(info.machine, "pc-i440fx-10.0");
+    assert_eq!(info.blocks.len(), 2);
+    let mut bad = f[..machine_end].to_vec();
+    bad.extend_from_slice(&[0x05, 3, b'x', b'y', b'z', 0, 0, 0, 1]);
+    bad.extend_from_slice(&f[machine_end..]);
+    let e = inspect(&bad).unwrap_err().to_string();
+    assert!(e.contains("unknown configuration subsection 'xyz'"), "{e}");
+}
