@@ -431,36 +431,8 @@ fn size_series(sizes: &[u64]) -> String {
     format!("{} … {}", head.join(" "), tail.join(" "))
 }
 
-fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-        if p.is_dir() {
-            let mut entries: Vec<_> = std::fs::read_dir(p)
-                .map_err(|e| format!("{}: {e}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect();
-            entries.sort();
-            for e in entries {
-                if e.is_dir() || e.extension().is_some_and(|x| x == "toml") {
-                    walk(&e, out)?;
-                }
-            }
-            Ok(())
-        } else if p.exists() {
-            out.push(p.to_path_buf());
-            Ok(())
-        } else {
-            Err(format!("{}: no such file or directory", p.display()))
-        }
-    }
-    let mut out = Vec::new();
-    for p in paths {
-        walk(p, &mut out)?;
-    }
-    Ok(out)
-}
-
 fn cmd_replay(paths: &[PathBuf], bless: bool) -> Result<ExitCode, String> {
-    let files = scenario_files(paths)?;
+    let files = migsim::scenario::scenario_files(paths)?;
     if files.is_empty() {
         return Err("no scenario files (*.toml) found".into());
     }

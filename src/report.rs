@@ -181,30 +181,7 @@ pub fn sweep() -> Vec<ReportInput> {
 /// Load scenario files; directories are searched recursively for `*.toml`
 /// (sorted), like `migsim replay`.
 pub fn load_inputs(paths: &[PathBuf]) -> Result<Vec<ReportInput>, String> {
-    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-        if p.is_dir() {
-            let mut entries: Vec<_> = std::fs::read_dir(p)
-                .map_err(|e| format!("{}: {e}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect();
-            entries.sort();
-            for e in entries {
-                if e.is_dir() || e.extension().is_some_and(|x| x == "toml") {
-                    walk(&e, out)?;
-                }
-            }
-            Ok(())
-        } else if p.exists() {
-            out.push(p.to_path_buf());
-            Ok(())
-        } else {
-            Err(format!("{}: no such file or directory", p.display()))
-        }
-    }
-    let mut files = Vec::new();
-    for p in paths {
-        walk(p, &mut files)?;
-    }
+    let files = crate::scenario::scenario_files(paths)?;
     if files.is_empty() {
         return Err("no scenario files (*.toml) found".into());
     }

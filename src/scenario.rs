@@ -2,7 +2,7 @@
 //! the run must produce. The schema is documented in the README; unknown
 //! keys are errors so a typo cannot silently change a test.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -323,4 +323,34 @@ impl Scenario {
         self.workload.validate()?;
         self.parameters.validate()
     }
+}
+
+/// Scenario files named by `paths`: files as given, directories searched
+/// recursively for `*.toml` in sorted order.
+pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+        if p.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            for e in entries {
+                if e.is_dir() || e.extension().is_some_and(|x| x == "toml") {
+                    walk(&e, out)?;
+                }
+            }
+            Ok(())
+        } else if p.exists() {
+            out.push(p.to_path_buf());
+            Ok(())
+        } else {
+            Err(format!("{}: no such file or directory", p.display()))
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out)?;
+    }
+    Ok(out)
 }
