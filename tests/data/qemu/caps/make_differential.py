@@ -20,8 +20,15 @@ migrate-incoming).  Finally a few load-time capability mismatch cases are run.
 
 Usage: make_differential.py [--scratch DIR] [--out FILE] [--jobs N]
                             [--accel kvm|tcg] [--no-load]
+                            [--sample N [--seed S]]
 Output: differential.json (deterministic: sorted, placeholders for temp
 paths/ports, no timestamps).
+
+--sample N runs only N of the 1792 records, picked by a seeded partial
+Fisher-Yates shuffle (splitmix64, so the same N and S pick the same records
+on every machine and Python version), and writes to stdout unless --out is
+given: never over differential.json by default.  tests/caps_differential.rs
+uses it to re-ask a live QEMU and compare with the recorded table.
 """
 
 import argparse
@@ -576,17 +583,47 @@ def sort_key(r):
             TRANSPORTS.index(r["transport"]))
 
 
+def splitmix64(seed):
+    """The splitmix64 stream from `seed` (64-bit integers)."""
+    mask = (1 << 64) - 1
+    x = seed & mask
+    while True:
+        x = (x + 0x9E3779B97F4A7C15) & mask
+        z = x
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        yield z ^ (z >> 31)
+
+
+def sample_indices(total, n, seed):
+    """n distinct indices of range(total), sorted: the first n positions of
+    a Fisher-Yates shuffle driven by splitmix64(seed)."""
+    idx = list(range(total))
+    rng = splitmix64(seed)
+    for i in range(min(n, total)):
+        j = i + next(rng) % (total - i)
+        idx[i], idx[j] = idx[j], idx[i]
+    return sorted(idx[:min(n, total)])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scratch", default="/tmp/capsdiff")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                  "differential.json"))
+    ap.add_argument("--out", default=None,
+                    help="output file (default: differential.json next to this script; "
+                         "stdout with --filter or --sample)")
     ap.add_argument("--jobs", type=int, default=4)
     ap.add_argument("--accel", default="kvm")
     ap.add_argument("--no-load", action="store_true")
     ap.add_argument("--filter", default=None,
                     help="python expression over caps/order/comp/dio/transport (debug)")
+    ap.add_argument("--sample", type=int, default=None,
+                    help="run only this many records, picked by --seed (see the module doc)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of --sample")
     a = ap.parse_args()
+    partial = a.filter is not None or a.sample is not None
+    if a.out is None and not partial:
+        a.out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "differential.json")
     scratch = os.path.abspath(a.scratch)
     os.makedirs(scratch, exist_ok=True)
     t0 = time.time()
@@ -603,6 +640,8 @@ def main():
                                                         dio=dio, transport=tr)):
                 continue
             jobs.append((scratch, a.accel, len(jobs), caps, order, comp, dio, tr))
+    if a.sample is not None:
+        jobs = [jobs[i] for i in sample_indices(len(jobs), a.sample, a.seed)]
     records = []
     with concurrent.futures.ThreadPoolExecutor(a.jobs) as ex:
         for i, r in enumerate(ex.map(job, jobs)):
@@ -627,7 +666,9 @@ def main():
         "records": records,
         "load_mismatch": loads,
     }
-    if a.filter:
+    if a.sample is not None:
+        doc["sample"] = {"n": a.sample, "seed": a.seed}
+    if a.out is None:
         sys.stdout.write(dump_doc(doc))
     else:
         with open(a.out, "w") as f:
