@@ -11,8 +11,8 @@ use migsim::bugs::Bug;
 use migsim::explore::{ExploreOptions, explore, shard_seeds};
 use migsim::format::io::DiskFile;
 use migsim::format::reader::{StreamInfo, inspect};
-use migsim::run::{RunReport, check_expectations, run, run_with};
-use migsim::scenario::{Scenario, Verdict};
+use migsim::run::{RunOptions, RunReport, check_expectations, run, run_opts};
+use migsim::scenario::{Scenario, Verdict, WriterKind};
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +29,126 @@ migsim extract vm.mig --block pc.ram -o ram.bin"
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// Flags for big guests and real files (`migsim run`).
+#[derive(clap::Args, Clone, Default)]
+struct BigArgs {
+    /// Resize the first RAMBlock (pc.ram) to SIZE, e.g. 4G or 16G. Page
+    /// contents are generated, and the oracle keeps 8 bytes a page, so
+    /// with --file-dir a guest may be larger than this machine's memory.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    ram: Option<u64>,
+    /// Run only these writers: sequential, fixed-ram (comma-separated).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    writers: Option<Vec<String>>,
+    /// Write the migration files into DIR on disk (DIR/<scenario>.<writer>.mig)
+    /// instead of keeping them in memory. They are left there.
+    #[arg(long, value_name = "DIR")]
+    file_dir: Option<PathBuf>,
+    /// Open on-disk files with O_DIRECT: page writes bypass the page cache
+    /// (needs --file-dir and a filesystem that supports it).
+    #[arg(long, requires = "file_dir")]
+    direct_io: bool,
+    /// Channels (threads) writing and reading fixed-ram pages at once, as
+    /// QEMU's multifd channels do. Files, verdict and digest do not change.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    channels: usize,
+}
+
+impl BigArgs {
+    /// The flags again, for a replay command.
+    fn replay_flags(&self) -> String {
+        let mut c = String::new();
+        if let Some(r) = self.ram {
+            c.push_str(&format!(" --ram {}", size_text(r)));
+        }
+        if let Some(w) = &self.writers {
+            c.push_str(&format!(" --writers {}", w.join(",")));
+        }
+        if let Some(d) = &self.file_dir {
+            c.push_str(&format!(" --file-dir {}", d.display()));
+        }
+        if self.direct_io {
+            c.push_str(" --direct-io");
+        }
+        if self.channels > 1 {
+            c.push_str(&format!(" --channels {}", self.channels));
+        }
+        c
+    }
+
+    /// Apply --ram and --writers; either makes the scenario's digest
+    /// expectation meaningless, so it is dropped.
+    fn apply(&self, s: &mut Scenario) -> Result<(), String> {
+        if let Some(r) = self.ram {
+            if r == 0 || !r.is_multiple_of(4096) {
+                return Err(format!("--ram {r}: must be a positive multiple of 4 KiB"));
+            }
+            let first = s
+                .guest
+                .blocks
+                .first_mut()
+                .ok_or("the scenario has no RAMBlock to resize")?;
+            first.size = migsim::scenario::Size(r);
+            s.expect.digest = None;
+        }
+        if let Some(ws) = &self.writers {
+            let mut kinds = Vec::new();
+            for w in ws {
+                kinds.push(match w.as_str() {
+                    "sequential" => WriterKind::Sequential,
+                    "fixed-ram" => WriterKind::FixedRam,
+                    other => {
+                        return Err(format!(
+                            "--writers: unknown writer {other:?} (use sequential, fixed-ram)"
+                        ));
+                    }
+                });
+            }
+            s.migration.writers = kinds;
+            s.expect.digest = None;
+            s.expect.min_sequential_ram_ratio = None;
+        }
+        if self.channels == 0 {
+            return Err("--channels must be at least 1".into());
+        }
+        if let Some(d) = &self.file_dir {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        s.validate()
+    }
+
+    fn options(&self, bug: Option<Bug>) -> RunOptions {
+        RunOptions {
+            bug,
+            file_dir: self.file_dir.clone(),
+            direct_io: self.direct_io,
+            channels: self.channels,
+        }
+    }
+}
+
+fn parse_size_arg(t: &str) -> Result<u64, String> {
+    migsim::scenario::parse_size(t)
+}
+
+fn size_text(b: u64) -> String {
+    match b {
+        _ if b.is_multiple_of(1 << 30) => format!("{}G", b >> 30),
+        _ if b.is_multiple_of(1 << 20) => format!("{}M", b >> 20),
+        _ => b.to_string(),
+    }
+}
+
+/// Peak resident set size of this process so far, in bytes.
+fn peak_rss() -> u64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0;
+    }
+    u.ru_maxrss as u64 * 1024
 }
 
 #[derive(Subcommand)]
@@ -55,6 +175,8 @@ enum Cmd {
         /// bug-variants feature only), e.g. to replay what explore found.
         #[arg(long, value_enum)]
         bug: Option<Bug>,
+        #[command(flatten)]
+        big: BigArgs,
     },
     /// Generate random scenarios from seeds, run them, and shrink every
     /// failure to a minimal scenario written to scenarios/regressions/
@@ -161,7 +283,8 @@ fn main() -> ExitCode {
             json,
             out,
             bug,
-        } => cmd_run(scenario.as_deref(), seed, json, out.as_deref(), bug),
+            big,
+        } => cmd_run(scenario.as_deref(), seed, json, out.as_deref(), bug, &big),
         Cmd::Explore {
             seeds,
             jobs,
@@ -309,6 +432,7 @@ fn cmd_run(
     json: bool,
     out: Option<&Path>,
     bug: Option<Bug>,
+    big: &BigArgs,
 ) -> Result<ExitCode, String> {
     check_bug_build(bug)?;
     let mut s = match path {
@@ -319,7 +443,12 @@ fn cmd_run(
         s.seed = seed;
         s.expect.digest = None;
     }
-    let report = run_with(&s, bug);
+    big.apply(&mut s)?;
+    let started = std::time::Instant::now();
+    let report = run_opts(&s, &big.options(bug));
+    let elapsed = started.elapsed().as_secs_f64();
+    let replay = replay_command(path, seed) + &big.replay_flags();
+    let replay_failure = replay_command(path, seed.or(Some(s.seed))) + &big.replay_flags();
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         for f in &report.files {
@@ -333,16 +462,19 @@ fn cmd_run(
     if json {
         let mut v = serde_json::to_value(&report).map_err(|e| e.to_string())?;
         v["expectation_differences"] = serde_json::json!(diffs);
-        v["replay"] = serde_json::json!(replay_command(path, seed));
+        v["replay"] = serde_json::json!(replay);
+        v["seconds"] = serde_json::json!(elapsed);
+        v["peak_rss_bytes"] = serde_json::json!(peak_rss());
         println!(
             "{}",
             serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
         );
     } else {
-        print_summary(&report, path, seed);
-        if let Some(dir) = out {
+        print_summary(&report, &replay_failure);
+        if let Some(dir) = out.or(big.file_dir.as_deref()) {
             println!("files      {}", dir.display());
         }
+        println!("took       {elapsed:.2} s; peak RSS {}", mib(peak_rss()));
         for d in &diffs {
             println!("DIFFERS    {d}");
         }
@@ -354,7 +486,7 @@ fn cmd_run(
     })
 }
 
-fn print_summary(r: &RunReport, path: Option<&Path>, seed: Option<u64>) {
+fn print_summary(r: &RunReport, replay: &str) {
     let held = r.invariants.iter().filter(|i| i.ok).count();
     println!("scenario   {} (seed {})", r.scenario, r.seed);
     match r.verdict {
@@ -416,7 +548,7 @@ fn print_summary(r: &RunReport, path: Option<&Path>, seed: Option<u64>) {
     }
     println!("digest     {}", r.digest);
     if r.verdict == Verdict::Fail {
-        println!("replay     {}", replay_command(path, seed.or(Some(r.seed))));
+        println!("replay     {replay}");
     }
 }
 

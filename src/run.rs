@@ -2,6 +2,8 @@
 //! simulation through every writer, judge the files with the oracle,
 //! compute the digest, and compare against the scenario's expectations.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -12,8 +14,9 @@ use crate::format::reader::{LoadOptions, NullSink, load};
 use crate::format::writer::{DeviceState, MigrationWriter};
 use crate::oracle::{InvariantResult, OracleInput, WrittenFile};
 use crate::scenario::{Scenario, Verdict, WriterKind};
+use crate::sim::content::PageState;
 use crate::sim::guest::Guest;
-use crate::sim::precopy::{PassStats, run_precopy};
+use crate::sim::precopy::{PassStats, run_precopy_channels};
 use crate::sim::rng;
 use crate::sim::simfile::{SimFile, WriteRecord};
 use crate::sim::workload::Workload;
@@ -75,6 +78,27 @@ pub struct RunReport {
     pub files: Vec<FileReport>,
     /// Digest over verdict, figures and every file's bytes.
     pub digest: String,
+    /// Seed of the page contents (see [`crate::sim::content`]).
+    #[serde(skip)]
+    pub content_seed: u64,
+    /// Every page's state at switchover: what the destination must hold.
+    #[serde(skip)]
+    pub switchover: Vec<Vec<PageState>>,
+}
+
+/// Where a run keeps its files and how many channels write and read them.
+/// None of it changes the verdict, the files' bytes or the digest.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// A deliberately wrong variant (only in `bug-variants` builds).
+    pub bug: Option<Bug>,
+    /// Write seekable files into this directory (`<scenario>.<writer>.mig`)
+    /// instead of memory: for guests larger than memory.
+    pub file_dir: Option<PathBuf>,
+    /// Open files with O_DIRECT for page writes (with `file_dir`).
+    pub direct_io: bool,
+    /// Writer and reader channels (multifd-like); 0 and 1 mean one.
+    pub channels: usize,
 }
 
 /// Simulated devices written after RAM: contents are a pure function of
@@ -138,6 +162,19 @@ pub fn run(s: &Scenario) -> RunReport {
 /// takes effect in builds with the `bug-variants` feature; see
 /// [`crate::bugs::ENABLED`]).
 pub fn run_with(s: &Scenario, bug: Option<Bug>) -> RunReport {
+    run_opts(
+        s,
+        &RunOptions {
+            bug,
+            ..RunOptions::default()
+        },
+    )
+}
+
+/// Run a scenario with files and channels as `o` says.
+pub fn run_opts(s: &Scenario, o: &RunOptions) -> RunReport {
+    let bug = o.bug;
+    let channels = o.channels.max(1);
     let blocks = s.blocks();
     let mut guest = Guest::new(rng::derive(s.seed, "content"), blocks.clone());
     let mut prefill_rng = rng::stream(s.seed, "prefill");
@@ -162,16 +199,30 @@ pub fn run_with(s: &Scenario, bug: Option<Bug>) -> RunReport {
         invariants: Vec::new(),
         files: Vec::new(),
         digest: String::new(),
+        content_seed: guest.seed(),
+        switchover: Vec::new(),
     };
 
     // Set up every writer; a refusal must leave its file untouched.
     let mut writers = Vec::new();
     let mut caps_of = Vec::new();
     for &kind in &s.migration.writers {
-        let file = if s.migration.transport.seekable() {
-            SimFile::new()
-        } else {
-            SimFile::non_seekable()
+        let file = match &o.file_dir {
+            _ if !s.migration.transport.seekable() => SimFile::non_seekable(),
+            Some(dir) => {
+                let path = dir.join(format!("{}.{}.mig", s.name, kind.name()));
+                match SimFile::on_disk(&path, o.direct_io) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        return refused(
+                            report,
+                            format!("cannot create {}: {e}", path.display()),
+                            &SimFile::new(),
+                        );
+                    }
+                }
+            }
+            None => SimFile::new(),
         };
         let caps = match writer_caps(s, kind) {
             Ok(c) => c,
@@ -190,13 +241,14 @@ pub fn run_with(s: &Scenario, bug: Option<Bug>) -> RunReport {
     }
 
     let content_seed = guest.seed();
-    let result = run_precopy(
+    let result = run_precopy_channels(
         &mut guest,
         &mut workload,
         &s.parameters,
         writers,
         |g| devices(s, g),
         bug,
+        channels,
     );
     let (outcome, files) = match result {
         Ok(x) => x,
@@ -221,6 +273,7 @@ pub fn run_with(s: &Scenario, bug: Option<Bug>) -> RunReport {
         dirty_destination: s.destination.dirty_memory,
         profile: s.migration.profile,
         bug,
+        channels,
     };
     report.fixed_ram_bound = oracle.fixed_ram_bound();
 
@@ -274,6 +327,7 @@ pub fn run_with(s: &Scenario, bug: Option<Bug>) -> RunReport {
         });
     }
     report.digest = digest(&report);
+    report.switchover = guest.states().to_vec();
     report
 }
 

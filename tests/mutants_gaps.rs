@@ -576,7 +576,7 @@ fn ram_sent_as_a_full_section_is_refused() {
 /// A file that counts the bytes read from it.
 struct CountingFile {
     bytes: Vec<u8>,
-    read: std::cell::Cell<u64>,
+    read: std::sync::atomic::AtomicU64,
 }
 
 impl MigFile for CountingFile {
@@ -585,7 +585,8 @@ impl MigFile for CountingFile {
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.bytes.read_at(offset, buf)?;
-        self.read.set(self.read.get() + n as u64);
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
     }
     fn len(&self) -> u64 {
@@ -606,20 +607,20 @@ fn inspect_does_not_read_fixed_ram_page_data() {
     }
     let file = CountingFile {
         bytes: w.finish(&[]).unwrap().0,
-        read: std::cell::Cell::new(0),
+        read: std::sync::atomic::AtomicU64::new(0),
     };
     let info = reader::inspect(&file).unwrap();
     assert_eq!(info.blocks[0].pages_present, pages);
-    let inspected = file.read.get();
+    let inspected = file.read.load(std::sync::atomic::Ordering::Relaxed);
     assert!(
         inspected < pages * 4096 / 8,
         "inspect read {inspected} bytes of a file with {} bytes of pages",
         pages * 4096
     );
     // A load that wants the pages does read them.
-    file.read.set(0);
+    file.read.store(0, std::sync::atomic::Ordering::Relaxed);
     reader::load(&file, &LoadOptions::default(), &mut Recorder::default()).unwrap();
-    assert!(file.read.get() >= pages * 4096);
+    assert!(file.read.load(std::sync::atomic::Ordering::Relaxed) >= pages * 4096);
 }
 
 #[test]

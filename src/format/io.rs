@@ -4,15 +4,23 @@
 //!
 //! Product code only knows [`MigFile`]. The simulated file with its write
 //! log (and its non-seekable variant) lives in the harness
-//! (`sim::simfile`); [`DiskFile`] is a real file on disk.
+//! (`sim::simfile`); [`DiskFile`] is a real file on disk, optionally with
+//! an O_DIRECT descriptor for aligned page writes (as QEMU's `direct-io`:
+//! page data bypasses the page cache, everything else does not).
+//!
+//! Several channels (the multifd idea) can write disjoint pages of one
+//! file at once through [`SharedWrite`], which a file offers with
+//! [`MigFile::shared`]; the file is told about those writes afterwards
+//! with [`MigFile::note_shared_write`] so a write log stays complete.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-/// Positioned I/O on a migration file or transport.
-pub trait MigFile {
+/// Positioned I/O on a migration file or transport. `Sync`, so reader
+/// channels can read one file from several threads.
+pub trait MigFile: Sync {
     /// Write all of `data` at absolute `offset`.
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
     /// Read up to `buf.len()` bytes at `offset`; returns how many were read
@@ -26,6 +34,23 @@ pub trait MigFile {
     }
     /// Whether writes may land anywhere (`true`) or only at the end.
     fn seekable(&self) -> bool;
+    /// A handle several threads may write through at once, if the file
+    /// has one (a real file does; in-memory files do not).
+    fn shared(&self) -> Option<&dyn SharedWrite> {
+        None
+    }
+    /// Record a write made through [`MigFile::shared`] (length, logs).
+    /// Called once per write, in a deterministic order, after the writes.
+    fn note_shared_write(&mut self, offset: u64, len: u64) {
+        let _ = (offset, len);
+    }
+}
+
+/// Positioned writes from several threads at once.
+pub trait SharedWrite: Sync {
+    /// Write all of `data` at `offset`. Callers keep concurrent writes
+    /// disjoint.
+    fn write_shared(&self, offset: u64, data: &[u8]) -> io::Result<()>;
 }
 
 impl<T: MigFile + ?Sized> MigFile for &mut T {
@@ -41,12 +66,23 @@ impl<T: MigFile + ?Sized> MigFile for &mut T {
     fn seekable(&self) -> bool {
         (**self).seekable()
     }
+    fn shared(&self) -> Option<&dyn SharedWrite> {
+        (**self).shared()
+    }
+    fn note_shared_write(&mut self, offset: u64, len: u64) {
+        (**self).note_shared_write(offset, len)
+    }
 }
+
+/// Alignment O_DIRECT needs for offsets, lengths and buffers.
+pub const DIRECT_ALIGN: usize = 4096;
 
 /// A real file on disk.
 #[derive(Debug)]
 pub struct DiskFile {
     file: File,
+    /// Second descriptor opened with O_DIRECT, for aligned writes.
+    direct: Option<File>,
     len: u64,
 }
 
@@ -59,20 +95,85 @@ impl DiskFile {
             .create(true)
             .truncate(true)
             .open(path)?;
-        Ok(Self { file, len: 0 })
+        Ok(Self {
+            file,
+            direct: None,
+            len: 0,
+        })
+    }
+
+    /// Create `path` like [`DiskFile::create`], plus an O_DIRECT
+    /// descriptor: writes whose offset, length and buffer are all
+    /// [`DIRECT_ALIGN`]-aligned bypass the page cache. Fails (rather than
+    /// silently falling back) where the filesystem refuses O_DIRECT.
+    pub fn create_direct(path: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = Self::create(path)?;
+        let direct = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("{}: O_DIRECT not available: {e}", path.display()),
+                )
+            })?;
+        f.direct = Some(direct);
+        Ok(f)
     }
 
     /// Open an existing file read-only.
     pub fn open(path: &Path) -> io::Result<Self> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
-        Ok(Self { file, len })
+        Ok(Self {
+            file,
+            direct: None,
+            len,
+        })
+    }
+
+    /// Whether this file has an O_DIRECT descriptor.
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Bytes allocated on disk (`st_blocks * 512`).
+    pub fn allocated(&self) -> io::Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(self.file.metadata()?.blocks() * 512)
+    }
+
+    /// Flush data to the device (fsync).
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+
+    fn write_raw(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let aligned = |x: usize| x.is_multiple_of(DIRECT_ALIGN);
+        match &self.direct {
+            Some(d)
+                if aligned(offset as usize)
+                    && aligned(data.len())
+                    && aligned(data.as_ptr() as usize) =>
+            {
+                d.write_all_at(data, offset)
+            }
+            _ => self.file.write_all_at(data, offset),
+        }
+    }
+}
+
+impl SharedWrite for DiskFile {
+    fn write_shared(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.write_raw(offset, data)
     }
 }
 
 impl MigFile for DiskFile {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(data, offset)?;
+        self.write_raw(offset, data)?;
         self.len = self.len.max(offset + data.len() as u64);
         Ok(())
     }
@@ -93,6 +194,42 @@ impl MigFile for DiskFile {
     }
     fn seekable(&self) -> bool {
         true
+    }
+    fn shared(&self) -> Option<&dyn SharedWrite> {
+        Some(self)
+    }
+    fn note_shared_write(&mut self, offset: u64, len: u64) {
+        self.len = self.len.max(offset + len);
+    }
+}
+
+/// A page-aligned buffer (O_DIRECT needs aligned memory): an
+/// over-allocated vector and the aligned window inside it.
+pub struct AlignedBuf {
+    raw: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// A zeroed buffer of `len` bytes aligned to [`DIRECT_ALIGN`].
+    pub fn zeroed(len: usize) -> Self {
+        let raw = vec![0u8; len + DIRECT_ALIGN];
+        let start = raw.as_ptr().align_offset(DIRECT_ALIGN);
+        Self { raw, start, len }
+    }
+}
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.raw[self.start..self.start + self.len]
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.raw[self.start..self.start + self.len]
     }
 }
 

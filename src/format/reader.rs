@@ -13,6 +13,11 @@
 //! relies on fresh, zeroed RAM). For sequential streams every page the
 //! stream names is written or zeroed; pages it never names are left as
 //! they are (QEMU's first pass names every page).
+//!
+//! Channels: [`load_channels`] reads each fixed-ram block's page area with
+//! several threads (the multifd idea) when the sink can be split into
+//! disjoint page ranges ([`RamSink::split`]); a sink may also offer its
+//! memory so pages are read straight into it ([`BlockPart::buffer`]).
 
 use std::collections::BTreeMap;
 
@@ -42,6 +47,57 @@ pub trait RamSink {
     fn write_pages(&mut self, block: usize, first: u64, data: &[u8]) -> Result<(), LoadError>;
     /// `count` zero pages starting at page `first`, inside the block.
     fn zero_pages(&mut self, block: usize, first: u64, count: u64) -> Result<(), LoadError>;
+    /// Memory of pages `first..first+count` of `block`, for the reader to
+    /// read into directly (instead of calling `write_pages`). `None` (the
+    /// default): use `write_pages`.
+    fn buffer(&mut self, block: usize, first: u64, count: u64) -> Option<&mut [u8]> {
+        let _ = (block, first, count);
+        None
+    }
+    /// Split `block` into parts that channel threads fill concurrently:
+    /// part `i` owns pages `bounds[i]..bounds[i+1]` (`bounds` starts at 0
+    /// and ends at the block's page count). `None` (the default): the
+    /// block is loaded by one thread through this sink.
+    fn split(
+        &mut self,
+        block: usize,
+        bounds: &[u64],
+    ) -> Option<Vec<Box<dyn BlockPart + Send + '_>>> {
+        let _ = (block, bounds);
+        None
+    }
+}
+
+/// One channel's share of a block (see [`RamSink::split`]). Page indices
+/// are the block's own, inside the part's range.
+pub trait BlockPart {
+    /// Whole pages starting at page `first`.
+    fn write_pages(&mut self, first: u64, data: &[u8]) -> Result<(), LoadError>;
+    /// `count` zero pages starting at page `first`.
+    fn zero_pages(&mut self, first: u64, count: u64) -> Result<(), LoadError>;
+    /// Memory to read pages into directly, as [`RamSink::buffer`].
+    fn buffer(&mut self, first: u64, count: u64) -> Option<&mut [u8]> {
+        let _ = (first, count);
+        None
+    }
+}
+
+/// A whole sink seen as the one part of a block (single channel).
+struct WholeBlock<'s, S: RamSink + ?Sized> {
+    sink: &'s mut S,
+    block: usize,
+}
+
+impl<S: RamSink + ?Sized> BlockPart for WholeBlock<'_, S> {
+    fn write_pages(&mut self, first: u64, data: &[u8]) -> Result<(), LoadError> {
+        self.sink.write_pages(self.block, first, data)
+    }
+    fn zero_pages(&mut self, first: u64, count: u64) -> Result<(), LoadError> {
+        self.sink.zero_pages(self.block, first, count)
+    }
+    fn buffer(&mut self, first: u64, count: u64) -> Option<&mut [u8]> {
+        self.sink.buffer(self.block, first, count)
+    }
 }
 
 /// A sink that accepts any block and discards pages: for `inspect`.
@@ -165,6 +221,7 @@ struct Reader<'a, F: MigFile + ?Sized, S: RamSink + ?Sized> {
     cur: Cursor<'a, F>,
     sink: &'a mut S,
     opts: &'a LoadOptions,
+    channels: usize,
     fixed: bool,
     ignore_shared: bool,
     blocks: Vec<BlockInfo>,
@@ -175,8 +232,67 @@ struct Reader<'a, F: MigFile + ?Sized, S: RamSink + ?Sized> {
     vmdesc: Option<Option<Vmdesc>>,
 }
 
+/// Pages per read of a fixed-ram page area at most (1 MiB).
+const PAGES_PER_READ: u64 = 256;
+
+/// Load pages `range` of one fixed-ram block into `part`: runs of set
+/// bits are read (at most [`PAGES_PER_READ`] pages per read, straight into
+/// the part's memory when it offers it), runs of clear bits are zeroed.
+fn load_page_range<F: MigFile + ?Sized>(
+    file: &F,
+    opts: &LoadOptions,
+    h: &FixedRamHeader,
+    bitmap: &PageBitmap,
+    range: std::ops::Range<u64>,
+    part: &mut dyn BlockPart,
+) -> Result<(), LoadError> {
+    let mut buf = Vec::new();
+    let mut i = range.start;
+    while i < range.end {
+        let set = bitmap.get(i);
+        let mut j = i + 1;
+        while j < range.end && bitmap.get(j) == set && (!set || j - i < PAGES_PER_READ) {
+            j += 1;
+        }
+        if !set {
+            if !bugs::active(opts.bug, Bug::ReaderSkipsClearBits) {
+                part.zero_pages(i, j - i)?;
+            }
+        } else if !opts.skip_page_data {
+            let mut cur = Cursor::new(file, h.pages_offset + i * PAGE_SIZE);
+            let n = ((j - i) * PAGE_SIZE) as usize;
+            match part.buffer(i, j - i) {
+                Some(mem) => cur.read_into("fixed-ram pages", mem)?,
+                None => {
+                    buf.resize(n, 0);
+                    cur.read_into("fixed-ram pages", &mut buf)?;
+                    part.write_pages(i, &buf)?;
+                }
+            }
+        }
+        i = j;
+    }
+    Ok(())
+}
+
 /// Load `file` into `sink`, checking it against `opts`.
 pub fn load<F, S>(file: &F, opts: &LoadOptions, sink: &mut S) -> Result<StreamInfo, LoadError>
+where
+    F: MigFile + ?Sized,
+    S: RamSink + ?Sized,
+{
+    load_channels(file, opts, sink, 1)
+}
+
+/// [`load`] with up to `channels` threads reading each fixed-ram block's
+/// pages (when the sink can be split; see [`RamSink::split`]). The result
+/// does not depend on `channels`.
+pub fn load_channels<F, S>(
+    file: &F,
+    opts: &LoadOptions,
+    sink: &mut S,
+    channels: usize,
+) -> Result<StreamInfo, LoadError>
 where
     F: MigFile + ?Sized,
     S: RamSink + ?Sized,
@@ -185,6 +301,7 @@ where
         cur: Cursor::new(file, 0),
         sink,
         opts,
+        channels: channels.max(1),
         fixed: false,
         ignore_shared: false,
         blocks: Vec::new(),
@@ -597,37 +714,48 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
     }
 
     /// Read runs of set bits in chunks of at most 1 MiB; zero runs of
-    /// clear bits.
+    /// clear bits. With several channels and a sink that splits, each
+    /// channel takes a contiguous range of the block's pages.
     fn load_fixed_pages(
         &mut self,
         index: usize,
         h: &FixedRamHeader,
         bitmap: &PageBitmap,
     ) -> Result<(), LoadError> {
-        const MAX_RUN: u64 = 256; // pages = 1 MiB
         let pages = bitmap.len();
-        let mut buf = Vec::new();
-        let mut i = 0;
-        while i < pages {
-            let set = bitmap.get(i);
-            let mut j = i + 1;
-            while j < pages && bitmap.get(j) == set && (!set || j - i < MAX_RUN) {
-                j += 1;
+        let file = self.cur.file();
+        let opts = self.opts;
+        let channels = (self.channels as u64)
+            .min(pages.div_ceil(PAGES_PER_READ))
+            .max(1);
+        if channels > 1 {
+            let share = pages.div_ceil(channels).next_multiple_of(PAGES_PER_READ);
+            let bounds: Vec<u64> = (0..=channels).map(|i| (i * share).min(pages)).collect();
+            if let Some(parts) = self.sink.split(index, &bounds) {
+                let results: Vec<Result<(), LoadError>> = std::thread::scope(|s| {
+                    let handles: Vec<_> = parts
+                        .into_iter()
+                        .zip(bounds.windows(2))
+                        .map(|(mut part, r)| {
+                            let range = r[0]..r[1];
+                            s.spawn(move || {
+                                load_page_range(file, opts, h, bitmap, range, &mut *part)
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|t| t.join().expect("a reader channel panicked"))
+                        .collect()
+                });
+                return results.into_iter().collect();
             }
-            if !set {
-                if !bugs::active(self.opts.bug, Bug::ReaderSkipsClearBits) {
-                    self.sink.zero_pages(index, i, j - i)?;
-                }
-            } else if !self.opts.skip_page_data {
-                buf.resize(((j - i) * PAGE_SIZE) as usize, 0);
-                let off = h.pages_offset + i * PAGE_SIZE;
-                self.cur.seek(off);
-                self.cur.read_into("fixed-ram pages", &mut buf)?;
-                self.sink.write_pages(index, i, &buf)?;
-            }
-            i = j;
         }
-        Ok(())
+        let mut whole = WholeBlock {
+            sink: &mut *self.sink,
+            block: index,
+        };
+        load_page_range(file, opts, h, bitmap, 0..pages, &mut whole)
     }
 
     /// RAM records until EOS.

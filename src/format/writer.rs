@@ -13,13 +13,18 @@
 //! Call order: [`MigrationWriter::start`], then per pass
 //! `begin_iteration` / `save_page`* / `end_iteration`, then
 //! `begin_completion` / `save_page`* / [`MigrationWriter::finish`].
+//! `save_pages` sends a batch at once: fixed-ram writes each run of
+//! consecutive non-zero pages with one write, and with several channels
+//! (the multifd idea) splits the batch into contiguous shares written by
+//! concurrent threads. Pages land at fixed offsets, so the file's bytes do
+//! not depend on the number of channels.
 
 use serde::Serialize;
 
 use super::bitmap::PageBitmap;
 use super::error::SaveError;
 use super::fixed_ram::BlockLayout;
-use super::io::MigFile;
+use super::io::{AlignedBuf, MigFile};
 use super::ram::{PAGE_SIZE, flag, is_zero_page};
 use super::stream::{self, CMD_SWITCHOVER_START, RAM_IDSTR, RAM_VERSION, kind};
 use super::wire::Encoder;
@@ -94,7 +99,16 @@ pub struct MigrationWriter<F: MigFile> {
     open: Open,
     stats: WriterStats,
     bug: Option<Bug>,
+    /// One run buffer per channel, kept between batches.
+    bufs: Vec<AlignedBuf>,
 }
+
+/// Where [`MigrationWriter::save_pages`] gets page bytes: fill `buf` (one
+/// page) with page `page` of block `block`. Called from channel threads.
+pub type PageSource<'a> = dyn Fn(usize, u64, &mut [u8]) + Sync + 'a;
+
+/// Pages per fixed-ram write at most (1 MiB).
+const RUN_PAGES: usize = 256;
 
 /// Section id of the RAM section. Not 0: QEMU 10 finds the handler of a
 /// PART/END section by comparing its id with every handler's last loaded
@@ -135,6 +149,7 @@ impl<F: MigFile> MigrationWriter<F> {
             open: Open::None,
             stats: WriterStats::default(),
             bug: None,
+            bufs: Vec::new(),
         };
         stream::encode_preamble(&mut w.pending, machine, &caps.validated_names());
         stream::encode_section_start(
@@ -247,10 +262,7 @@ impl<F: MigFile> MigrationWriter<F> {
         self.open_section(Open::End)
     }
 
-    /// Send page `page` of block `block` (index into the declared blocks).
-    /// An all-zero page becomes a ZERO record (sequential) or a cleared
-    /// bit (fixed-ram).
-    pub fn save_page(&mut self, block: usize, page: u64, data: &[u8]) -> Result<(), SaveError> {
+    fn check_page(&self, block: usize, page: u64, len: usize) -> Result<(), SaveError> {
         if self.open == Open::None {
             return Err(SaveError::Setup("save_page outside a RAM section".into()));
         }
@@ -258,22 +270,41 @@ impl<F: MigFile> MigrationWriter<F> {
             .blocks
             .get(block)
             .ok_or_else(|| SaveError::Setup(format!("no block {block}")))?;
-        if page >= b.pages() || data.len() as u64 != PAGE_SIZE {
+        if page >= b.pages() || len as u64 != PAGE_SIZE {
             return Err(SaveError::Setup(format!(
-                "page {page:#x} ({} bytes) outside block {} of {} pages",
-                data.len(),
+                "page {page:#x} ({len} bytes) outside block {} of {} pages",
                 b.name,
                 b.pages()
             )));
         }
-        let zero = is_zero_page(data);
+        Ok(())
+    }
+
+    /// Count a sent page; fixed-ram: set or clear its bitmap bit.
+    fn note_page(&mut self, block: usize, page: u64, zero: bool) {
         if zero {
             self.stats.zero_pages += 1;
         } else {
             self.stats.pages_written += 1;
         }
+        if let Layout::FixedRam { bitmaps, .. } = &mut self.layout {
+            let keep_bit =
+                bugs::active(self.bug, Bug::ZeroPageKeepsBit) && bitmaps[block].get(page);
+            bitmaps[block].set(page, !zero || keep_bit);
+        }
+    }
+
+    /// Send page `page` of block `block` (index into the declared blocks).
+    /// An all-zero page becomes a ZERO record (sequential) or a cleared
+    /// bit (fixed-ram).
+    pub fn save_page(&mut self, block: usize, page: u64, data: &[u8]) -> Result<(), SaveError> {
+        self.check_page(block, page, data.len())?;
+        let zero = is_zero_page(data);
+        self.note_page(block, page, zero);
+        let bug = self.bug;
         match &mut self.layout {
             Layout::Sequential { last_block } => {
+                let b = &self.blocks[block];
                 let cont = *last_block == Some(block);
                 let word = (page * PAGE_SIZE)
                     | if zero { flag::ZERO } else { flag::PAGE }
@@ -292,19 +323,104 @@ impl<F: MigFile> MigrationWriter<F> {
                     self.flush()?;
                 }
             }
-            Layout::FixedRam { blocks, bitmaps } => {
-                let keep_bit =
-                    bugs::active(self.bug, Bug::ZeroPageKeepsBit) && bitmaps[block].get(page);
-                bitmaps[block].set(page, !zero || keep_bit);
+            Layout::FixedRam { blocks, .. } => {
                 if !zero {
-                    let slot = if bugs::active(self.bug, Bug::OffByOneLaterBlock) && block > 0 {
-                        page + 1
-                    } else {
-                        page
-                    };
-                    self.file.write_at(blocks[block].page_offset(slot), data)?;
+                    let off = page_offset(&blocks[block], block, page, bug);
+                    self.file.write_at(off, data)?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Send a batch of pages, in order, taking their bytes from `source`.
+    /// The file ends up exactly as if each page had gone through
+    /// [`MigrationWriter::save_page`]. Fixed-ram: runs of consecutive
+    /// non-zero pages are written with one write each; with `channels` > 1
+    /// and a file that offers [`MigFile::shared`], the batch is split into
+    /// that many contiguous shares written concurrently.
+    pub fn save_pages(
+        &mut self,
+        pages: &[(usize, u64)],
+        source: &PageSource<'_>,
+        channels: usize,
+    ) -> Result<(), SaveError> {
+        for &(b, p) in pages {
+            self.check_page(b, p, PAGE_SIZE as usize)?;
+        }
+        if !self.is_fixed_ram() {
+            let mut buf = vec![0u8; PAGE_SIZE as usize];
+            for &(b, p) in pages {
+                source(b, p, &mut buf);
+                self.save_page(b, p, &buf)?;
+            }
+            return Ok(());
+        }
+        let channels = channels.clamp(1, pages.len().div_ceil(RUN_PAGES).max(1));
+        while self.bufs.len() < channels {
+            self.bufs
+                .push(AlignedBuf::zeroed(RUN_PAGES * PAGE_SIZE as usize));
+        }
+        let bug = self.bug;
+        let Self {
+            file, layout, bufs, ..
+        } = self;
+        let Layout::FixedRam { blocks, .. } = layout else {
+            unreachable!("checked above")
+        };
+        let blocks = &blocks[..];
+        let zero: Vec<bool> = match file.shared() {
+            Some(shared) if channels > 1 => {
+                let share = pages.len().div_ceil(channels);
+                let results: Vec<ShareResult> = std::thread::scope(|s| {
+                    let handles: Vec<_> = pages
+                        .chunks(share)
+                        .zip(bufs.iter_mut())
+                        .map(|(part, buf)| {
+                            s.spawn(move || {
+                                let mut writes = Vec::new();
+                                let zero = write_share(
+                                    part,
+                                    source,
+                                    buf,
+                                    blocks,
+                                    bug,
+                                    &mut |off, data| {
+                                        shared.write_shared(off, data)?;
+                                        writes.push((off, data.len() as u64));
+                                        Ok(())
+                                    },
+                                )?;
+                                Ok((zero, writes))
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("a channel thread panicked"))
+                        .collect()
+                });
+                let mut zero = Vec::with_capacity(pages.len());
+                for r in results {
+                    let (z, writes) = r?;
+                    zero.extend(z);
+                    for (off, len) in writes {
+                        file.note_shared_write(off, len);
+                    }
+                }
+                zero
+            }
+            _ => write_share(
+                pages,
+                source,
+                &mut bufs[0],
+                blocks,
+                bug,
+                &mut |off, data| file.write_at(off, data),
+            )?,
+        };
+        for (&(b, p), z) in pages.iter().zip(zero) {
+            self.note_page(b, p, z);
         }
         Ok(())
     }
@@ -351,6 +467,67 @@ impl<F: MigFile> MigrationWriter<F> {
         self.flush()?;
         Ok((self.file, self.stats))
     }
+}
+
+/// What one channel returns: zero flags of its pages, and its writes.
+type ShareResult = std::io::Result<(Vec<bool>, Vec<(u64, u64)>)>;
+
+/// Where a fixed-ram page is written (the off-by-one bug variant shifts
+/// pages of every block after the first).
+fn page_offset(l: &BlockLayout, block: usize, page: u64, bug: Option<Bug>) -> u64 {
+    let slot = if bugs::active(bug, Bug::OffByOneLaterBlock) && block > 0 {
+        page + 1
+    } else {
+        page
+    };
+    l.page_offset(slot)
+}
+
+/// Write one channel's share of a fixed-ram batch: fill runs of
+/// consecutive pages into `buf`, write each run of non-zero pages with
+/// one `write`. Returns each page's zero flag, in order.
+fn write_share(
+    pages: &[(usize, u64)],
+    source: &PageSource<'_>,
+    buf: &mut [u8],
+    blocks: &[BlockLayout],
+    bug: Option<Bug>,
+    write: &mut dyn FnMut(u64, &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<Vec<bool>> {
+    let page_len = PAGE_SIZE as usize;
+    let mut zero = Vec::with_capacity(pages.len());
+    let mut i = 0;
+    while i < pages.len() {
+        // A run: same block, consecutive pages, at most RUN_PAGES.
+        let (b, first) = pages[i];
+        let mut n = 1;
+        while i + n < pages.len() && n < RUN_PAGES && pages[i + n] == (b, first + n as u64) {
+            n += 1;
+        }
+        let run = &mut buf[..n * page_len];
+        for (k, chunk) in run.chunks_exact_mut(page_len).enumerate() {
+            source(b, first + k as u64, chunk);
+            zero.push(is_zero_page(chunk));
+        }
+        // Write maximal sub-runs of non-zero pages.
+        let flags = &zero[zero.len() - n..];
+        let mut k = 0;
+        while k < n {
+            if flags[k] {
+                k += 1;
+                continue;
+            }
+            let mut e = k + 1;
+            while e < n && !flags[e] {
+                e += 1;
+            }
+            let off = page_offset(&blocks[b], b, first + k as u64, bug);
+            write(off, &run[k * page_len..e * page_len])?;
+            k = e;
+        }
+        i += n;
+    }
+    Ok(zero)
 }
 
 fn validate_blocks(blocks: &[RamBlockDesc]) -> Result<(), SaveError> {

@@ -1,23 +1,86 @@
-//! The simulated destination guest: its own RAMBlocks, filled from a
-//! migration file through the reader's [`RamSink`]. It can start zeroed
-//! (fresh RAM, as QEMU assumes) or dirty (filled with garbage), to prove
-//! the reader zeroes what the file says is zero.
+//! Simulated destination guests, filled from a migration file through the
+//! reader's [`RamSink`]. Both start zeroed (fresh RAM, as QEMU assumes) or
+//! dirty (garbage), to prove the reader zeroes what the file says is zero.
+//!
+//! * [`Destination`] keeps every byte, like real guest RAM.
+//! * [`VerifyingDestination`] keeps only what each page was identified as
+//!   when it arrived (8 bytes a page: its version, or zero, or garbage),
+//!   so guests far larger than this machine's memory can be restored and
+//!   judged. Identification regenerates the page's filler (see
+//!   [`super::content`]), so it is as strict as a byte comparison.
+//!
+//! Both can be split into disjoint page ranges for reader channels.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::content::{Identified, identify};
 use crate::format::LoadError;
 use crate::format::ram::PAGE_SIZE;
-use crate::format::reader::RamSink;
+use crate::format::reader::{BlockPart, RamSink};
 use crate::format::writer::RamBlockDesc;
 
 /// Byte the dirty destination starts filled with.
 pub const GARBAGE: u8 = 0xA5;
 
-/// Destination memory.
+/// The stream's blocks mapped onto the destination's, checked as QEMU
+/// checks them (name known, same used_length).
+#[derive(Debug, Default)]
+struct BlockMap {
+    /// stream block index -> local block index
+    map: Vec<usize>,
+}
+
+impl BlockMap {
+    fn declare(
+        &mut self,
+        local: &[RamBlockDesc],
+        name: &str,
+        used_length: u64,
+    ) -> Result<(), LoadError> {
+        let i = local
+            .iter()
+            .position(|b| b.name == name)
+            .ok_or_else(|| LoadError::UnknownBlock(name.to_string()))?;
+        if local[i].used_length != used_length {
+            return Err(LoadError::SizeMismatch {
+                name: name.to_string(),
+                stream: used_length,
+                local: local[i].used_length,
+            });
+        }
+        self.map.push(i);
+        Ok(())
+    }
+
+    fn local(&self, block: usize) -> usize {
+        self.map[block]
+    }
+}
+
+/// Split a block's storage (`per_page` items a page) at page `bounds`
+/// into disjoint mutable parts, each with its first page.
+fn split_at_bounds<'a, T>(
+    mut items: &'a mut [T],
+    bounds: &[u64],
+    per_page: usize,
+) -> Vec<(u64, &'a mut [T])> {
+    let mut parts = Vec::with_capacity(bounds.len().saturating_sub(1));
+    for r in bounds.windows(2) {
+        let n = (r[1] - r[0]) as usize * per_page;
+        let (head, tail) = items.split_at_mut(n);
+        parts.push((r[0], head));
+        items = tail;
+    }
+    parts
+}
+
+/// Destination memory, byte for byte.
 #[derive(Debug)]
 pub struct Destination {
     blocks: Vec<RamBlockDesc>,
     mem: Vec<Vec<u8>>,
-    /// stream block index -> local block index
-    map: Vec<usize>,
+    map: BlockMap,
 }
 
 impl Destination {
@@ -30,7 +93,7 @@ impl Destination {
                 .map(|b| vec![fill; b.used_length as usize])
                 .collect(),
             blocks: blocks.to_vec(),
-            map: Vec::new(),
+            map: BlockMap::default(),
         }
     }
 
@@ -41,28 +104,42 @@ impl Destination {
     }
 
     fn range(&mut self, block: usize, first: u64, bytes: u64) -> &mut [u8] {
-        let local = self.map[block];
+        let local = self.map.local(block);
         let s = (first * PAGE_SIZE) as usize;
         &mut self.mem[local][s..s + bytes as usize]
     }
 }
 
+/// One channel's page range of a [`Destination`] block.
+struct MemPart<'a> {
+    first: u64,
+    mem: &'a mut [u8],
+}
+
+impl MemPart<'_> {
+    fn range(&mut self, first: u64, bytes: u64) -> &mut [u8] {
+        let s = ((first - self.first) * PAGE_SIZE) as usize;
+        &mut self.mem[s..s + bytes as usize]
+    }
+}
+
+impl BlockPart for MemPart<'_> {
+    fn write_pages(&mut self, first: u64, data: &[u8]) -> Result<(), LoadError> {
+        self.range(first, data.len() as u64).copy_from_slice(data);
+        Ok(())
+    }
+    fn zero_pages(&mut self, first: u64, count: u64) -> Result<(), LoadError> {
+        self.range(first, count * PAGE_SIZE).fill(0);
+        Ok(())
+    }
+    fn buffer(&mut self, first: u64, count: u64) -> Option<&mut [u8]> {
+        Some(self.range(first, count * PAGE_SIZE))
+    }
+}
+
 impl RamSink for Destination {
     fn declare_block(&mut self, name: &str, used_length: u64) -> Result<(), LoadError> {
-        let i = self
-            .blocks
-            .iter()
-            .position(|b| b.name == name)
-            .ok_or_else(|| LoadError::UnknownBlock(name.to_string()))?;
-        if self.blocks[i].used_length != used_length {
-            return Err(LoadError::SizeMismatch {
-                name: name.to_string(),
-                stream: used_length,
-                local: self.blocks[i].used_length,
-            });
-        }
-        self.map.push(i);
-        Ok(())
+        self.map.declare(&self.blocks, name, used_length)
     }
 
     fn write_pages(&mut self, block: usize, first: u64, data: &[u8]) -> Result<(), LoadError> {
@@ -74,5 +151,178 @@ impl RamSink for Destination {
     fn zero_pages(&mut self, block: usize, first: u64, count: u64) -> Result<(), LoadError> {
         self.range(block, first, count * PAGE_SIZE).fill(0);
         Ok(())
+    }
+
+    fn buffer(&mut self, block: usize, first: u64, count: u64) -> Option<&mut [u8]> {
+        Some(self.range(block, first, count * PAGE_SIZE))
+    }
+
+    fn split(
+        &mut self,
+        block: usize,
+        bounds: &[u64],
+    ) -> Option<Vec<Box<dyn BlockPart + Send + '_>>> {
+        let local = self.map.local(block);
+        let parts = split_at_bounds(&mut self.mem[local], bounds, PAGE_SIZE as usize);
+        Some(
+            parts
+                .into_iter()
+                .map(|(first, mem)| Box::new(MemPart { first, mem }) as Box<dyn BlockPart + Send>)
+                .collect(),
+        )
+    }
+}
+
+// What a page was identified as, packed in a u64.
+const HELD_ZERO: u64 = 0;
+const HELD_GARBAGE: u64 = u64::MAX;
+const HELD_FOREIGN: u64 = u64::MAX - 1;
+
+/// A destination that identifies every page as it arrives and keeps only
+/// that: 8 bytes a page (plus an entry for each page holding another
+/// page's data, which only a broken writer or reader produces).
+#[derive(Debug)]
+pub struct VerifyingDestination {
+    seed: u64,
+    blocks: Vec<RamBlockDesc>,
+    held: Vec<Vec<u64>>,
+    /// (local block, page) -> what a foreign data page was.
+    foreign: Mutex<BTreeMap<(usize, u64), Identified>>,
+    map: BlockMap,
+}
+
+impl VerifyingDestination {
+    /// A destination for pages generated from `seed`; `dirty` starts every
+    /// page as garbage (as [`Destination`] filled with [`GARBAGE`]).
+    pub fn new(seed: u64, blocks: &[RamBlockDesc], dirty: bool) -> Self {
+        let start = if dirty { HELD_GARBAGE } else { HELD_ZERO };
+        Self {
+            seed,
+            held: blocks
+                .iter()
+                .map(|b| vec![start; b.pages() as usize])
+                .collect(),
+            blocks: blocks.to_vec(),
+            foreign: Mutex::new(BTreeMap::new()),
+            map: BlockMap::default(),
+        }
+    }
+
+    /// What page `page` of local block `block` holds.
+    pub fn held(&self, block: usize, page: u64) -> Identified {
+        match self.held[block][page as usize] {
+            HELD_ZERO => Identified::Zero,
+            HELD_GARBAGE => Identified::Garbage,
+            HELD_FOREIGN => self
+                .foreign
+                .lock()
+                .expect("no channel panicked")
+                .get(&(block, page))
+                .copied()
+                .unwrap_or(Identified::Garbage),
+            v => Identified::Data {
+                block: block as u32,
+                page,
+                version: v as u32,
+            },
+        }
+    }
+
+    /// Bytes this destination keeps (for memory reports).
+    pub fn footprint(&self) -> u64 {
+        self.held.iter().map(|h| h.len() as u64 * 8).sum()
+    }
+}
+
+/// One channel's page range of a [`VerifyingDestination`] block.
+struct HeldPart<'a> {
+    seed: u64,
+    block: usize,
+    first: u64,
+    held: &'a mut [u64],
+    foreign: &'a Mutex<BTreeMap<(usize, u64), Identified>>,
+}
+
+impl BlockPart for HeldPart<'_> {
+    fn write_pages(&mut self, first: u64, data: &[u8]) -> Result<(), LoadError> {
+        for (k, page_bytes) in data.chunks_exact(PAGE_SIZE as usize).enumerate() {
+            let page = first + k as u64;
+            let slot = &mut self.held[(page - self.first) as usize];
+            *slot = match identify(self.seed, page_bytes) {
+                Identified::Zero => HELD_ZERO,
+                Identified::Garbage => HELD_GARBAGE,
+                Identified::Data {
+                    block,
+                    page: p,
+                    version,
+                } if block as usize == self.block && p == page => u64::from(version),
+                other => {
+                    self.foreign
+                        .lock()
+                        .expect("no channel panicked")
+                        .insert((self.block, page), other);
+                    HELD_FOREIGN
+                }
+            };
+        }
+        Ok(())
+    }
+
+    fn zero_pages(&mut self, first: u64, count: u64) -> Result<(), LoadError> {
+        let s = (first - self.first) as usize;
+        self.held[s..s + count as usize].fill(HELD_ZERO);
+        Ok(())
+    }
+}
+
+impl VerifyingDestination {
+    fn whole(&mut self, block: usize) -> HeldPart<'_> {
+        let local = self.map.local(block);
+        HeldPart {
+            seed: self.seed,
+            block: local,
+            first: 0,
+            held: &mut self.held[local],
+            foreign: &self.foreign,
+        }
+    }
+}
+
+impl RamSink for VerifyingDestination {
+    fn declare_block(&mut self, name: &str, used_length: u64) -> Result<(), LoadError> {
+        self.map.declare(&self.blocks, name, used_length)
+    }
+
+    fn write_pages(&mut self, block: usize, first: u64, data: &[u8]) -> Result<(), LoadError> {
+        self.whole(block).write_pages(first, data)
+    }
+
+    fn zero_pages(&mut self, block: usize, first: u64, count: u64) -> Result<(), LoadError> {
+        self.whole(block).zero_pages(first, count)
+    }
+
+    fn split(
+        &mut self,
+        block: usize,
+        bounds: &[u64],
+    ) -> Option<Vec<Box<dyn BlockPart + Send + '_>>> {
+        let local = self.map.local(block);
+        let seed = self.seed;
+        let foreign = &self.foreign;
+        let parts = split_at_bounds(&mut self.held[local], bounds, 1);
+        Some(
+            parts
+                .into_iter()
+                .map(|(first, held)| {
+                    Box::new(HeldPart {
+                        seed,
+                        block: local,
+                        first,
+                        held,
+                        foreign,
+                    }) as Box<dyn BlockPart + Send>
+                })
+                .collect(),
+        )
     }
 }

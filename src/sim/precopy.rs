@@ -10,7 +10,10 @@
 //! sync and pass send what is left, then device state, then EOF.
 //!
 //! All writers passed in see exactly the same page sends, so a sequential
-//! and a fixed-ram file of one run can be compared.
+//! and a fixed-ram file of one run can be compared. A tick's pages go to
+//! the writers as one batch (`save_pages`), written by `channels`
+//! concurrent channels where the file allows it; the guest does not run
+//! while a batch is written, so the bytes do not depend on `channels`.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +22,6 @@ use super::simfile::SimFile;
 use super::workload::Workload;
 use crate::bugs::{self, Bug};
 use crate::format::SaveError;
-use crate::format::ram::PAGE_SIZE;
 use crate::format::writer::{DeviceState, MigrationWriter};
 
 /// Migration parameters (the `[parameters]` table of a scenario).
@@ -94,14 +96,28 @@ pub struct PrecopyOutcome {
     pub sends: Vec<Send>,
 }
 
-/// Migrate `guest` through every writer; returns the outcome and the files.
+/// Migrate `guest` through every writer with one channel; returns the
+/// outcome and the files.
 pub fn run_precopy(
+    guest: &mut Guest,
+    workload: &mut Workload,
+    params: &PrecopyParams,
+    writers: Vec<MigrationWriter<SimFile>>,
+    devices: impl Fn(&Guest) -> Vec<DeviceState>,
+    bug: Option<Bug>,
+) -> Result<(PrecopyOutcome, Vec<SimFile>), SaveError> {
+    run_precopy_channels(guest, workload, params, writers, devices, bug, 1)
+}
+
+/// [`run_precopy`] with `channels` concurrent writers per batch.
+pub fn run_precopy_channels(
     guest: &mut Guest,
     workload: &mut Workload,
     params: &PrecopyParams,
     mut writers: Vec<MigrationWriter<SimFile>>,
     devices: impl Fn(&Guest) -> Vec<DeviceState>,
     bug: Option<Bug>,
+    channels: usize,
 ) -> Result<(PrecopyOutcome, Vec<SimFile>), SaveError> {
     let late_clear = bugs::active(bug, Bug::DirtyClearedAfterPass);
     let threshold = params.bandwidth.saturating_mul(params.downtime_ticks);
@@ -114,7 +130,7 @@ pub fn run_precopy(
         per_pass: Vec::new(),
         sends: Vec::new(),
     };
-    let mut page = vec![0u8; PAGE_SIZE as usize];
+    let mut batch = Vec::new();
     loop {
         let pending = guest.dirty_pages();
         if out.passes >= 1 && (pending <= threshold || out.passes >= params.max_passes) {
@@ -146,10 +162,10 @@ pub fn run_precopy(
         while queue.peek().is_some() {
             workload.tick(guest);
             stats.ticks += 1;
-            for (b, p) in queue.by_ref().take(params.bandwidth as usize) {
-                send_page(guest, &mut writers, &mut out.sends, pass, b, p, &mut page)?;
-                stats.pages += 1;
-            }
+            batch.clear();
+            batch.extend(queue.by_ref().take(params.bandwidth as usize));
+            send_batch(guest, &mut writers, &mut out.sends, pass, &batch, channels)?;
+            stats.pages += batch.len() as u64;
         }
         out.ticks += stats.ticks;
         out.pages_sent += stats.pages;
@@ -174,11 +190,16 @@ pub fn run_precopy(
         w.begin_completion()?;
     }
     let mut final_pages = 0;
-    for (b, bm) in to_send.iter().enumerate() {
-        for p in bm.iter_ones() {
-            send_page(guest, &mut writers, &mut out.sends, pass, b, p, &mut page)?;
-            final_pages += 1;
-        }
+    let mut queue = to_send
+        .iter()
+        .enumerate()
+        .flat_map(|(b, bm)| bm.iter_ones().map(move |p| (b, p)))
+        .peekable();
+    while queue.peek().is_some() {
+        batch.clear();
+        batch.extend(queue.by_ref().take(params.bandwidth as usize));
+        send_batch(guest, &mut writers, &mut out.sends, pass, &batch, channels)?;
+        final_pages += batch.len() as u64;
     }
     out.pages_sent += final_pages;
     out.per_pass.push(PassStats {
@@ -196,24 +217,23 @@ pub fn run_precopy(
     Ok((out, files))
 }
 
-fn send_page(
+fn send_batch(
     guest: &Guest,
     writers: &mut [MigrationWriter<SimFile>],
     sends: &mut Vec<Send>,
     pass: u32,
-    block: usize,
-    page: u64,
-    buf: &mut [u8],
+    batch: &[(usize, u64)],
+    channels: usize,
 ) -> Result<(), SaveError> {
-    guest.read_page(block, page, buf);
-    sends.push(Send {
+    sends.extend(batch.iter().map(|&(block, page)| Send {
         pass,
         block: block as u32,
         page,
         zero: guest.state(block, page).zero,
-    });
+    }));
+    let source = |b: usize, p: u64, buf: &mut [u8]| guest.read_page(b, p, buf);
     for w in writers.iter_mut() {
-        w.save_page(block, page, buf)?;
+        w.save_pages(batch, &source, channels)?;
     }
     Ok(())
 }

@@ -1,18 +1,21 @@
-//! A simulated sparse file that records every write.
+//! The simulated file: it records every write.
 //!
-//! Storage is a vector of optional 4 KiB chunks, so holes cost nothing and
-//! "bytes allocated" can be reported as a filesystem would. Each write is
-//! logged with the pass the driver was in, so file size over the course of
-//! a migration can be reported and the oracle can check where every write
-//! landed. The non-seekable variant refuses any write not at the end, like
-//! a socket or pipe.
+//! Storage is either memory (a vector of optional 4 KiB chunks, so holes
+//! cost nothing) or a real file on disk (big guests, benchmarks). Either
+//! way the file tracks which 4 KiB chunks were ever written, so "bytes
+//! allocated" is reported as a filesystem would and the digest is the same
+//! for both stores. Each write is logged with the pass the driver was in,
+//! so file size over the course of a migration can be reported and the
+//! oracle can check where every write landed. The non-seekable variant
+//! refuses any write not at the end, like a socket or pipe.
 
 use std::io;
+use std::path::Path;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::format::io::MigFile;
+use crate::format::io::{DiskFile, MigFile, SharedWrite};
 
 const CHUNK: usize = 4096;
 
@@ -29,10 +32,24 @@ pub struct WriteRecord {
     pub file_len: u64,
 }
 
-/// A sparse in-memory file with a write log.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug)]
+enum Store {
+    Memory(Vec<Option<Box<[u8; CHUNK]>>>),
+    Disk(DiskFile),
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::Memory(Vec::new())
+    }
+}
+
+/// A sparse file (in memory or on disk) with a write log.
+#[derive(Debug, Default)]
 pub struct SimFile {
-    chunks: Vec<Option<Box<[u8; CHUNK]>>>,
+    store: Store,
+    /// Chunks ever written, one bit each.
+    written: Vec<u64>,
     len: u64,
     seekable: bool,
     /// The pass the driver is in; stamped on every write.
@@ -41,7 +58,7 @@ pub struct SimFile {
 }
 
 impl SimFile {
-    /// A seekable file (`file:` transport).
+    /// A seekable in-memory file (`file:` transport).
     pub fn new() -> Self {
         Self {
             seekable: true,
@@ -57,14 +74,41 @@ impl SimFile {
         }
     }
 
+    /// A seekable file stored at `path` on disk (created or truncated);
+    /// `direct` adds O_DIRECT for aligned page writes.
+    pub fn on_disk(path: &Path, direct: bool) -> io::Result<Self> {
+        let disk = if direct {
+            DiskFile::create_direct(path)?
+        } else {
+            DiskFile::create(path)?
+        };
+        Ok(Self {
+            store: Store::Disk(disk),
+            seekable: true,
+            ..Self::default()
+        })
+    }
+
     /// Every write so far, in order.
     pub fn log(&self) -> &[WriteRecord] {
         &self.log
     }
 
+    fn written_chunks(&self) -> impl Iterator<Item = usize> + '_ {
+        self.written.iter().enumerate().flat_map(|(wi, &w)| {
+            (0..64)
+                .filter(move |b| w & (1u64 << b) != 0)
+                .map(move |b| wi * 64 + b)
+        })
+    }
+
     /// Bytes backed by storage (4 KiB granules), as `du` would count.
     pub fn allocated(&self) -> u64 {
-        self.chunks.iter().filter(|c| c.is_some()).count() as u64 * CHUNK as u64
+        self.written
+            .iter()
+            .map(|w| u64::from(w.count_ones()))
+            .sum::<u64>()
+            * CHUNK as u64
     }
 
     /// Total bytes written (counting overwrites).
@@ -75,42 +119,69 @@ impl SimFile {
     /// The logical contents (holes as zeros).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = vec![0u8; self.len as usize];
-        for (i, c) in self.chunks.iter().enumerate() {
-            if let Some(c) = c {
-                let start = i * CHUNK;
-                let end = (start + CHUNK).min(out.len());
-                out[start..end].copy_from_slice(&c[..end - start]);
-            }
-        }
+        let n = self
+            .read_at(0, &mut out)
+            .expect("reading the simulated file");
+        debug_assert_eq!(n, out.len());
         out
     }
 
     /// Feed the logical contents into a hash: the length, then every
-    /// allocated chunk with its index (holes and written zeros differ, as
+    /// written chunk with its index (holes and written zeros differ, as
     /// they do on disk).
     pub fn hash_into(&self, h: &mut Sha256) {
         h.update(self.len.to_le_bytes());
-        for (i, c) in self.chunks.iter().enumerate() {
-            if let Some(c) = c {
-                h.update((i as u64).to_le_bytes());
-                h.update(&c[..]);
-            }
+        let mut buf = vec![0u8; CHUNK];
+        for i in self.written_chunks() {
+            buf.fill(0);
+            self.read_at((i * CHUNK) as u64, &mut buf)
+                .expect("reading the simulated file");
+            h.update((i as u64).to_le_bytes());
+            h.update(&buf);
         }
     }
 
     /// Write the logical contents to a real file, keeping holes sparse.
-    pub fn save(&self, path: &std::path::Path) -> io::Result<()> {
+    pub fn save(&self, path: &Path) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         let f = std::fs::File::create(path)?;
         f.set_len(self.len)?;
-        for (i, c) in self.chunks.iter().enumerate() {
-            if let Some(c) = c {
-                let start = (i * CHUNK) as u64;
-                let n = (self.len - start).min(CHUNK as u64) as usize;
-                f.write_all_at(&c[..n], start)?;
-            }
+        let mut buf = vec![0u8; CHUNK];
+        for i in self.written_chunks() {
+            let start = (i * CHUNK) as u64;
+            let n = (self.len - start).min(CHUNK as u64) as usize;
+            self.read_at(start, &mut buf[..n])?;
+            f.write_all_at(&buf[..n], start)?;
         }
         Ok(())
+    }
+
+    /// Flush a disk-backed file to the device (no-op in memory).
+    pub fn sync(&self) -> io::Result<()> {
+        match &self.store {
+            Store::Disk(d) => d.sync(),
+            Store::Memory(_) => Ok(()),
+        }
+    }
+
+    fn record(&mut self, offset: u64, len: u64) {
+        let end = offset + len;
+        if len > 0 {
+            let (first, last) = (offset as usize / CHUNK, (end as usize - 1) / CHUNK);
+            if self.written.len() <= last / 64 {
+                self.written.resize(last / 64 + 1, 0);
+            }
+            for i in first..=last {
+                self.written[i / 64] |= 1u64 << (i % 64);
+            }
+        }
+        self.len = self.len.max(end);
+        self.log.push(WriteRecord {
+            offset,
+            len,
+            pass: self.pass,
+            file_len: self.len,
+        });
     }
 }
 
@@ -128,26 +199,25 @@ impl MigFile for SimFile {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past 2^64"))?;
-        let last_chunk = end.div_ceil(CHUNK as u64) as usize;
-        if self.chunks.len() < last_chunk {
-            self.chunks.resize_with(last_chunk, || None);
+        match &mut self.store {
+            Store::Disk(d) => d.write_at(offset, data)?,
+            Store::Memory(chunks) => {
+                let last_chunk = end.div_ceil(CHUNK as u64) as usize;
+                if chunks.len() < last_chunk {
+                    chunks.resize_with(last_chunk, || None);
+                }
+                let mut done = 0usize;
+                while done < data.len() {
+                    let pos = offset as usize + done;
+                    let (ci, co) = (pos / CHUNK, pos % CHUNK);
+                    let n = (CHUNK - co).min(data.len() - done);
+                    let chunk = chunks[ci].get_or_insert_with(|| Box::new([0u8; CHUNK]));
+                    chunk[co..co + n].copy_from_slice(&data[done..done + n]);
+                    done += n;
+                }
+            }
         }
-        let mut done = 0usize;
-        while done < data.len() {
-            let pos = offset as usize + done;
-            let (ci, co) = (pos / CHUNK, pos % CHUNK);
-            let n = (CHUNK - co).min(data.len() - done);
-            let chunk = self.chunks[ci].get_or_insert_with(|| Box::new([0u8; CHUNK]));
-            chunk[co..co + n].copy_from_slice(&data[done..done + n]);
-            done += n;
-        }
-        self.len = self.len.max(end);
-        self.log.push(WriteRecord {
-            offset,
-            len: data.len() as u64,
-            pass: self.pass,
-            file_len: self.len,
-        });
+        self.record(offset, data.len() as u64);
         Ok(())
     }
 
@@ -156,16 +226,25 @@ impl MigFile for SimFile {
             return Ok(0);
         }
         let n = buf.len().min((self.len - offset) as usize);
-        let mut done = 0usize;
-        while done < n {
-            let pos = offset as usize + done;
-            let (ci, co) = (pos / CHUNK, pos % CHUNK);
-            let m = (CHUNK - co).min(n - done);
-            match &self.chunks[ci] {
-                Some(c) => buf[done..done + m].copy_from_slice(&c[co..co + m]),
-                None => buf[done..done + m].fill(0),
+        match &self.store {
+            Store::Disk(d) => {
+                let got = d.read_at(offset, &mut buf[..n])?;
+                // A file extended by a write past its end reads zeros.
+                buf[got..n].fill(0);
             }
-            done += m;
+            Store::Memory(chunks) => {
+                let mut done = 0usize;
+                while done < n {
+                    let pos = offset as usize + done;
+                    let (ci, co) = (pos / CHUNK, pos % CHUNK);
+                    let m = (CHUNK - co).min(n - done);
+                    match &chunks[ci] {
+                        Some(c) => buf[done..done + m].copy_from_slice(&c[co..co + m]),
+                        None => buf[done..done + m].fill(0),
+                    }
+                    done += m;
+                }
+            }
         }
         Ok(n)
     }
@@ -176,6 +255,17 @@ impl MigFile for SimFile {
 
     fn seekable(&self) -> bool {
         self.seekable
+    }
+
+    fn shared(&self) -> Option<&dyn SharedWrite> {
+        match &self.store {
+            Store::Disk(d) => Some(d),
+            Store::Memory(_) => None,
+        }
+    }
+
+    fn note_shared_write(&mut self, offset: u64, len: u64) {
+        self.record(offset, len);
     }
 }
 
