@@ -1,0 +1,254 @@
+//! Several channels (the multifd idea) writing and reading one fixed-ram
+//! file: pages sit at fixed offsets, so the file's bytes, the restored
+//! memory, the verdict and the digest must not depend on the number of
+//! channels, on where the file is kept (memory or disk) or on O_DIRECT.
+
+use std::path::Path;
+
+use migsim::caps::{Capabilities, Capability};
+use migsim::format::io::{DiskFile, MigFile};
+use migsim::format::reader::{LoadOptions, load_channels};
+use migsim::format::writer::{MigrationWriter, RamBlockDesc};
+use migsim::run::{RunOptions, RunReport, run_opts};
+use migsim::scenario::{Scenario, Verdict};
+use migsim::sim::dest::Destination;
+
+const PAGE: usize = 4096;
+
+fn scenario(name: &str) -> Scenario {
+    Scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{name}.toml")))
+        .unwrap()
+}
+
+fn run_in(s: &Scenario, dir: Option<&Path>, channels: usize, direct_io: bool) -> RunReport {
+    run_opts(
+        s,
+        &RunOptions {
+            bug: None,
+            file_dir: dir.map(Path::to_path_buf),
+            direct_io,
+            channels,
+        },
+    )
+}
+
+fn bytes_of(r: &RunReport, writer: &str) -> Vec<u8> {
+    r.files
+        .iter()
+        .find(|f| f.writer == writer)
+        .unwrap_or_else(|| panic!("no {writer} file"))
+        .file
+        .to_vec()
+}
+
+#[test]
+fn fixed_ram_files_are_byte_identical_for_1_2_and_4_channels_in_memory_and_on_disk() {
+    for name in [
+        "heavy-redirty",
+        "multi-block-one-page",
+        "zero-after-data-dirty-destination",
+        "mapped-ram-heavy-redirty",
+    ] {
+        let s = scenario(name);
+        let reference = run_in(&s, None, 1, false);
+        assert_eq!(reference.verdict, Verdict::Pass, "{name}");
+        let want = bytes_of(&reference, "fixed-ram");
+        for (channels, direct) in [(1, false), (2, false), (4, false), (4, true)] {
+            let dir = tempfile::tempdir().unwrap();
+            for d in [None, Some(dir.path())] {
+                if d.is_none() && direct {
+                    continue;
+                }
+                let r = run_in(&s, d, channels, direct);
+                let how = format!(
+                    "{name}: {channels} channels, {}{}",
+                    if d.is_some() { "disk" } else { "memory" },
+                    if direct { ", O_DIRECT" } else { "" }
+                );
+                assert_eq!(r.verdict, Verdict::Pass, "{how}: {:?}", r.invariants);
+                assert!(bytes_of(&r, "fixed-ram") == want, "{how}: bytes differ");
+                assert_eq!(r.digest, reference.digest, "{how}");
+                if let Some(d) = d {
+                    let on_disk = std::fs::read(d.join(format!("{name}.fixed-ram.mig"))).unwrap();
+                    assert!(on_disk == want, "{how}: the file on disk differs");
+                }
+            }
+        }
+    }
+}
+
+/// A batch with runs broken by zero pages, several blocks, pages out of
+/// order and a re-sent page, written by `save_pages` with N channels to a
+/// real file, equals the same pages sent one by one with `save_page`.
+#[test]
+fn save_pages_with_channels_equals_save_page_one_by_one() {
+    let blocks = vec![
+        RamBlockDesc {
+            name: "pc.ram".into(),
+            used_length: 3000 * PAGE as u64,
+        },
+        RamBlockDesc {
+            name: "vga.vram".into(),
+            used_length: 300 * PAGE as u64,
+        },
+    ];
+    let content = |b: usize, p: u64, buf: &mut [u8]| {
+        if p % 7 == 3 || (b == 1 && p < 40) {
+            buf.fill(0);
+        } else {
+            for (i, x) in buf.iter_mut().enumerate() {
+                *x = (i as u64 ^ p.wrapping_mul(31) ^ (b as u64) << 5) as u8 | 1;
+            }
+        }
+    };
+    let mut pages: Vec<(usize, u64)> = (0..3000).map(|p| (0, p)).collect();
+    pages.extend((0..300).rev().map(|p| (1, p)));
+    pages.extend([(0, 5), (0, 2999), (1, 0), (0, 6)]);
+    let caps = Capabilities::from_enabled(&[Capability::FixedRam]).unwrap();
+
+    let mut one =
+        MigrationWriter::start(Vec::new(), "pc-i440fx-10.0", &caps, blocks.clone()).unwrap();
+    one.begin_completion().unwrap();
+    let mut buf = vec![0u8; PAGE];
+    for &(b, p) in &pages {
+        content(b, p, &mut buf);
+        one.save_page(b, p, &buf).unwrap();
+    }
+    let (want, want_stats) = one.finish(&[]).unwrap();
+
+    for channels in [1, 2, 3, 4, 8] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.mig");
+        for direct in [false, true] {
+            let file = if direct {
+                DiskFile::create_direct(&path).unwrap()
+            } else {
+                DiskFile::create(&path).unwrap()
+            };
+            let mut w =
+                MigrationWriter::start(file, "pc-i440fx-10.0", &caps, blocks.clone()).unwrap();
+            w.begin_completion().unwrap();
+            // In uneven batches, as the pre-copy driver sends them.
+            for batch in pages.chunks(777) {
+                w.save_pages(batch, &content, channels).unwrap();
+            }
+            let (f, stats) = w.finish(&[]).unwrap();
+            assert_eq!(stats, want_stats, "{channels} channels");
+            assert_eq!(f.len(), want.len() as u64);
+            let got = std::fs::read(&path).unwrap();
+            assert!(
+                got == want,
+                "{channels} channels (O_DIRECT {direct}): file differs at byte {:?}",
+                got.iter().zip(&want).position(|(a, b)| a != b)
+            );
+        }
+    }
+}
+
+/// Reading with N channels straight into destination memory gives the
+/// same memory as one channel, for a fresh and for a dirty destination.
+#[test]
+fn load_with_channels_restores_the_same_memory() {
+    let s = scenario("zero-after-data-dirty-destination");
+    let r = run_in(&s, None, 1, false);
+    let f = r.files.iter().find(|f| f.writer == "fixed-ram").unwrap();
+    let caps = Capabilities::from_enabled(&[Capability::FixedRam]).unwrap();
+    let opts = LoadOptions {
+        machine: Some(s.guest.machine.clone()),
+        caps: Some(caps),
+        ..LoadOptions::default()
+    };
+    let blocks = s.blocks();
+    for dirty in [false, true] {
+        let mut one = Destination::new(&blocks, dirty);
+        load_channels(&f.file, &opts, &mut one, 1).unwrap();
+        for channels in [2, 3, 4, 16] {
+            let mut many = Destination::new(&blocks, dirty);
+            load_channels(&f.file, &opts, &mut many, channels).unwrap();
+            for (b, blk) in blocks.iter().enumerate() {
+                for p in 0..blk.pages() {
+                    assert!(
+                        one.page(b, p) == many.page(b, p),
+                        "{} page {p:#x} differs with {channels} channels (dirty {dirty})",
+                        blk.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The oracle judges with reader channels too: a broken reader is still
+/// caught, with the same story, however many channels read.
+#[test]
+fn a_broken_reader_is_caught_the_same_way_with_channels() {
+    use migsim::bugs::Bug;
+    let s = scenario("zero-after-data-dirty-destination");
+    let story = |channels| {
+        let r = run_opts(
+            &s,
+            &RunOptions {
+                bug: Some(Bug::ReaderSkipsClearBits),
+                channels,
+                ..RunOptions::default()
+            },
+        );
+        assert_eq!(r.verdict, Verdict::Fail, "{channels} channels");
+        r.invariants
+            .iter()
+            .filter(|i| !i.ok)
+            .map(|i| format!("{} [{}]: {}", i.name, i.writer, i.detail))
+            .collect::<Vec<_>>()
+    };
+    let one = story(1);
+    assert!(
+        one.iter().any(|s| s.contains("restored garbage")),
+        "{one:?}"
+    );
+    assert_eq!(story(4), one);
+}
+
+/// A big guest with its file on disk: the oracle keeps 8 bytes a page, not
+/// the guest's memory, so peak RSS stays far under the guest size.
+#[test]
+fn big_guest_on_disk_stays_far_under_guest_size_in_rss() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_migsim"))
+        .args([
+            "run",
+            "scenarios/idle.toml",
+            "--ram",
+            "512M",
+            "--writers",
+            "fixed-ram",
+        ])
+        .arg("--file-dir")
+        .arg(dir.path())
+        .args(["--channels", "2", "--json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verdict"], "pass");
+    assert_eq!(v["ram_bytes"].as_u64().unwrap(), 512 << 20);
+    let rss = v["peak_rss_bytes"].as_u64().unwrap();
+    assert!(rss > 0 && rss < (512 << 20) / 4, "peak RSS {rss} bytes");
+    let file = dir.path().join("idle.fixed-ram.mig");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len(),
+        v["fixed_ram_size"].as_u64().unwrap()
+    );
+    assert!(
+        v["replay"]
+            .as_str()
+            .unwrap()
+            .contains("--ram 512M --writers fixed-ram --file-dir"),
+        "{}",
+        v["replay"]
+    );
+}
