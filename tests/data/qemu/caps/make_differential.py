@@ -20,7 +20,7 @@ migrate-incoming).  Finally a few load-time capability mismatch cases are run.
 
 Usage: make_differential.py [--scratch DIR] [--out FILE] [--jobs N]
                             [--accel kvm|tcg] [--no-load]
-                            [--sample N [--seed S]]
+                            [--sample N [--seed S]] [--tls]
 Output: differential.json (deterministic: sorted, placeholders for temp
 paths/ports, no timestamps).
 
@@ -29,6 +29,13 @@ Fisher-Yates shuffle (splitmix64, so the same N and S pick the same records
 on every machine and Python version), and writes to stdout unless --out is
 given: never over differential.json by default.  tests/caps_differential.rs
 uses it to re-ask a live QEMU and compare with the recorded table.
+
+--tls writes a second, smaller table, tls.json: TLS was out of scope of the
+main one.  Every subset of {mapped-ram, multifd} x multifd-compression
+none/zlib x tls-creds ""/"tls0" (a tls-creds-anon object) x caps then
+parameters / parameters first x file / tcp-refused: 64 records with
+the same fields as the main table's sources (plus tls_creds), no incoming
+side.
 """
 
 import argparse
@@ -125,7 +132,7 @@ class QMP:
 
 
 class Guest:
-    def __init__(self, d, tag, accel, incoming=False):
+    def __init__(self, d, tag, accel, incoming=False, extra=()):
         self.sock_path = os.path.join(d, tag + ".qmp")
         self.log_path = os.path.join(d, tag + ".log")
         args = [QEMU, "-M", "pc", "-m", "16", "-nodefaults", "-display", "none",
@@ -133,6 +140,7 @@ class Guest:
                 "-qmp", "unix:%s,server=on,wait=off" % self.sock_path]
         if incoming:
             args += ["-incoming", "defer"]
+        args += list(extra)
         self.args = args
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
@@ -288,9 +296,11 @@ def set_caps(q, caps, order):
     return {"ok": not errs, "error": errs[0] if errs else None, "steps": steps}
 
 
-def set_params(q, comp, dio):
-    ok, v = q.raw("migrate-set-parameters",
-                  {"multifd-compression": comp, "direct-io": dio})
+def set_params(q, comp, dio, tls=None):
+    args = {"multifd-compression": comp, "direct-io": dio}
+    if tls is not None:
+        args["tls-creds"] = tls
+    ok, v = q.raw("migrate-set-parameters", args)
     return {"ok": ok, "error": None if ok else v}
 
 
@@ -300,15 +310,23 @@ def enabled_caps(q):
     return [c for c in CAPS if c in on] + sorted(on - set(CAPS))
 
 
-def eff_params(q):
+def eff_params(q, tls=False):
     p = q.cmd("query-migrate-parameters")
-    return {"multifd-compression": p.get("multifd-compression"),
-            "direct-io": p.get("direct-io")}
+    out = {"multifd-compression": p.get("multifd-compression"),
+           "direct-io": p.get("direct-io")}
+    if tls:
+        out["tls-creds"] = p.get("tls-creds")
+    return out
 
 
-def run_source(d, accel, caps, order, comp, dio, transport, sub):
+def run_source(d, accel, caps, order, comp, dio, transport, sub, tls=None):
+    """tls: None (the main table: tls-creds never set) or the tls-creds
+    value to set with the other parameters ("" or "tls0", an anonymous
+    client credentials object the QEMU gets)."""
     rec = {"caps": caps, "order": order, "multifd_compression": comp,
            "direct_io": dio, "transport": transport}
+    if tls is not None:
+        rec["tls_creds"] = tls
     listener = None
     blocker = None
     fds = None
@@ -338,22 +356,23 @@ def run_source(d, accel, caps, order, comp, dio, transport, sub):
         fds = [fdobj]
         uri = "fd:migfd"
     rec["uri"] = uri
-    g = Guest(d, "src", accel)
+    extra = () if tls is None else ("-object", "tls-creds-anon,id=tls0,endpoint=client")
+    g = Guest(d, "src", accel, extra=extra)
     try:
         q = g.qmp
         if fds:
             q.cmd("getfd", {"fdname": "migfd"}, fds=fds)
         rec["set_parameters"] = None
         if order == "params-first":
-            rec["set_parameters"] = set_params(q, comp, dio)
+            rec["set_parameters"] = set_params(q, comp, dio, tls)
         rec["set_capabilities"] = set_caps(q, caps, order)
         if order != "params-first":
-            rec["set_parameters"] = set_params(q, comp, dio)
+            rec["set_parameters"] = set_params(q, comp, dio, tls)
         # QEMU quirk probe: the same call again (state is unchanged either way,
         # but the mapped-ram check now sees the values stored by the first call)
-        rec["set_parameters_repeat"] = set_params(q, comp, dio)
+        rec["set_parameters_repeat"] = set_params(q, comp, dio, tls)
         rec["caps_enabled"] = enabled_caps(q)
-        rec["params_effective"] = eff_params(q)
+        rec["params_effective"] = eff_params(q, tls is not None)
         ok, v = q.raw("migrate", {"uri": uri})
         m = {"ok": ok, "error": None if ok else v}
         if ok:
@@ -370,7 +389,8 @@ def run_source(d, accel, caps, order, comp, dio, transport, sub):
         if "qemu_exit" not in m:
             # the QEMU quirk: the mapped-ram/compression check looks at the
             # CURRENT values, so even resetting to the defaults can fail
-            rec["reset_parameters_after"] = set_params(q, "none", False)
+            rec["reset_parameters_after"] = set_params(
+                q, "none", False, None if tls is None else "")
     except QEMUDied as e:
         rec.setdefault("migrate", {})["qemu_died"] = str(e)
         rec["migrate"]["qemu_exit"] = g.exit_info(5)
@@ -476,6 +496,65 @@ def job(args):
                                        INCOMING_FOR[transport], sub, rec["caps_enabled"])
     shutil.rmtree(d, ignore_errors=True)
     return sub(rec)
+
+
+# ---------------------------------------------------------------------------
+# --tls: TLS credentials with mapped-ram (a separate, smaller table)
+# ---------------------------------------------------------------------------
+TLS_CAPS = ["mapped-ram", "multifd"]
+TLS_VALUES = ["", "tls0"]
+TLS_ORDERS = ["together", "params-first"]
+# exec: is left out: with tls-creds set and no mapped-ram, QEMU 10.0.2 starts
+# a TLS handshake on the pipe and stops answering QMP.
+TLS_TRANSPORTS = ["file", "tcp-refused"]
+
+
+def tls_job(args):
+    scratch, accel, idx, caps, order, comp, tls, transport = args
+    d = os.path.join(scratch, "t%04d" % idx)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    sub = Subst(d)
+    rec = run_source(d, accel, caps, order, comp, False, transport, sub, tls=tls)
+    shutil.rmtree(d, ignore_errors=True)
+    return sub(rec)
+
+
+def tls_sort_key(r):
+    return (len(r["caps"]), [TLS_CAPS.index(c) for c in r["caps"]],
+            TLS_ORDERS.index(r["order"]), COMPRESSIONS.index(r["multifd_compression"]),
+            TLS_VALUES.index(r["tls_creds"]), TLS_TRANSPORTS.index(r["transport"]))
+
+
+def tls_main(a, scratch, version, t0):
+    subsets = []
+    for n in range(len(TLS_CAPS) + 1):
+        subsets += [list(c) for c in itertools.combinations(TLS_CAPS, n)]
+    jobs = []
+    for caps, order, comp, tls, tr in itertools.product(
+            subsets, TLS_ORDERS, COMPRESSIONS, TLS_VALUES, TLS_TRANSPORTS):
+        jobs.append((scratch, a.accel, len(jobs), caps, order, comp, tls, tr))
+    with concurrent.futures.ThreadPoolExecutor(a.jobs) as ex:
+        records = list(ex.map(tls_job, jobs))
+    records.sort(key=tls_sort_key)
+    doc = {
+        "qemu_version": version,
+        "generator": "make_differential.py --tls (Python stdlib, QMP); no migsim code",
+        "qemu_args": "-M pc -m 16 -nodefaults -display none -S -accel %s -qmp unix:...,server=on,wait=off"
+                     " -object tls-creds-anon,id=tls0,endpoint=client" % a.accel,
+        "placeholders": {"{TMP}": "per-record scratch directory",
+                         "{PORT}": "source-side TCP port (bound but not listening)"},
+        "dimensions": {"caps": TLS_CAPS, "orders": TLS_ORDERS,
+                       "multifd_compression": COMPRESSIONS, "tls_creds": TLS_VALUES,
+                       "direct_io": [False], "transports": TLS_TRANSPORTS,
+                       "migrate_timeout_seconds": MIGRATE_TIMEOUT},
+        "record_count": len(records),
+        "records": records,
+    }
+    out = a.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "tls.json")
+    with open(out, "w") as f:
+        f.write(dump_doc(doc))
+    print("tls records %d, %.1fs" % (len(records), time.time() - t0), file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------
@@ -620,15 +699,20 @@ def main():
     ap.add_argument("--sample", type=int, default=None,
                     help="run only this many records, picked by --seed (see the module doc)")
     ap.add_argument("--seed", type=int, default=0, help="seed of --sample")
+    ap.add_argument("--tls", action="store_true",
+                    help="write the TLS table (tls.json) instead of differential.json")
     a = ap.parse_args()
     partial = a.filter is not None or a.sample is not None
-    if a.out is None and not partial:
+    if a.out is None and not partial and not a.tls:
         a.out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "differential.json")
     scratch = os.path.abspath(a.scratch)
     os.makedirs(scratch, exist_ok=True)
     t0 = time.time()
     version = subprocess.run([QEMU, "--version"], capture_output=True,
                              text=True).stdout.splitlines()[0]
+    if a.tls:
+        tls_main(a, scratch, version, t0)
+        return
     subsets = []
     for n in range(len(CAPS) + 1):
         subsets += [list(c) for c in itertools.combinations(CAPS, n)]
