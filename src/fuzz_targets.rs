@@ -20,15 +20,23 @@
 //!   the file's page where the bitmap bit is set and zeros where it is
 //!   clear; a load checked against a destination's machine and fixed-ram
 //!   setting only succeeds when the stream lists exactly that setting.
-//! * [`caps`] (structure-aware, [`CapsInput`]): a sequence of
-//!   `Capabilities::set` calls and a transport. The checker must agree,
-//!   call by call, with an independent table-driven model of the rules in
-//!   this file (incompatible pairs checked in order with their exact
-//!   messages, the seekable-transport rule, a refused `set` changes
-//!   nothing, the load-time `check_incoming` messages). The final state
-//!   must not depend on the order of the settings that succeeded: replayed
-//!   reversed and rotated, one call at a time or as one call, they reach
-//!   the same state, and every call succeeds.
+//! * [`caps`] (structure-aware, [`CapsInput`]): a profile (fixed-ram or
+//!   mapped-ram) and a sequence of `MigrationConfig::set_capabilities` and
+//!   `set_parameters` calls. The checker must agree, call by call, with an
+//!   independent table-driven model of both rule sets in this file:
+//!   capabilities a profile lacks, incompatible pairs checked in order with
+//!   their exact messages (the proposal's four; QEMU 10.0.2's postcopy +
+//!   multifd, multifd + xbzrle, mapped-ram + xbzrle, mapped-ram +
+//!   postcopy), compression and TLS refused while mapped-ram is on, and
+//!   for every transport `check_transport`, `check_migrate` (seekable
+//!   transport for the layout, multi-channel transport for multifd without
+//!   mapped-ram, then TLS, then compression with mapped-ram) and
+//!   `check_incoming_transport`, `direct_io_effective` (mapped-ram +
+//!   multifd only); a refused call changes nothing; the load-time
+//!   `check_incoming` messages. The final capabilities must not depend on
+//!   the order of the settings that succeeded: replayed reversed and
+//!   rotated, one call at a time or as one call, they reach the same
+//!   state, and every call succeeds.
 //! * [`roundtrip`] (structure-aware, [`RoundtripInput`]): a small scenario
 //!   (1-3 blocks of 1-64 pages with distinct names, one-page blocks
 //!   included; any workload; bandwidth, downtime, up to 6 passes, initial
@@ -60,7 +68,9 @@ use std::io;
 use arbitrary::{Arbitrary, Unstructured};
 use serde_json::json;
 
-use crate::caps::{Capabilities, Capability, Transport};
+use crate::caps::{
+    Capabilities, Capability, MigrationConfig, MultifdCompression, Parameters, Profile, Transport,
+};
 use crate::format::LoadError;
 use crate::format::io::MigFile;
 use crate::format::reader::{self, LoadOptions, RamSink, StreamInfo};
@@ -373,15 +383,33 @@ impl RamSink for ContractSink {
 /// Input of the [`caps`] target.
 #[derive(Clone, Debug, Arbitrary)]
 pub struct CapsInput {
-    /// Transport, mapped by [`transport_of`].
-    pub transport: u8,
+    /// The rule set, mapped by [`profile_of`]: even is fixed-ram, odd is
+    /// mapped-ram.
+    pub profile: u8,
     /// Rotation used when replaying the successful settings.
     pub rotate: u8,
     /// Names a stream's configuration section lists, for `check_incoming`.
     pub received: Vec<ReceivedName>,
-    /// `Capabilities::set` calls, in order; each pair is (capability, on),
-    /// the capability mapped by [`capability_of`].
-    pub steps: Vec<Vec<(u8, bool)>>,
+    /// `migrate-set-capabilities` and `migrate-set-parameters` calls, in
+    /// order.
+    pub steps: Vec<CapsStep>,
+}
+
+/// One call of the [`caps`] target.
+#[derive(Clone, Debug, Arbitrary)]
+pub enum CapsStep {
+    /// `MigrationConfig::set_capabilities`: (capability, on) pairs, the
+    /// capability mapped by [`capability_of`].
+    Capabilities(Vec<(u8, bool)>),
+    /// `MigrationConfig::set_parameters`.
+    Parameters {
+        /// multifd-compression: none, zlib, zstd (by the byte mod 3).
+        compression: u8,
+        /// tls-creds set (`"tls0"`) or empty.
+        tls: bool,
+        /// direct-io.
+        direct_io: bool,
+    },
 }
 
 /// A capability name received in a stream.
@@ -393,34 +421,118 @@ pub enum ReceivedName {
     Raw(String),
 }
 
-/// The model's capabilities, by index: this table and the ones below are
-/// the rules as the fixed-ram proposal states them (DESIGN.md section 8),
-/// written without looking at `caps.rs`.
-const MODEL_NAMES: [&str; 5] = ["fixed-ram", "multifd", "xbzrle", "compress", "postcopy-ram"];
-const FIXED_RAM: usize = 0;
-/// With fixed-ram on, checked in this order; the first one on is refused.
-const INCOMPATIBLE: [(usize, &str); 4] = [
-    (1, "Fixed-ram migration is incompatible with multifd"),
-    (2, "Fixed-ram migration is incompatible with xbzrle"),
-    (3, "Fixed-ram migration is incompatible with compression"),
-    (4, "Fixed-ram migration is incompatible with postcopy ram"),
+// The model's tables, written from the rules as stated, not from `caps.rs`:
+// the fixed-ram proposal (DESIGN.md section 8) and QEMU 10.0.2's mapped-ram
+// rules (reference doc section 5 and what QEMU answered in
+// tests/data/qemu/caps/, whose README summarises it).
+
+/// The model's capabilities, by index.
+const MODEL_NAMES: [&str; 6] = [
+    "fixed-ram",
+    "multifd",
+    "xbzrle",
+    "compress",
+    "postcopy-ram",
+    "mapped-ram",
 ];
-/// QAPI enum order: xbzrle, compress, postcopy-ram, multifd, then
-/// fixed-ram (QEMU's mapped-ram is the last capability).
-const QAPI_ORDER: [usize; 5] = [2, 3, 4, 1, 0];
-/// Only fixed-ram is validated (listed in the stream, compared on load).
-const VALIDATED: [bool; 5] = [true, false, false, false, false];
-/// Transports and whether they can seek.
-const TRANSPORTS: [(Transport, bool); 5] = [
-    (Transport::File, true),
-    (Transport::Tcp, false),
-    (Transport::Unix, false),
-    (Transport::Exec, false),
-    (Transport::Fd, false),
+const FIXED_RAM: usize = 0;
+const MULTIFD: usize = 1;
+const XBZRLE: usize = 2;
+const POSTCOPY: usize = 4;
+const MAPPED_RAM: usize = 5;
+/// QAPI enum order: xbzrle, compress, postcopy-ram, multifd, then fixed-ram
+/// (never shipped) and mapped-ram (QEMU's last capability).
+const QAPI_ORDER: [usize; 6] = [2, 3, 4, 1, 0, 5];
+
+/// The two rule sets of the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ModelProfile {
+    FixedRam,
+    MappedRam,
+}
+
+impl ModelProfile {
+    fn name(self) -> &'static str {
+        match self {
+            ModelProfile::FixedRam => "fixed-ram",
+            ModelProfile::MappedRam => "mapped-ram",
+        }
+    }
+
+    /// The layout capability: the only validated one (listed in the
+    /// stream, compared on load).
+    fn layout(self) -> usize {
+        match self {
+            ModelProfile::FixedRam => FIXED_RAM,
+            ModelProfile::MappedRam => MAPPED_RAM,
+        }
+    }
+
+    /// Capabilities that exist under the profile: the proposal predates
+    /// mapped-ram; QEMU 10 has no fixed-ram and no compress (removed in
+    /// 9.1).
+    fn has(self, i: usize) -> bool {
+        match self {
+            ModelProfile::FixedRam => i != MAPPED_RAM,
+            ModelProfile::MappedRam => i != FIXED_RAM && i != 3,
+        }
+    }
+
+    /// Conflicting pairs, checked in this order; the first pair fully on
+    /// is refused with its message.
+    fn conflicts(self) -> &'static [(usize, usize, &'static str)] {
+        match self {
+            // With fixed-ram on, each of these is refused.
+            ModelProfile::FixedRam => &[
+                (0, 1, "Fixed-ram migration is incompatible with multifd"),
+                (0, 2, "Fixed-ram migration is incompatible with xbzrle"),
+                (0, 3, "Fixed-ram migration is incompatible with compression"),
+                (
+                    0,
+                    4,
+                    "Fixed-ram migration is incompatible with postcopy ram",
+                ),
+            ],
+            // QEMU checks the resulting set in this fixed order, whatever
+            // order the call lists the capabilities in.
+            ModelProfile::MappedRam => &[
+                (
+                    POSTCOPY,
+                    MULTIFD,
+                    "Postcopy is not yet compatible with multifd",
+                ),
+                (MULTIFD, XBZRLE, "Multifd is not compatible with xbzrle"),
+                (
+                    MAPPED_RAM,
+                    XBZRLE,
+                    "Mapped-ram migration is incompatible with xbzrle",
+                ),
+                (
+                    MAPPED_RAM,
+                    POSTCOPY,
+                    "Mapped-ram migration is incompatible with postcopy",
+                ),
+            ],
+        }
+    }
+}
+
+/// Transports: (transport, seekable, several channels possible).
+const TRANSPORTS: [(Transport, bool, bool); 5] = [
+    (Transport::File, true, false),
+    (Transport::Tcp, false, true),
+    (Transport::Unix, false, true),
+    (Transport::Exec, false, false),
+    (Transport::Fd, false, false),
 ];
 const NEEDS_SEEKABLE: &str = "Migration requires seekable transport (e.g. file)";
+const NEEDS_MULTI_CHANNEL: &str = "Migration requires multi-channel URIs (e.g. tcp)";
+const MAPPED_RAM_PARAMETERS: &str =
+    "Mapped-ram only available for non-compressed non-TLS multifd migration";
+const TLS_WITH_MAPPED_RAM: &str = "Cannot use TLS with mapped-ram";
+const COMPRESSION_WITH_MAPPED_RAM: &str = "Cannot use compression with mapped-ram";
 /// Names tried as received capabilities.
-const RECEIVED_NAMES: [&str; 12] = [
+const RECEIVED_NAMES: [&str; 14] = [
     "fixed-ram",
     "mapped-ram",
     "multifd",
@@ -433,83 +545,166 @@ const RECEIVED_NAMES: [&str; 12] = [
     "FIXED-RAM",
     "fixed-ram\0",
     "fixed_ram",
+    "Mapped-ram",
+    "mapped-ram ",
 ];
 
 /// Map a byte to (model index, capability).
 pub fn capability_of(b: u8) -> (usize, Capability) {
-    let i = usize::from(b % 5);
+    let i = usize::from(b % 6);
     let cap = match i {
         0 => Capability::FixedRam,
         1 => Capability::Multifd,
         2 => Capability::Xbzrle,
         3 => Capability::Compress,
-        _ => Capability::PostcopyRam,
+        4 => Capability::PostcopyRam,
+        _ => Capability::MappedRam,
     };
     (i, cap)
 }
 
-/// Map a byte to (transport, seekable).
-pub fn transport_of(b: u8) -> (Transport, bool) {
-    TRANSPORTS[usize::from(b) % TRANSPORTS.len()]
+/// Map a byte to the checker's profile.
+pub fn profile_of(b: u8) -> Profile {
+    if b.is_multiple_of(2) {
+        Profile::FixedRam
+    } else {
+        Profile::MappedRam
+    }
 }
 
 fn on_off(b: bool) -> &'static str {
     if b { "on" } else { "off" }
 }
 
-/// The independent model of the capability rules.
+/// The model's parameters: compression index (0 = none), TLS, direct-io.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Model([bool; 5]);
+struct ModelParams {
+    compression: u8,
+    tls: bool,
+    direct_io: bool,
+}
+
+/// The independent model of the capability rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Model {
+    profile: ModelProfile,
+    on: [bool; 6],
+    params: ModelParams,
+}
 
 impl Model {
-    fn set(&mut self, settings: &[(usize, bool)]) -> Result<(), String> {
-        let mut next = *self;
-        for &(i, on) in settings {
-            next.0[i] = on;
+    fn new(profile: ModelProfile) -> Self {
+        Self {
+            profile,
+            on: [false; 6],
+            params: ModelParams::default(),
         }
-        if next.0[FIXED_RAM] {
-            for (i, message) in INCOMPATIBLE {
-                if next.0[i] {
-                    return Err(message.to_string());
-                }
+    }
+
+    /// `migrate-set-capabilities`: the resulting set is checked as a whole
+    /// (a capability the profile lacks may not be on, then the conflicts in
+    /// order); a refused call changes nothing. Parameters play no part.
+    fn set(&mut self, settings: &[(usize, bool)]) -> Result<(), String> {
+        let mut next = self.on;
+        for &(i, on) in settings {
+            next[i] = on;
+        }
+        if let Some(&i) = QAPI_ORDER
+            .iter()
+            .find(|&&i| next[i] && !self.profile.has(i))
+        {
+            return Err(format!(
+                "Capability {} does not exist in the {} profile",
+                MODEL_NAMES[i],
+                self.profile.name()
+            ));
+        }
+        for &(a, b, message) in self.profile.conflicts() {
+            if next[a] && next[b] {
+                return Err(message.to_string());
             }
         }
-        *self = next;
+        self.on = next;
         Ok(())
     }
 
-    fn transport(&self, seekable: bool) -> Result<(), String> {
-        if self.0[FIXED_RAM] && !seekable {
+    /// `migrate-set-parameters`. mapped-ram: while it is on, compression
+    /// and TLS are refused. QEMU 10.0.2 checks the values already stored
+    /// instead (named divergence `qemu-checks-current-parameters`); migsim
+    /// checks the new ones. The proposal has no parameter rule.
+    fn set_params(&mut self, p: ModelParams) -> Result<(), String> {
+        if self.profile == ModelProfile::MappedRam
+            && self.on[MAPPED_RAM]
+            && (p.compression != 0 || p.tls)
+        {
+            return Err(MAPPED_RAM_PARAMETERS.to_string());
+        }
+        self.params = p;
+        Ok(())
+    }
+
+    /// The transport rules of `migrate` and `migrate-incoming`: the layout
+    /// needs a seekable transport; (mapped-ram) multifd without mapped-ram
+    /// needs one with several channels.
+    fn transport(&self, seekable: bool, multi_channel: bool) -> Result<(), String> {
+        let layout = self.on[self.profile.layout()];
+        if layout && !seekable {
             return Err(NEEDS_SEEKABLE.to_string());
         }
+        if self.profile == ModelProfile::MappedRam && self.on[MULTIFD] && !layout && !multi_channel
+        {
+            return Err(NEEDS_MULTI_CHANNEL.to_string());
+        }
         Ok(())
+    }
+
+    /// `migrate`: the transport first, then (mapped-ram on) TLS, then
+    /// compression, in the order QEMU's `migrate_prepare` checks them.
+    fn migrate(&self, seekable: bool, multi_channel: bool) -> Result<(), String> {
+        self.transport(seekable, multi_channel)?;
+        if self.profile == ModelProfile::MappedRam && self.on[MAPPED_RAM] {
+            if self.params.tls {
+                return Err(TLS_WITH_MAPPED_RAM.to_string());
+            }
+            if self.params.compression != 0 {
+                return Err(COMPRESSION_WITH_MAPPED_RAM.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// direct-io is only used by mapped-ram's multifd channels.
+    fn direct_io_effective(&self) -> bool {
+        self.params.direct_io && self.on[MAPPED_RAM] && self.on[MULTIFD]
     }
 
     fn enabled(&self) -> Vec<&'static str> {
         QAPI_ORDER
             .iter()
-            .filter(|&&i| self.0[i])
+            .filter(|&&i| self.on[i])
             .map(|&i| MODEL_NAMES[i])
             .collect()
     }
 
+    /// Load time: every received name must be the profile's layout
+    /// capability, and its setting must equal the destination's.
     fn incoming(&self, received: &[String]) -> Result<(), String> {
-        let mut got = [false; 5];
+        let layout = self.profile.layout();
+        let mut got = false;
         for name in received {
-            match MODEL_NAMES.iter().position(|n| n == name) {
-                Some(i) if VALIDATED[i] => got[i] = true,
-                _ => return Err(format!("Received unknown capability {name}")),
+            if name == MODEL_NAMES[layout] {
+                got = true;
+            } else {
+                return Err(format!("Received unknown capability {name}"));
             }
         }
-        for i in QAPI_ORDER {
-            if VALIDATED[i] && self.0[i] != got[i] {
-                return Err(format!(
-                    "Capability {} is {}, but received capability is {}",
-                    MODEL_NAMES[i],
-                    on_off(self.0[i]),
-                    on_off(got[i])
-                ));
-            }
+        if self.on[layout] != got {
+            return Err(format!(
+                "Capability {} is {}, but received capability is {}",
+                MODEL_NAMES[layout],
+                on_off(self.on[layout]),
+                on_off(got)
+            ));
         }
         Ok(())
     }
@@ -519,105 +714,205 @@ fn err_text<E: std::fmt::Display>(r: Result<(), E>) -> Result<(), String> {
     r.map_err(|e| e.to_string())
 }
 
-/// The checker's state must be the model's, seen through every accessor.
+fn model_profile(p: Profile) -> ModelProfile {
+    match p {
+        Profile::FixedRam => ModelProfile::FixedRam,
+        Profile::MappedRam => ModelProfile::MappedRam,
+    }
+}
+
+fn parameters_of(compression: u8, tls: bool, direct_io: bool) -> (Parameters, ModelParams) {
+    let c = compression % 3;
+    let real = Parameters {
+        multifd_compression: match c {
+            0 => MultifdCompression::None,
+            1 => MultifdCompression::Zlib,
+            _ => MultifdCompression::Zstd,
+        },
+        direct_io,
+        tls_creds: if tls { "tls0".into() } else { String::new() },
+    };
+    (
+        real,
+        ModelParams {
+            compression: c,
+            tls,
+            direct_io,
+        },
+    )
+}
+
+/// The checker's capabilities must be the model's, seen through every
+/// accessor.
 fn agree(real: &Capabilities, model: &Model, context: &dyn Fn() -> String) {
-    for b in 0..5u8 {
+    assert_eq!(
+        model_profile(real.profile()),
+        model.profile,
+        "profile(), {}",
+        context()
+    );
+    for b in 0..6u8 {
         let (i, cap) = capability_of(b);
         assert_eq!(
             real.has(cap),
-            model.0[i],
+            model.on[i],
             "{cap}: checker vs model, {}",
             context()
         );
     }
     let enabled: Vec<&str> = real.enabled().into_iter().map(Capability::name).collect();
     assert_eq!(enabled, model.enabled(), "enabled(), {}", context());
-    let validated: Vec<&str> = QAPI_ORDER
-        .iter()
-        .filter(|&&i| VALIDATED[i] && model.0[i])
-        .map(|&i| MODEL_NAMES[i])
-        .collect();
+    let layout = model.profile.layout();
+    let validated: Vec<&str> = if model.on[layout] {
+        vec![MODEL_NAMES[layout]]
+    } else {
+        Vec::new()
+    };
     assert_eq!(
         real.validated_names(),
         validated,
         "validated_names(), {}",
         context()
     );
-    for (t, seekable) in TRANSPORTS {
+    assert_eq!(
+        real.fixed_layout(),
+        model.on[layout],
+        "fixed_layout(), {}",
+        context()
+    );
+    for (t, seekable, multi) in TRANSPORTS {
         assert_eq!(
             err_text(real.check_transport(t)),
-            model.transport(seekable),
+            model.transport(seekable, multi),
             "check_transport({t:?}), {}",
             context()
         );
     }
 }
 
+/// The whole configuration must be the model's: capabilities, parameters,
+/// and every decision taken from them.
+fn agree_config(real: &MigrationConfig, model: &Model, context: &dyn Fn() -> String) {
+    agree(&real.caps, model, context);
+    let (params, _) = parameters_of(
+        model.params.compression,
+        model.params.tls,
+        model.params.direct_io,
+    );
+    assert_eq!(real.params, params, "parameters, {}", context());
+    for (t, seekable, multi) in TRANSPORTS {
+        assert_eq!(
+            err_text(real.check_migrate(t)),
+            model.migrate(seekable, multi),
+            "check_migrate({t:?}), {}",
+            context()
+        );
+        assert_eq!(
+            err_text(real.check_incoming_transport(t)),
+            model.transport(seekable, multi),
+            "check_incoming_transport({t:?}), {}",
+            context()
+        );
+    }
+    assert_eq!(
+        real.direct_io_effective(),
+        model.direct_io_effective(),
+        "direct_io_effective(), {}",
+        context()
+    );
+}
+
 /// Structure-aware capability checker target (see the module docs).
 pub fn caps(input: CapsInput) {
-    let steps: Vec<Vec<(usize, Capability, bool)>> = input
-        .steps
-        .iter()
-        .take(32)
-        .map(|s| {
-            s.iter()
-                .take(8)
-                .map(|&(b, on)| {
-                    let (i, cap) = capability_of(b);
-                    (i, cap, on)
-                })
-                .collect()
-        })
-        .collect();
-    let (transport, seekable) = transport_of(input.transport);
+    let profile = profile_of(input.profile);
+    let mprofile = model_profile(profile);
+    let steps: Vec<&CapsStep> = input.steps.iter().take(32).collect();
 
-    let mut real = Capabilities::none();
-    let mut model = Model::default();
-    let mut succeeded: Vec<&[(usize, Capability, bool)]> = Vec::new();
+    let mut real = MigrationConfig::new(profile);
+    let mut model = Model::new(mprofile);
+    let mut succeeded: Vec<Vec<(usize, Capability, bool)>> = Vec::new();
     for (n, step) in steps.iter().enumerate() {
-        let settings: Vec<(Capability, bool)> = step.iter().map(|&(_, c, on)| (c, on)).collect();
-        let before = real;
-        let got = err_text(real.set(&settings));
-        let want = model.set(&step.iter().map(|&(i, _, on)| (i, on)).collect::<Vec<_>>());
-        let context = || format!("after step {n} {settings:?} of {steps:?}");
-        assert_eq!(got, want, "set(): checker vs model, {}", context());
-        if got.is_err() {
+        let before = real.clone();
+        let context = || format!("after step {n} {step:?} of {steps:?} ({profile:?} profile)");
+        let refused = match step {
+            CapsStep::Capabilities(pairs) => {
+                let step: Vec<(usize, Capability, bool)> = pairs
+                    .iter()
+                    .take(8)
+                    .map(|&(b, on)| {
+                        let (i, cap) = capability_of(b);
+                        (i, cap, on)
+                    })
+                    .collect();
+                let settings: Vec<(Capability, bool)> =
+                    step.iter().map(|&(_, c, on)| (c, on)).collect();
+                let got = err_text(real.set_capabilities(&settings));
+                let want = model.set(&step.iter().map(|&(i, _, on)| (i, on)).collect::<Vec<_>>());
+                assert_eq!(
+                    got,
+                    want,
+                    "set_capabilities(): checker vs model, {}",
+                    context()
+                );
+                // Building the same enabled set in one go.
+                let on: Vec<Capability> = step.iter().filter(|s| s.2).map(|s| s.1).collect();
+                let mut m = Model::new(mprofile);
+                let one_go = m.set(
+                    &step
+                        .iter()
+                        .filter(|s| s.2)
+                        .map(|s| (s.0, true))
+                        .collect::<Vec<_>>(),
+                );
+                match Capabilities::from_enabled_in(profile, &on) {
+                    Ok(c) => {
+                        assert_eq!(
+                            Ok(()),
+                            one_go,
+                            "from_enabled_in({profile:?}, {on:?}) accepted"
+                        );
+                        agree(&c, &m, &|| format!("from_enabled_in({profile:?}, {on:?})"));
+                    }
+                    Err(e) => assert_eq!(
+                        Err(e.to_string()),
+                        one_go,
+                        "from_enabled_in({profile:?}, {on:?})"
+                    ),
+                }
+                if got.is_ok() {
+                    succeeded.push(step);
+                }
+                got.is_err()
+            }
+            CapsStep::Parameters {
+                compression,
+                tls,
+                direct_io,
+            } => {
+                let (p, mp) = parameters_of(*compression, *tls, *direct_io);
+                let got = err_text(real.set_parameters(p));
+                let want = model.set_params(mp);
+                assert_eq!(
+                    got,
+                    want,
+                    "set_parameters(): checker vs model, {}",
+                    context()
+                );
+                got.is_err()
+            }
+        };
+        if refused {
             assert_eq!(
                 real,
                 before,
-                "a refused set() changed the state, {}",
+                "a refused call changed the state, {}",
                 context()
             );
-        } else {
-            succeeded.push(step);
         }
-        agree(&real, &model, &context);
-        assert_eq!(
-            err_text(real.check_transport(transport)),
-            model.transport(seekable),
-            "check_transport({transport:?}), {}",
-            context()
-        );
-        // Building the same enabled set in one go.
-        let on: Vec<Capability> = step.iter().filter(|s| s.2).map(|s| s.1).collect();
-        let mut m = Model::default();
-        let want = m.set(
-            &step
-                .iter()
-                .filter(|s| s.2)
-                .map(|s| (s.0, true))
-                .collect::<Vec<_>>(),
-        );
-        match Capabilities::from_enabled(&on) {
-            Ok(c) => {
-                assert_eq!(Ok(()), want, "from_enabled({on:?}) accepted");
-                agree(&c, &m, &|| format!("from_enabled({on:?})"));
-            }
-            Err(e) => assert_eq!(Err(e.to_string()), want, "from_enabled({on:?})"),
-        }
+        agree_config(&real, &model, &context);
     }
 
-    order_independence(&real, &succeeded, input.rotate);
+    order_independence(profile, &real.caps, &succeeded, input.rotate);
 
     // Load-time check of the stream's listed capabilities.
     let names: Vec<String> = input
@@ -629,19 +924,25 @@ pub fn caps(input: CapsInput) {
             ReceivedName::Raw(s) => s.chars().take(64).collect(),
         })
         .collect();
-    let fixed_only = Capabilities::from_enabled(&[Capability::FixedRam]).expect("valid");
-    let mut fixed_model = Model::default();
-    fixed_model.0[FIXED_RAM] = true;
+    let layout = profile.layout_capability();
+    let layout_only = Capabilities::from_enabled_in(profile, &[layout]).expect("valid");
+    let mut layout_model = Model::new(mprofile);
+    layout_model.on[mprofile.layout()] = true;
+    let layout_name = vec![layout.name().to_string()];
+    let other_name = vec![match profile {
+        Profile::FixedRam => "mapped-ram".to_string(),
+        Profile::MappedRam => "fixed-ram".to_string(),
+    }];
     for (local, m) in [
-        (real, model),
-        (Capabilities::none(), Model::default()),
-        (fixed_only, fixed_model),
+        (real.caps, model),
+        (Capabilities::for_profile(profile), Model::new(mprofile)),
+        (layout_only, layout_model),
     ] {
-        for received in [&names[..], &["fixed-ram".to_string()], &[]] {
+        for received in [&names[..], &layout_name, &other_name, &[]] {
             assert_eq!(
                 err_text(local.check_incoming(received)),
                 m.incoming(received),
-                "check_incoming({received:?}) with local {:?}",
+                "check_incoming({received:?}) with local {:?} ({profile:?} profile)",
                 m.enabled()
             );
         }
@@ -651,11 +952,13 @@ pub fn caps(input: CapsInput) {
 /// The settings that succeeded, keeping per capability only the value it
 /// ended with, reach the same state in any order: a call-by-call replay
 /// reversed and rotated (every call must succeed: each intermediate state
-/// only has capabilities on that are on at the end, and a subset of a
-/// valid set is valid) and one call with all of them.
+/// only has capabilities on that are on at the end, and under both
+/// profiles a subset of a valid set is valid) and one call with all of
+/// them. Parameters do not take part in capability checks.
 fn order_independence(
+    profile: Profile,
     final_state: &Capabilities,
-    succeeded: &[&[(usize, Capability, bool)]],
+    succeeded: &[Vec<(usize, Capability, bool)>],
     rotate: u8,
 ) {
     let mut last: BTreeMap<usize, bool> = BTreeMap::new();
@@ -679,28 +982,29 @@ fn order_independence(
         orders.push(calls[k..].iter().chain(&calls[..k]).collect());
     }
     for order in orders {
-        let mut c = Capabilities::none();
+        let mut c = Capabilities::for_profile(profile);
         for call in &order {
             let mut reversed = (*call).clone();
             reversed.reverse();
             if let Err(e) = c.set(&reversed) {
                 panic!(
-                    "replaying successful settings in another order refused {reversed:?}: {e} (order {order:?})"
+                    "replaying successful settings in another order refused {reversed:?}: {e} (order {order:?}, {profile:?} profile)"
                 );
             }
         }
         assert_eq!(
             c, *final_state,
-            "the final state depends on the order {order:?}"
+            "the final state depends on the order {order:?} ({profile:?} profile)"
         );
     }
     let all: Vec<(Capability, bool)> = calls.iter().rev().flatten().copied().collect();
-    let mut c = Capabilities::none();
-    c.set(&all)
-        .unwrap_or_else(|e| panic!("all successful settings in one call {all:?}: {e}"));
+    let mut c = Capabilities::for_profile(profile);
+    c.set(&all).unwrap_or_else(|e| {
+        panic!("all successful settings in one call {all:?}: {e} ({profile:?} profile)")
+    });
     assert_eq!(
         c, *final_state,
-        "all successful settings in one call {all:?}"
+        "all successful settings in one call {all:?} ({profile:?} profile)"
     );
 }
 
@@ -1594,6 +1898,32 @@ pub fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
         for len in [16usize, 48, 128, 320] {
             let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             out.push((target, format!("seed-{len}"), bytes));
+        }
+    }
+    // caps under the mapped-ram profile (odd first byte, see `profile_of`):
+    // for each length, the first string of the stream that decodes to at
+    // least four calls, one turning mapped-ram on and one setting
+    // compression or TLS. (libFuzzer's byte strings end a list at the first
+    // clear continuation bit, so most strings hold one or two calls.)
+    for len in [64usize, 160, 400] {
+        loop {
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            bytes[0] |= 1;
+            let Some(input) = typed_input::<CapsInput>(&bytes) else {
+                continue;
+            };
+            let mapped_ram_on = input.steps.iter().any(|s| {
+                matches!(s, CapsStep::Capabilities(pairs)
+                    if pairs.iter().any(|&(b, on)| on && capability_of(b).0 == MAPPED_RAM))
+            });
+            let compression_or_tls = input.steps.iter().any(|s| {
+                matches!(s, CapsStep::Parameters { compression, tls, .. }
+                    if compression % 3 != 0 || *tls)
+            });
+            if input.steps.len() >= 4 && mapped_ram_on && compression_or_tls {
+                out.push(("caps", format!("seed-mapped-ram-{len}"), bytes));
+                break;
+            }
         }
     }
     out
