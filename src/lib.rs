@@ -6,6 +6,7 @@
 //! Harness (simulation, oracle, scenarios): [`sim`], [`oracle`],
 //! [`scenario`], [`run`].
 
+pub mod bench;
 pub mod bugs;
 pub mod caps;
 pub mod explore;

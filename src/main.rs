@@ -265,6 +265,41 @@ enum Cmd {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Measure migsim against the machine's limits and against QEMU:
+    /// simulation throughput vs memcpy, fixed-ram save to a real file vs a
+    /// plain sequential write (buffered and O_DIRECT, fsync included),
+    /// restore vs a plain sequential read, and QEMU's own mapped-ram save
+    /// and restore (plain, 4 multifd channels, 4 channels + direct-io) of
+    /// a paused guest of the same size when QEMU >= 9 is installed.
+    ///
+    /// Prints medians and ratios (migsim's throughput over the
+    /// reference's: above 1 is faster), and the targets. Needs
+    /// about 2x SIZE of memory and 2x SIZE of disk in DIR. Run as root to
+    /// drop the page cache before reads.
+    Bench {
+        /// Guest RAM size, e.g. 1G or 4G (a multiple of 1 MiB).
+        #[arg(long, default_value = "1G", value_parser = parse_size_arg)]
+        size: u64,
+        /// Repetitions of each measurement (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Directory for the files; it must support O_DIRECT (not tmpfs).
+        #[arg(long, value_name = "DIR", default_value = "target/migsim-bench")]
+        dir: PathBuf,
+        /// Channels writing and reading fixed-ram pages (multifd-like).
+        #[arg(long, default_value_t = 4)]
+        channels: usize,
+        /// Do not measure QEMU even if it is installed.
+        #[arg(long)]
+        no_qemu: bool,
+        /// Run only these parts: sim, save, restore, qemu (comma-separated).
+        #[arg(long, value_delimiter = ',', value_name = "PARTS")]
+        only: Vec<String>,
+        /// Print one JSON object instead of the summary (progress still
+        /// goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -319,6 +354,25 @@ fn main() -> ExitCode {
             output,
             jobs,
         } => cmd_report(&scenarios, &output, jobs),
+        Cmd::Bench {
+            size,
+            reps,
+            dir,
+            channels,
+            no_qemu,
+            only,
+            json,
+        } => cmd_bench(
+            &migsim::bench::BenchOptions {
+                size,
+                reps,
+                dir,
+                channels: channels.max(1),
+                qemu: !no_qemu,
+                only,
+            },
+            json,
+        ),
     };
     match r {
         Ok(code) => code,
@@ -424,6 +478,25 @@ fn cmd_explore(opts: &ExploreOptions, json: bool) -> Result<ExitCode, String> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn cmd_bench(o: &migsim::bench::BenchOptions, json: bool) -> Result<ExitCode, String> {
+    let quiet = std::env::var_os("MIGSIM_QUIET").is_some();
+    let mut progress = |line: &str| {
+        if !quiet {
+            eprintln!("bench: {line}");
+        }
+    };
+    let r = migsim::bench::run_bench(o, &mut progress)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", migsim::bench::summary(&r));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_run(

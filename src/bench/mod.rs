@@ -1,0 +1,831 @@
+//! `migsim bench`: measures, in one run on one machine, migsim against the
+//! physical limits and against QEMU, and reports medians and ratios.
+//!
+//! * **sim**: a whole simulated migration (guest, fixed-ram writer, reader,
+//!   oracle, digest) of the `big-guest` scenario resized to `size`, files
+//!   in memory, in guest GiB/s, against memcpy of the same number of bytes
+//!   (into memory already touched, and into fresh memory).
+//! * **save**: the fixed-ram writer saving `size` bytes of prepared
+//!   non-zero guest RAM to a real file (buffered, and O_DIRECT), fsync
+//!   included, against a plain sequential write of the same number of
+//!   bytes with the same flags.
+//! * **restore**: the reader loading that file into destination memory
+//!   (touched beforehand, as a VMM's RAM would be), against a plain
+//!   sequential read of the same bytes; the page cache is dropped first
+//!   when this process may (root).
+//! * **qemu** (when QEMU >= 9 is found): QEMU's own mapped-ram save and
+//!   restore of a paused guest with the same RAM size, plain and with 4
+//!   multifd channels, against migsim's.
+//!
+//! Every ratio is migsim's throughput over the reference's: above 1 means
+//! migsim is faster. Fields holding ratios have `ratio` in their names.
+
+pub mod qemu;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::caps::{Capabilities, Capability};
+use crate::format::io::{AlignedBuf, DIRECT_ALIGN, DiskFile};
+use crate::format::reader::{LoadOptions, load_channels};
+use crate::format::writer::{MigrationWriter, RamBlockDesc};
+use crate::run::{RunOptions, run_opts};
+use crate::scenario::{Scenario, Size, Verdict};
+use crate::sim::dest::Destination;
+
+const GIB: f64 = (1u64 << 30) as f64;
+const MIB: usize = 1 << 20;
+const MACHINE: &str = "pc-i440fx-10.0";
+
+/// The scenario the `sim` measurement resizes.
+pub const BIG_GUEST: &str = include_str!("../../scenarios/big-guest.toml");
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Guest RAM bytes (a multiple of 1 MiB).
+    pub size: u64,
+    /// Repetitions of each measurement; medians are reported.
+    pub reps: usize,
+    /// Directory for the files (must be on a filesystem with O_DIRECT).
+    pub dir: PathBuf,
+    /// Writer and reader channels for migsim.
+    pub channels: usize,
+    /// Measure QEMU too, when it is found.
+    pub qemu: bool,
+    /// Which parts to run (empty: all): sim, save, restore, qemu.
+    pub only: Vec<String>,
+}
+
+/// Samples of one measurement and their median.
+#[derive(Clone, Debug, Serialize)]
+pub struct Timing {
+    /// Bytes moved per sample.
+    pub bytes: u64,
+    /// Seconds per sample.
+    pub seconds: Vec<f64>,
+    /// Median seconds.
+    pub median_s: f64,
+    /// bytes / median, in GiB/s.
+    pub gib_s: f64,
+}
+
+impl Timing {
+    fn new(bytes: u64, mut seconds: Vec<f64>) -> Self {
+        let mut sorted = seconds.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median_s = sorted[sorted.len() / 2];
+        seconds.shrink_to_fit();
+        Self {
+            bytes,
+            seconds,
+            median_s,
+            gib_s: bytes as f64 / GIB / median_s,
+        }
+    }
+}
+
+/// The machine the figures come from.
+#[derive(Clone, Debug, Serialize)]
+pub struct MachineInfo {
+    /// CPUs available to this process.
+    pub cpus: usize,
+    /// CPU model name.
+    pub cpu_model: String,
+    /// Total memory, bytes.
+    pub mem_total: u64,
+    /// Kernel release.
+    pub kernel: String,
+    /// Directory holding the files.
+    pub dir: String,
+    /// Whether the page cache could be dropped before reads.
+    pub page_cache_dropped: bool,
+}
+
+/// The simulation measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct SimFigures {
+    /// Guest RAM bytes simulated (pc.ram resized, plus the other blocks).
+    pub guest_bytes: u64,
+    /// Whole runs.
+    pub run: Timing,
+    /// The digest of every repetition was the same.
+    pub digest_stable: bool,
+    /// The digest.
+    pub digest: String,
+}
+
+/// One save measurement (migsim fixed-ram vs a plain write, same flags).
+#[derive(Clone, Debug, Serialize)]
+pub struct SaveFigures {
+    /// "buffered" or "O_DIRECT".
+    pub mode: &'static str,
+    /// migsim's fixed-ram save, fsync included.
+    pub fixed_ram: Timing,
+    /// A plain sequential write of as many bytes (1 MiB writes), fsync
+    /// included.
+    pub sequential_write: Timing,
+    /// fixed_ram throughput / sequential_write throughput.
+    pub fixed_ram_vs_sequential_write_ratio: f64,
+}
+
+/// The restore measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct RestoreFigures {
+    /// migsim's reader restoring the fixed-ram file into touched memory.
+    pub fixed_ram: Timing,
+    /// The same into freshly allocated memory (first touch included, as
+    /// QEMU's destination pays it): what the QEMU comparison uses.
+    pub fixed_ram_fresh_memory: Timing,
+    /// A plain sequential read of the same file (1 MiB reads).
+    pub sequential_read: Timing,
+    /// fixed_ram throughput / sequential_read throughput.
+    pub restore_vs_sequential_read_ratio: f64,
+    /// The restored memory equalled the saved guest RAM.
+    pub verified: bool,
+}
+
+/// QEMU against migsim for one configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct QemuComparison {
+    /// QEMU's figures.
+    pub qemu: qemu::QemuFigures,
+    /// migsim's save time / QEMU's: migsim save throughput over QEMU's.
+    pub migsim_vs_qemu_save_ratio: f64,
+    /// The same for restore.
+    pub migsim_vs_qemu_restore_ratio: f64,
+}
+
+/// A target from the issue, and whether this run met it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Target {
+    /// What is compared.
+    pub name: &'static str,
+    /// The ratio field it reads.
+    pub ratio: f64,
+    /// The goal.
+    pub goal: f64,
+    /// ratio >= goal.
+    pub met: bool,
+}
+
+/// Everything `migsim bench` measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// migsim version.
+    pub version: &'static str,
+    /// Machine.
+    pub machine: MachineInfo,
+    /// Guest RAM bytes.
+    pub size: u64,
+    /// Repetitions per measurement.
+    pub reps: usize,
+    /// migsim channels.
+    pub channels: usize,
+    /// memcpy of `size` bytes between buffers already touched.
+    pub memcpy_hot: Option<Timing>,
+    /// memcpy of `size` bytes into freshly allocated memory.
+    pub memcpy_fresh: Option<Timing>,
+    /// The simulation.
+    pub sim: Option<SimFigures>,
+    /// sim guest throughput / memcpy_hot throughput.
+    pub sim_vs_memcpy_ratio: Option<f64>,
+    /// sim guest throughput / memcpy_fresh throughput.
+    pub sim_vs_fresh_memcpy_ratio: Option<f64>,
+    /// Saves, buffered and O_DIRECT.
+    pub save: Vec<SaveFigures>,
+    /// Restore.
+    pub restore: Option<RestoreFigures>,
+    /// QEMU comparisons, one per configuration.
+    pub qemu: Vec<QemuComparison>,
+    /// Why QEMU was not measured, if it was not.
+    pub qemu_skipped: Option<String>,
+    /// The issue's targets.
+    pub targets: Vec<Target>,
+}
+
+fn median_of(
+    reps: usize,
+    mut f: impl FnMut(usize) -> Result<f64, String>,
+) -> Result<Vec<f64>, String> {
+    (0..reps).map(&mut f).collect()
+}
+
+fn machine_info(dir: &Path) -> MachineInfo {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpu_model = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_string())
+        .unwrap_or_default();
+    let mem_total = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024);
+    MachineInfo {
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu_model,
+        mem_total,
+        kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
+        dir: dir.display().to_string(),
+        page_cache_dropped: false,
+    }
+}
+
+/// Write back and drop the page cache (root only); whether it worked.
+pub fn drop_page_cache() -> bool {
+    // SAFETY: sync(2) has no preconditions.
+    unsafe { libc::sync() };
+    std::fs::write("/proc/sys/vm/drop_caches", "3\n").is_ok()
+}
+
+/// Fill `buf` with non-zero, page-distinct guest RAM (every page starts
+/// with its index, the rest is a cheap keyed stream).
+fn fill_ram(buf: &mut [u8]) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = buf.len().div_ceil(cores).next_multiple_of(4096).max(4096);
+    std::thread::scope(|s| {
+        for (i, part) in buf.chunks_mut(share).enumerate() {
+            s.spawn(move || {
+                let first_page = (i * share / 4096) as u64;
+                for (k, page) in part.chunks_mut(4096).enumerate() {
+                    ram_page(first_page + k as u64, page);
+                }
+            });
+        }
+    });
+}
+
+fn ram_page(index: u64, page: &mut [u8]) {
+    let mut x = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for w in page.chunks_exact_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        w.copy_from_slice(&(x | 1).to_le_bytes());
+    }
+    page[..8].copy_from_slice(&(index + 1).to_le_bytes());
+}
+
+fn memcpy_hot(size: u64, reps: usize) -> Result<Timing, String> {
+    let chunk = (size as usize).min(256 * MIB);
+    let src = vec![0x5Au8; chunk];
+    let mut dst = vec![0u8; chunk];
+    dst.copy_from_slice(&src); // touch
+    let secs = median_of(reps, |_| {
+        let t = Instant::now();
+        let mut left = size as usize;
+        while left > 0 {
+            let n = left.min(chunk);
+            dst[..n].copy_from_slice(&src[..n]);
+            std::hint::black_box(&dst);
+            left -= n;
+        }
+        Ok(t.elapsed().as_secs_f64())
+    })?;
+    Ok(Timing::new(size, secs))
+}
+
+fn memcpy_fresh(size: u64, reps: usize) -> Result<Timing, String> {
+    let chunk = (size as usize).min(256 * MIB);
+    let src = vec![0x5Au8; chunk];
+    let secs = median_of(reps, |_| {
+        let t = Instant::now();
+        let mut left = size as usize;
+        while left > 0 {
+            let n = left.min(chunk);
+            let mut dst = Vec::<u8>::with_capacity(n);
+            dst.extend_from_slice(&src[..n]);
+            std::hint::black_box(&dst);
+            left -= n;
+        }
+        Ok(t.elapsed().as_secs_f64())
+    })?;
+    Ok(Timing::new(size, secs))
+}
+
+/// The big-guest scenario with pc.ram resized to `size`.
+pub fn sim_scenario(size: u64) -> Result<Scenario, String> {
+    let mut s = Scenario::from_toml(BIG_GUEST)?;
+    s.guest.blocks[0].size = Size(size);
+    s.expect.digest = None;
+    s.validate()?;
+    Ok(s)
+}
+
+fn sim(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<SimFigures, String> {
+    let s = sim_scenario(o.size)?;
+    let opts = RunOptions {
+        channels: o.channels,
+        ..RunOptions::default()
+    };
+    let mut digests = Vec::new();
+    let mut guest_bytes = 0;
+    let secs = median_of(o.reps, |i| {
+        let t = Instant::now();
+        let r = run_opts(&s, &opts);
+        let dt = t.elapsed().as_secs_f64();
+        if r.verdict != Verdict::Pass {
+            return Err(format!(
+                "sim: the run did not pass ({}); replay: migsim run scenarios/big-guest.toml --ram {} --channels {}",
+                r.error
+                    .unwrap_or_else(|| format!("{:?}", r.invariants.iter().find(|i| !i.ok))),
+                o.size,
+                o.channels
+            ));
+        }
+        guest_bytes = r.ram_bytes;
+        digests.push(r.digest);
+        progress(&format!("sim {}/{}: {dt:.2} s", i + 1, o.reps));
+        Ok(dt)
+    })?;
+    Ok(SimFigures {
+        guest_bytes,
+        run: Timing::new(guest_bytes, secs),
+        digest_stable: digests.windows(2).all(|w| w[0] == w[1]),
+        digest: digests.pop().unwrap_or_default(),
+    })
+}
+
+fn bench_blocks(size: u64) -> Vec<RamBlockDesc> {
+    vec![RamBlockDesc {
+        name: "pc.ram".into(),
+        used_length: size,
+    }]
+}
+
+/// migsim's fixed-ram save of `ram`; returns seconds and the file length.
+fn fixed_ram_save(
+    ram: &[u8],
+    path: &Path,
+    direct: bool,
+    channels: usize,
+) -> Result<(f64, u64), String> {
+    let caps = Capabilities::from_enabled(&[Capability::FixedRam]).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(path);
+    let t = Instant::now();
+    let file = if direct {
+        DiskFile::create_direct(path)
+    } else {
+        DiskFile::create(path)
+    }
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut w = MigrationWriter::start(file, MACHINE, &caps, bench_blocks(ram.len() as u64))
+        .map_err(|e| e.to_string())?;
+    w.begin_completion().map_err(|e| e.to_string())?;
+    let source = |_: usize, p: u64, buf: &mut [u8]| {
+        let s = (p * 4096) as usize;
+        buf.copy_from_slice(&ram[s..s + 4096]);
+    };
+    let pages = ram.len() as u64 / 4096;
+    let mut batch = Vec::with_capacity(1 << 16);
+    let mut p = 0;
+    while p < pages {
+        batch.clear();
+        batch.extend((p..pages.min(p + (1 << 16))).map(|q| (0usize, q)));
+        w.save_pages(&batch, &source, channels)
+            .map_err(|e| e.to_string())?;
+        p += batch.len() as u64;
+    }
+    let (file, _) = w.finish(&[]).map_err(|e| e.to_string())?;
+    file.sync().map_err(|e| e.to_string())?;
+    let dt = t.elapsed().as_secs_f64();
+    Ok((
+        dt,
+        std::fs::metadata(path).map_err(|e| e.to_string())?.len(),
+    ))
+}
+
+/// A plain sequential write of `len` bytes from `ram` (repeated as
+/// needed) in 1 MiB writes, with or without O_DIRECT, fsync included.
+fn sequential_write(ram: &[u8], len: u64, path: &Path, direct: bool) -> Result<f64, String> {
+    let _ = std::fs::remove_file(path);
+    let t = Instant::now();
+    let mut oo = std::fs::OpenOptions::new();
+    oo.write(true).create(true).truncate(true);
+    if direct {
+        oo.custom_flags(libc::O_DIRECT);
+    }
+    let mut f = oo
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut left = len;
+    let mut at = 0usize;
+    while left > 0 {
+        // O_DIRECT needs whole aligned blocks; round the tail up.
+        let want = (left as usize).min(MIB);
+        let n = if direct {
+            want.next_multiple_of(DIRECT_ALIGN)
+        } else {
+            want
+        };
+        if at + n > ram.len() {
+            at = 0;
+        }
+        f.write_all(&ram[at..at + n])
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        at += n;
+        left -= want as u64;
+    }
+    f.sync_all().map_err(|e| e.to_string())?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+fn sequential_read(path: &Path, buf: &mut [u8]) -> Result<(f64, u64), String> {
+    let t = Instant::now();
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut total = 0u64;
+    loop {
+        let n = f.read(buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    Ok((t.elapsed().as_secs_f64(), total))
+}
+
+fn save(
+    o: &BenchOptions,
+    ram: &[u8],
+    direct: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<SaveFigures, String> {
+    let mode = if direct { "O_DIRECT" } else { "buffered" };
+    let fixed_path = o.dir.join("bench-fixed-ram.mig");
+    let plain_path = o.dir.join("bench-sequential.bin");
+    let mut file_len = 0;
+    let mut fixed = Vec::new();
+    let mut plain = Vec::new();
+    // Interleaved, so a slow phase of a shared machine hits both.
+    for i in 0..o.reps {
+        let (dt, len) = fixed_ram_save(ram, &fixed_path, direct, o.channels)?;
+        file_len = len;
+        fixed.push(dt);
+        let dt2 = sequential_write(ram, len, &plain_path, direct)?;
+        plain.push(dt2);
+        progress(&format!(
+            "save {mode} {}/{}: fixed-ram {dt:.2} s, sequential write {dt2:.2} s",
+            i + 1,
+            o.reps
+        ));
+    }
+    let _ = std::fs::remove_file(&plain_path);
+    let fixed_ram = Timing::new(file_len, fixed);
+    let sequential_write = Timing::new(file_len, plain);
+    Ok(SaveFigures {
+        mode,
+        fixed_ram_vs_sequential_write_ratio: fixed_ram.gib_s / sequential_write.gib_s,
+        fixed_ram,
+        sequential_write,
+    })
+}
+
+fn restore(
+    o: &BenchOptions,
+    progress: &mut dyn FnMut(&str),
+    dropped: &mut bool,
+) -> Result<RestoreFigures, String> {
+    let path = o.dir.join("bench-fixed-ram.mig");
+    let file = DiskFile::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let caps = Capabilities::from_enabled(&[Capability::FixedRam]).map_err(|e| e.to_string())?;
+    let opts = LoadOptions {
+        machine: Some(MACHINE.into()),
+        caps: Some(caps),
+        ..LoadOptions::default()
+    };
+    let blocks = bench_blocks(o.size);
+    let mut buf = vec![0u8; MIB];
+    let mut fixed = Vec::new();
+    let mut fresh = Vec::new();
+    let mut plain = Vec::new();
+    let mut verified = true;
+    let mut file_len = 0;
+    for i in 0..o.reps {
+        // Destination RAM touched beforehand (filled with garbage), as a
+        // VMM's guest RAM would be mapped and ready.
+        let mut dest = Destination::new(&blocks, true);
+        *dropped = drop_page_cache();
+        let t = Instant::now();
+        load_channels(&file, &opts, &mut dest, o.channels).map_err(|e| e.to_string())?;
+        let dt = t.elapsed().as_secs_f64();
+        fixed.push(dt);
+        if i == 0 {
+            let mut want = vec![0u8; 4096];
+            verified = (0..o.size / 4096).all(|p| {
+                ram_page(p, &mut want);
+                dest.page(0, p) == want.as_slice()
+            });
+            if !verified {
+                return Err("restore: the restored memory differs from the saved RAM".into());
+            }
+        }
+        drop(dest);
+        *dropped = drop_page_cache();
+        let (dt2, len) = sequential_read(&path, &mut buf)?;
+        file_len = len;
+        plain.push(dt2);
+        *dropped = drop_page_cache();
+        let t = Instant::now();
+        let mut dest = Destination::new(&blocks, false);
+        load_channels(&file, &opts, &mut dest, o.channels).map_err(|e| e.to_string())?;
+        let dt3 = t.elapsed().as_secs_f64();
+        drop(dest);
+        fresh.push(dt3);
+        progress(&format!(
+            "restore {}/{}: fixed-ram {dt:.2} s ({dt3:.2} s into fresh memory), sequential read {dt2:.2} s",
+            i + 1,
+            o.reps
+        ));
+    }
+    let fixed_ram = Timing::new(o.size, fixed);
+    let fixed_ram_fresh_memory = Timing::new(o.size, fresh);
+    let sequential_read = Timing::new(file_len, plain);
+    Ok(RestoreFigures {
+        restore_vs_sequential_read_ratio: fixed_ram.gib_s / sequential_read.gib_s,
+        fixed_ram,
+        fixed_ram_fresh_memory,
+        sequential_read,
+        verified,
+    })
+}
+
+fn wants(o: &BenchOptions, part: &str) -> bool {
+    o.only.is_empty() || o.only.iter().any(|p| p == part)
+}
+
+/// Run the benchmark.
+pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchReport, String> {
+    if o.size == 0 || !o.size.is_multiple_of(MIB as u64) {
+        return Err(format!(
+            "--size {}: must be a positive multiple of 1 MiB",
+            o.size
+        ));
+    }
+    if o.reps == 0 {
+        return Err("--reps must be at least 1".into());
+    }
+    for p in &o.only {
+        if !["sim", "save", "restore", "qemu"].contains(&p.as_str()) {
+            return Err(format!(
+                "--only: unknown part {p:?} (use sim, save, restore, qemu)"
+            ));
+        }
+    }
+    std::fs::create_dir_all(&o.dir).map_err(|e| format!("{}: {e}", o.dir.display()))?;
+    let mut r = BenchReport {
+        version: env!("CARGO_PKG_VERSION"),
+        machine: machine_info(&o.dir),
+        size: o.size,
+        reps: o.reps,
+        channels: o.channels,
+        memcpy_hot: None,
+        memcpy_fresh: None,
+        sim: None,
+        sim_vs_memcpy_ratio: None,
+        sim_vs_fresh_memcpy_ratio: None,
+        save: Vec::new(),
+        restore: None,
+        qemu: Vec::new(),
+        qemu_skipped: None,
+        targets: Vec::new(),
+    };
+    if wants(o, "sim") {
+        let hot = memcpy_hot(o.size, o.reps)?;
+        let fresh = memcpy_fresh(o.size, o.reps)?;
+        progress(&format!(
+            "memcpy: {:.2} GiB/s into touched memory, {:.2} GiB/s into fresh memory",
+            hot.gib_s, fresh.gib_s
+        ));
+        let s = sim(o, progress)?;
+        r.sim_vs_memcpy_ratio = Some(s.run.gib_s / hot.gib_s);
+        r.sim_vs_fresh_memcpy_ratio = Some(s.run.gib_s / fresh.gib_s);
+        r.memcpy_hot = Some(hot);
+        r.memcpy_fresh = Some(fresh);
+        r.sim = Some(s);
+    }
+    let need_file = wants(o, "save") || wants(o, "restore") || wants(o, "qemu");
+    if need_file {
+        let mut ram = AlignedBuf::zeroed(o.size as usize);
+        fill_ram(&mut ram);
+        // Restore and QEMU need the file; without "save" one mode will do.
+        let modes: &[bool] = if wants(o, "save") {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &direct in modes {
+            r.save.push(save(o, &ram, direct, progress)?);
+        }
+        drop(ram);
+        if wants(o, "restore") || wants(o, "qemu") {
+            let mut dropped = false;
+            r.restore = Some(restore(o, progress, &mut dropped)?);
+            r.machine.page_cache_dropped = dropped;
+        }
+    }
+    if wants(o, "qemu") {
+        qemu_part(o, &mut r, progress);
+    }
+    let _ = std::fs::remove_file(o.dir.join("bench-fixed-ram.mig"));
+    r.targets = targets(&r);
+    Ok(r)
+}
+
+fn qemu_part(o: &BenchOptions, r: &mut BenchReport, progress: &mut dyn FnMut(&str)) {
+    if !o.qemu {
+        r.qemu_skipped = Some("--no-qemu".into());
+        return;
+    }
+    let q = match qemu::find() {
+        Ok(q) => q,
+        Err(e) => {
+            r.qemu_skipped = Some(e);
+            return;
+        }
+    };
+    let (Some(save), Some(restore)) = (
+        r.save
+            .iter()
+            .find(|s| s.mode == "O_DIRECT")
+            .or(r.save.first()),
+        &r.restore,
+    ) else {
+        r.qemu_skipped = Some("migsim's save and restore were not measured".into());
+        return;
+    };
+    // migsim's O_DIRECT save includes fsync (QEMU never fsyncs; its
+    // monitor answers after the file is closed), and its restore into
+    // fresh memory pays first touch as QEMU's destination does.
+    let (migsim_save, migsim_restore) = (
+        save.fixed_ram.median_s,
+        restore.fixed_ram_fresh_memory.median_s,
+    );
+    for case in [
+        qemu::QemuCase {
+            multifd_channels: None,
+            direct_io: false,
+        },
+        qemu::QemuCase {
+            multifd_channels: Some(4),
+            direct_io: false,
+        },
+        qemu::QemuCase {
+            multifd_channels: Some(4),
+            direct_io: true,
+        },
+    ] {
+        match qemu::measure(&q, o.size, &o.dir, &case, o.reps, progress) {
+            Ok(f) => r.qemu.push(QemuComparison {
+                migsim_vs_qemu_save_ratio: f.save_median_s / migsim_save,
+                migsim_vs_qemu_restore_ratio: f.restore_median_s / migsim_restore,
+                qemu: f,
+            }),
+            Err(e) => {
+                r.qemu_skipped = Some(format!("QEMU {}: {e}", q.version));
+                return;
+            }
+        }
+    }
+}
+
+fn targets(r: &BenchReport) -> Vec<Target> {
+    let mut t = Vec::new();
+    let mut push = |name, ratio: Option<f64>, goal| {
+        if let Some(ratio) = ratio {
+            t.push(Target {
+                name,
+                ratio,
+                goal,
+                met: ratio >= goal,
+            });
+        }
+    };
+    push(
+        "simulation vs memcpy (touched memory)",
+        r.sim_vs_memcpy_ratio,
+        0.3,
+    );
+    push(
+        "fixed-ram save vs O_DIRECT sequential write",
+        r.save
+            .iter()
+            .find(|s| s.mode == "O_DIRECT")
+            .map(|s| s.fixed_ram_vs_sequential_write_ratio),
+        0.8,
+    );
+    push(
+        "restore vs sequential read",
+        r.restore
+            .as_ref()
+            .map(|x| x.restore_vs_sequential_read_ratio),
+        0.8,
+    );
+    push(
+        "fixed-ram save vs QEMU mapped-ram + 4 multifd channels",
+        r.qemu
+            .iter()
+            .find(|c| c.qemu.case.contains("4 multifd") && !c.qemu.case.contains("direct"))
+            .map(|c| c.migsim_vs_qemu_save_ratio),
+        1.0,
+    );
+    t
+}
+
+/// The human summary.
+pub fn summary(r: &BenchReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let m = &r.machine;
+    let _ = writeln!(
+        s,
+        "machine    {} CPUs, {}, {:.1} GiB RAM, Linux {}; files in {}{}",
+        m.cpus,
+        m.cpu_model,
+        m.mem_total as f64 / GIB,
+        m.kernel,
+        m.dir,
+        if m.page_cache_dropped {
+            " (page cache dropped before reads)"
+        } else {
+            " (page cache NOT dropped: not root)"
+        }
+    );
+    let _ = writeln!(
+        s,
+        "guest      {:.2} GiB, {} channel(s), median of {}",
+        r.size as f64 / GIB,
+        r.channels,
+        r.reps
+    );
+    let rate = |t: &Timing| format!("{:.2} GiB/s ({:.2} s)", t.gib_s, t.median_s);
+    if let (Some(h), Some(f)) = (&r.memcpy_hot, &r.memcpy_fresh) {
+        let _ = writeln!(s, "memcpy     {} touched, {} fresh", rate(h), rate(f));
+    }
+    if let Some(x) = &r.sim {
+        let _ = writeln!(
+            s,
+            "sim        {} guest through writer+reader+oracle; ratio {:.2} vs memcpy, {:.2} vs fresh memcpy; digest {}",
+            rate(&x.run),
+            r.sim_vs_memcpy_ratio.unwrap_or(0.0),
+            r.sim_vs_fresh_memcpy_ratio.unwrap_or(0.0),
+            if x.digest_stable {
+                "stable"
+            } else {
+                "UNSTABLE"
+            }
+        );
+    }
+    for x in &r.save {
+        let _ = writeln!(
+            s,
+            "save       {:<9} fixed-ram {}, sequential write {}; ratio {:.2}",
+            x.mode,
+            rate(&x.fixed_ram),
+            rate(&x.sequential_write),
+            x.fixed_ram_vs_sequential_write_ratio
+        );
+    }
+    if let Some(x) = &r.restore {
+        let _ = writeln!(
+            s,
+            "restore    fixed-ram {} ({} into fresh memory), sequential read {}; ratio {:.2}{}",
+            rate(&x.fixed_ram),
+            rate(&x.fixed_ram_fresh_memory),
+            rate(&x.sequential_read),
+            x.restore_vs_sequential_read_ratio,
+            if x.verified { "; memory verified" } else { "" }
+        );
+    }
+    for c in &r.qemu {
+        let _ = writeln!(
+            s,
+            "qemu       {:<32} save {:.2} s, restore {:.2} s; migsim/qemu ratio save {:.2}, restore {:.2}",
+            c.qemu.case,
+            c.qemu.save_median_s,
+            c.qemu.restore_median_s,
+            c.migsim_vs_qemu_save_ratio,
+            c.migsim_vs_qemu_restore_ratio
+        );
+    }
+    if let Some(why) = &r.qemu_skipped {
+        let _ = writeln!(s, "qemu       skipped: {why}");
+    }
+    for t in &r.targets {
+        let _ = writeln!(
+            s,
+            "target     {:<55} {:.2} (goal >= {}) {}",
+            t.name,
+            t.ratio,
+            t.goal,
+            if t.met { "met" } else { "NOT met" }
+        );
+    }
+    s
+}

@@ -1,0 +1,146 @@
+//! `migsim bench` on a small guest: the JSON has every measurement and
+//! ratio the issue asks for, the figures are consistent with their
+//! samples, and bad options get clear errors. (Speed itself is measured
+//! by running the bench, never asserted in a test.)
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_migsim"))
+        .arg("bench")
+        .args(args)
+        .env("MIGSIM_QUIET", "1")
+        .output()
+        .unwrap()
+}
+
+fn timing_ok(t: &Value, what: &str) -> f64 {
+    let secs: Vec<f64> = t["seconds"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: no seconds"))
+        .iter()
+        .map(|s| s.as_f64().unwrap())
+        .collect();
+    assert_eq!(secs.len(), 3, "{what}");
+    assert!(secs.iter().all(|&s| s > 0.0), "{what}: {secs:?}");
+    let mut sorted = secs.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = t["median_s"].as_f64().unwrap();
+    assert_eq!(median, sorted[1], "{what}: median of {secs:?}");
+    let bytes = t["bytes"].as_u64().unwrap() as f64;
+    let gib_s = t["gib_s"].as_f64().unwrap();
+    assert!(
+        (gib_s - bytes / (1u64 << 30) as f64 / median).abs() < 1e-9 * gib_s.max(1.0),
+        "{what}: {gib_s} GiB/s is not bytes/median"
+    );
+    gib_s
+}
+
+#[test]
+fn bench_json_has_every_measurement_and_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bench(&[
+        "--size",
+        "32M",
+        "--reps",
+        "3",
+        "--channels",
+        "2",
+        "--no-qemu",
+        "--json",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["size"], 32 << 20);
+    assert_eq!(v["channels"], 2);
+    assert!(v["machine"]["cpus"].as_u64().unwrap() >= 1);
+
+    let hot = timing_ok(&v["memcpy_hot"], "memcpy_hot");
+    let fresh = timing_ok(&v["memcpy_fresh"], "memcpy_fresh");
+    let sim = timing_ok(&v["sim"]["run"], "sim");
+    assert_eq!(v["sim"]["digest_stable"], true);
+    assert_eq!(v["sim"]["digest"].as_str().unwrap().len(), 64);
+    let ratio = v["sim_vs_memcpy_ratio"].as_f64().unwrap();
+    assert!((ratio - sim / hot).abs() < 1e-9, "{ratio} vs {sim}/{hot}");
+    let ratio = v["sim_vs_fresh_memcpy_ratio"].as_f64().unwrap();
+    assert!((ratio - sim / fresh).abs() < 1e-9);
+
+    let saves = v["save"].as_array().unwrap();
+    let modes: Vec<&str> = saves.iter().map(|s| s["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["buffered", "O_DIRECT"]);
+    for s in saves {
+        let f = timing_ok(&s["fixed_ram"], "save fixed_ram");
+        let p = timing_ok(&s["sequential_write"], "save sequential_write");
+        // The plain write moves as many bytes as the fixed-ram file has.
+        assert_eq!(s["fixed_ram"]["bytes"], s["sequential_write"]["bytes"]);
+        assert!(s["fixed_ram"]["bytes"].as_u64().unwrap() > 32 << 20);
+        let r = s["fixed_ram_vs_sequential_write_ratio"].as_f64().unwrap();
+        assert!((r - f / p).abs() < 1e-9);
+    }
+
+    let r = &v["restore"];
+    assert_eq!(r["verified"], true);
+    let f = timing_ok(&r["fixed_ram"], "restore fixed_ram");
+    timing_ok(
+        &r["fixed_ram_fresh_memory"],
+        "restore fixed_ram_fresh_memory",
+    );
+    let p = timing_ok(&r["sequential_read"], "restore sequential_read");
+    let ratio = r["restore_vs_sequential_read_ratio"].as_f64().unwrap();
+    assert!((ratio - f / p).abs() < 1e-9);
+
+    assert_eq!(v["qemu_skipped"], "--no-qemu");
+    let targets = v["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 3, "{targets:?}");
+    for t in targets {
+        let met = t["ratio"].as_f64().unwrap() >= t["goal"].as_f64().unwrap();
+        assert_eq!(t["met"], met, "{t}");
+    }
+    // Every ratio field is named so.
+    fn ratio_keys(v: &Value, out: &mut Vec<String>) {
+        if let Value::Object(m) = v {
+            for (k, x) in m {
+                if k.contains("ratio") && x.is_number() {
+                    out.push(k.clone());
+                }
+                ratio_keys(x, out);
+            }
+        } else if let Value::Array(a) = v {
+            a.iter().for_each(|x| ratio_keys(x, out));
+        }
+    }
+    let mut keys = Vec::new();
+    ratio_keys(&v, &mut keys);
+    for want in [
+        "sim_vs_memcpy_ratio",
+        "fixed_ram_vs_sequential_write_ratio",
+        "restore_vs_sequential_read_ratio",
+    ] {
+        assert!(keys.iter().any(|k| k == want), "{want} missing: {keys:?}");
+    }
+    // The bench cleans up after itself.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "files left: {left:?}");
+}
+
+#[test]
+fn bench_refuses_bad_options_clearly() {
+    for (args, want) in [
+        (vec!["--size", "1000"], "multiple of 1 MiB"),
+        (vec!["--reps", "0"], "--reps must be at least 1"),
+        (vec!["--only", "disk"], "unknown part \"disk\""),
+    ] {
+        let out = bench(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
