@@ -26,8 +26,9 @@
 //! deterministic sample of the same records again (`make_differential.py
 //! --sample N --seed S`, Python 3 stdlib), replays them against migsim as
 //! above, and checks that live QEMU 10.0.x still gives the recorded answers,
-//! so the table cannot go stale unnoticed. Without QEMU it prints one line
-//! and passes, unless `CI=true`, where it fails.
+//! so the table cannot go stale unnoticed; it does the same with the whole
+//! of `tls.json` (`--tls`, 64 records). Without QEMU it prints one line and
+//! passes, unless `CI=true`, where it fails.
 //! `MIGSIM_CAPS_SAMPLE` (default 96) and `MIGSIM_CAPS_SAMPLE_SEED` (default
 //! 10) pick another sample.
 
@@ -404,8 +405,13 @@ fn env_u64(name: &str, default: u64) -> u64 {
 /// A record's identity: its dimensions.
 fn record_key(rec: &Value) -> String {
     format!(
-        "{} {} {} dio={} {}",
-        rec["caps"], rec["order"], rec["multifd_compression"], rec["direct_io"], rec["transport"]
+        "{} {} {} dio={} tls={} {}",
+        rec["caps"],
+        rec["order"],
+        rec["multifd_compression"],
+        rec["direct_io"],
+        rec["tls_creds"],
+        rec["transport"]
     )
 }
 
@@ -435,6 +441,118 @@ fn record_diffs(path: &str, live: &Value, recorded: &Value, out: &mut Vec<String
     }
 }
 
+/// Run `make_differential.py ARGS --jobs 2 --accel ACCEL` against `bin`
+/// into a scratch directory; its records.
+fn live_records(bin: &str, accel: &str, args: &[String], dir: &Path) -> Vec<Value> {
+    let out = dir.join("live.json");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/qemu/caps/make_differential.py");
+    let run = Command::new("python3")
+        .arg(&script)
+        .args(args)
+        .args(["--jobs", "2", "--accel", accel])
+        .arg("--scratch")
+        .arg(dir.join("scratch"))
+        .arg("--out")
+        .arg(&out)
+        .env("QEMU", bin)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("python3 {}: {e}", script.display()));
+    assert!(
+        run.status.success(),
+        "make_differential.py {args:?} failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let live: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    live["records"].as_array().unwrap().clone()
+}
+
+/// What one live run showed.
+#[derive(Default)]
+struct LiveCheck {
+    tally: Tally,
+    records: usize,
+    records_agreed: usize,
+    records_diverged: usize,
+    /// Fields where live QEMU differs from the recorded table.
+    stale: Vec<String>,
+    /// Listener connection counts that differ (timing, not asserted).
+    timing: Vec<String>,
+}
+
+impl LiveCheck {
+    /// Replay live `records` against migsim and compare them with the
+    /// recorded table `name`.
+    fn new(records: &[Value], name: &str) -> LiveCheck {
+        let mut c = LiveCheck {
+            records: records.len(),
+            ..LiveCheck::default()
+        };
+        let t = &mut c.tally;
+        for rec in records {
+            let before = (t.agreed, t.compared, t.disagreements.len());
+            replay_record(rec, t);
+            if t.disagreements.len() == before.2 {
+                if t.agreed - before.0 == t.compared - before.1 {
+                    c.records_agreed += 1;
+                } else {
+                    c.records_diverged += 1;
+                }
+            }
+        }
+        let recorded = table(name);
+        let by_key: BTreeMap<String, &Value> = recorded["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (record_key(r), r))
+            .collect();
+        for rec in records {
+            let key = record_key(rec);
+            let old = by_key
+                .get(&key)
+                .unwrap_or_else(|| panic!("live record {key} is not in {name}"));
+            let mut diffs = Vec::new();
+            record_diffs("", rec, old, &mut diffs);
+            c.stale
+                .extend(diffs.into_iter().map(|d| format!("{name}: {key}{d}")));
+            let conns = |r: &Value| r["migrate"]["listener_connections"].clone();
+            if conns(rec) != conns(old) {
+                c.timing.push(format!(
+                    "{key}: {} listener connections live, {} recorded",
+                    conns(rec),
+                    conns(old)
+                ));
+            }
+        }
+        c
+    }
+
+    fn summary(&self) -> String {
+        let t = &self.tally;
+        format!(
+            "{} records: {} agree with migsim at every step, {} diverge only as named, {} \
+             disagree (steps: {} compared, {} agree, divergences {:?}, disagreements {}); live \
+             answers differ from the recorded table in {} fields{}",
+            self.records,
+            self.records_agreed,
+            self.records_diverged,
+            self.records - self.records_agreed - self.records_diverged,
+            t.compared,
+            t.agreed,
+            t.divergent,
+            t.disagreements.len(),
+            self.stale.len(),
+            if self.timing.is_empty() {
+                String::new()
+            } else {
+                format!(" (and listener connection counts: {:?})", self.timing)
+            },
+        )
+    }
+}
+
 #[test]
 fn live_qemu_sample_agrees_with_migsim_and_the_table() {
     let Some((bin, version_line, version)) = live_qemu() else {
@@ -451,114 +569,61 @@ fn live_qemu_sample_agrees_with_migsim_and_the_table() {
     let accel = std::env::var("MIGSIM_QEMU_ACCEL")
         .unwrap_or_else(|_| if kvm { "kvm" } else { "tcg" }.to_string());
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("sample.json");
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/qemu/caps/make_differential.py");
-    let run = Command::new("python3")
-        .arg(&script)
-        .args(["--sample", &n.to_string(), "--seed", &seed.to_string()])
-        .args(["--no-load", "--jobs", "2", "--accel", &accel])
-        .arg("--scratch")
-        .arg(dir.path().join("scratch"))
-        .arg("--out")
-        .arg(&out)
-        .env("QEMU", &bin)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("python3 {}: {e}", script.display()));
-    assert!(
-        run.status.success(),
-        "make_differential.py --sample {n} --seed {seed} failed:\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let live: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    let records = live["records"].as_array().unwrap();
-    assert_eq!(records.len() as u64, n.min(1792));
 
-    // 1. migsim's checker against live QEMU, exactly as against the table.
-    let mut t = Tally::default();
-    let (mut rec_agreed, mut rec_diverged) = (0, 0);
-    for rec in records {
-        let before = (t.agreed, t.compared, t.disagreements.len());
-        replay_record(rec, &mut t);
-        if t.disagreements.len() == before.2 {
-            if t.agreed - before.0 == t.compared - before.1 {
-                rec_agreed += 1;
-            } else {
-                rec_diverged += 1;
-            }
-        }
-    }
-
-    // 2. Live QEMU against the recorded table.
-    let recorded = data();
-    let by_key: BTreeMap<String, &Value> = recorded["records"]
-        .as_array()
-        .unwrap()
+    // A sample of the main table, and the whole (small) TLS table.
+    let sample_args: Vec<String> = ["--sample", &n.to_string(), "--seed", &seed.to_string()]
         .iter()
-        .map(|r| (record_key(r), r))
+        .map(|s| s.to_string())
+        .chain(["--no-load".to_string()])
         .collect();
-    let mut stale = Vec::new();
-    let mut timing = Vec::new();
-    for rec in records {
-        let key = record_key(rec);
-        let old = by_key
-            .get(&key)
-            .unwrap_or_else(|| panic!("sampled record {key} is not in differential.json"));
-        let mut diffs = Vec::new();
-        record_diffs("", rec, old, &mut diffs);
-        stale.extend(diffs.into_iter().map(|d| format!("{key}{d}")));
-        let conns = |r: &Value| r["migrate"]["listener_connections"].clone();
-        if conns(rec) != conns(old) {
-            timing.push(format!(
-                "{key}: {} listener connections live, {} recorded",
-                conns(rec),
-                conns(old)
-            ));
-        }
-    }
-    let same = version.0 == 10 && version.1 == 0;
+    let main = live_records(&bin, &accel, &sample_args, &dir.path().join("main"));
+    assert_eq!(main.len() as u64, n.min(1792));
+    let main = LiveCheck::new(&main, "differential.json");
+    let tls = live_records(&bin, &accel, &["--tls".into()], &dir.path().join("tls"));
+    let tls = LiveCheck::new(&tls, "tls.json");
 
     println!(
-        "live {version_line} (accel {accel}), sample of {} records (seed {seed}): {} records \
-         agree with migsim at every step, {rec_diverged} diverge only as named, {} disagree; \
-         steps: {} compared, {} agree, divergences {:?}, disagreements {}; live answers differ \
-         from differential.json in {} fields{}; {:.1} s",
-        records.len(),
-        rec_agreed,
-        records.len() - rec_agreed - rec_diverged,
-        t.compared,
-        t.agreed,
-        t.divergent,
-        t.disagreements.len(),
-        stale.len(),
-        if timing.is_empty() {
-            String::new()
-        } else {
-            format!(" (and listener connection counts: {timing:?})")
-        },
+        "live {version_line} (accel {accel}): differential.json sample (seed {seed}) of {}; \
+         tls.json, all {}; {:.1} s",
+        main.summary(),
+        tls.summary(),
         t0.elapsed().as_secs_f64()
     );
-    if !same {
-        // The table and the checker are QEMU 10.0.2's; another version may
+    let disagreements: Vec<&String> = main
+        .tally
+        .disagreements
+        .iter()
+        .chain(&tls.tally.disagreements)
+        .collect();
+    let stale: Vec<&String> = main.stale.iter().chain(&tls.stale).collect();
+    if (version.0, version.1) != (10, 0) {
+        // The tables and the checker are QEMU 10.0.2's; another version may
         // have changed. Show it, do not fail.
         println!(
-            "QEMU {}.{}.{} is not 10.0.x: not asserting; disagreements {:?}; differences from \
-             the table {:?}",
-            version.0, version.1, version.2, t.disagreements, stale
+            "QEMU {}.{}.{} is not 10.0.x: not asserting; disagreements {disagreements:?}; \
+             differences from the tables {stale:?}",
+            version.0, version.1, version.2
         );
         return;
     }
     assert!(
-        t.disagreements.is_empty(),
+        disagreements.is_empty(),
         "{} disagreements between migsim and live QEMU:\n{}",
-        t.disagreements.len(),
-        t.disagreements.join("\n")
+        disagreements.len(),
+        disagreements
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(
         stale.is_empty(),
-        "live QEMU no longer gives the answers recorded in differential.json \
-         (regenerate it with make_differential.py and re-check caps.rs):\n{}",
-        stale.join("\n")
+        "live QEMU no longer gives the answers recorded in the tables (regenerate them with \
+         make_differential.py and re-check caps.rs):\n{}",
+        stale
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
