@@ -10,9 +10,9 @@
 //!   included, against a plain sequential write of the same number of
 //!   bytes with the same flags.
 //! * **restore**: the reader loading that file into destination memory
-//!   (touched beforehand, as a VMM's RAM would be), against a plain
-//!   sequential read of the same bytes; the page cache is dropped first
-//!   when this process may (root).
+//!   (touched beforehand, as a VMM's RAM would be), buffered and O_DIRECT,
+//!   against a plain sequential read of the same bytes with the same
+//!   flags; the page cache is dropped first when this process may (root).
 //! * **qemu** (when QEMU >= 9 is found): QEMU's own mapped-ram save and
 //!   restore of a paused guest with the same RAM size, plain and with 4
 //!   multifd channels, against migsim's.
@@ -133,9 +133,11 @@ pub struct SaveFigures {
     pub fixed_ram_vs_sequential_write_ratio: f64,
 }
 
-/// The restore measurement.
+/// One restore measurement (migsim's reader vs a plain read, same flags).
 #[derive(Clone, Debug, Serialize)]
 pub struct RestoreFigures {
+    /// "buffered" or "O_DIRECT".
+    pub mode: &'static str,
     /// migsim's reader restoring the fixed-ram file into touched memory.
     pub fixed_ram: Timing,
     /// The same into freshly allocated memory (first touch included, as
@@ -198,8 +200,8 @@ pub struct BenchReport {
     pub sim_vs_fresh_memcpy_ratio: Option<f64>,
     /// Saves, buffered and O_DIRECT.
     pub save: Vec<SaveFigures>,
-    /// Restore.
-    pub restore: Option<RestoreFigures>,
+    /// Restores, buffered and O_DIRECT.
+    pub restore: Vec<RestoreFigures>,
     /// QEMU comparisons, one per configuration.
     pub qemu: Vec<QemuComparison>,
     /// Why QEMU was not measured, if it was not.
@@ -437,12 +439,20 @@ fn sequential_write(ram: &[u8], len: u64, path: &Path, direct: bool) -> Result<f
     Ok(t.elapsed().as_secs_f64())
 }
 
-fn sequential_read(path: &Path, buf: &mut [u8]) -> Result<(f64, u64), String> {
+fn sequential_read(path: &Path, direct: bool) -> Result<(f64, u64), String> {
+    let mut buf = AlignedBuf::zeroed(MIB);
     let t = Instant::now();
-    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut oo = std::fs::OpenOptions::new();
+    oo.read(true);
+    if direct {
+        oo.custom_flags(libc::O_DIRECT);
+    }
+    let mut f = oo
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut total = 0u64;
     loop {
-        let n = f.read(buf).map_err(|e| e.to_string())?;
+        let n = f.read(&mut buf).map_err(|e| e.to_string())?;
         if n == 0 {
             break;
         }
@@ -489,11 +499,18 @@ fn save(
 
 fn restore(
     o: &BenchOptions,
+    direct: bool,
     progress: &mut dyn FnMut(&str),
     dropped: &mut bool,
 ) -> Result<RestoreFigures, String> {
+    let mode = if direct { "O_DIRECT" } else { "buffered" };
     let path = o.dir.join("bench-fixed-ram.mig");
-    let file = DiskFile::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = if direct {
+        DiskFile::open_direct(&path)
+    } else {
+        DiskFile::open(&path)
+    }
+    .map_err(|e| format!("{}: {e}", path.display()))?;
     let caps = Capabilities::from_enabled(&[Capability::FixedRam]).map_err(|e| e.to_string())?;
     let opts = LoadOptions {
         machine: Some(MACHINE.into()),
@@ -501,58 +518,59 @@ fn restore(
         ..LoadOptions::default()
     };
     let blocks = bench_blocks(o.size);
-    let mut buf = vec![0u8; MIB];
-    let mut fixed = Vec::new();
-    let mut fresh = Vec::new();
-    let mut plain = Vec::new();
-    let mut verified = true;
+    let load = |dest: &mut Destination| -> Result<f64, String> {
+        let t = Instant::now();
+        load_channels(&file, &opts, dest, o.channels).map_err(|e| e.to_string())?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let (mut fixed, mut fresh, mut plain) = (Vec::new(), Vec::new(), Vec::new());
     let mut file_len = 0;
     for i in 0..o.reps {
         // Destination RAM touched beforehand (filled with garbage), as a
         // VMM's guest RAM would be mapped and ready.
         let mut dest = Destination::new(&blocks, true);
         *dropped = drop_page_cache();
-        let t = Instant::now();
-        load_channels(&file, &opts, &mut dest, o.channels).map_err(|e| e.to_string())?;
-        let dt = t.elapsed().as_secs_f64();
+        let dt = load(&mut dest)?;
         fixed.push(dt);
         if i == 0 {
             let mut want = vec![0u8; 4096];
-            verified = (0..o.size / 4096).all(|p| {
+            let same = (0..o.size / 4096).all(|p| {
                 ram_page(p, &mut want);
                 dest.page(0, p) == want.as_slice()
             });
-            if !verified {
-                return Err("restore: the restored memory differs from the saved RAM".into());
+            if !same {
+                return Err(format!(
+                    "restore ({mode}): the restored memory differs from the saved RAM"
+                ));
             }
         }
         drop(dest);
         *dropped = drop_page_cache();
-        let (dt2, len) = sequential_read(&path, &mut buf)?;
+        let (dt2, len) = sequential_read(&path, direct)?;
         file_len = len;
         plain.push(dt2);
         *dropped = drop_page_cache();
         let t = Instant::now();
         let mut dest = Destination::new(&blocks, false);
-        load_channels(&file, &opts, &mut dest, o.channels).map_err(|e| e.to_string())?;
+        load(&mut dest)?;
         let dt3 = t.elapsed().as_secs_f64();
         drop(dest);
         fresh.push(dt3);
         progress(&format!(
-            "restore {}/{}: fixed-ram {dt:.2} s ({dt3:.2} s into fresh memory), sequential read {dt2:.2} s",
+            "restore {mode} {}/{}: fixed-ram {dt:.2} s ({dt3:.2} s into fresh memory), sequential read {dt2:.2} s",
             i + 1,
             o.reps
         ));
     }
     let fixed_ram = Timing::new(o.size, fixed);
-    let fixed_ram_fresh_memory = Timing::new(o.size, fresh);
     let sequential_read = Timing::new(file_len, plain);
     Ok(RestoreFigures {
+        mode,
         restore_vs_sequential_read_ratio: fixed_ram.gib_s / sequential_read.gib_s,
         fixed_ram,
-        fixed_ram_fresh_memory,
+        fixed_ram_fresh_memory: Timing::new(o.size, fresh),
         sequential_read,
-        verified,
+        verified: true,
     })
 }
 
@@ -591,7 +609,7 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
         sim_vs_memcpy_ratio: None,
         sim_vs_fresh_memcpy_ratio: None,
         save: Vec::new(),
-        restore: None,
+        restore: Vec::new(),
         qemu: Vec::new(),
         qemu_skipped: None,
         targets: Vec::new(),
@@ -626,7 +644,9 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
         drop(ram);
         if wants(o, "restore") || wants(o, "qemu") {
             let mut dropped = false;
-            r.restore = Some(restore(o, progress, &mut dropped)?);
+            for direct in [false, true] {
+                r.restore.push(restore(o, direct, progress, &mut dropped)?);
+            }
             r.machine.page_cache_dropped = dropped;
         }
     }
@@ -650,23 +670,24 @@ fn qemu_part(o: &BenchOptions, r: &mut BenchReport, progress: &mut dyn FnMut(&st
             return;
         }
     };
-    let (Some(save), Some(restore)) = (
-        r.save
-            .iter()
-            .find(|s| s.mode == "O_DIRECT")
-            .or(r.save.first()),
-        &r.restore,
-    ) else {
+    // Same flags on both sides: QEMU's direct-io case against migsim's
+    // O_DIRECT save and restore, the others against buffered ones.
+    // migsim's saves include fsync (QEMU never fsyncs; its monitor answers
+    // once the file is closed), and its restores into fresh memory pay
+    // first touch as QEMU's destination does.
+    let migsim = |direct: bool| {
+        let mode = if direct { "O_DIRECT" } else { "buffered" };
+        let save = r.save.iter().find(|s| s.mode == mode)?;
+        let restore = r.restore.iter().find(|s| s.mode == mode)?;
+        Some((
+            save.fixed_ram.median_s,
+            restore.fixed_ram_fresh_memory.median_s,
+        ))
+    };
+    if migsim(false).is_none() {
         r.qemu_skipped = Some("migsim's save and restore were not measured".into());
         return;
-    };
-    // migsim's O_DIRECT save includes fsync (QEMU never fsyncs; its
-    // monitor answers after the file is closed), and its restore into
-    // fresh memory pays first touch as QEMU's destination does.
-    let (migsim_save, migsim_restore) = (
-        save.fixed_ram.median_s,
-        restore.fixed_ram_fresh_memory.median_s,
-    );
+    }
     for case in [
         qemu::QemuCase {
             multifd_channels: None,
@@ -681,6 +702,9 @@ fn qemu_part(o: &BenchOptions, r: &mut BenchReport, progress: &mut dyn FnMut(&st
             direct_io: true,
         },
     ] {
+        let Some((migsim_save, migsim_restore)) = migsim(case.direct_io).or(migsim(false)) else {
+            continue;
+        };
         match qemu::measure(&q, o.size, &o.dir, &case, o.reps, progress) {
             Ok(f) => r.qemu.push(QemuComparison {
                 migsim_vs_qemu_save_ratio: f.save_median_s / migsim_save,
@@ -720,13 +744,20 @@ fn targets(r: &BenchReport) -> Vec<Target> {
             .map(|s| s.fixed_ram_vs_sequential_write_ratio),
         0.8,
     );
-    push(
-        "restore vs sequential read",
-        r.restore
-            .as_ref()
-            .map(|x| x.restore_vs_sequential_read_ratio),
-        0.8,
-    );
+    for mode in ["buffered", "O_DIRECT"] {
+        push(
+            if mode == "buffered" {
+                "restore vs sequential read (buffered)"
+            } else {
+                "restore vs sequential read (O_DIRECT)"
+            },
+            r.restore
+                .iter()
+                .find(|x| x.mode == mode)
+                .map(|x| x.restore_vs_sequential_read_ratio),
+            0.8,
+        );
+    }
     push(
         "fixed-ram save vs QEMU mapped-ram + 4 multifd channels",
         r.qemu
@@ -792,10 +823,11 @@ pub fn summary(r: &BenchReport) -> String {
             x.fixed_ram_vs_sequential_write_ratio
         );
     }
-    if let Some(x) = &r.restore {
+    for x in &r.restore {
         let _ = writeln!(
             s,
-            "restore    fixed-ram {} ({} into fresh memory), sequential read {}; ratio {:.2}{}",
+            "restore    {:<9} fixed-ram {} ({} into fresh memory), sequential read {}; ratio {:.2}{}",
+            x.mode,
             rate(&x.fixed_ram),
             rate(&x.fixed_ram_fresh_memory),
             rate(&x.sequential_read),

@@ -103,13 +103,14 @@ impl DiskFile {
     }
 
     /// Create `path` like [`DiskFile::create`], plus an O_DIRECT
-    /// descriptor: writes whose offset, length and buffer are all
-    /// [`DIRECT_ALIGN`]-aligned bypass the page cache. Fails (rather than
+    /// descriptor: writes (and reads) whose offset, length and buffer are
+    /// all [`DIRECT_ALIGN`]-aligned bypass the page cache. Fails (rather than
     /// silently falling back) where the filesystem refuses O_DIRECT.
     pub fn create_direct(path: &Path) -> io::Result<Self> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = Self::create(path)?;
         let direct = std::fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .custom_flags(libc::O_DIRECT)
             .open(path)
@@ -134,6 +135,25 @@ impl DiskFile {
         })
     }
 
+    /// Open an existing file read-only, plus an O_DIRECT descriptor for
+    /// aligned reads (see [`DiskFile::create_direct`]).
+    pub fn open_direct(path: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = Self::open(path)?;
+        let direct = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("{}: O_DIRECT not available: {e}", path.display()),
+                )
+            })?;
+        f.direct = Some(direct);
+        Ok(f)
+    }
+
     /// Whether this file has an O_DIRECT descriptor.
     pub fn is_direct(&self) -> bool {
         self.direct.is_some()
@@ -150,18 +170,19 @@ impl DiskFile {
         self.file.sync_all()
     }
 
-    fn write_raw(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+    /// The descriptor for an I/O of `len` bytes at `offset` from or to
+    /// `ptr`: the O_DIRECT one when there is one and all three are aligned.
+    fn fd_for(&self, offset: u64, len: usize, ptr: *const u8) -> &File {
         let aligned = |x: usize| x.is_multiple_of(DIRECT_ALIGN);
         match &self.direct {
-            Some(d)
-                if aligned(offset as usize)
-                    && aligned(data.len())
-                    && aligned(data.as_ptr() as usize) =>
-            {
-                d.write_all_at(data, offset)
-            }
-            _ => self.file.write_all_at(data, offset),
+            Some(d) if aligned(offset as usize) && aligned(len) && aligned(ptr as usize) => d,
+            _ => &self.file,
         }
+    }
+
+    fn write_raw(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.fd_for(offset, data.len(), data.as_ptr())
+            .write_all_at(data, offset)
     }
 }
 
@@ -178,9 +199,13 @@ impl MigFile for DiskFile {
         Ok(())
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let fd = self.fd_for(offset, buf.len(), buf.as_ptr());
         let mut done = 0;
         while done < buf.len() {
-            match self.file.read_at(&mut buf[done..], offset + done as u64) {
+            // After a short read the rest may be unaligned: finish through
+            // the page cache.
+            let fd = if done == 0 { fd } else { &self.file };
+            match fd.read_at(&mut buf[done..], offset + done as u64) {
                 Ok(0) => break,
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -205,6 +230,7 @@ impl MigFile for DiskFile {
 
 /// A page-aligned buffer (O_DIRECT needs aligned memory): an
 /// over-allocated vector and the aligned window inside it.
+#[derive(Clone)]
 pub struct AlignedBuf {
     raw: Vec<u8>,
     start: usize,
@@ -217,6 +243,12 @@ impl AlignedBuf {
         let raw = vec![0u8; len + DIRECT_ALIGN];
         let start = raw.as_ptr().align_offset(DIRECT_ALIGN);
         Self { raw, start, len }
+    }
+}
+
+impl std::fmt::Debug for AlignedBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AlignedBuf({} bytes)", self.len)
     }
 }
 

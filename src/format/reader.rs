@@ -26,7 +26,7 @@ use serde::Serialize;
 use super::bitmap::PageBitmap;
 use super::error::LoadError;
 use super::fixed_ram::{FixedRamHeader, HEADER_LEN, HEADER_VERSION};
-use super::io::MigFile;
+use super::io::{AlignedBuf, MigFile};
 use super::ram::{FLAG_MASK, PAGE_SIZE, flag};
 use super::stream::{
     self, CAPS_SUBSECTION, CMD_SWITCHOVER_START, MAGIC, RAM_IDSTR, RAM_VERSION, VERSION, kind,
@@ -246,7 +246,8 @@ fn load_page_range<F: MigFile + ?Sized>(
     range: std::ops::Range<u64>,
     part: &mut dyn BlockPart,
 ) -> Result<(), LoadError> {
-    let mut buf = Vec::new();
+    // Aligned, so a file with an O_DIRECT descriptor reads past the cache.
+    let mut buf: Option<AlignedBuf> = None;
     let mut i = range.start;
     while i < range.end {
         let set = bitmap.get(i);
@@ -264,9 +265,11 @@ fn load_page_range<F: MigFile + ?Sized>(
             match part.buffer(i, j - i) {
                 Some(mem) => cur.read_into("fixed-ram pages", mem)?,
                 None => {
-                    buf.resize(n, 0);
-                    cur.read_into("fixed-ram pages", &mut buf)?;
-                    part.write_pages(i, &buf)?;
+                    let buf = buf.get_or_insert_with(|| {
+                        AlignedBuf::zeroed((PAGES_PER_READ * PAGE_SIZE) as usize)
+                    });
+                    cur.read_into("fixed-ram pages", &mut buf[..n])?;
+                    part.write_pages(i, &buf[..n])?;
                 }
             }
         }

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 
 use super::content::{Identified, identify};
 use crate::format::LoadError;
+use crate::format::io::AlignedBuf;
 use crate::format::ram::PAGE_SIZE;
 use crate::format::reader::{BlockPart, RamSink};
 use crate::format::writer::RamBlockDesc;
@@ -75,11 +76,12 @@ fn split_at_bounds<'a, T>(
     parts
 }
 
-/// Destination memory, byte for byte.
+/// Destination memory, byte for byte (page-aligned, so O_DIRECT reads can
+/// land in it).
 #[derive(Debug)]
 pub struct Destination {
     blocks: Vec<RamBlockDesc>,
-    mem: Vec<Vec<u8>>,
+    mem: Vec<AlignedBuf>,
     map: BlockMap,
 }
 
@@ -90,7 +92,13 @@ impl Destination {
         Self {
             mem: blocks
                 .iter()
-                .map(|b| vec![fill; b.used_length as usize])
+                .map(|b| {
+                    let mut m = AlignedBuf::zeroed(b.used_length as usize);
+                    if fill != 0 {
+                        m.fill(fill);
+                    }
+                    m
+                })
                 .collect(),
             blocks: blocks.to_vec(),
             map: BlockMap::default(),
