@@ -78,7 +78,20 @@ fn bench_json_has_every_measurement_and_ratio() {
     assert_eq!(modes, ["buffered", "O_DIRECT"]);
     for s in saves {
         let f = timing_ok(&s["fixed_ram"], "save fixed_ram");
+        timing_ok(&s["fixed_ram_closed"], "save fixed_ram_closed");
         let p = timing_ok(&s["sequential_write"], "save sequential_write");
+        let pp = timing_ok(&s["sequential_write_presized"], "save presized");
+        let r = s["fixed_ram_vs_presized_write_ratio"].as_f64().unwrap();
+        assert!((r - f / pp).abs() < 1e-9);
+        // Until closed comes before until durable, sample by sample.
+        for (c, d) in s["fixed_ram_closed"]["seconds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(s["fixed_ram"]["seconds"].as_array().unwrap())
+        {
+            assert!(c.as_f64().unwrap() <= d.as_f64().unwrap());
+        }
         // The plain write moves as many bytes as the fixed-ram file has.
         assert_eq!(s["fixed_ram"]["bytes"], s["sequential_write"]["bytes"]);
         assert!(s["fixed_ram"]["bytes"].as_u64().unwrap() > 32 << 20);
