@@ -287,8 +287,9 @@ enum Cmd {
         #[arg(long, value_name = "DIR", default_value = "target/migsim-bench")]
         dir: PathBuf,
         /// Channels writing and reading fixed-ram pages (multifd-like).
-        #[arg(long, default_value_t = 4)]
-        channels: usize,
+        /// Default: one per CPU.
+        #[arg(long)]
+        channels: Option<usize>,
         /// Do not measure QEMU even if it is installed.
         #[arg(long)]
         no_qemu: bool,
@@ -367,7 +368,9 @@ fn main() -> ExitCode {
                 size,
                 reps,
                 dir,
-                channels: channels.max(1),
+                channels: channels
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                    .max(1),
                 qemu: !no_qemu,
                 only,
             },

@@ -6,9 +6,10 @@
 use std::path::Path;
 
 use migsim::caps::{Capabilities, Capability};
+use migsim::format::io::AlignedBuf;
 use migsim::format::io::{DiskFile, MigFile};
 use migsim::format::reader::{LoadOptions, load_channels};
-use migsim::format::writer::{MigrationWriter, RamBlockDesc};
+use migsim::format::writer::{MigrationWriter, PageSource, RamBlockDesc};
 use migsim::run::{RunOptions, RunReport, run_opts};
 use migsim::scenario::{Scenario, Verdict};
 use migsim::sim::dest::Destination;
@@ -77,6 +78,20 @@ fn fixed_ram_files_are_byte_identical_for_1_2_and_4_channels_in_memory_and_on_di
     }
 }
 
+/// Guest memory lent to the writer (`PageSource::pages`).
+struct Lent(Vec<AlignedBuf>);
+
+impl PageSource for Lent {
+    fn fill(&self, block: usize, page: u64, buf: &mut [u8]) {
+        let s = page as usize * PAGE;
+        buf.copy_from_slice(&self.0[block][s..s + PAGE]);
+    }
+    fn pages(&self, block: usize, first: u64, count: usize) -> Option<&[u8]> {
+        let s = first as usize * PAGE;
+        Some(&self.0[block][s..s + count * PAGE])
+    }
+}
+
 /// A batch with runs broken by zero pages, several blocks, pages out of
 /// order and a re-sent page, written by `save_pages` with N channels to a
 /// real file, equals the same pages sent one by one with `save_page`.
@@ -116,10 +131,24 @@ fn save_pages_with_channels_equals_save_page_one_by_one() {
     }
     let (want, want_stats) = one.finish(&[]).unwrap();
 
+    // The same content held in memory and lent without a copy.
+    let lent = Lent(
+        blocks
+            .iter()
+            .enumerate()
+            .map(|(b, blk)| {
+                let mut mem = AlignedBuf::zeroed(blk.used_length as usize);
+                for (p, page) in mem.chunks_exact_mut(PAGE).enumerate() {
+                    content(b, p as u64, page);
+                }
+                mem
+            })
+            .collect(),
+    );
     for channels in [1, 2, 3, 4, 8] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.mig");
-        for direct in [false, true] {
+        for (direct, lend) in [(false, false), (true, false), (false, true), (true, true)] {
             let file = if direct {
                 DiskFile::create_direct(&path).unwrap()
             } else {
@@ -130,7 +159,8 @@ fn save_pages_with_channels_equals_save_page_one_by_one() {
             w.begin_completion().unwrap();
             // In uneven batches, as the pre-copy driver sends them.
             for batch in pages.chunks(777) {
-                w.save_pages(batch, &content, channels).unwrap();
+                let source: &dyn PageSource = if lend { &lent } else { &content };
+                w.save_pages(batch, source, channels).unwrap();
             }
             let (f, stats) = w.finish(&[]).unwrap();
             assert_eq!(stats, want_stats, "{channels} channels");
@@ -138,7 +168,7 @@ fn save_pages_with_channels_equals_save_page_one_by_one() {
             let got = std::fs::read(&path).unwrap();
             assert!(
                 got == want,
-                "{channels} channels (O_DIRECT {direct}): file differs at byte {:?}",
+                "{channels} channels (O_DIRECT {direct}, lent {lend}): file differs at byte {:?}",
                 got.iter().zip(&want).position(|(a, b)| a != b)
             );
         }

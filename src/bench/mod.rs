@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::caps::{Capabilities, Capability};
 use crate::format::io::{AlignedBuf, DIRECT_ALIGN, DiskFile};
 use crate::format::reader::{LoadOptions, load_channels};
-use crate::format::writer::{MigrationWriter, RamBlockDesc};
+use crate::format::writer::{MigrationWriter, PageSource, RamBlockDesc};
 use crate::run::{RunOptions, run_opts};
 use crate::scenario::{Scenario, Size, Verdict};
 use crate::sim::dest::Destination;
@@ -365,6 +365,21 @@ fn sim(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<SimFigures, S
     })
 }
 
+/// Guest RAM in memory, lent to the writer without a copy (as QEMU
+/// writes from guest RAM).
+struct RamSource<'a>(&'a [u8]);
+
+impl PageSource for RamSource<'_> {
+    fn fill(&self, _: usize, page: u64, buf: &mut [u8]) {
+        let s = (page * 4096) as usize;
+        buf.copy_from_slice(&self.0[s..s + 4096]);
+    }
+    fn pages(&self, _: usize, first: u64, count: usize) -> Option<&[u8]> {
+        let s = (first * 4096) as usize;
+        Some(&self.0[s..s + count * 4096])
+    }
+}
+
 fn bench_blocks(size: u64) -> Vec<RamBlockDesc> {
     vec![RamBlockDesc {
         name: "pc.ram".into(),
@@ -392,10 +407,7 @@ fn fixed_ram_save(
     let mut w = MigrationWriter::start(file, MACHINE, &caps, bench_blocks(ram.len() as u64))
         .map_err(|e| e.to_string())?;
     w.begin_completion().map_err(|e| e.to_string())?;
-    let source = |_: usize, p: u64, buf: &mut [u8]| {
-        let s = (p * 4096) as usize;
-        buf.copy_from_slice(&ram[s..s + 4096]);
-    };
+    let source = RamSource(ram);
     let pages = ram.len() as u64 / 4096;
     let mut batch = Vec::with_capacity(1 << 16);
     let mut p = 0;

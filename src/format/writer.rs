@@ -103,9 +103,25 @@ pub struct MigrationWriter<F: MigFile> {
     bufs: Vec<AlignedBuf>,
 }
 
-/// Where [`MigrationWriter::save_pages`] gets page bytes: fill `buf` (one
-/// page) with page `page` of block `block`. Called from channel threads.
-pub type PageSource<'a> = dyn Fn(usize, u64, &mut [u8]) + Sync + 'a;
+/// Where [`MigrationWriter::save_pages`] gets page bytes. Called from
+/// channel threads. Any `Fn(block, page, buf)` closure is one.
+pub trait PageSource: Sync {
+    /// Fill `buf` (one page) with page `page` of block `block`.
+    fn fill(&self, block: usize, page: u64, buf: &mut [u8]);
+    /// Pages `first..first+count` of `block` as one slice, when the source
+    /// holds them in memory (guest RAM): they are written from there
+    /// without a copy. `None` (the default): use `fill`.
+    fn pages(&self, block: usize, first: u64, count: usize) -> Option<&[u8]> {
+        let _ = (block, first, count);
+        None
+    }
+}
+
+impl<F: Fn(usize, u64, &mut [u8]) + Sync> PageSource for F {
+    fn fill(&self, block: usize, page: u64, buf: &mut [u8]) {
+        self(block, page, buf)
+    }
+}
 
 /// Pages per fixed-ram write at most (1 MiB).
 const RUN_PAGES: usize = 256;
@@ -342,7 +358,7 @@ impl<F: MigFile> MigrationWriter<F> {
     pub fn save_pages(
         &mut self,
         pages: &[(usize, u64)],
-        source: &PageSource<'_>,
+        source: &dyn PageSource,
         channels: usize,
     ) -> Result<(), SaveError> {
         for &(b, p) in pages {
@@ -351,7 +367,7 @@ impl<F: MigFile> MigrationWriter<F> {
         if !self.is_fixed_ram() {
             let mut buf = vec![0u8; PAGE_SIZE as usize];
             for &(b, p) in pages {
-                source(b, p, &mut buf);
+                source.fill(b, p, &mut buf);
                 self.save_page(b, p, &buf)?;
             }
             return Ok(());
@@ -483,12 +499,13 @@ fn page_offset(l: &BlockLayout, block: usize, page: u64, bug: Option<Bug>) -> u6
     l.page_offset(slot)
 }
 
-/// Write one channel's share of a fixed-ram batch: fill runs of
-/// consecutive pages into `buf`, write each run of non-zero pages with
-/// one `write`. Returns each page's zero flag, in order.
+/// Write one channel's share of a fixed-ram batch: take runs of
+/// consecutive pages from the source's memory or fill them into `buf`,
+/// write each run of non-zero pages with one `write`. Returns each page's
+/// zero flag, in order.
 fn write_share(
     pages: &[(usize, u64)],
-    source: &PageSource<'_>,
+    source: &dyn PageSource,
     buf: &mut [u8],
     blocks: &[BlockLayout],
     bug: Option<Bug>,
@@ -504,11 +521,17 @@ fn write_share(
         while i + n < pages.len() && n < RUN_PAGES && pages[i + n] == (b, first + n as u64) {
             n += 1;
         }
-        let run = &mut buf[..n * page_len];
-        for (k, chunk) in run.chunks_exact_mut(page_len).enumerate() {
-            source(b, first + k as u64, chunk);
-            zero.push(is_zero_page(chunk));
-        }
+        let run: &[u8] = match source.pages(b, first, n) {
+            Some(mem) => mem,
+            None => {
+                let run = &mut buf[..n * page_len];
+                for (k, chunk) in run.chunks_exact_mut(page_len).enumerate() {
+                    source.fill(b, first + k as u64, chunk);
+                }
+                run
+            }
+        };
+        zero.extend(run.chunks_exact(page_len).map(is_zero_page));
         // Write maximal sub-runs of non-zero pages.
         let flags = &zero[zero.len() - n..];
         let mut k = 0;
