@@ -77,7 +77,8 @@ fn split_at_bounds<'a, T>(
 }
 
 /// Destination memory, byte for byte (page-aligned, so O_DIRECT reads can
-/// land in it).
+/// land in it; backed by huge pages where the kernel allows, like a VMM's
+/// guest RAM).
 #[derive(Debug)]
 pub struct Destination {
     blocks: Vec<RamBlockDesc>,
@@ -94,6 +95,7 @@ impl Destination {
                 .iter()
                 .map(|b| {
                     let mut m = AlignedBuf::zeroed(b.used_length as usize);
+                    m.advise_huge_pages();
                     if fill != 0 {
                         m.fill(fill);
                     }
