@@ -107,11 +107,15 @@ impl DiskFile {
     /// all [`DIRECT_ALIGN`]-aligned bypass the page cache. Fails (rather than
     /// silently falling back) where the filesystem refuses O_DIRECT.
     pub fn create_direct(path: &Path) -> io::Result<Self> {
+        Self::create(path)?.with_direct(path, true)
+    }
+
+    /// Add the O_DIRECT descriptor (`write`: read-write, else read-only).
+    fn with_direct(mut self, path: &Path, write: bool) -> io::Result<Self> {
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = Self::create(path)?;
         let direct = std::fs::OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(write)
             .custom_flags(libc::O_DIRECT)
             .open(path)
             .map_err(|e| {
@@ -120,8 +124,8 @@ impl DiskFile {
                     format!("{}: O_DIRECT not available: {e}", path.display()),
                 )
             })?;
-        f.direct = Some(direct);
-        Ok(f)
+        self.direct = Some(direct);
+        Ok(self)
     }
 
     /// Open an existing file read-only.
@@ -138,20 +142,7 @@ impl DiskFile {
     /// Open an existing file read-only, plus an O_DIRECT descriptor for
     /// aligned reads (see [`DiskFile::create_direct`]).
     pub fn open_direct(path: &Path) -> io::Result<Self> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = Self::open(path)?;
-        let direct = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("{}: O_DIRECT not available: {e}", path.display()),
-                )
-            })?;
-        f.direct = Some(direct);
-        Ok(f)
+        Self::open(path)?.with_direct(path, false)
     }
 
     /// Whether this file has an O_DIRECT descriptor.

@@ -22,6 +22,7 @@ use super::simfile::SimFile;
 use super::workload::Workload;
 use crate::bugs::{self, Bug};
 use crate::format::SaveError;
+use crate::format::bitmap::PageBitmap;
 use crate::format::writer::{DeviceState, MigrationWriter};
 
 /// Migration parameters (the `[parameters]` table of a scenario).
@@ -130,7 +131,6 @@ pub fn run_precopy_channels(
         per_pass: Vec::new(),
         sends: Vec::new(),
     };
-    let mut batch = Vec::new();
     loop {
         let pending = guest.dirty_pages();
         if out.passes >= 1 && (pending <= threshold || out.passes >= params.max_passes) {
@@ -154,19 +154,20 @@ pub fn run_precopy_channels(
             ticks: 0,
             final_pass: false,
         };
-        let mut queue = to_send
-            .iter()
-            .enumerate()
-            .flat_map(|(b, bm)| bm.iter_ones().map(move |p| (b, p)))
-            .peekable();
-        while queue.peek().is_some() {
-            workload.tick(guest);
-            stats.ticks += 1;
-            batch.clear();
-            batch.extend(queue.by_ref().take(params.bandwidth as usize));
-            send_batch(guest, &mut writers, &mut out.sends, pass, &batch, channels)?;
-            stats.pages += batch.len() as u64;
-        }
+        let sent = send_pass(
+            guest,
+            &mut writers,
+            &mut out.sends,
+            pass,
+            &to_send,
+            params.bandwidth,
+            channels,
+            |g| {
+                workload.tick(g);
+                stats.ticks += 1;
+            },
+        )?;
+        stats.pages = sent;
         out.ticks += stats.ticks;
         out.pages_sent += stats.pages;
         out.per_pass.push(stats);
@@ -189,18 +190,17 @@ pub fn run_precopy_channels(
         w.file_mut().pass = pass;
         w.begin_completion()?;
     }
-    let mut final_pages = 0;
-    let mut queue = to_send
-        .iter()
-        .enumerate()
-        .flat_map(|(b, bm)| bm.iter_ones().map(move |p| (b, p)))
-        .peekable();
-    while queue.peek().is_some() {
-        batch.clear();
-        batch.extend(queue.by_ref().take(params.bandwidth as usize));
-        send_batch(guest, &mut writers, &mut out.sends, pass, &batch, channels)?;
-        final_pages += batch.len() as u64;
-    }
+    // The guest is stopped: no ticks between the final pass's batches.
+    let final_pages = send_pass(
+        guest,
+        &mut writers,
+        &mut out.sends,
+        pass,
+        &to_send,
+        params.bandwidth,
+        channels,
+        |_| {},
+    )?;
     out.pages_sent += final_pages;
     out.per_pass.push(PassStats {
         pass,
@@ -215,6 +215,37 @@ pub fn run_precopy_channels(
         .map(|w| w.finish(&devs).map(|(f, _)| f))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((out, files))
+}
+
+/// Send every page set in `to_send`, `bandwidth` pages a batch, calling
+/// `before_batch` first each time (the guest's tick in a live pass).
+/// Returns the pages sent.
+#[allow(clippy::too_many_arguments)]
+fn send_pass(
+    guest: &mut Guest,
+    writers: &mut [MigrationWriter<SimFile>],
+    sends: &mut Vec<Send>,
+    pass: u32,
+    to_send: &[PageBitmap],
+    bandwidth: u64,
+    channels: usize,
+    mut before_batch: impl FnMut(&mut Guest),
+) -> Result<u64, SaveError> {
+    let mut queue = to_send
+        .iter()
+        .enumerate()
+        .flat_map(|(b, bm)| bm.iter_ones().map(move |p| (b, p)))
+        .peekable();
+    let mut batch = Vec::new();
+    let mut sent = 0;
+    while queue.peek().is_some() {
+        before_batch(guest);
+        batch.clear();
+        batch.extend(queue.by_ref().take(bandwidth as usize));
+        send_batch(guest, writers, sends, pass, &batch, channels)?;
+        sent += batch.len() as u64;
+    }
+    Ok(sent)
 }
 
 fn send_batch(
