@@ -161,6 +161,7 @@ pub fn generate(seed: u64) -> Scenario {
                 None
             },
             dirty_memory: r.gen_bool(0.5),
+            blocks: None,
         },
         expect: Expect::default(),
     };

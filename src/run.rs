@@ -11,10 +11,12 @@ use crate::bugs::Bug;
 use crate::caps::{Capabilities, MigrationConfig, Parameters};
 use crate::format::io::MigFile;
 use crate::format::reader::{LoadOptions, NullSink, load};
+use crate::format::writer::RamBlockDesc;
 use crate::format::writer::{DeviceState, MigrationWriter};
 use crate::oracle::{InvariantResult, OracleInput, WrittenFile};
 use crate::scenario::{Scenario, Verdict, WriterKind};
 use crate::sim::content::PageState;
+use crate::sim::dest::VerifyingDestination;
 use crate::sim::guest::Guest;
 use crate::sim::precopy::{PassStats, run_precopy_channels};
 use crate::sim::rng;
@@ -296,6 +298,33 @@ pub fn run_opts(s: &Scenario, o: &RunOptions) -> RunReport {
         {
             report.verdict = Verdict::Error;
             report.error = Some(e.to_string());
+        }
+    }
+
+    // The destination's own RAMBlocks, when the scenario gives them: each
+    // file is loaded against them (block names and used_length checked for
+    // both layouts; QEMU 10.0.2 skips the used_length check for mapped-ram).
+    if let (Verdict::Pass, Some(dest_blocks)) = (report.verdict, &s.destination.blocks) {
+        let local: Vec<RamBlockDesc> = dest_blocks
+            .iter()
+            .map(|b| RamBlockDesc {
+                name: b.name.clone(),
+                used_length: b.size.0,
+            })
+            .collect();
+        for ((_, caps), f) in caps_of.iter().zip(&files) {
+            let opts = LoadOptions {
+                machine: Some(s.guest.machine.clone()),
+                caps: Some(*caps),
+                skip_page_data: true,
+                ..LoadOptions::default()
+            };
+            let mut dest = VerifyingDestination::new(content_seed, &local, false);
+            if let Err(e) = load(f, &opts, &mut dest) {
+                report.verdict = Verdict::Error;
+                report.error = Some(e.to_string());
+                break;
+            }
         }
     }
 

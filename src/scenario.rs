@@ -76,7 +76,7 @@ fn default_fill() -> f64 {
 }
 
 /// One RAMBlock: name and size (bytes, or a string like "64M", "4K").
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlockSpec {
     /// idstr.
@@ -207,6 +207,11 @@ pub struct DestinationSpec {
     /// Destination memory starts filled with garbage instead of zeros.
     #[serde(default)]
     pub dirty_memory: bool,
+    /// The destination's RAMBlocks, when they differ from the guest's
+    /// (e.g. a larger pc.ram): every file is loaded against them and must
+    /// be refused with QEMU's `Size mismatch` (or unknown block) message.
+    #[serde(default)]
+    pub blocks: Option<Vec<BlockSpec>>,
 }
 
 /// The verdict of a run.
