@@ -267,13 +267,16 @@ enum Cmd {
     },
     /// Measure migsim against the machine's limits and against QEMU:
     /// simulation throughput vs memcpy, fixed-ram save to a real file vs a
-    /// plain sequential write (buffered and O_DIRECT, fsync included),
-    /// restore vs a plain sequential read, and QEMU's own mapped-ram save
+    /// plain sequential write (buffered and O_DIRECT; timed until fsync'd,
+    /// and until closed for the QEMU comparison), restore vs a plain
+    /// sequential read (buffered and O_DIRECT), and QEMU's own mapped-ram save
     /// and restore (plain, 4 multifd channels, 4 channels + direct-io) of
     /// a paused guest of the same size when QEMU >= 9 is installed.
     ///
     /// Prints medians and ratios (migsim's throughput over the
-    /// reference's: above 1 is faster), and the targets. Needs
+    /// reference's: above 1 is faster), and the performance targets
+    /// (simulation >= 0.3x memcpy, save >= 0.8x O_DIRECT write, restore
+    /// >= 0.8x read, save faster than QEMU + 4 multifd channels). Needs
     /// about 2x SIZE of memory and 2x SIZE of disk in DIR. Run as root to
     /// drop the page cache before reads.
     Bench {
