@@ -274,9 +274,10 @@ enum Cmd {
     /// a paused guest of the same size when QEMU >= 9 is installed.
     ///
     /// Prints medians and ratios (migsim's throughput over the
-    /// reference's: above 1 is faster), and the performance targets
-    /// (simulation >= 0.3x memcpy, save >= 0.8x O_DIRECT write, restore
-    /// >= 0.8x read, save faster than QEMU + 4 multifd channels). Needs
+    /// reference's: above 1 is faster), and the performance targets: the
+    /// simulation at 0.3x memcpy or more, the save at 0.8x an O_DIRECT
+    /// write or more, the restore at 0.8x a read or more, the save faster
+    /// than QEMU with 4 multifd channels. Needs
     /// about 2x SIZE of memory and 2x SIZE of disk in DIR. Run as root to
     /// drop the page cache before reads.
     Bench {
