@@ -282,3 +282,33 @@ fn big_guest_on_disk_stays_far_under_guest_size_in_rss() {
         v["replay"]
     );
 }
+
+/// A source that lends the wrong number of bytes gets an error, not a
+/// panic or a silently short bitmap.
+#[test]
+fn a_source_lending_the_wrong_length_is_an_error() {
+    struct Short;
+    impl PageSource for Short {
+        fn fill(&self, _: usize, _: u64, buf: &mut [u8]) {
+            buf.fill(1);
+        }
+        fn pages(&self, _: usize, _: u64, count: usize) -> Option<&[u8]> {
+            static MEM: [u8; 2 * PAGE] = [1; 2 * PAGE];
+            Some(&MEM[..(count.min(2) * PAGE).saturating_sub(1)])
+        }
+    }
+    let caps = Capabilities::from_enabled(&[Capability::FixedRam]).unwrap();
+    let blocks = vec![RamBlockDesc {
+        name: "pc.ram".into(),
+        used_length: 8 * PAGE as u64,
+    }];
+    let mut w = MigrationWriter::start(Vec::new(), "pc-i440fx-10.0", &caps, blocks).unwrap();
+    w.begin_completion().unwrap();
+    let err = w
+        .save_pages(&[(0, 0), (0, 1)], &Short, 1)
+        .expect_err("a short loan must be refused");
+    assert!(
+        err.to_string().contains("lent 8191 bytes for 2 pages"),
+        "{err}"
+    );
+}

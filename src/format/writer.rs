@@ -522,7 +522,16 @@ fn write_share(
             n += 1;
         }
         let run: &[u8] = match source.pages(b, first, n) {
-            Some(mem) => mem,
+            Some(mem) if mem.len() == n * page_len => mem,
+            Some(mem) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "page source lent {} bytes for {n} pages of block {b} from page {first:#x}",
+                        mem.len()
+                    ),
+                ));
+            }
             None => {
                 let run = &mut buf[..n * page_len];
                 for (k, chunk) in run.chunks_exact_mut(page_len).enumerate() {
