@@ -33,7 +33,6 @@
 //! 10) pick another sample.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -42,6 +41,8 @@ use migsim::caps::{
     Capabilities, Capability, MigrationConfig, MultifdCompression, Parameters, Profile, Transport,
 };
 use serde_json::Value;
+
+mod common;
 
 fn data() -> Value {
     table("differential.json")
@@ -348,51 +349,14 @@ fn mapped_ram_tls_checks_agree_with_qemu_10() {
 // ---------------------------------------------------------------------------
 
 /// The installed QEMU (path, `--version` line, version) when it is >= 9.0,
-/// else `None` after one line on stderr; under `CI=true` a missing or old
-/// QEMU fails instead (the rule of `tests/qemu_interop.rs`).
+/// else `None` (the tier rule of `tests/common`).
 fn live_qemu() -> Option<(String, String, (u32, u32, u32))> {
-    let bin = std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
-    let found = Command::new(&bin)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{bin}: {e}"))
-        .and_then(|out| {
-            let text = String::from_utf8_lossy(&out.stdout);
-            let line = text.lines().next().unwrap_or("").trim().to_string();
-            let v: Vec<u32> = line
-                .split("version ")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .map(|v| v.split('.').map_while(|n| n.parse().ok()).collect())
-                .unwrap_or_default();
-            let version = match v[..] {
-                [a, b, c, ..] => (a, b, c),
-                [a, b] => (a, b, 0),
-                _ => return Err(format!("{bin} --version said {line:?}")),
-            };
-            if version < (9, 0, 0) {
-                return Err(format!("{line}: older than 9.0"));
-            }
-            Ok((bin.clone(), line, version))
-        });
-    match found {
-        Ok(q) => Some(q),
-        Err(why) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "qemu interop tier: qemu-system-x86_64 >= 9.0 is required under CI=true ({why}); \
-                     install qemu-system-x86 from bookworm-backports (see README)"
-                );
-            }
-            let _ = writeln!(
-                std::io::stderr(),
-                "qemu interop tier skipped: qemu-system-x86_64 >= 9.0 not found; install \
-                 qemu-system-x86 from bookworm-backports (see README) to enable it"
-            );
-            None
-        }
-    }
+    let q = common::qemu_or_skip()?;
+    Some((
+        q.path.display().to_string(),
+        q.version_line.clone(),
+        q.version_tuple(),
+    ))
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {

@@ -36,10 +36,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Once, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+mod common;
 
 use migsim::caps::{Capabilities, Capability, Profile};
 use migsim::format::LoadError;
@@ -90,29 +92,10 @@ impl QemuInfo {
     }
 }
 
-fn detect() -> Result<QemuInfo, String> {
-    let bin = std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
-    let out = Command::new(&bin)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{bin}: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let version_line = text.lines().next().unwrap_or("").trim().to_string();
-    let v: Vec<u32> = version_line
-        .split("version ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .map(|v| v.split('.').map_while(|n| n.parse().ok()).collect())
-        .unwrap_or_default();
-    let version = match v[..] {
-        [a, b, c, ..] => (a, b, c),
-        [a, b] => (a, b, 0),
-        _ => return Err(format!("{bin} --version said {version_line:?}")),
-    };
-    if version < (9, 0, 0) {
-        return Err(format!("{version_line}: older than 9.0"));
-    }
+fn detect(q: &migsim::bench::qemu::Qemu) -> Result<QemuInfo, String> {
+    let bin = q.path.display().to_string();
+    let version_line = q.version_line.clone();
+    let version = q.version_tuple();
     let help = Command::new(&bin)
         .args(["-M", "help"])
         .stdin(Stdio::null())
@@ -143,32 +126,12 @@ fn detect() -> Result<QemuInfo, String> {
     })
 }
 
-/// The installed QEMU, or `None` (after saying so once) when the tier is
-/// skipped. Under `CI=true` a missing or old QEMU fails the test instead.
+/// The installed QEMU, or `None` when the tier is skipped (see
+/// `tests/common`).
 fn qemu() -> Option<&'static QemuInfo> {
-    static INFO: OnceLock<Result<QemuInfo, String>> = OnceLock::new();
-    match INFO.get_or_init(detect) {
-        Ok(info) => Some(info),
-        Err(why) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "qemu interop tier: qemu-system-x86_64 >= 9.0 is required under CI=true ({why}); \
-                     install qemu-system-x86 from bookworm-backports (see README)"
-                );
-            }
-            static SAID: Once = Once::new();
-            SAID.call_once(|| {
-                // Straight to the stream, past the test harness's capture,
-                // so a plain `cargo test` shows it.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "qemu interop tier skipped: qemu-system-x86_64 >= 9.0 not found; install \
-                     qemu-system-x86 from bookworm-backports (see README) to enable it"
-                );
-            });
-            None
-        }
-    }
+    static INFO: OnceLock<QemuInfo> = OnceLock::new();
+    let q = common::qemu_or_skip()?;
+    Some(INFO.get_or_init(|| detect(q).unwrap_or_else(|e| panic!("qemu interop tier: {e}"))))
 }
 
 /// Accelerator for the live guest: TCG unless `MIGSIM_QEMU_LIVE_ACCEL`

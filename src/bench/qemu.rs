@@ -46,20 +46,35 @@ const MAX_BANDWIDTH: u64 = 1 << 40;
 const CHECK_ADDR: u64 = MIB;
 const CHECK_LEN: u64 = 64 << 10;
 
-/// QEMU found on PATH (or `$MIGSIM_QEMU`), with its version.
+/// QEMU found on PATH (or `$MIGSIM_QEMU`, or `$QEMU`), with its version.
 #[derive(Clone, Debug)]
 pub struct Qemu {
     pub path: PathBuf,
     /// E.g. `10.0.2`.
     pub version: String,
+    /// The first line of `--version`.
+    pub version_line: String,
     pub major: u32,
     pub minor: u32,
+    /// 0 when the version has only two numbers.
+    pub patch: u32,
 }
 
-/// Find `qemu-system-x86_64` >= 9.0 (mapped-ram); `$MIGSIM_QEMU` names
-/// another binary. `Err(reason)` when missing or too old.
+impl Qemu {
+    /// `(major, minor, patch)`.
+    pub fn version_tuple(&self) -> (u32, u32, u32) {
+        (self.major, self.minor, self.patch)
+    }
+}
+
+/// Find `qemu-system-x86_64` >= 9.0 (mapped-ram); `$MIGSIM_QEMU` (or
+/// `$QEMU`, as the test tiers use) names another binary. `Err(reason)`
+/// when missing or too old.
 pub fn find() -> Result<Qemu, String> {
-    let path = match std::env::var_os("MIGSIM_QEMU").filter(|v| !v.is_empty()) {
+    let named = std::env::var_os("MIGSIM_QEMU")
+        .filter(|v| !v.is_empty())
+        .or_else(|| std::env::var_os("QEMU").filter(|v| !v.is_empty()));
+    let path = match named {
         Some(p) => {
             let p = PathBuf::from(p);
             if p.components().count() > 1 {
@@ -99,11 +114,14 @@ pub fn find() -> Result<Qemu, String> {
             path.display()
         ));
     }
+    let patch = nums.next().and_then(Result::ok).unwrap_or(0);
     Ok(Qemu {
         path,
+        version_line: line.to_string(),
         version,
         major,
         minor,
+        patch,
     })
 }
 
@@ -807,8 +825,10 @@ mod tests {
         let q = Qemu {
             path: PathBuf::from("/nonexistent/qemu"),
             version: "10.0.2".into(),
+            version_line: "QEMU emulator version 10.0.2".into(),
             major: 10,
             minor: 0,
+            patch: 2,
         };
         let dir = tempfile::tempdir().unwrap();
         let plain = QemuCase {

@@ -1,0 +1,37 @@
+//! Shared by the test binaries of the QEMU interop tier: finding QEMU and
+//! the tier's rule. With `qemu-system-x86_64` >= 9.0 (or `$QEMU`) the tier
+//! runs; without it, one line says it was skipped and how to enable it,
+//! except under `CI=true`, where a missing or old QEMU fails the test.
+
+use std::io::Write;
+use std::sync::{Once, OnceLock};
+
+use migsim::bench::qemu::{Qemu, find};
+
+/// The installed QEMU, or `None` (after saying so once) when the tier is
+/// skipped; panics under `CI=true` instead of skipping.
+pub fn qemu_or_skip() -> Option<&'static Qemu> {
+    static FOUND: OnceLock<Result<Qemu, String>> = OnceLock::new();
+    match FOUND.get_or_init(find) {
+        Ok(q) => Some(q),
+        Err(why) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "qemu interop tier: qemu-system-x86_64 >= 9.0 is required under CI=true ({why}); \
+                     install qemu-system-x86 from bookworm-backports (see README)"
+                );
+            }
+            static SAID: Once = Once::new();
+            SAID.call_once(|| {
+                // Straight to the stream, past the test harness's capture,
+                // so a plain `cargo test` shows it.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "qemu interop tier skipped: qemu-system-x86_64 >= 9.0 not found ({why}); \
+                     install qemu-system-x86 from bookworm-backports (see README) to enable it"
+                );
+            });
+            None
+        }
+    }
+}
