@@ -110,13 +110,7 @@ fn detect(q: &migsim::bench::qemu::Qemu) -> Result<QemuInfo, String> {
             machines.insert(alias.to_string(), rest.trim_end_matches(')').to_string());
         }
     }
-    let kvm = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    let accel = std::env::var("MIGSIM_QEMU_ACCEL")
-        .unwrap_or_else(|_| if kvm { "kvm" } else { "tcg" }.to_string());
+    let accel = common::stopped_guest_accel();
     Ok(QemuInfo {
         bin,
         version_line,
