@@ -7,12 +7,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use migsim::bugs::Bug;
-use migsim::explore::{ExploreOptions, explore, shard_seeds};
-use migsim::format::io::DiskFile;
-use migsim::format::reader::{StreamInfo, inspect};
-use migsim::run::{RunOptions, RunReport, check_expectations, run, run_opts};
-use migsim::scenario::{Scenario, Verdict, WriterKind};
+use migsim_format::io::DiskFile;
+use migsim_format::reader::{StreamInfo, inspect};
+use migsim_format::stream::SectionKind;
+use migsim_harness::bugs::Bug;
+use migsim_harness::explore::{ExploreOptions, explore, shard_seeds};
+use migsim_harness::run::{RunOptions, RunReport, check_expectations, run, run_opts};
+use migsim_harness::scenario::{Scenario, Verdict, WriterKind};
 
 #[derive(Parser)]
 #[command(
@@ -90,7 +91,7 @@ impl BigArgs {
                 .blocks
                 .first_mut()
                 .ok_or("the scenario has no RAMBlock to resize")?;
-            first.size = migsim::scenario::Size(r);
+            first.size = migsim_harness::scenario::Size(r);
             s.expect.digest = None;
         }
         if let Some(ws) = &self.writers {
@@ -130,7 +131,7 @@ impl BigArgs {
 }
 
 fn parse_size_arg(t: &str) -> Result<u64, String> {
-    migsim::scenario::parse_size(t)
+    migsim_harness::scenario::parse_size(t)
 }
 
 fn size_text(b: u64) -> String {
@@ -173,7 +174,7 @@ enum Cmd {
         out: Option<PathBuf>,
         /// Inject a deliberately wrong variant (builds with the
         /// bug-variants feature only), e.g. to replay what explore found.
-        #[arg(long, value_enum)]
+        #[arg(long, value_name = "VARIANT")]
         bug: Option<Bug>,
         #[command(flatten)]
         big: BigArgs,
@@ -199,7 +200,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
         /// Inject a deliberately wrong variant (bug-variants builds only).
-        #[arg(long, value_enum)]
+        #[arg(long, value_name = "VARIANT")]
         bug: Option<Bug>,
         /// Report failures as found, without shrinking.
         #[arg(long)]
@@ -406,16 +407,6 @@ fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
 }
 
-fn check_bug_build(bug: Option<Bug>) -> Result<(), String> {
-    if bug.is_some() && !migsim::bugs::ENABLED {
-        return Err(
-            "this migsim was built without bug variants; rebuild with `--features bug-variants`"
-                .into(),
-        );
-    }
-    Ok(())
-}
-
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
     let (a, b) = s.split_once("..").ok_or("expected A..B, e.g. 0..200")?;
     let a: u64 = a.trim().parse().map_err(|e| format!("{a}: {e}"))?;
@@ -437,7 +428,6 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
 }
 
 fn cmd_explore(opts: &ExploreOptions, json: bool) -> Result<ExitCode, String> {
-    check_bug_build(opts.bug)?;
     let start = std::time::Instant::now();
     let bar = indicatif::ProgressBar::new(opts.seeds.len() as u64);
     bar.set_style(
@@ -514,7 +504,6 @@ fn cmd_run(
     bug: Option<Bug>,
     big: &BigArgs,
 ) -> Result<ExitCode, String> {
-    check_bug_build(bug)?;
     let mut s = match path {
         Some(p) => Scenario::load(p)?,
         None => Scenario::default_scenario(),
@@ -644,7 +633,7 @@ fn size_series(sizes: &[u64]) -> String {
 }
 
 fn cmd_replay(paths: &[PathBuf], bless: bool) -> Result<ExitCode, String> {
-    let files = migsim::scenario::scenario_files(paths)?;
+    let files = migsim_harness::scenario::scenario_files(paths)?;
     if files.is_empty() {
         return Err("no scenario files (*.toml) found".into());
     }
@@ -767,17 +756,17 @@ fn print_inspect(path: &Path, i: &StreamInfo) {
         }
         println!();
     }
-    let count = |k: &str| i.sections.iter().filter(|s| s.kind == k).count();
+    let count = |k: SectionKind| i.sections.iter().filter(|s| s.kind == k).count();
     println!(
         "sections      {} START, {} PART, {} END, {} FULL (devices), {} COMMAND",
-        count("START"),
-        count("PART"),
-        count("END"),
-        count("FULL"),
-        count("COMMAND")
+        count(SectionKind::Start),
+        count(SectionKind::Part),
+        count(SectionKind::End),
+        count(SectionKind::Full),
+        count(SectionKind::Command)
     );
     for s in &i.sections {
-        if s.kind == "FULL" {
+        if s.kind == SectionKind::Full {
             continue;
         }
         println!(
@@ -788,7 +777,7 @@ fn print_inspect(path: &Path, i: &StreamInfo) {
     let devices: Vec<String> = i
         .sections
         .iter()
-        .filter(|s| s.kind == "FULL")
+        .filter(|s| s.kind == SectionKind::Full)
         .map(|s| format!("{}({})", s.idstr, s.len))
         .collect();
     if !devices.is_empty() {
@@ -809,7 +798,7 @@ fn print_inspect(path: &Path, i: &StreamInfo) {
 
 fn cmd_extract(path: &Path, block: &str, output: &Path) -> Result<ExitCode, String> {
     let file = open(path)?;
-    let info = migsim::extract::extract(&file, block, output)
+    let info = migsim_format::extract::extract(&file, block, output)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let b = info
         .blocks

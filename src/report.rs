@@ -28,9 +28,9 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::run::{check_expectations, run};
-use crate::scenario::{Expect, Scenario, Verdict};
-use crate::sim::workload::WorkloadKind;
+use migsim_harness::run::{check_expectations, run};
+use migsim_harness::scenario::{Expect, Scenario, Verdict};
+use migsim_harness::sim::workload::WorkloadKind;
 
 /// Dirty rates (pages the guest writes per tick) of the built-in sweep;
 /// 0 makes the guest idle.
@@ -181,7 +181,7 @@ pub fn sweep() -> Vec<ReportInput> {
 /// Load scenario files; directories are searched recursively for `*.toml`
 /// (sorted), like `migsim replay`.
 pub fn load_inputs(paths: &[PathBuf]) -> Result<Vec<ReportInput>, String> {
-    let files = crate::scenario::scenario_files(paths)?;
+    let files = migsim_harness::scenario::scenario_files(paths)?;
     if files.is_empty() {
         return Err("no scenario files (*.toml) found".into());
     }
@@ -204,7 +204,7 @@ pub fn write_report(inputs: &[ReportInput], dir: &Path, jobs: usize) -> Result<R
 
     for (input, r) in inputs.iter().zip(&runs) {
         if input.path.is_none() {
-            let toml = toml::to_string(&r.scenario).map_err(|e| e.to_string())?;
+            let toml = r.scenario.to_toml()?;
             let text = format!(
                 "# Written by `migsim report`. Replay and check the digest:\n# {}\n\n{toml}",
                 r.replay

@@ -37,7 +37,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use migsim::caps::{
+use migsim_format::caps::{
     Capabilities, Capability, MigrationConfig, MultifdCompression, Parameters, Profile, Transport,
 };
 use serde_json::Value;
@@ -92,7 +92,7 @@ fn qemu(step: &Value) -> Option<String> {
     }
 }
 
-fn ours(r: Result<(), migsim::caps::CapsError>) -> Option<String> {
+fn ours(r: Result<(), migsim_format::caps::CapsError>) -> Option<String> {
     r.err().map(|e| e.to_string())
 }
 

@@ -5,14 +5,14 @@
 
 use std::path::Path;
 
-use migsim::caps::{Capabilities, Capability};
-use migsim::format::io::AlignedBuf;
-use migsim::format::io::{DiskFile, MigFile};
-use migsim::format::reader::{LoadOptions, load_channels};
-use migsim::format::writer::{MigrationWriter, PageSource, RamBlockDesc};
-use migsim::run::{RunOptions, RunReport, run_opts};
-use migsim::scenario::{Scenario, Verdict};
-use migsim::sim::dest::Destination;
+use migsim_format::caps::{Capabilities, Capability};
+use migsim_format::io::AlignedBuf;
+use migsim_format::io::{DiskFile, MigFile};
+use migsim_format::reader::{LoadOptions, load};
+use migsim_format::writer::{MigrationWriter, PageSource, RamBlockDesc};
+use migsim_harness::run::{RunOptions, RunReport, run_opts};
+use migsim_harness::scenario::{Scenario, Verdict};
+use migsim_harness::sim::dest::Destination;
 
 const PAGE: usize = 4096;
 
@@ -25,10 +25,10 @@ fn run_in(s: &Scenario, dir: Option<&Path>, channels: usize, direct_io: bool) ->
     run_opts(
         s,
         &RunOptions {
-            bug: None,
             file_dir: dir.map(Path::to_path_buf),
             direct_io,
             channels,
+            ..RunOptions::default()
         },
     )
 }
@@ -191,10 +191,14 @@ fn load_with_channels_restores_the_same_memory() {
     let blocks = s.blocks();
     for dirty in [false, true] {
         let mut one = Destination::new(&blocks, dirty);
-        load_channels(&f.file, &opts, &mut one, 1).unwrap();
+        load(&f.file, &opts, &mut one).unwrap();
         for channels in [2, 3, 4, 16] {
             let mut many = Destination::new(&blocks, dirty);
-            load_channels(&f.file, &opts, &mut many, channels).unwrap();
+            let opts = LoadOptions {
+                channels,
+                ..opts.clone()
+            };
+            load(&f.file, &opts, &mut many).unwrap();
             for (b, blk) in blocks.iter().enumerate() {
                 for p in 0..blk.pages() {
                     assert!(
@@ -212,7 +216,7 @@ fn load_with_channels_restores_the_same_memory() {
 /// caught, with the same story, however many channels read.
 #[test]
 fn a_broken_reader_is_caught_the_same_way_with_channels() {
-    use migsim::bugs::Bug;
+    use migsim_harness::bugs::Bug;
     let s = scenario("zero-after-data-dirty-destination");
     let story = |channels| {
         let r = run_opts(

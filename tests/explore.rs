@@ -1,21 +1,15 @@
 //! Exploration finds real bug classes: every deliberately wrong variant
-//! (src/bugs.rs) is caught within a bounded number of seeds, shrunk, and
+//! (crates/migsim-harness/src/bugs.rs) is caught within a bounded number of seeds, shrunk, and
 //! its regression scenario replays; without a bug, a sweep passes, and the
 //! results do not depend on the number of jobs.
 
 use std::path::Path;
 use std::time::Instant;
 
-use migsim::bugs::Bug;
-use migsim::explore::{ExploreOptions, explore, shard_seeds};
-use migsim::run::{check_expectations, run_with};
-use migsim::scenario::{Scenario, Verdict};
-
-// Tests build this crate with the bug-variants feature (dev-dependency).
-const _: () = assert!(
-    migsim::bugs::ENABLED,
-    "tests build with the bug-variants feature"
-);
+use migsim_harness::bugs::Bug;
+use migsim_harness::explore::{ExploreOptions, explore, shard_seeds};
+use migsim_harness::run::{check_expectations, run_with};
+use migsim_harness::scenario::{Scenario, Verdict};
 
 /// Seeds explore may take to find each variant.
 const SEED_BUDGET: u64 = 50;
@@ -115,7 +109,7 @@ fn a_clean_sweep_passes_and_does_not_depend_on_jobs_or_shards() {
     let ra = explore(&a, &|_, _| {}).unwrap();
     let rb = explore(&b, &|_, _| {}).unwrap();
     assert_eq!(ra.passed, rb.passed);
-    let key = |r: &migsim::explore::ExploreReport| {
+    let key = |r: &migsim_harness::explore::ExploreReport| {
         r.failures
             .iter()
             .map(|f| (f.seed, f.scenario_toml.clone()))

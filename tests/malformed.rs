@@ -1,4 +1,4 @@
-//! Malformed-input tests for the reader (`migsim::format::reader`).
+//! Malformed-input tests for the reader (`migsim_format::reader`).
 //!
 //! Every test builds a VALID file with the public writer API, checks that
 //! it loads, then corrupts specific bytes (offsets computed from the
@@ -14,11 +14,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use migsim::caps::{Capabilities, Capability, CapsError};
-use migsim::format::LoadError;
-use migsim::format::reader::{self, LoadOptions, NullSink, RamSink, StreamInfo};
-use migsim::format::writer::{DeviceState, MigrationWriter, RamBlockDesc};
-use migsim::sim::dest::Destination;
+use migsim_format::LoadError;
+use migsim_format::caps::{Capabilities, Capability, CapsError};
+use migsim_format::reader::{self, LoadOptions, NullSink, RamSink, StreamInfo};
+use migsim_format::writer::{DeviceState, MigrationWriter, RamBlockDesc};
+use migsim_harness::sim::dest::Destination;
 
 // ---------------------------------------------------------------------------
 // Allocation tracking: the largest single allocation request of the current
@@ -198,7 +198,7 @@ fn opts(caps: Capabilities) -> LoadOptions {
         machine: Some(MACHINE.into()),
         caps: Some(caps),
         skip_page_data: false,
-        bug: None,
+        ..LoadOptions::default()
     }
 }
 
@@ -233,8 +233,8 @@ impl Fixture {
         assert_eq!(
             info.layout,
             match lay {
-                Lay::Sequential => "sequential",
-                Lay::FixedRam => "fixed-ram",
+                Lay::Sequential => migsim_format::Layout::Sequential,
+                Lay::FixedRam => migsim_format::Layout::FixedRam,
             }
         );
         let dirty_ok = lay == Lay::FixedRam;
@@ -261,7 +261,7 @@ impl Fixture {
         self.info
             .sections
             .iter()
-            .filter(|s| s.kind == kind)
+            .filter(|s| s.kind.name() == kind)
             .nth(nth)
             .unwrap_or_else(|| panic!("no {kind} section #{nth}"))
             .offset
@@ -269,7 +269,7 @@ impl Fixture {
 
     fn ram_start(&self) -> u64 {
         let s = &self.info.sections[0];
-        assert_eq!((s.kind, s.idstr.as_str()), ("START", "ram"));
+        assert_eq!((s.kind.name(), s.idstr.as_str()), ("START", "ram"));
         s.offset
     }
 
@@ -396,7 +396,7 @@ fn valid_files_load() {
         assert_eq!(f.info.version, 3);
         assert_eq!(f.info.blocks[0].pages, RAM_PAGES);
         assert_eq!(f.info.blocks[1].pages, 1);
-        let kinds: Vec<_> = f.info.sections.iter().map(|s| s.kind).collect();
+        let kinds: Vec<_> = f.info.sections.iter().map(|s| s.kind.name()).collect();
         assert_eq!(
             kinds,
             ["START", "PART", "PART", "COMMAND", "END", "FULL", "FULL"],
@@ -643,7 +643,12 @@ fn unknown_section_type_is_rejected() {
 fn missing_footer_is_rejected() {
     for lay in BOTH {
         let f = Fixture::new(lay);
-        for s in f.info.sections.iter().filter(|s| s.kind != "COMMAND") {
+        for s in f
+            .info
+            .sections
+            .iter()
+            .filter(|s| s.kind != migsim_format::SectionKind::Command)
+        {
             let foot = s.offset + s.len - 5;
             assert_eq!(f.bytes[foot as usize], 0x7E, "{lay:?} {s:?}");
             let bad = f.corrupt(|b| b[foot as usize] = 0x7F);
@@ -662,7 +667,12 @@ fn missing_footer_is_rejected() {
 fn footer_id_mismatch_is_rejected() {
     for lay in BOTH {
         let f = Fixture::new(lay);
-        for s in f.info.sections.iter().filter(|s| s.kind != "COMMAND") {
+        for s in f
+            .info
+            .sections
+            .iter()
+            .filter(|s| s.kind != migsim_format::SectionKind::Command)
+        {
             let foot = s.offset + s.len - 5;
             assert_eq!(be32_at(&f.bytes, foot + 1), s.id);
             let bad = f.corrupt(|b| put_be32(b, foot + 1, 0xdead));
@@ -702,7 +712,7 @@ fn part_and_end_with_unknown_section_id_are_rejected() {
             .info
             .sections
             .iter()
-            .find(|s| s.kind == "FULL")
+            .find(|s| s.kind == migsim_format::SectionKind::Full)
             .unwrap()
             .id;
         let part = f.section("PART", 0);
@@ -1441,7 +1451,10 @@ fn fixed_ram_into_dirty_destination_zeroes_pages_whose_bit_is_clear() {
     let bitmap = &f.bytes[fr.bitmap_offset as usize..(fr.bitmap_offset + fr.bitmap_len) as usize];
     assert_eq!(bitmap, &[0b0000_0101, 0, 0, 0, 0, 0, 0, 0]);
     let mut dest = Destination::new(&blocks(), true);
-    assert_eq!(dest.page(0, 7), &[migsim::sim::dest::GARBAGE; PAGE_US][..]);
+    assert_eq!(
+        dest.page(0, 7),
+        &[migsim_harness::sim::dest::GARBAGE; PAGE_US][..]
+    );
     let info = reader::load(&f.bytes, &opts(Lay::FixedRam.caps()), &mut dest).unwrap();
     assert_eq!(info.blocks[0].pages_present, 2);
     assert_eq!(info.blocks[1].pages_present, 1);
@@ -2027,8 +2040,8 @@ fn many_devices_load_in_linear_time() {
 
 #[test]
 fn long_block_list_loads_in_linear_time() {
-    use migsim::format::stream::{self, kind};
-    use migsim::format::wire::Encoder;
+    use migsim_format::stream::{self, kind};
+    use migsim_format::wire::Encoder;
     let n = 50_000u64;
     let mut e = Encoder::new();
     stream::encode_preamble(&mut e, MACHINE, &[]);

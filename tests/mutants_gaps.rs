@@ -3,18 +3,18 @@
 //! mutant that survived the rest of the suite. They go through the public
 //! API only.
 
-use migsim::bugs::Bug;
-use migsim::caps::{Capabilities, Capability, CapsError};
-use migsim::format::LoadError;
-use migsim::format::SaveError;
-use migsim::format::io::{DiskFile, MigFile};
-use migsim::format::ram::is_zero_page;
-use migsim::format::reader::{self, LoadOptions, RamSink, StreamInfo};
-use migsim::format::stream;
-use migsim::format::vmdesc::Vmdesc;
-use migsim::format::wire::{Cursor, Encoder, printable};
-use migsim::format::writer::{DeviceState, MigrationWriter, RamBlockDesc};
-use migsim::sim::dest::Destination;
+use migsim_format::LoadError;
+use migsim_format::SaveError;
+use migsim_format::caps::{Capabilities, Capability, CapsError};
+use migsim_format::io::{DiskFile, MigFile};
+use migsim_format::ram::is_zero_page;
+use migsim_format::reader::{self, LoadOptions, RamSink, StreamInfo};
+use migsim_format::stream;
+use migsim_format::vmdesc::Vmdesc;
+use migsim_format::wire::{Cursor, Encoder, printable};
+use migsim_format::writer::{DeviceState, MigrationWriter, RamBlockDesc};
+use migsim_harness::bugs::{Bug, BugHooks};
+use migsim_harness::sim::dest::Destination;
 
 const MACHINE: &str = "pc-i440fx-10.0";
 const PAGE: usize = 4096;
@@ -57,7 +57,7 @@ fn load_opts(caps: Capabilities) -> LoadOptions {
         machine: Some(MACHINE.into()),
         caps: Some(caps),
         skip_page_data: false,
-        bug: None,
+        ..LoadOptions::default()
     }
 }
 
@@ -217,7 +217,11 @@ fn writer_refuses_device_idstr_empty_or_longer_than_255_bytes() {
     w.begin_completion().unwrap();
     let (file, _) = w.finish(&[dev(name.clone())]).unwrap();
     let info = reader::inspect(&file).unwrap();
-    let full: Vec<_> = info.sections.iter().filter(|s| s.kind == "FULL").collect();
+    let full: Vec<_> = info
+        .sections
+        .iter()
+        .filter(|s| s.kind == migsim_format::SectionKind::Full)
+        .collect();
     assert_eq!(full.len(), 1);
     assert_eq!(full[0].idstr, name);
     assert_eq!(info.vmdesc_devices, 1);
@@ -425,8 +429,9 @@ fn page_at(file: &[u8], off: u64) -> &[u8] {
 
 /// Write pc.ram p1 (0x11) and p2 (then zeroed), vga p0 (0x22), with `bug`.
 fn fixed_file_with(bug: Option<Bug>) -> Vec<u8> {
-    let mut w = start(&fixed(), vec![block("pc.ram", 4), block("vga", 2)]).unwrap();
-    w.inject_bug(bug);
+    let mut w = start(&fixed(), vec![block("pc.ram", 4), block("vga", 2)])
+        .unwrap()
+        .with_hooks(BugHooks(bug));
     w.begin_iteration().unwrap();
     w.save_page(0, 1, &page(0x11)).unwrap();
     w.save_page(0, 2, &page(0x33)).unwrap();
@@ -484,8 +489,9 @@ fn bug_zero_page_keeps_bit_keeps_only_bits_already_set() {
         "zeroed p2 keeps its bit"
     );
     // A page that is zero the first time it is sent gets no bit.
-    let mut w = start(&fixed(), vec![block("pc.ram", 4)]).unwrap();
-    w.inject_bug(Some(Bug::ZeroPageKeepsBit));
+    let mut w = start(&fixed(), vec![block("pc.ram", 4)])
+        .unwrap()
+        .with_hooks(BugHooks(Some(Bug::ZeroPageKeepsBit)));
     w.begin_completion().unwrap();
     w.save_page(0, 3, &vec![0; PAGE]).unwrap();
     let file = w.finish(&[]).unwrap().0;
@@ -508,12 +514,12 @@ fn bug_reader_skips_clear_bits_leaves_stale_destination_pages() {
     for (bug, stale) in [(None, false), (Some(Bug::ReaderSkipsClearBits), true)] {
         let mut dest = Destination::new(&blocks, true);
         let opts = LoadOptions {
-            bug,
+            clear_bit_pages: migsim_harness::bugs::clear_bit_pages(bug),
             ..load_opts(fixed())
         };
         reader::load(&file, &opts, &mut dest).unwrap();
         assert_eq!(dest.page(0, 1), page(0x11));
-        let garbage = vec![migsim::sim::dest::GARBAGE; PAGE];
+        let garbage = vec![migsim_harness::sim::dest::GARBAGE; PAGE];
         let zero = vec![0; PAGE];
         for (b, p) in [(0, 0), (0, 2), (0, 3), (1, 1)] {
             let want = if stale { &garbage } else { &zero };
@@ -563,7 +569,7 @@ fn ram_sent_as_a_full_section_is_refused() {
         let mut file = w.finish(&[]).unwrap().0;
         let info = reader::inspect(&file).unwrap();
         let s = &info.sections[0];
-        assert_eq!((s.kind, s.idstr.as_str()), ("START", "ram"));
+        assert_eq!((s.kind.name(), s.idstr.as_str()), ("START", "ram"));
         // Same bytes, but announced as a FULL (non-iterative) section.
         file[s.offset as usize] = 0x04;
         match reader::inspect(&file) {
@@ -907,7 +913,7 @@ fn writer_reports_its_blocks_layout_and_counters() {
     for (caps, fixed_ram) in [(Capabilities::none(), false), (fixed(), true)] {
         let mut w = start(&caps, blocks.clone()).unwrap();
         assert_eq!(w.blocks(), blocks.as_slice());
-        assert_eq!(w.is_fixed_ram(), fixed_ram);
+        assert_eq!(w.layout() == migsim_format::Layout::FixedRam, fixed_ram);
         let written = MigFile::len(w.file_mut());
         assert!(written > 0, "the START section is written by start()");
         w.begin_iteration().unwrap();

@@ -8,16 +8,16 @@
 
 use std::collections::BTreeSet;
 
-use migsim::caps::{Capabilities, Capability, Transport};
-use migsim::format::bitmap::PageBitmap;
-use migsim::format::fixed_ram::{BlockLayout, FixedRamHeader};
-use migsim::format::io::MigFile;
-use migsim::format::reader::{self, LoadOptions, StreamInfo};
-use migsim::format::wire::Encoder;
-use migsim::format::writer::{MigrationWriter, RamBlockDesc, WriterStats};
-use migsim::format::{LoadError, SaveError};
-use migsim::sim::dest::{Destination, GARBAGE};
-use migsim::sim::simfile::SimFile;
+use migsim_format::bitmap::PageBitmap;
+use migsim_format::caps::{Capabilities, Capability, Transport};
+use migsim_format::fixed_ram::{BlockLayout, FixedRamHeader};
+use migsim_format::io::MigFile;
+use migsim_format::reader::{self, LoadOptions, StreamInfo};
+use migsim_format::wire::Encoder;
+use migsim_format::writer::{MigrationWriter, RamBlockDesc, WriterStats};
+use migsim_format::{LoadError, SaveError};
+use migsim_harness::sim::dest::{Destination, GARBAGE};
+use migsim_harness::sim::simfile::SimFile;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -611,7 +611,10 @@ fn check_info(
         vec![]
     };
     prop_assert_eq!(&info.capabilities, &want_caps);
-    prop_assert_eq!(info.layout, if fixed { "fixed-ram" } else { "sequential" });
+    prop_assert_eq!(
+        info.layout.name(),
+        if fixed { "fixed-ram" } else { "sequential" }
+    );
     prop_assert_eq!(info.blocks.len(), plan.blocks.len());
     for (i, (got, want)) in info.blocks.iter().zip(&plan.blocks).enumerate() {
         prop_assert_eq!(&got.name, &want.name);
@@ -658,7 +661,7 @@ fn check_info(
             prop_assert!(got.fixed_ram.is_none());
         }
     }
-    let kinds: Vec<&str> = info.sections.iter().map(|s| s.kind).collect();
+    let kinds: Vec<&str> = info.sections.iter().map(|s| s.kind.name()).collect();
     let mut want_kinds = vec!["START"];
     want_kinds.extend(std::iter::repeat_n("PART", plan.passes.len() - 1));
     want_kinds.extend(["COMMAND", "END"]);
@@ -721,7 +724,7 @@ fn load_into(
         machine: Some(plan.machine.clone()),
         caps: Some(caps),
         skip_page_data: false,
-        bug: None,
+        ..LoadOptions::default()
     };
     let info = reader::load(&file.to_vec(), &opts, &mut dest)?;
     Ok((dest, info))

@@ -43,15 +43,15 @@ use serde_json::{Value, json};
 
 mod common;
 
-use migsim::caps::{Capabilities, Capability, Profile};
-use migsim::format::LoadError;
-use migsim::format::io::{DiskFile, MigFile};
-use migsim::format::reader::{LoadOptions, StreamInfo, inspect, load};
-use migsim::format::writer::RamBlockDesc;
-use migsim::run::{RunReport, run};
-use migsim::scenario::{Scenario, Verdict};
-use migsim::sim::content::{Identified, fill_page, identify};
-use migsim::sim::dest::{Destination, GARBAGE};
+use migsim_format::LoadError;
+use migsim_format::caps::{Capabilities, Capability, Profile};
+use migsim_format::io::{DiskFile, MigFile};
+use migsim_format::reader::{LoadOptions, StreamInfo, inspect, load};
+use migsim_format::writer::RamBlockDesc;
+use migsim_harness::run::{RunReport, run};
+use migsim_harness::scenario::{Scenario, Verdict};
+use migsim_harness::sim::content::{Identified, fill_page, identify};
+use migsim_harness::sim::dest::{Destination, GARBAGE};
 
 const PAGE: u64 = 4096;
 const MIB: u64 = 1 << 20;
@@ -1139,7 +1139,7 @@ fn qemu_live_save(caps: &[&str]) {
     let parts = stream
         .sections
         .iter()
-        .filter(|s| s.kind == "PART" && s.idstr == "ram")
+        .filter(|s| s.kind == migsim_format::SectionKind::Part && s.idstr == "ram")
         .count();
     let detail = if caps.contains(&"mapped-ram") {
         // The pages the guest zeroed after they were sent with data: bit

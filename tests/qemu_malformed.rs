@@ -6,9 +6,9 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use migsim::extract::extract;
-use migsim::format::io::Bytes;
-use migsim::format::reader::inspect;
+use migsim_format::extract::extract;
+use migsim_format::io::Bytes;
+use migsim_format::reader::inspect;
 
 fn real(name: &str) -> Vec<u8> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))

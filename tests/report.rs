@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use migsim::report::{
     CHART_FILES, REPORT_CSV_HEADER, SIZES_CSV_HEADER, load_inputs, sweep, write_report,
 };
-use migsim::run::{check_expectations, run};
-use migsim::scenario::{Scenario, Verdict};
+use migsim_harness::run::{check_expectations, run};
+use migsim_harness::scenario::{Scenario, Verdict};
 
 /// RFC 4180 rows (quoted fields may hold commas and doubled quotes).
 fn parse_csv(text: &str) -> Vec<Vec<String>> {
@@ -207,7 +207,7 @@ fn sweep_report_matches_the_simulation_and_is_deterministic() {
     }
     // The sweep point with the default's own values reproduces the default
     // scenario's blessed digest.
-    let default_digest = migsim::scenario::Scenario::default_scenario()
+    let default_digest = migsim_harness::scenario::Scenario::default_scenario()
         .expect
         .digest
         .unwrap();

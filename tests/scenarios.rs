@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use migsim::run::{check_expectations, run};
-use migsim::scenario::{Scenario, Verdict};
+use migsim_harness::run::{check_expectations, run};
+use migsim_harness::scenario::{Scenario, Verdict};
 
 fn scenario_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -157,7 +157,7 @@ fn zero_writes_leave_stale_bytes_but_clear_bits() {
     let r = run(&s);
     assert_eq!(r.verdict, Verdict::Pass);
     let fixed = r.files.iter().find(|f| f.writer == "fixed-ram").unwrap();
-    let info = migsim::format::reader::inspect(&fixed.file).unwrap();
+    let info = migsim_format::reader::inspect(&fixed.file).unwrap();
     let bytes = fixed.file.to_vec();
     let mut stale = 0;
     for b in &info.blocks {

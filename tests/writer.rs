@@ -1,11 +1,11 @@
 //! The two writer layouts, observed through their files' bytes and write
 //! logs: what goes where, what is overwritten, what is appended.
 
-use migsim::caps::{Capabilities, Capability};
-use migsim::format::io::{DiskFile, MigFile};
-use migsim::format::reader::inspect;
-use migsim::format::writer::{DeviceState, MigrationWriter, RamBlockDesc};
-use migsim::sim::simfile::SimFile;
+use migsim_format::caps::{Capabilities, Capability};
+use migsim_format::io::{DiskFile, MigFile};
+use migsim_format::reader::inspect;
+use migsim_format::writer::{DeviceState, MigrationWriter, RamBlockDesc};
+use migsim_harness::sim::simfile::SimFile;
 
 fn blocks() -> Vec<RamBlockDesc> {
     vec![
@@ -128,17 +128,19 @@ fn fixed_ram_overwrites_in_place_and_clears_the_bit_of_a_zeroed_page() {
         .unwrap();
     assert!(bitmap_at.iter().all(|&i| i > last_page_write));
     // PART and END carry only EOS: 1 type + 4 id + 8 EOS + 5 footer.
-    for s in info
-        .sections
-        .iter()
-        .filter(|s| s.kind == "PART" || s.kind == "END")
-    {
+    for s in info.sections.iter().filter(|s| {
+        s.kind == migsim_format::SectionKind::Part || s.kind == migsim_format::SectionKind::End
+    }) {
         assert_eq!(s.len, 18, "{s:?}");
     }
     // Device state follows the last page area.
     let last = info.blocks.last().unwrap();
     let area_end = last.fixed_ram.as_ref().unwrap().pages_offset + last.used_length;
-    let dev = info.sections.iter().find(|s| s.kind == "FULL").unwrap();
+    let dev = info
+        .sections
+        .iter()
+        .find(|s| s.kind == migsim_format::SectionKind::Full)
+        .unwrap();
     assert!(dev.offset > area_end);
 }
 

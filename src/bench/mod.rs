@@ -29,13 +29,13 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::caps::{Capabilities, Capability};
-use crate::format::io::{AlignedBuf, DIRECT_ALIGN, DiskFile};
-use crate::format::reader::{LoadOptions, load_channels};
-use crate::format::writer::{MigrationWriter, PageSource, RamBlockDesc};
-use crate::run::{RunOptions, run_opts};
-use crate::scenario::{Scenario, Size, Verdict};
-use crate::sim::dest::Destination;
+use migsim_format::caps::{Capabilities, Capability};
+use migsim_format::io::{AlignedBuf, DIRECT_ALIGN, DiskFile};
+use migsim_format::reader::{LoadOptions, load};
+use migsim_format::writer::{MigrationWriter, PageSource, RamBlockDesc};
+use migsim_harness::run::{RunOptions, run_opts};
+use migsim_harness::scenario::{Scenario, Size, Verdict};
+use migsim_harness::sim::dest::Destination;
 
 const GIB: f64 = (1u64 << 30) as f64;
 const MIB: usize = 1 << 20;
@@ -570,12 +570,13 @@ fn restore(
     let opts = LoadOptions {
         machine: Some(MACHINE.into()),
         caps: Some(caps),
+        channels: o.channels,
         ..LoadOptions::default()
     };
     let blocks = bench_blocks(o.size);
-    let load = |dest: &mut Destination| -> Result<f64, String> {
+    let restore = |dest: &mut Destination| -> Result<f64, String> {
         let t = Instant::now();
-        load_channels(&file, &opts, dest, o.channels).map_err(|e| e.to_string())?;
+        load(&file, &opts, dest).map_err(|e| e.to_string())?;
         Ok(t.elapsed().as_secs_f64())
     };
     let (mut fixed, mut fresh, mut plain) = (Vec::new(), Vec::new(), Vec::new());
@@ -585,7 +586,7 @@ fn restore(
         // VMM's guest RAM would be mapped and ready.
         let mut dest = Destination::new(&blocks, true);
         *dropped = drop_page_cache();
-        let dt = load(&mut dest)?;
+        let dt = restore(&mut dest)?;
         fixed.push(dt);
         if i == 0 {
             let mut want = vec![0u8; 4096];
@@ -607,7 +608,7 @@ fn restore(
         *dropped = drop_page_cache();
         let t = Instant::now();
         let mut dest = Destination::new(&blocks, false);
-        load(&mut dest)?;
+        restore(&mut dest)?;
         let dt3 = t.elapsed().as_secs_f64();
         drop(dest);
         fresh.push(dt3);

@@ -49,12 +49,15 @@ const CHECK_LEN: u64 = 64 << 10;
 /// QEMU found on PATH (or `$MIGSIM_QEMU`, or `$QEMU`), with its version.
 #[derive(Clone, Debug)]
 pub struct Qemu {
+    /// The binary.
     pub path: PathBuf,
     /// E.g. `10.0.2`.
     pub version: String,
     /// The first line of `--version`.
     pub version_line: String,
+    /// Major version.
     pub major: u32,
+    /// Minor version.
     pub minor: u32,
     /// 0 when the version has only two numbers.
     pub patch: u32,
@@ -174,12 +177,17 @@ pub struct QemuFigures {
     /// size whatever the contents): about `ram_bytes` when every page was
     /// written.
     pub file_bytes: u64,
+    /// Every save, seconds.
     pub save_seconds: Vec<f64>,
+    /// Every restore, seconds.
     pub restore_seconds: Vec<f64>,
+    /// Median save, seconds.
     pub save_median_s: f64,
+    /// Median restore, seconds.
     pub restore_median_s: f64,
     /// `ram_bytes` (in GiB) over the median.
     pub save_gib_s: f64,
+    /// `ram_bytes` (in GiB) over the median restore.
     pub restore_gib_s: f64,
 }
 

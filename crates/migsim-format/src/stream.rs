@@ -18,7 +18,11 @@
 //! optional trailer: 0x06 VMDESCRIPTION be32 len, len bytes of JSON
 //! ```
 
-use super::wire::Encoder;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::wire::Encoder;
 
 /// "QEVM".
 pub const MAGIC: u32 = 0x5145_564D;
@@ -96,6 +100,59 @@ pub fn encode_section_start(
 /// Section footer.
 pub fn encode_footer(e: &mut Encoder, id: u32) {
     e.u8(kind::FOOTER).be32(id);
+}
+
+/// A section or command as the reader lists it (EOF ends the list and
+/// is not one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SectionKind {
+    /// 0x01: first section of an iterative device.
+    Start,
+    /// 0x02: middle section of an iterative device.
+    Part,
+    /// 0x03: last section of an iterative device.
+    End,
+    /// 0x04: a non-iterative device's whole state.
+    Full,
+    /// 0x08: a command.
+    Command,
+}
+
+impl SectionKind {
+    /// The kind of a section type byte, if it is one of the five.
+    pub fn from_byte(k: u8) -> Option<SectionKind> {
+        Some(match k {
+            kind::START => SectionKind::Start,
+            kind::PART => SectionKind::Part,
+            kind::END => SectionKind::End,
+            kind::FULL => SectionKind::Full,
+            kind::COMMAND => SectionKind::Command,
+            _ => return None,
+        })
+    }
+
+    /// `START`, `PART`, `END`, `FULL`, `COMMAND`.
+    pub fn name(self) -> &'static str {
+        kind_name(self.byte())
+    }
+
+    /// The type byte.
+    pub fn byte(self) -> u8 {
+        match self {
+            SectionKind::Start => kind::START,
+            SectionKind::Part => kind::PART,
+            SectionKind::End => kind::END,
+            SectionKind::Full => kind::FULL,
+            SectionKind::Command => kind::COMMAND,
+        }
+    }
+}
+
+impl fmt::Display for SectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Human name of a section type byte.

@@ -9,8 +9,8 @@
 //! * [`reader`]: arbitrary bytes as a migration file of either layout. The
 //!   reader must answer `Ok` or `Err`: never panic, nor hang (libFuzzer's
 //!   `-timeout`), nor allocate past libFuzzer's `-malloc_limit_mb`. Beyond
-//!   that: [`inspect`](crate::format::reader::inspect) (which loads into a
-//!   [`NullSink`](crate::format::reader::NullSink) without page data) and
+//!   that: [`inspect`](migsim_format::reader::inspect) (which loads into a
+//!   [`NullSink`](migsim_format::reader::NullSink) without page data) and
 //!   a full load into a sink that accepts every block like `NullSink` but
 //!   checks the [`RamSink`] contract (whole pages, inside a declared
 //!   block) agree: the same description or the same error; a file that
@@ -68,16 +68,16 @@ use std::io;
 use arbitrary::{Arbitrary, Unstructured};
 use serde_json::json;
 
-use crate::caps::{
-    Capabilities, Capability, MigrationConfig, MultifdCompression, Parameters, Profile, Transport,
-};
-use crate::format::LoadError;
-use crate::format::io::MigFile;
-use crate::format::reader::{self, LoadOptions, RamSink, StreamInfo};
-use crate::format::writer::{DeviceState, MigrationWriter, RamBlockDesc};
 use crate::run;
 use crate::scenario::{Scenario, Verdict};
 use crate::sim::dest::{Destination, GARBAGE};
+use migsim_format::LoadError;
+use migsim_format::caps::{
+    Capabilities, Capability, MigrationConfig, MultifdCompression, Parameters, Profile, Transport,
+};
+use migsim_format::io::MigFile;
+use migsim_format::reader::{self, LoadOptions, RamSink, StreamInfo};
+use migsim_format::writer::{DeviceState, MigrationWriter, RamBlockDesc};
 
 const PAGE: u64 = 4096;
 const PAGE_USIZE: usize = PAGE as usize;
@@ -197,7 +197,7 @@ fn check_layout<F: MigFile + ?Sized>(file: &F, info: &StreamInfo) {
         end = s.offset + s.len;
     }
     assert!(end <= info.eof_offset, "sections run past the EOF byte");
-    let fixed = info.layout == "fixed-ram";
+    let fixed = info.layout == migsim_format::Layout::FixedRam;
     let mut next_free = 0u64;
     for b in &info.blocks {
         assert!(
@@ -265,7 +265,7 @@ fn check_restored<F: MigFile + ?Sized>(
     local: &[RamBlockDesc],
 ) {
     check_layout(file, info);
-    if info.layout != "fixed-ram" {
+    if info.layout != migsim_format::Layout::FixedRam {
         return;
     }
     let zero = [0u8; PAGE_USIZE];

@@ -19,7 +19,6 @@ use rand::seq::SliceRandom;
 use serde::Serialize;
 
 use crate::bugs::Bug;
-use crate::caps::{Capability, MultifdCompression, Profile, Transport};
 use crate::run::{check_expectations, run_with};
 use crate::scenario::{
     BlockSpec, DestinationSpec, Expect, GuestSpec, MigrationSpec, Scenario, Size, Verdict,
@@ -28,6 +27,7 @@ use crate::scenario::{
 use crate::sim::precopy::PrecopyParams;
 use crate::sim::rng;
 use crate::sim::workload::{WorkloadKind, WorkloadSpec};
+use migsim_format::caps::{Capability, MultifdCompression, Profile, Transport};
 
 const PAGE: u64 = 4096;
 

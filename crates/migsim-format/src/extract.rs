@@ -7,10 +7,10 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use crate::format::LoadError;
-use crate::format::io::MigFile;
-use crate::format::ram::PAGE_SIZE;
-use crate::format::reader::{LoadOptions, RamSink, StreamInfo, load};
+use crate::LoadError;
+use crate::io::MigFile;
+use crate::ram::PAGE_SIZE;
+use crate::reader::{LoadOptions, RamSink, StreamInfo, load};
 
 /// Largest block extract will write (a sanity limit against hostile
 /// lengths; real guests' blocks are far smaller).

@@ -15,11 +15,11 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::content::{Identified, identify};
-use crate::format::LoadError;
-use crate::format::io::AlignedBuf;
-use crate::format::ram::PAGE_SIZE;
-use crate::format::reader::{BlockPart, RamSink};
-use crate::format::writer::RamBlockDesc;
+use migsim_format::LoadError;
+use migsim_format::io::AlignedBuf;
+use migsim_format::ram::PAGE_SIZE;
+use migsim_format::reader::{BlockPart, RamSink};
+use migsim_format::writer::RamBlockDesc;
 
 /// Byte the dirty destination starts filled with.
 pub const GARBAGE: u8 = 0xA5;

@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 use super::guest::Guest;
 use super::simfile::SimFile;
 use super::workload::Workload;
-use crate::bugs::{self, Bug};
-use crate::format::SaveError;
-use crate::format::bitmap::PageBitmap;
-use crate::format::writer::{DeviceState, MigrationWriter};
+use crate::bugs::{self, Bug, BugHooks};
+use migsim_format::SaveError;
+use migsim_format::bitmap::PageBitmap;
+use migsim_format::writer::{DeviceState, MigrationWriter};
 
 /// Migration parameters (the `[parameters]` table of a scenario).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,7 +103,7 @@ pub fn run_precopy(
     guest: &mut Guest,
     workload: &mut Workload,
     params: &PrecopyParams,
-    writers: Vec<MigrationWriter<SimFile>>,
+    writers: Vec<MigrationWriter<SimFile, BugHooks>>,
     devices: impl Fn(&Guest) -> Vec<DeviceState>,
     bug: Option<Bug>,
 ) -> Result<(PrecopyOutcome, Vec<SimFile>), SaveError> {
@@ -115,7 +115,7 @@ pub fn run_precopy_channels(
     guest: &mut Guest,
     workload: &mut Workload,
     params: &PrecopyParams,
-    mut writers: Vec<MigrationWriter<SimFile>>,
+    mut writers: Vec<MigrationWriter<SimFile, BugHooks>>,
     devices: impl Fn(&Guest) -> Vec<DeviceState>,
     bug: Option<Bug>,
     channels: usize,
@@ -223,7 +223,7 @@ pub fn run_precopy_channels(
 #[allow(clippy::too_many_arguments)]
 fn send_pass(
     guest: &mut Guest,
-    writers: &mut [MigrationWriter<SimFile>],
+    writers: &mut [MigrationWriter<SimFile, BugHooks>],
     sends: &mut Vec<Send>,
     pass: u32,
     to_send: &[PageBitmap],
@@ -250,7 +250,7 @@ fn send_pass(
 
 fn send_batch(
     guest: &Guest,
-    writers: &mut [MigrationWriter<SimFile>],
+    writers: &mut [MigrationWriter<SimFile, BugHooks>],
     sends: &mut Vec<Send>,
     pass: u32,
     batch: &[(usize, u64)],

@@ -2,8 +2,8 @@
 //! strings (u8 length + bytes, no NUL), and a bounded, buffered reading
 //! cursor that turns every short read into a [`LoadError::Truncated`].
 
-use super::error::LoadError;
-use super::io::MigFile;
+use crate::error::LoadError;
+use crate::io::MigFile;
 
 /// Appends primitives to a byte buffer.
 #[derive(Default, Debug)]

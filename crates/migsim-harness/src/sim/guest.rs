@@ -2,8 +2,8 @@
 //! state, and the dirty bitmaps the migration syncs. Page bytes are never
 //! stored; they are generated from the state (see [`super::content`]).
 
-use crate::format::bitmap::PageBitmap;
-use crate::format::writer::RamBlockDesc;
+use migsim_format::bitmap::PageBitmap;
+use migsim_format::writer::RamBlockDesc;
 
 use super::content::{PageState, fill_page};
 

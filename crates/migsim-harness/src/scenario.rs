@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::caps::{Capability, MultifdCompression, Profile, Transport};
-use crate::format::writer::RamBlockDesc;
 use crate::sim::precopy::PrecopyParams;
 use crate::sim::workload::WorkloadSpec;
+use migsim_format::caps::{Capability, MultifdCompression, Profile, Transport};
+use migsim_format::writer::RamBlockDesc;
 
 /// The embedded default scenario (`migsim run` with no argument).
-pub const DEFAULT_SCENARIO: &str = include_str!("../scenarios/heavy-redirty.toml");
+pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/heavy-redirty.toml");
 
 /// Largest guest a scenario may describe.
 pub const MAX_GUEST_RAM: u64 = 256 << 30;
@@ -266,6 +266,11 @@ impl Scenario {
         let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
         s.validate()?;
         Ok(s)
+    }
+
+    /// The scenario as TOML, as `from_toml` reads it back.
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| e.to_string())
     }
 
     /// Read and parse a file.

@@ -15,7 +15,7 @@ use std::path::Path;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::format::io::{DiskFile, MigFile, SharedWrite};
+use migsim_format::io::{DiskFile, MigFile, SharedWrite};
 
 const CHUNK: usize = 4096;
 

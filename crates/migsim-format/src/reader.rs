@@ -14,7 +14,7 @@
 //! stream names is written or zeroed; pages it never names are left as
 //! they are (QEMU's first pass names every page).
 //!
-//! Channels: [`load_channels`] reads each fixed-ram block's page area with
+//! Channels: [`load`] with [`LoadOptions::channels`] reads each fixed-ram block's page area with
 //! several threads (the multifd idea) when the sink can be split into
 //! disjoint page ranges ([`RamSink::split`]); a sink may also offer its
 //! memory so pages are read straight into it ([`BlockPart::buffer`]).
@@ -23,18 +23,19 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::bitmap::PageBitmap;
-use super::error::LoadError;
-use super::fixed_ram::{FixedRamHeader, HEADER_LEN, HEADER_VERSION};
-use super::io::{AlignedBuf, MigFile};
-use super::ram::{FLAG_MASK, PAGE_SIZE, flag};
-use super::stream::{
-    self, CAPS_SUBSECTION, CMD_SWITCHOVER_START, MAGIC, RAM_IDSTR, RAM_VERSION, VERSION, kind,
-};
-use super::vmdesc::Vmdesc;
-use super::wire::Cursor;
-use crate::bugs::{self, Bug};
+use crate::bitmap::PageBitmap;
 use crate::caps::Capabilities;
+use crate::error::LoadError;
+use crate::fixed_ram::{FixedRamHeader, HEADER_LEN, HEADER_VERSION};
+use crate::io::{AlignedBuf, MigFile};
+use crate::layout::Layout;
+use crate::ram::{FLAG_MASK, PAGE_SIZE, flag};
+use crate::stream::{
+    CAPS_SUBSECTION, CMD_SWITCHOVER_START, MAGIC, RAM_IDSTR, RAM_VERSION, SectionKind, VERSION,
+    kind,
+};
+use crate::vmdesc::Vmdesc;
+use crate::wire::Cursor;
 
 /// Where loaded pages go.
 pub trait RamSink {
@@ -126,9 +127,26 @@ pub struct LoadOptions {
     /// Skip reading page data of fixed-ram blocks (bitmaps are still read
     /// and checked). `inspect` uses it to stay fast on big files.
     pub skip_page_data: bool,
-    /// A deliberately wrong variant to run (only with the `bug-variants`
-    /// feature; ignored otherwise).
-    pub bug: Option<Bug>,
+    /// What happens to fixed-ram pages whose bitmap bit is clear.
+    pub clear_bit_pages: ClearBitPages,
+    /// Threads reading each fixed-ram block's page area (the multifd
+    /// idea), when the sink can be split ([`RamSink::split`]); 0 and 1
+    /// mean one. The result does not depend on it.
+    pub channels: usize,
+}
+
+/// What a fixed-ram load does with pages whose bitmap bit is clear (pages
+/// the source never sent, or last sent as zero).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClearBitPages {
+    /// Zero them, so the result is right on a destination that was not
+    /// fresh (migsim's default).
+    #[default]
+    Zero,
+    /// Leave them as they are, as QEMU 10 does (`parse_ramblock_mapped_ram`
+    /// reads only set-bit runs): right only on fresh, zeroed memory. A
+    /// destination holding older data keeps it in those pages.
+    Untouched,
 }
 
 /// The fixed-ram part of a block's description.
@@ -177,7 +195,7 @@ pub struct SectionInfo {
     /// Offset of the type byte.
     pub offset: u64,
     /// START, PART, END, FULL, COMMAND.
-    pub kind: &'static str,
+    pub kind: SectionKind,
     /// Section id (commands: the command number).
     pub id: u32,
     /// Section name.
@@ -201,8 +219,8 @@ pub struct StreamInfo {
     pub machine: String,
     /// Validated capabilities listed in the configuration section.
     pub capabilities: Vec<String>,
-    /// "sequential" or "fixed-ram".
-    pub layout: &'static str,
+    /// Sequential or fixed-ram (`"sequential"`, `"fixed-ram"` in JSON).
+    pub layout: Layout,
     /// RAM blocks in stream order.
     pub blocks: Vec<BlockInfo>,
     /// Every section and command in order.
@@ -256,7 +274,7 @@ fn load_page_range<F: MigFile + ?Sized>(
             j += 1;
         }
         if !set {
-            if !bugs::active(opts.bug, Bug::ReaderSkipsClearBits) {
+            if opts.clear_bit_pages == ClearBitPages::Zero {
                 part.zero_pages(i, j - i)?;
             }
         } else if !opts.skip_page_data {
@@ -278,24 +296,9 @@ fn load_page_range<F: MigFile + ?Sized>(
     Ok(())
 }
 
-/// Load `file` into `sink`, checking it against `opts`.
+/// Load `file` into `sink`, checking it against `opts` (with up to
+/// `opts.channels` threads reading each fixed-ram block's pages).
 pub fn load<F, S>(file: &F, opts: &LoadOptions, sink: &mut S) -> Result<StreamInfo, LoadError>
-where
-    F: MigFile + ?Sized,
-    S: RamSink + ?Sized,
-{
-    load_channels(file, opts, sink, 1)
-}
-
-/// [`load`] with up to `channels` threads reading each fixed-ram block's
-/// pages (when the sink can be split; see [`RamSink::split`]). The result
-/// does not depend on `channels`.
-pub fn load_channels<F, S>(
-    file: &F,
-    opts: &LoadOptions,
-    sink: &mut S,
-    channels: usize,
-) -> Result<StreamInfo, LoadError>
 where
     F: MigFile + ?Sized,
     S: RamSink + ?Sized,
@@ -304,7 +307,7 @@ where
         cur: Cursor::new(file, 0),
         sink,
         opts,
-        channels: channels.max(1),
+        channels: opts.channels.max(1),
         fixed: false,
         ignore_shared: false,
         blocks: Vec::new(),
@@ -361,18 +364,23 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         let eof_offset = loop {
             let offset = self.cur.pos();
             let k = self.cur.u8("section type")?;
+            if k == kind::EOF {
+                break offset;
+            }
+            let Some(section_kind) = SectionKind::from_byte(k) else {
+                return Err(LoadError::UnknownSectionType { kind: k, offset });
+            };
             let mut info = SectionInfo {
                 offset,
-                kind: stream::kind_name(k),
+                kind: section_kind,
                 id: 0,
                 idstr: String::new(),
                 instance_id: 0,
                 version_id: 0,
                 len: 0,
             };
-            match k {
-                kind::EOF => break offset,
-                kind::START | kind::FULL => {
+            match section_kind {
+                SectionKind::Start | SectionKind::Full => {
                     info.id = self.cur.be32("section id")?;
                     info.idstr = self.cur.short_str("section idstr")?;
                     info.instance_id = self.cur.be32("instance id")?;
@@ -386,7 +394,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                     }
                     ids.insert(info.id, (info.idstr.clone(), info.instance_id));
                     if info.idstr == RAM_IDSTR {
-                        if k == kind::FULL || ram_started {
+                        if section_kind == SectionKind::Full || ram_started {
                             return Err(LoadError::RamSection(
                                 "RAM must be sent in one START section followed by PART/END",
                             ));
@@ -396,7 +404,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                         }
                         ram_started = true;
                         self.ram_start()?;
-                    } else if k == kind::FULL {
+                    } else if section_kind == SectionKind::Full {
                         self.skip_device(&info.idstr, info.instance_id, offset)?;
                     } else {
                         return Err(LoadError::DeviceSection {
@@ -407,7 +415,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                     }
                     self.footer(info.id, &info.idstr)?;
                 }
-                kind::PART | kind::END => {
+                SectionKind::Part | SectionKind::End => {
                     info.id = self.cur.be32("section id")?;
                     let (idstr, instance) =
                         ids.get(&info.id)
@@ -428,7 +436,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                     self.ram_records()?;
                     self.footer(info.id, &info.idstr)?;
                 }
-                kind::COMMAND => {
+                SectionKind::Command => {
                     let cmd = self.cur.be16("command")?;
                     let len = self.cur.be16("command length")?;
                     if cmd != CMD_SWITCHOVER_START || len != 0 {
@@ -437,7 +445,6 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                     info.id = u32::from(cmd);
                     info.idstr = "SWITCHOVER_START".into();
                 }
-                _ => return Err(LoadError::UnknownSectionType { kind: k, offset }),
             }
             info.len = self.cur.pos() - offset;
             sections.push(info);
@@ -500,9 +507,9 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
             machine,
             capabilities,
             layout: if self.fixed {
-                "fixed-ram"
+                Layout::FixedRam
             } else {
-                "sequential"
+                Layout::Sequential
             },
             blocks: std::mem::take(&mut self.blocks),
             sections,
@@ -520,7 +527,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         }
         let n = self.cur.be32("machine name length")?;
         let name = self.cur.bytes("machine name", u64::from(n))?;
-        let machine = super::wire::printable(&name);
+        let machine = crate::wire::printable(&name);
         let mut caps = Vec::new();
         while self.cur.peek_u8()? == Some(kind::SUBSECTION) {
             let at = self.cur.pos();

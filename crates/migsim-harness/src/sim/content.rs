@@ -15,7 +15,7 @@
 //! each page's expected `(version, zero)`, and a wrong page can be named:
 //! `identify` reads the header back to say which version it holds.
 
-use crate::format::ram::PAGE_SIZE;
+use migsim_format::ram::PAGE_SIZE;
 
 const MAGIC: &[u8; 8] = b"MIGSIMPG";
 
@@ -92,7 +92,7 @@ pub enum Identified {
 
 /// Read a page's header back; the filler is checked too.
 pub fn identify(seed: u64, buf: &[u8]) -> Identified {
-    if crate::format::ram::is_zero_page(buf) {
+    if migsim_format::ram::is_zero_page(buf) {
         return Identified::Zero;
     }
     if buf.len() as u64 != PAGE_SIZE || &buf[0..8] != MAGIC {

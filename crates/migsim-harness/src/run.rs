@@ -7,12 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::bugs::Bug;
-use crate::caps::{Capabilities, MigrationConfig, Parameters};
-use crate::format::io::MigFile;
-use crate::format::reader::{LoadOptions, NullSink, load};
-use crate::format::writer::RamBlockDesc;
-use crate::format::writer::{DeviceState, MigrationWriter};
+use crate::bugs::{Bug, BugHooks};
 use crate::oracle::{InvariantResult, OracleInput, WrittenFile};
 use crate::scenario::{Scenario, Verdict, WriterKind};
 use crate::sim::content::PageState;
@@ -22,6 +17,11 @@ use crate::sim::precopy::{PassStats, run_precopy_channels};
 use crate::sim::rng;
 use crate::sim::simfile::{SimFile, WriteRecord};
 use crate::sim::workload::Workload;
+use migsim_format::caps::{Capabilities, MigrationConfig, Parameters};
+use migsim_format::io::MigFile;
+use migsim_format::reader::{LoadOptions, NullSink, load};
+use migsim_format::writer::RamBlockDesc;
+use migsim_format::writer::{DeviceState, MigrationWriter};
 
 /// One writer's file after a run.
 #[derive(Debug, Serialize)]
@@ -231,12 +231,7 @@ pub fn run_opts(s: &Scenario, o: &RunOptions) -> RunReport {
             Err(e) => return refused(report, e, &file),
         };
         match MigrationWriter::start(file, &s.guest.machine, &caps, blocks.clone()) {
-            #[allow(unused_mut)]
-            Ok(mut w) => {
-                #[cfg(feature = "bug-variants")]
-                w.inject_bug(bug);
-                writers.push(w)
-            }
+            Ok(w) => writers.push(w.with_hooks(BugHooks(bug))),
             Err(e) => return refused(report, e.to_string(), &SimFile::new()),
         }
         caps_of.push((kind, caps));

@@ -24,14 +24,14 @@
 
 use serde::Serialize;
 
-use crate::caps::{Capabilities, Profile};
-use crate::format::reader::{LoadOptions, load, load_channels};
-use crate::format::writer::{DeviceState, RamBlockDesc, vmdesc_json};
 use crate::scenario::WriterKind;
 use crate::sim::content::{Identified, PageState, describe};
 use crate::sim::dest::VerifyingDestination;
 use crate::sim::precopy::Send;
 use crate::sim::simfile::SimFile;
+use migsim_format::caps::{Capabilities, Profile};
+use migsim_format::reader::{LoadOptions, load};
+use migsim_format::writer::{DeviceState, RamBlockDesc, vmdesc_json};
 
 const PAGE: u64 = 4096;
 const MIB: u64 = 1 << 20;
@@ -133,10 +133,10 @@ impl OracleInput<'_> {
             machine: Some(self.machine.to_string()),
             caps: Some(f.caps),
             skip_page_data: false,
-            bug: self.bug,
+            clear_bit_pages: crate::bugs::clear_bit_pages(self.bug),
+            channels: self.channels,
         };
-        load_channels(f.file, &opts, &mut dest, self.channels)
-            .map_err(|e| format!("the reader refused the file: {e}"))?;
+        load(f.file, &opts, &mut dest).map_err(|e| format!("the reader refused the file: {e}"))?;
         let mut stories = Vec::new();
         let mut bad = 0u64;
         let mut total = 0u64;
@@ -310,7 +310,7 @@ impl OracleInput<'_> {
         // Headers hold the layout computed here.
         for (b, &(pages_offset, header)) in layout.iter().enumerate() {
             let mut h = [0u8; 28];
-            use crate::format::io::MigFile;
+            use migsim_format::io::MigFile;
             file.read_at(header, &mut h).map_err(|e| e.to_string())?;
             let bitmap_offset = u64::from_be_bytes(h[12..20].try_into().expect("8"));
             let got_pages = u64::from_be_bytes(h[20..28].try_into().expect("8"));
@@ -430,7 +430,7 @@ impl OracleInput<'_> {
             on_off(!stream_on),
             on_off(stream_on)
         );
-        match load(f.file, &opts, &mut crate::format::reader::NullSink) {
+        match load(f.file, &opts, &mut migsim_format::reader::NullSink) {
             Ok(_) => Err(format!(
                 "a destination with fixed-ram {} accepted the stream",
                 on_off(!stream_on)

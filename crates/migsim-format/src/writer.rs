@@ -4,7 +4,7 @@
 //!   PAGE records (CONTINUE when the block repeats); a page sent again is
 //!   appended again, so the file grows with every re-dirty.
 //! * **Fixed-ram**: the START section's block list carries, per block, the
-//!   28-byte header (see [`super::fixed_ram`]); page `i` is written at
+//!   28-byte header (see [`crate::fixed_ram`]); page `i` is written at
 //!   `pages_offset + i*4096` and overwritten in place when re-sent; a page
 //!   that became zero only clears its bit (stale bytes stay, as in QEMU);
 //!   the bitmaps are written once, at completion; PART/END sections carry
@@ -21,15 +21,16 @@
 
 use serde::Serialize;
 
-use super::bitmap::PageBitmap;
-use super::error::SaveError;
-use super::fixed_ram::BlockLayout;
-use super::io::{AlignedBuf, MigFile};
-use super::ram::{PAGE_SIZE, flag, is_zero_page};
-use super::stream::{self, CMD_SWITCHOVER_START, RAM_IDSTR, RAM_VERSION, kind};
-use super::wire::Encoder;
-use crate::bugs::{self, Bug};
+use crate::bitmap::PageBitmap;
 use crate::caps::{Capabilities, CapsError};
+use crate::error::SaveError;
+use crate::fixed_ram::BlockLayout;
+use crate::hooks::SaveHooks;
+use crate::io::{AlignedBuf, MigFile};
+use crate::layout::Layout;
+use crate::ram::{PAGE_SIZE, flag, is_zero_page};
+use crate::stream::{self, CMD_SWITCHOVER_START, RAM_IDSTR, RAM_VERSION, kind};
+use crate::wire::Encoder;
 
 /// A RAMBlock as the source declares it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -72,7 +73,7 @@ pub struct WriterStats {
     pub iterations: u64,
 }
 
-enum Layout {
+enum LayoutState {
     Sequential {
         last_block: Option<usize>,
     },
@@ -89,16 +90,18 @@ enum Open {
     End,
 }
 
-/// Writes one migration stream to a [`MigFile`].
-pub struct MigrationWriter<F: MigFile> {
+/// Writes one migration stream to a [`MigFile`]. `H` lets a test harness
+/// make the writer deliberately wrong ([`SaveHooks`]); the default `()`
+/// costs nothing.
+pub struct MigrationWriter<F: MigFile, H: SaveHooks = ()> {
     file: F,
     pos: u64,
     pending: Encoder,
-    layout: Layout,
+    layout: LayoutState,
     blocks: Vec<RamBlockDesc>,
     open: Open,
     stats: WriterStats,
-    bug: Option<Bug>,
+    hooks: H,
     /// One run buffer per channel, kept between batches.
     bufs: Vec<AlignedBuf>,
 }
@@ -154,17 +157,17 @@ impl<F: MigFile> MigrationWriter<F> {
             pos: 0,
             pending: Encoder::new(),
             layout: if fixed {
-                Layout::FixedRam {
+                LayoutState::FixedRam {
                     blocks: Vec::new(),
                     bitmaps: blocks.iter().map(|b| PageBitmap::new(b.pages())).collect(),
                 }
             } else {
-                Layout::Sequential { last_block: None }
+                LayoutState::Sequential { last_block: None }
             },
             blocks,
             open: Open::None,
             stats: WriterStats::default(),
-            bug: None,
+            hooks: (),
             bufs: Vec::new(),
         };
         stream::encode_preamble(&mut w.pending, machine, &caps.validated_names());
@@ -181,7 +184,7 @@ impl<F: MigFile> MigrationWriter<F> {
         for i in 0..w.blocks.len() {
             let b = &w.blocks[i];
             w.pending.short_str(&b.name).be64(b.used_length);
-            if let Layout::FixedRam { blocks, .. } = &mut w.layout {
+            if let LayoutState::FixedRam { blocks, .. } = &mut w.layout {
                 let header_at = w.pos + w.pending.buf.len() as u64;
                 let l = BlockLayout::plan(header_at, b.used_length);
                 l.header.encode(&mut w.pending);
@@ -196,6 +199,24 @@ impl<F: MigFile> MigrationWriter<F> {
         Ok(w)
     }
 
+    /// The same writer with `hooks` consulted from now on (headers are
+    /// already written; hooks only change pages and bitmaps).
+    pub fn with_hooks<H: SaveHooks>(self, hooks: H) -> MigrationWriter<F, H> {
+        MigrationWriter {
+            file: self.file,
+            pos: self.pos,
+            pending: self.pending,
+            layout: self.layout,
+            blocks: self.blocks,
+            open: self.open,
+            stats: self.stats,
+            hooks,
+            bufs: self.bufs,
+        }
+    }
+}
+
+impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
     fn flush(&mut self) -> Result<(), SaveError> {
         if !self.pending.buf.is_empty() {
             self.file.write_at(self.pos, &self.pending.buf)?;
@@ -203,12 +224,6 @@ impl<F: MigFile> MigrationWriter<F> {
             self.pending.buf.clear();
         }
         Ok(())
-    }
-
-    /// Make this writer deliberately wrong (tests only).
-    #[cfg(feature = "bug-variants")]
-    pub fn inject_bug(&mut self, bug: Option<Bug>) {
-        self.bug = bug;
     }
 
     /// The blocks being migrated.
@@ -226,9 +241,12 @@ impl<F: MigFile> MigrationWriter<F> {
         &mut self.file
     }
 
-    /// Whether this writer uses the fixed-ram layout.
-    pub fn is_fixed_ram(&self) -> bool {
-        matches!(self.layout, Layout::FixedRam { .. })
+    /// The layout this writer writes.
+    pub fn layout(&self) -> Layout {
+        match self.layout {
+            LayoutState::Sequential { .. } => Layout::Sequential,
+            LayoutState::FixedRam { .. } => Layout::FixedRam,
+        }
     }
 
     fn open_section(&mut self, which: Open) -> Result<(), SaveError> {
@@ -303,10 +321,10 @@ impl<F: MigFile> MigrationWriter<F> {
         } else {
             self.stats.pages_written += 1;
         }
-        if let Layout::FixedRam { bitmaps, .. } = &mut self.layout {
-            let keep_bit =
-                bugs::active(self.bug, Bug::ZeroPageKeepsBit) && bitmaps[block].get(page);
-            bitmaps[block].set(page, !zero || keep_bit);
+        if let LayoutState::FixedRam { bitmaps, .. } = &mut self.layout {
+            let was_set = bitmaps[block].get(page);
+            let bit = self.hooks.bitmap_bit(block, page, zero, was_set);
+            bitmaps[block].set(page, bit);
         }
     }
 
@@ -317,9 +335,9 @@ impl<F: MigFile> MigrationWriter<F> {
         self.check_page(block, page, data.len())?;
         let zero = is_zero_page(data);
         self.note_page(block, page, zero);
-        let bug = self.bug;
+        let hooks = &self.hooks;
         match &mut self.layout {
-            Layout::Sequential { last_block } => {
+            LayoutState::Sequential { last_block } => {
                 let b = &self.blocks[block];
                 let cont = *last_block == Some(block);
                 let word = (page * PAGE_SIZE)
@@ -339,9 +357,9 @@ impl<F: MigFile> MigrationWriter<F> {
                     self.flush()?;
                 }
             }
-            Layout::FixedRam { blocks, .. } => {
+            LayoutState::FixedRam { blocks, .. } => {
                 if !zero {
-                    let off = page_offset(&blocks[block], block, page, bug);
+                    let off = page_offset(&blocks[block], block, page, hooks);
                     self.file.write_at(off, data)?;
                 }
             }
@@ -364,7 +382,7 @@ impl<F: MigFile> MigrationWriter<F> {
         for &(b, p) in pages {
             self.check_page(b, p, PAGE_SIZE as usize)?;
         }
-        if !self.is_fixed_ram() {
+        if self.layout() != Layout::FixedRam {
             let mut buf = vec![0u8; PAGE_SIZE as usize];
             for &(b, p) in pages {
                 source.fill(b, p, &mut buf);
@@ -377,11 +395,15 @@ impl<F: MigFile> MigrationWriter<F> {
             self.bufs
                 .push(AlignedBuf::zeroed(RUN_PAGES * PAGE_SIZE as usize));
         }
-        let bug = self.bug;
         let Self {
-            file, layout, bufs, ..
+            file,
+            layout,
+            bufs,
+            hooks,
+            ..
         } = self;
-        let Layout::FixedRam { blocks, .. } = layout else {
+        let hooks = &*hooks;
+        let LayoutState::FixedRam { blocks, .. } = layout else {
             unreachable!("checked above")
         };
         let blocks = &blocks[..];
@@ -400,7 +422,7 @@ impl<F: MigFile> MigrationWriter<F> {
                                     source,
                                     buf,
                                     blocks,
-                                    bug,
+                                    hooks,
                                     &mut |off, data| {
                                         shared.write_shared(off, data)?;
                                         writes.push((off, data.len() as u64));
@@ -431,7 +453,7 @@ impl<F: MigFile> MigrationWriter<F> {
                 source,
                 &mut bufs[0],
                 blocks,
-                bug,
+                hooks,
                 &mut |off, data| file.write_at(off, data),
             )?,
         };
@@ -448,12 +470,10 @@ impl<F: MigFile> MigrationWriter<F> {
         if self.open != Open::End {
             return Err(SaveError::Setup("finish without begin_completion".into()));
         }
-        if let Layout::FixedRam { blocks, bitmaps } = &self.layout {
-            for (l, bm) in blocks.iter().zip(bitmaps) {
+        if let LayoutState::FixedRam { blocks, bitmaps } = &self.layout {
+            for (i, (l, bm)) in blocks.iter().zip(bitmaps).enumerate() {
                 let mut bytes = bm.to_le_bytes();
-                if bugs::active(self.bug, Bug::BitmapWrongBitOrder) {
-                    bytes.iter_mut().for_each(|b| *b = b.reverse_bits());
-                }
+                self.hooks.bitmap_bytes(i, &mut bytes);
                 self.file.write_at(l.header.bitmap_offset, &bytes)?;
             }
         }
@@ -488,15 +508,10 @@ impl<F: MigFile> MigrationWriter<F> {
 /// What one channel returns: zero flags of its pages, and its writes.
 type ShareResult = std::io::Result<(Vec<bool>, Vec<(u64, u64)>)>;
 
-/// Where a fixed-ram page is written (the off-by-one bug variant shifts
-/// pages of every block after the first).
-fn page_offset(l: &BlockLayout, block: usize, page: u64, bug: Option<Bug>) -> u64 {
-    let slot = if bugs::active(bug, Bug::OffByOneLaterBlock) && block > 0 {
-        page + 1
-    } else {
-        page
-    };
-    l.page_offset(slot)
+/// Where a fixed-ram page is written: its slot (the hooks may move it) in
+/// the block's page area.
+fn page_offset(l: &BlockLayout, block: usize, page: u64, hooks: &impl SaveHooks) -> u64 {
+    l.page_offset(hooks.page_slot(block, page))
 }
 
 /// Write one channel's share of a fixed-ram batch: take runs of
@@ -508,7 +523,7 @@ fn write_share(
     source: &dyn PageSource,
     buf: &mut [u8],
     blocks: &[BlockLayout],
-    bug: Option<Bug>,
+    hooks: &impl SaveHooks,
     write: &mut dyn FnMut(u64, &[u8]) -> std::io::Result<()>,
 ) -> std::io::Result<Vec<bool>> {
     let page_len = PAGE_SIZE as usize;
@@ -553,7 +568,7 @@ fn write_share(
             while e < n && !flags[e] {
                 e += 1;
             }
-            let off = page_offset(&blocks[b], b, first + k as u64, bug);
+            let off = page_offset(&blocks[b], b, first + k as u64, hooks);
             write(off, &run[k * page_len..e * page_len])?;
             k = e;
         }

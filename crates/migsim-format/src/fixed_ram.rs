@@ -13,9 +13,9 @@
 //! ```
 //! Bytes between the bitmap and the page area are never written (holes).
 
-use super::bitmap::PageBitmap;
-use super::ram::PAGE_SIZE;
-use super::wire::Encoder;
+use crate::bitmap::PageBitmap;
+use crate::ram::PAGE_SIZE;
+use crate::wire::Encoder;
 
 /// Size of the per-block header.
 pub const HEADER_LEN: u64 = 28;

@@ -19,10 +19,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::error::LoadError;
-use super::io::MigFile;
-use super::stream::kind;
-use super::wire::Cursor;
+use crate::error::LoadError;
+use crate::io::MigFile;
+use crate::stream::kind;
+use crate::wire::Cursor;
 
 /// How far from the end the trailer is searched for.
 pub const MAX_TAIL: u64 = 16 << 20;

@@ -1,0 +1,40 @@
+//! Seams in the writer for a harness that makes it deliberately wrong.
+//!
+//! [`MigrationWriter`](crate::writer::MigrationWriter) asks its hooks
+//! where a page goes, which bitmap bit a sent page gets and what the
+//! bitmap bytes are just before they are written. The `()` implementation
+//! gives the correct answers and compiles away (the hooks are a type
+//! parameter, as `vm-memory` does with its dirty bitmaps); a test harness
+//! implements the trait to inject a known bug class and prove its oracle
+//! catches it. The product itself never implements it.
+
+/// What a writer consults on the way to the file. Every method's default
+/// is the correct behaviour.
+pub trait SaveHooks: Sync {
+    /// The slot in block `block`'s page area where page `page` is written.
+    /// Correct: `page`.
+    #[inline]
+    fn page_slot(&self, block: usize, page: u64) -> u64 {
+        let _ = block;
+        page
+    }
+
+    /// The fixed-ram bitmap bit recorded for a sent page: `zero` says the
+    /// page is all zeros, `was_set` what the bit held before. Correct:
+    /// `!zero`.
+    #[inline]
+    fn bitmap_bit(&self, block: usize, page: u64, zero: bool, was_set: bool) -> bool {
+        let _ = (block, page, was_set);
+        !zero
+    }
+
+    /// Block `block`'s bitmap as it is about to be written
+    /// (little-endian bit order). Correct: leave it.
+    #[inline]
+    fn bitmap_bytes(&self, block: usize, bytes: &mut [u8]) {
+        let _ = (block, bytes);
+    }
+}
+
+/// The correct writer.
+impl SaveHooks for () {}

@@ -1,0 +1,23 @@
+//! migsim's harness: everything around the product crate
+//! ([`migsim_format`]) that makes it a simulator and a fuzzing harness.
+//!
+//! * [`sim`]: the guest with its RAMBlocks, seeded workloads, the pre-copy
+//!   driver, page contents, the simulated file and the destinations.
+//! * [`oracle`]: the named invariants every run is judged by.
+//! * [`scenario`]: scenario files (TOML), their schema and limits.
+//! * [`run`]: one scenario end to end, with its digest; [`replay`]:
+//!   scenario files against their recorded expectations (and `--bless`).
+//! * [`explore`]: seeded scenario generation and shrinking.
+//! * [`bugs`]: deliberately wrong variants, injected through the product's
+//!   [`migsim_format::SaveHooks`] and the driver.
+//! * [`qemu`]: the QEMU driver (finder, QMP client, process guard).
+//! * `fuzz` (feature `fuzz`): the bodies of the cargo-fuzz targets.
+
+pub mod bugs;
+pub mod explore;
+#[cfg(feature = "fuzz")]
+pub mod fuzz_targets;
+pub mod oracle;
+pub mod run;
+pub mod scenario;
+pub mod sim;
