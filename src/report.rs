@@ -28,7 +28,9 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use migsim_harness::run::{check_expectations, run};
+use migsim_format::Layout;
+use migsim_harness::oracle::Judged;
+use migsim_harness::run::{Difference, RunOptions, check_expectations, run};
 use migsim_harness::scenario::{Expect, Scenario, Verdict};
 use migsim_harness::sim::workload::WorkloadKind;
 
@@ -59,7 +61,7 @@ pub struct ReportInput {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReportFile {
     /// `sequential` or `fixed-ram`.
-    pub writer: &'static str,
+    pub writer: Layout,
     /// Final (logical) size in bytes.
     pub size: u64,
     /// Bytes written, overwrites counted.
@@ -100,7 +102,7 @@ pub struct ReportRun {
     /// `name [writer]: detail` of each failed invariant.
     pub failed: Vec<String>,
     /// Differences from the scenario's `[expect]` table.
-    pub expectation_differences: Vec<String>,
+    pub expectation_differences: Vec<Difference>,
     /// Per writer.
     pub files: Vec<ReportFile>,
     /// Run digest.
@@ -114,7 +116,7 @@ impl ReportRun {
     }
 
     /// The file of a writer.
-    pub fn file(&self, writer: &str) -> Option<&ReportFile> {
+    pub fn file(&self, writer: Layout) -> Option<&ReportFile> {
         self.files.iter().find(|f| f.writer == writer)
     }
 }
@@ -271,7 +273,7 @@ fn run_all(inputs: &[ReportInput], dir: &Path, jobs: usize) -> Vec<ReportRun> {
 
 fn run_one(input: &ReportInput, dir: &Path) -> ReportRun {
     let mut s = input.scenario.clone();
-    let r = run(&s);
+    let r = run(&s, &RunOptions::default());
     let scenario_file = match &input.path {
         Some(p) => p.clone(),
         None => {
@@ -378,7 +380,7 @@ pages_sent,ram_bytes,final_size,bound,bytes_written,allocated,verdict,digest,con
 fn report_csv(runs: &[ReportRun]) -> String {
     let mut out = format!("{REPORT_CSV_HEADER}\n");
     for r in runs {
-        let common = |writer: &str, file: Option<&ReportFile>| {
+        let common = |writer: Judged, file: Option<&ReportFile>| {
             let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
             csv_line(&[
                 r.scenario.name.clone(),
@@ -390,7 +392,7 @@ fn report_csv(runs: &[ReportRun]) -> String {
                 r.pages_sent.to_string(),
                 r.ram_bytes.to_string(),
                 opt(file.map(|f| f.size)),
-                if writer == "fixed-ram" {
+                if writer == Judged(Some(Layout::FixedRam)) {
                     r.bound.to_string()
                 } else {
                     String::new()
@@ -405,10 +407,10 @@ fn report_csv(runs: &[ReportRun]) -> String {
             ])
         };
         if r.files.is_empty() {
-            out.push_str(&common("-", None));
+            out.push_str(&common(Judged(None), None));
         }
         for f in &r.files {
-            out.push_str(&common(f.writer, Some(f)));
+            out.push_str(&common(Judged(Some(f.writer)), Some(f)));
         }
     }
     out
@@ -641,8 +643,8 @@ fn chart_size_per_pass(run: Option<&ReportRun>) -> Result<Chart, String> {
             svg,
         });
     };
-    let seq = run.file("sequential");
-    let fixed = run.file("fixed-ram");
+    let seq = run.file(Layout::Sequential);
+    let fixed = run.file(Layout::FixedRam);
     let n = run
         .files
         .iter()
@@ -931,7 +933,7 @@ fn chart_size_vs_dirty_rate(runs: &[ReportRun]) -> Result<Chart, String> {
             let pts: Vec<(f64, f64)> = all
                 .iter()
                 .filter_map(|r| {
-                    r.file("sequential")
+                    r.file(Layout::Sequential)
                         .map(|f| (r.writes_per_tick() as f64, mib(f.size)))
                 })
                 .collect();
@@ -951,7 +953,7 @@ fn chart_size_vs_dirty_rate(runs: &[ReportRun]) -> Result<Chart, String> {
             let pts: Vec<(f64, f64)> = g
                 .iter()
                 .filter_map(|r| {
-                    r.file("sequential")
+                    r.file(Layout::Sequential)
                         .map(|f| (r.writes_per_tick() as f64, mib(f.size)))
                 })
                 .collect();
@@ -985,7 +987,7 @@ fn chart_size_vs_dirty_rate(runs: &[ReportRun]) -> Result<Chart, String> {
         let fixed_pts = |g: &[&ReportRun]| -> Vec<(f64, f64)> {
             g.iter()
                 .filter_map(|r| {
-                    r.file("fixed-ram")
+                    r.file(Layout::FixedRam)
                         .map(|f| (r.writes_per_tick() as f64, mib(f.size)))
                 })
                 .collect()
@@ -1020,15 +1022,17 @@ fn chart_size_vs_dirty_rate(runs: &[ReportRun]) -> Result<Chart, String> {
                 _ => {
                     let dx = wmax * 0.015;
                     chart
-                        .draw_series(all.iter().filter(|r| r.file("fixed-ram").is_some()).map(
-                            |r| {
-                                let (x, y) = (r.writes_per_tick() as f64, mib(r.bound));
-                                PathElement::new(
-                                    vec![(x - dx, y), (x + dx, y)],
-                                    BOUND.stroke_width(2),
-                                )
-                            },
-                        ))
+                        .draw_series(
+                            all.iter()
+                                .filter(|r| r.file(Layout::FixedRam).is_some())
+                                .map(|r| {
+                                    let (x, y) = (r.writes_per_tick() as f64, mib(r.bound));
+                                    PathElement::new(
+                                        vec![(x - dx, y), (x + dx, y)],
+                                        BOUND.stroke_width(2),
+                                    )
+                                }),
+                        )
                         .map_err(draw_err)?
                         .label("fixed-ram bound (per run)")
                         .legend(|(x, y)| {
@@ -1066,14 +1070,14 @@ fn chart_written_vs_allocated(runs: &[ReportRun]) -> Result<Chart, String> {
         (sequential, append-only); fixed-ram points fall below it as the guest re-dirties pages, \
         because a re-sent page overwrites its old copy in place."
         .to_string();
-    let pts = |writer: &str| -> Vec<(f64, f64)> {
+    let pts = |writer: Layout| -> Vec<(f64, f64)> {
         runs.iter()
             .filter(|r| r.verdict != Verdict::Error)
             .filter_map(|r| r.file(writer))
             .map(|f| (mib(f.bytes_written), mib(f.allocated)))
             .collect()
     };
-    let (seq, fixed) = (pts("sequential"), pts("fixed-ram"));
+    let (seq, fixed) = (pts(Layout::Sequential), pts(Layout::FixedRam));
     if seq.is_empty() && fixed.is_empty() {
         let svg = empty_chart(&title, "no run migrated")?;
         return Ok(Chart {
@@ -1315,7 +1319,7 @@ impl Doc {
                 "Figure 1 shows `{}`: {} live passes and a final pass",
                 r.scenario.name, r.passes
             );
-            if let Some(s) = r.file("sequential") {
+            if let Some(s) = r.file(Layout::Sequential) {
                 let _ = write!(
                     f,
                     "; the sequential file ended at {} MiB ({:.2}x the {} MiB of guest RAM)",
@@ -1324,7 +1328,7 @@ impl Doc {
                     f1(r.ram_bytes)
                 );
             }
-            if let Some(x) = r.file("fixed-ram") {
+            if let Some(x) = r.file(Layout::FixedRam) {
                 let lo = x.size_after_pass.iter().min().copied().unwrap_or(0);
                 let hi = x.size_after_pass.iter().max().copied().unwrap_or(0);
                 let _ = write!(
@@ -1346,7 +1350,7 @@ impl Doc {
             .iter()
             .filter(|r| r.verdict != Verdict::Error)
             .collect();
-        let max_of = |w: &str| {
+        let max_of = |w: Layout| {
             migrated
                 .iter()
                 .filter_map(|r| {
@@ -1355,7 +1359,7 @@ impl Doc {
                 })
                 .max_by(|a, b| a.1.total_cmp(&b.1))
         };
-        if let Some((size, ratio, r)) = max_of("sequential") {
+        if let Some((size, ratio, r)) = max_of(Layout::Sequential) {
             findings.push(format!(
                 "Largest sequential file relative to RAM: {} MiB, {:.2}x RAM (`{}`).",
                 f1(size),
@@ -1365,7 +1369,7 @@ impl Doc {
         }
         let fixed: Vec<(&ReportRun, &ReportFile)> = migrated
             .iter()
-            .filter_map(|r| r.file("fixed-ram").map(|f| (*r, f)))
+            .filter_map(|r| r.file(Layout::FixedRam).map(|f| (*r, f)))
             .collect();
         if let Some((r, f)) = fixed.iter().max_by_key(|(_, f)| f.size) {
             let over: Vec<&str> = fixed
@@ -1427,7 +1431,7 @@ impl Doc {
                         if r.expectation_differences.is_empty() {
                             "met".to_string()
                         } else {
-                            format!("DIFFER: {}", r.expectation_differences.join("; "))
+                            format!("DIFFER: {}", join_differences(&r.expectation_differences))
                         },
                         r.digest.clone(),
                         r.replay.clone(),
@@ -1459,7 +1463,7 @@ impl Doc {
             rows: runs
                 .iter()
                 .map(|r| {
-                    let (seq, fixed) = (r.file("sequential"), r.file("fixed-ram"));
+                    let (seq, fixed) = (r.file(Layout::Sequential), r.file(Layout::FixedRam));
                     let migrated = r.verdict != Verdict::Error;
                     vec![
                         r.scenario.name.clone(),
@@ -1641,7 +1645,7 @@ fn pivot_table(runs: &[ReportRun]) -> (String, Table) {
         runs.iter()
             .find(|r| r.scenario.parameters.max_passes == p && r.writes_per_tick() == w)
             .and_then(|r| {
-                r.file("sequential").map(|f| {
+                r.file(Layout::Sequential).map(|f| {
                     format!(
                         "{} ({:.1}x)",
                         f1(f.size),
@@ -1661,7 +1665,7 @@ fn pivot_table(runs: &[ReportRun]) -> (String, Table) {
         .collect();
     let fixed: Vec<u64> = runs
         .iter()
-        .filter_map(|r| r.file("fixed-ram").map(|f| f.size))
+        .filter_map(|r| r.file(Layout::FixedRam).map(|f| f.size))
         .collect();
     let fmin = fixed.iter().min().copied().unwrap_or(0);
     let fmax = fixed.iter().max().copied().unwrap_or(0);
@@ -1733,4 +1737,12 @@ fn svg_height(svg: &str) -> u32 {
         .and_then(|(_, r)| r.split_once('"'))
         .and_then(|(h, _)| h.parse().ok())
         .unwrap_or(H)
+}
+
+/// Differences joined with `; `, as one table cell or line.
+pub fn join_differences(d: &[Difference]) -> String {
+    d.iter()
+        .map(Difference::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

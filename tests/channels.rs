@@ -10,7 +10,7 @@ use migsim_format::io::AlignedBuf;
 use migsim_format::io::{DiskFile, MigFile};
 use migsim_format::reader::{LoadOptions, load};
 use migsim_format::writer::{MigrationWriter, PageSource, RamBlockDesc};
-use migsim_harness::run::{RunOptions, RunReport, run_opts};
+use migsim_harness::run::{RunOptions, RunReport, run};
 use migsim_harness::scenario::{Scenario, Verdict};
 use migsim_harness::sim::dest::Destination;
 
@@ -22,7 +22,7 @@ fn scenario(name: &str) -> Scenario {
 }
 
 fn run_in(s: &Scenario, dir: Option<&Path>, channels: usize, direct_io: bool) -> RunReport {
-    run_opts(
+    run(
         s,
         &RunOptions {
             file_dir: dir.map(Path::to_path_buf),
@@ -33,7 +33,7 @@ fn run_in(s: &Scenario, dir: Option<&Path>, channels: usize, direct_io: bool) ->
     )
 }
 
-fn bytes_of(r: &RunReport, writer: &str) -> Vec<u8> {
+fn bytes_of(r: &RunReport, writer: migsim_format::Layout) -> Vec<u8> {
     r.files
         .iter()
         .find(|f| f.writer == writer)
@@ -53,7 +53,7 @@ fn fixed_ram_files_are_byte_identical_for_1_2_and_4_channels_in_memory_and_on_di
         let s = scenario(name);
         let reference = run_in(&s, None, 1, false);
         assert_eq!(reference.verdict, Verdict::Pass, "{name}");
-        let want = bytes_of(&reference, "fixed-ram");
+        let want = bytes_of(&reference, migsim_format::Layout::FixedRam);
         for (channels, direct) in [(1, false), (2, false), (4, false), (4, true)] {
             let dir = tempfile::tempdir().unwrap();
             for d in [None, Some(dir.path())] {
@@ -67,7 +67,10 @@ fn fixed_ram_files_are_byte_identical_for_1_2_and_4_channels_in_memory_and_on_di
                     if direct { ", O_DIRECT" } else { "" }
                 );
                 assert_eq!(r.verdict, Verdict::Pass, "{how}: {:?}", r.invariants);
-                assert!(bytes_of(&r, "fixed-ram") == want, "{how}: bytes differ");
+                assert!(
+                    bytes_of(&r, migsim_format::Layout::FixedRam) == want,
+                    "{how}: bytes differ"
+                );
                 assert_eq!(r.digest, reference.digest, "{how}");
                 if let Some(d) = d {
                     let on_disk = std::fs::read(d.join(format!("{name}.fixed-ram.mig"))).unwrap();
@@ -181,7 +184,11 @@ fn save_pages_with_channels_equals_save_page_one_by_one() {
 fn load_with_channels_restores_the_same_memory() {
     let s = scenario("zero-after-data-dirty-destination");
     let r = run_in(&s, None, 1, false);
-    let f = r.files.iter().find(|f| f.writer == "fixed-ram").unwrap();
+    let f = r
+        .files
+        .iter()
+        .find(|f| f.writer == migsim_format::Layout::FixedRam)
+        .unwrap();
     let caps = Capabilities::from_enabled(&[Capability::FixedRam]).unwrap();
     let opts = LoadOptions {
         machine: Some(s.guest.machine.clone()),
@@ -219,7 +226,7 @@ fn a_broken_reader_is_caught_the_same_way_with_channels() {
     use migsim_harness::bugs::Bug;
     let s = scenario("zero-after-data-dirty-destination");
     let story = |channels| {
-        let r = run_opts(
+        let r = run(
             &s,
             &RunOptions {
                 bug: Some(Bug::ReaderSkipsClearBits),

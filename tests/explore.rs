@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use migsim_harness::bugs::Bug;
 use migsim_harness::explore::{ExploreOptions, explore, shard_seeds};
-use migsim_harness::run::{check_expectations, run_with};
+use migsim_harness::run::{RunOptions, check_expectations, run};
 use migsim_harness::scenario::{Scenario, Verdict};
 
 /// Seeds explore may take to find each variant.
@@ -45,9 +45,14 @@ fn explore_catches_every_bug_variant_within_the_seed_budget() {
         );
         // The shrunk scenario fails with the bug and passes without it.
         let s = Scenario::from_toml(&f.scenario_toml).unwrap();
-        assert_eq!(run_with(&s, None).verdict, Verdict::Pass, "{}", bug.name());
+        assert_eq!(
+            run(&s, &RunOptions::default()).verdict,
+            Verdict::Pass,
+            "{}",
+            bug.name()
+        );
         assert_ne!(
-            run_with(&s, Some(bug)).verdict,
+            run(&s, &RunOptions::with_bug(bug)).verdict,
             Verdict::Pass,
             "{}",
             bug.name()
@@ -75,13 +80,13 @@ fn regression_scenarios_fail_with_their_bug_and_pass_without() {
             }
             seen += 1;
             let s = Scenario::load(&p).unwrap();
-            let good = run_with(&s, None);
+            let good = run(&s, &RunOptions::default());
             assert!(
                 check_expectations(&s, &good).is_empty(),
                 "{name} without its bug"
             );
             assert_eq!(
-                run_with(&s, Some(bug)).verdict,
+                run(&s, &RunOptions::with_bug(bug)).verdict,
                 Verdict::Fail,
                 "{name} with its bug"
             );

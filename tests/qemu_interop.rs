@@ -43,12 +43,13 @@ use serde_json::{Value, json};
 
 mod common;
 
+use migsim_format::Layout;
 use migsim_format::LoadError;
 use migsim_format::caps::{Capabilities, Capability, Profile};
 use migsim_format::io::{DiskFile, MigFile};
 use migsim_format::reader::{LoadOptions, StreamInfo, inspect, load};
 use migsim_format::writer::RamBlockDesc;
-use migsim_harness::run::{RunReport, run};
+use migsim_harness::run::{RunOptions, RunReport, run};
 use migsim_harness::scenario::{Scenario, Verdict};
 use migsim_harness::sim::content::{Identified, fill_page, identify};
 use migsim_harness::sim::dest::{Destination, GARBAGE};
@@ -606,7 +607,7 @@ impl Simulated {
     }
 
     /// Save the run's files; returns (writer, path).
-    fn save(&self, dir: &Path) -> Vec<(&'static str, PathBuf)> {
+    fn save(&self, dir: &Path) -> Vec<(Layout, PathBuf)> {
         self.report
             .files
             .iter()
@@ -656,7 +657,7 @@ fn simulate(info: &QemuInfo, name: &str) -> Simulated {
         );
         s.guest.machine = local;
     }
-    let report = run(&s);
+    let report = run(&s, &RunOptions::default());
     assert_eq!(
         report.verdict,
         Verdict::Pass,
@@ -739,7 +740,7 @@ fn migsim_to_qemu(scenario: &str, mib: u64) {
     let describe = sim.describe();
     for (writer, path) in sim.save(dir.path()) {
         // migsim's own reader, on the side: the oracle already proved this.
-        let layout: &[&str] = if writer == "fixed-ram" {
+        let layout: &[&str] = if writer == Layout::FixedRam {
             &["mapped-ram"]
         } else {
             &[]
@@ -748,7 +749,7 @@ fn migsim_to_qemu(scenario: &str, mib: u64) {
             .unwrap_or_else(|e| panic!("{writer}: {e}"));
         assert!(restored == sim.memory, "{writer}: migsim restore differs");
 
-        let loads: &[&[&str]] = if writer == "fixed-ram" {
+        let loads: &[&[&str]] = if writer == Layout::FixedRam {
             &[&["mapped-ram"], &["mapped-ram", "multifd"]]
         } else {
             &[&[]]
@@ -1246,7 +1247,7 @@ fn qemu_mapped_ram_load_leaves_clear_bit_pages_of_non_fresh_ram() {
     let describe = sim.describe();
 
     // mapped-ram over garbage.
-    let fixed = &files["fixed-ram"];
+    let fixed = &files[&Layout::FixedRam];
     let (mut q, _, st) = qemu_load(
         info,
         dir.path(),
@@ -1309,7 +1310,7 @@ fn qemu_mapped_ram_load_leaves_clear_bit_pages_of_non_fresh_ram() {
         "sequential-over-garbage",
         &s.guest.machine,
         ram / MIB,
-        &files["sequential"],
+        &files[&Layout::Sequential],
         &[],
         &extra,
     );
@@ -1364,7 +1365,7 @@ fn qemu_mapped_ram_load_ignores_used_length_sequential_and_migsim_refuse() {
         "mapped-into-32m",
         &s.guest.machine,
         big / MIB,
-        &files["fixed-ram"],
+        &files[&Layout::FixedRam],
         &["mapped-ram"],
         &[],
     );
@@ -1401,7 +1402,7 @@ fn qemu_mapped_ram_load_ignores_used_length_sequential_and_migsim_refuse() {
         "sequential-into-32m",
         &s.guest.machine,
         big / MIB,
-        &files["sequential"],
+        &files[&Layout::Sequential],
         &[],
         &[],
     );
@@ -1413,8 +1414,11 @@ fn qemu_mapped_ram_load_ignores_used_length_sequential_and_migsim_refuse() {
     );
 
     // migsim refuses both against QEMU's own -m 32 block list.
-    for (writer, caps) in [("fixed-ram", &["mapped-ram"][..]), ("sequential", &[][..])] {
-        match migsim_restore(&files[writer], &blocks32, &s.guest.machine, caps, false) {
+    for (writer, caps) in [
+        (Layout::FixedRam, &["mapped-ram"][..]),
+        (Layout::Sequential, &[][..]),
+    ] {
+        match migsim_restore(&files[&writer], &blocks32, &s.guest.machine, caps, false) {
             Err(e) => {
                 let LoadError::SizeMismatch {
                     name,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use migsim::report::{
     CHART_FILES, REPORT_CSV_HEADER, SIZES_CSV_HEADER, load_inputs, sweep, write_report,
 };
-use migsim_harness::run::{check_expectations, run};
+use migsim_harness::run::{RunOptions, check_expectations, run};
 use migsim_harness::scenario::{Scenario, Verdict};
 
 /// RFC 4180 rows (quoted fields may hold commas and doubled quotes).
@@ -119,7 +119,7 @@ fn sweep_report_matches_the_simulation_and_is_deterministic() {
             .into_iter()
             .find(|i| i.scenario.name == name)
             .unwrap();
-        let r = run(&input.scenario);
+        let r = run(&input.scenario, &RunOptions::default());
         if name == "heavy-redirty-w1200-p12" {
             assert_eq!(Some(&r.digest), default.expect.digest.as_ref());
         }
@@ -127,7 +127,7 @@ fn sweep_report_matches_the_simulation_and_is_deterministic() {
         assert_eq!(mine.len(), r.files.len());
         for (row, f) in mine.iter().zip(&r.files) {
             let num = |k: &str| -> u64 { row[k].parse().unwrap_or_else(|_| panic!("{k}")) };
-            assert_eq!(row["writer"], f.writer);
+            assert_eq!(row["writer"], f.writer.name());
             assert_eq!(row["seed"], input.scenario.seed.to_string());
             assert_eq!(
                 num("max_passes"),
@@ -145,7 +145,7 @@ fn sweep_report_matches_the_simulation_and_is_deterministic() {
             assert_eq!(num("allocated"), f.allocated);
             assert_eq!(row["verdict"], r.verdict.name());
             assert_eq!(row["digest"], r.digest);
-            if f.writer == "fixed-ram" {
+            if f.writer == migsim_format::Layout::FixedRam {
                 assert_eq!(num("bound"), r.fixed_ram_bound);
                 assert!(f.size <= r.fixed_ram_bound);
             } else {
@@ -158,7 +158,7 @@ fn sweep_report_matches_the_simulation_and_is_deterministic() {
             assert_eq!(row["replay"], replay);
             let per_pass: Vec<u64> = sizes
                 .iter()
-                .filter(|s| s["scenario"] == name && s["writer"] == f.writer)
+                .filter(|s| s["scenario"] == name && s["writer"] == f.writer.name())
                 .map(|s| s["size"].parse().unwrap())
                 .collect();
             assert_eq!(per_pass, f.size_after_pass, "{name} {}", f.writer);
@@ -166,8 +166,8 @@ fn sweep_report_matches_the_simulation_and_is_deterministic() {
         // The written scenario replays: same digest, expectations met.
         let s = Scenario::load(&dir.join("scenarios").join(format!("{name}.toml"))).unwrap();
         assert_eq!(s.expect.digest.as_ref(), Some(&r.digest));
-        let again = run(&s);
-        assert_eq!(check_expectations(&s, &again), Vec::<String>::new());
+        let again = run(&s, &RunOptions::default());
+        assert_eq!(check_expectations(&s, &again), Vec::new());
     }
     // The sequential file grows with the dirty rate; fixed-ram stays bounded.
     let final_size = |name: &str, writer: &str| -> u64 {

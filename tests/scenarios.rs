@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use migsim_harness::run::{check_expectations, run};
+use migsim_format::Layout;
+use migsim_harness::oracle::Invariant;
+use migsim_harness::run::{RunOptions, check_expectations, run};
 use migsim_harness::scenario::{Scenario, Verdict};
 
 fn scenario_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -42,7 +44,7 @@ fn every_scenario_meets_its_expectations() {
             "{}: scenario has no expected digest",
             f.display()
         );
-        let r = run(&s);
+        let r = run(&s, &RunOptions::default());
         for d in check_expectations(&s, &r) {
             failures.push(format!(
                 "{} (seed {}): {d}\n  re-run: migsim run {}",
@@ -58,8 +60,8 @@ fn every_scenario_meets_its_expectations() {
 #[test]
 fn same_seed_same_digest_and_bytes() {
     let s = Scenario::default_scenario();
-    let a = run(&s);
-    let b = run(&s);
+    let a = run(&s, &RunOptions::default());
+    let b = run(&s, &RunOptions::default());
     assert_eq!(a.digest, b.digest);
     for (fa, fb) in a.files.iter().zip(&b.files) {
         assert_eq!(
@@ -74,9 +76,9 @@ fn same_seed_same_digest_and_bytes() {
 #[test]
 fn another_seed_changes_the_digest() {
     let mut s = Scenario::default_scenario();
-    let a = run(&s);
+    let a = run(&s, &RunOptions::default());
     s.seed += 1;
-    let b = run(&s);
+    let b = run(&s, &RunOptions::default());
     assert_ne!(a.digest, b.digest);
     assert_eq!(b.verdict, Verdict::Pass);
 }
@@ -84,7 +86,7 @@ fn another_seed_changes_the_digest() {
 #[test]
 fn heavy_redirty_sequential_grows_while_fixed_ram_stays_bounded() {
     let s = Scenario::default_scenario();
-    let r = run(&s);
+    let r = run(&s, &RunOptions::default());
     assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.invariants);
     let seq = r.sequential_size.unwrap();
     let fixed = r.fixed_ram_size.unwrap();
@@ -99,9 +101,9 @@ fn heavy_redirty_sequential_grows_while_fixed_ram_stays_bounded() {
         r.fixed_ram_bound
     );
     for name in [
-        "restored-equals-switchover",
-        "fixed-ram-size-within-bound",
-        "fixed-ram-writes-in-place",
+        Invariant::RestoredEqualsSwitchover,
+        Invariant::FixedRamSizeWithinBound,
+        Invariant::FixedRamWritesInPlace,
     ] {
         assert!(
             r.invariants.iter().any(|i| i.name == name && i.ok),
@@ -110,7 +112,7 @@ fn heavy_redirty_sequential_grows_while_fixed_ram_stays_bounded() {
     }
     // Over the course of the migration: the sequential file grows every
     // pass, the fixed-ram file by the 18-byte empty PART section at most.
-    let series = |w: &str| {
+    let series = |w: Layout| {
         r.files
             .iter()
             .find(|f| f.writer == w)
@@ -118,8 +120,8 @@ fn heavy_redirty_sequential_grows_while_fixed_ram_stays_bounded() {
             .size_after_pass
             .clone()
     };
-    let seq_series = series("sequential");
-    let fixed_series = series("fixed-ram");
+    let seq_series = series(Layout::Sequential);
+    let fixed_series = series(Layout::FixedRam);
     assert_eq!(
         seq_series.len(),
         r.passes as usize + 2,
@@ -136,7 +138,7 @@ fn heavy_redirty_sequential_grows_while_fixed_ram_stays_bounded() {
     // bound already counts).
     let mut longer = s.clone();
     longer.parameters.max_passes *= 2;
-    let r2 = run(&longer);
+    let r2 = run(&longer, &RunOptions::default());
     assert!(r2.passes > r.passes);
     assert!(r2.sequential_size.unwrap() > seq);
     let growth = r2.fixed_ram_size.unwrap() - fixed;
@@ -154,9 +156,13 @@ fn zero_writes_leave_stale_bytes_but_clear_bits() {
     // still zero (checked by the oracle's restored-equals-switchover).
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/zero-after-data.toml");
     let s = Scenario::load(&path).unwrap();
-    let r = run(&s);
+    let r = run(&s, &RunOptions::default());
     assert_eq!(r.verdict, Verdict::Pass);
-    let fixed = r.files.iter().find(|f| f.writer == "fixed-ram").unwrap();
+    let fixed = r
+        .files
+        .iter()
+        .find(|f| f.writer == migsim_format::Layout::FixedRam)
+        .unwrap();
     let info = migsim_format::reader::inspect(&fixed.file).unwrap();
     let bytes = fixed.file.to_vec();
     let mut stale = 0;

@@ -33,7 +33,7 @@ use migsim_format::caps::{Capabilities, Capability};
 use migsim_format::io::{AlignedBuf, DIRECT_ALIGN, DiskFile};
 use migsim_format::reader::{LoadOptions, load};
 use migsim_format::writer::{MigrationWriter, PageSource, RamBlockDesc};
-use migsim_harness::run::{RunOptions, run_opts};
+use migsim_harness::run::{RunOptions, run};
 use migsim_harness::scenario::{Scenario, Size, Verdict};
 use migsim_harness::sim::dest::Destination;
 
@@ -341,7 +341,7 @@ fn sim(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<SimFigures, S
     let mut guest_bytes = 0;
     let secs = median_of(o.reps, |i| {
         let t = Instant::now();
-        let r = run_opts(&s, &opts);
+        let r = run(&s, &opts);
         let dt = t.elapsed().as_secs_f64();
         if r.verdict != Verdict::Pass {
             return Err(format!(
@@ -824,100 +824,4 @@ fn targets(r: &BenchReport) -> Vec<Target> {
         1.0,
     );
     t
-}
-
-/// The human summary.
-pub fn summary(r: &BenchReport) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::new();
-    let m = &r.machine;
-    let _ = writeln!(
-        s,
-        "machine    {} CPUs, {}, {:.1} GiB RAM, Linux {}; files in {}{}",
-        m.cpus,
-        m.cpu_model,
-        m.mem_total as f64 / GIB,
-        m.kernel,
-        m.dir,
-        if m.page_cache_dropped {
-            " (page cache dropped before reads)"
-        } else {
-            " (page cache NOT dropped: not root)"
-        }
-    );
-    let _ = writeln!(
-        s,
-        "guest      {:.2} GiB, {} channel(s), median of {}",
-        r.size as f64 / GIB,
-        r.channels,
-        r.reps
-    );
-    let rate = |t: &Timing| format!("{:.2} GiB/s ({:.2} s)", t.gib_s, t.median_s);
-    if let (Some(h), Some(f)) = (&r.memcpy_hot, &r.memcpy_fresh) {
-        let _ = writeln!(s, "memcpy     {} touched, {} fresh", rate(h), rate(f));
-    }
-    if let Some(x) = &r.sim {
-        let _ = writeln!(
-            s,
-            "sim        {} guest through writer+reader+oracle; ratio {:.2} vs memcpy, {:.2} vs fresh memcpy; digest {}",
-            rate(&x.run),
-            r.sim_vs_memcpy_ratio.unwrap_or(0.0),
-            r.sim_vs_fresh_memcpy_ratio.unwrap_or(0.0),
-            if x.digest_stable {
-                "stable"
-            } else {
-                "UNSTABLE"
-            }
-        );
-    }
-    for x in &r.save {
-        let _ = writeln!(
-            s,
-            "save       {:<9} fixed-ram {} ({} until closed), sequential write {}; ratio {:.2}; into a presized file {}, ratio {:.2}",
-            x.mode,
-            rate(&x.fixed_ram),
-            rate(&x.fixed_ram_closed),
-            rate(&x.sequential_write),
-            x.fixed_ram_vs_sequential_write_ratio,
-            rate(&x.sequential_write_presized),
-            x.fixed_ram_vs_presized_write_ratio
-        );
-    }
-    for x in &r.restore {
-        let _ = writeln!(
-            s,
-            "restore    {:<9} fixed-ram {} ({} into fresh memory), sequential read {}; ratio {:.2}{}",
-            x.mode,
-            rate(&x.fixed_ram),
-            rate(&x.fixed_ram_fresh_memory),
-            rate(&x.sequential_read),
-            x.restore_vs_sequential_read_ratio,
-            if x.verified { "; memory verified" } else { "" }
-        );
-    }
-    for c in &r.qemu {
-        let _ = writeln!(
-            s,
-            "qemu       {:<32} save {:.2} s, restore {:.2} s; migsim/qemu ratio save {:.2}, restore {:.2}",
-            c.qemu.case,
-            c.qemu.save_median_s,
-            c.qemu.restore_median_s,
-            c.migsim_vs_qemu_save_ratio,
-            c.migsim_vs_qemu_restore_ratio
-        );
-    }
-    if let Some(why) = &r.qemu_skipped {
-        let _ = writeln!(s, "qemu       skipped: {why}");
-    }
-    for t in &r.targets {
-        let _ = writeln!(
-            s,
-            "target     {:<55} {:.2} (goal >= {}) {}",
-            t.name,
-            t.ratio,
-            t.goal,
-            if t.met { "met" } else { "NOT met" }
-        );
-    }
-    s
 }

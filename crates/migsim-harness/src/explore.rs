@@ -19,14 +19,14 @@ use rand::seq::SliceRandom;
 use serde::Serialize;
 
 use crate::bugs::Bug;
-use crate::run::{check_expectations, run_with};
+use crate::run::{Difference, DifferenceKind, RunOptions, check_expectations, run};
 use crate::scenario::{
     BlockSpec, DestinationSpec, Expect, GuestSpec, MigrationSpec, Scenario, Size, Verdict,
-    WriterKind,
 };
 use crate::sim::precopy::PrecopyParams;
 use crate::sim::rng;
 use crate::sim::workload::{WorkloadKind, WorkloadSpec};
+use migsim_format::Layout;
 use migsim_format::caps::{Capability, MultifdCompression, Profile, Transport};
 
 const PAGE: u64 = 4096;
@@ -81,9 +81,9 @@ pub fn generate(seed: u64) -> Scenario {
         zero_share: *[0.0, 0.1, 0.3, 0.6].choose(&mut r).expect("non-empty"),
     };
     let writers = match r.gen_range(0..10) {
-        0 => vec![WriterKind::FixedRam],
-        1 => vec![WriterKind::Sequential],
-        _ => vec![WriterKind::Sequential, WriterKind::FixedRam],
+        0 => vec![Layout::FixedRam],
+        1 => vec![Layout::Sequential],
+        _ => vec![Layout::Sequential, Layout::FixedRam],
     };
     let profile = if r.gen_bool(0.3) {
         Profile::MappedRam
@@ -183,7 +183,7 @@ pub fn model_expect(s: &Scenario) -> Expect {
     let has = |caps: &[Capability], c: Capability| caps.contains(&c);
     for w in &m.writers {
         let mut caps = m.capabilities.clone();
-        let fixed = *w == WriterKind::FixedRam;
+        let fixed = *w == Layout::FixedRam;
         let refused = match m.profile {
             Profile::FixedRam => {
                 // The proposal: conflicts with fixed-ram, in this order.
@@ -257,12 +257,8 @@ pub fn model_expect(s: &Scenario) -> Expect {
     }
     if let Some(dest) = s.destination.fixed_ram {
         let on = |b: bool| if b { "on" } else { "off" };
-        if let Some(w) = m
-            .writers
-            .iter()
-            .find(|w| (**w == WriterKind::FixedRam) != dest)
-        {
-            let stream = *w == WriterKind::FixedRam;
+        if let Some(w) = m.writers.iter().find(|w| (**w == Layout::FixedRam) != dest) {
+            let stream = *w == Layout::FixedRam;
             let cap = match m.profile {
                 Profile::FixedRam => "fixed-ram",
                 Profile::MappedRam => "mapped-ram",
@@ -279,28 +275,29 @@ pub fn model_expect(s: &Scenario) -> Expect {
 
 /// How a run differed from its expectation (digest not compared); empty
 /// when it met it.
-pub fn differences(s: &Scenario, bug: Option<Bug>) -> Vec<String> {
+pub fn differences(s: &Scenario, bug: Option<Bug>) -> Vec<Difference> {
     let mut s = s.clone();
     s.expect.digest = None;
-    let r = run_with(&s, bug);
+    let r = run(
+        &s,
+        &RunOptions {
+            bug,
+            ..RunOptions::default()
+        },
+    );
     check_expectations(&s, &r)
 }
 
 /// What a failure is about, to keep shrinking on the same failure: the
-/// failed invariants' names, or the first line of the difference.
-fn signature(diffs: &[String]) -> BTreeSet<String> {
-    let inv: BTreeSet<String> = diffs
+/// failed invariants, or else what the first difference is about.
+fn signature(diffs: &[Difference]) -> BTreeSet<DifferenceKind> {
+    let inv: BTreeSet<DifferenceKind> = diffs
         .iter()
-        .filter_map(|d| d.strip_prefix("invariant "))
-        .filter_map(|d| d.split(" failed").next())
-        .map(str::to_string)
+        .map(Difference::kind)
+        .filter(|k| matches!(k, DifferenceKind::Invariant(_)))
         .collect();
     if inv.is_empty() {
-        diffs
-            .iter()
-            .take(1)
-            .map(|d| d.split(':').next().unwrap_or(d).to_string())
-            .collect()
+        diffs.iter().take(1).map(Difference::kind).collect()
     } else {
         inv
     }
@@ -398,7 +395,7 @@ fn candidates(s: &Scenario) -> Vec<Scenario> {
 /// blocks, fewer passes, a simpler workload, fewer capabilities) while the
 /// same failure remains. Returns the minimal scenario, its differences and
 /// the number of simplifications taken.
-pub fn shrink(s: &Scenario, bug: Option<Bug>) -> (Scenario, Vec<String>, usize) {
+pub fn shrink(s: &Scenario, bug: Option<Bug>) -> (Scenario, Vec<Difference>, usize) {
     let mut cur = s.clone();
     let mut diffs = differences(&cur, bug);
     let sig = signature(&diffs);
@@ -427,9 +424,9 @@ pub struct Failure {
     /// The seed.
     pub seed: u64,
     /// How the generated scenario differed.
-    pub differences: Vec<String>,
+    pub differences: Vec<Difference>,
     /// How the shrunk scenario differs.
-    pub shrunk_differences: Vec<String>,
+    pub shrunk_differences: Vec<Difference>,
     /// Simplifications applied.
     pub shrink_steps: usize,
     /// The shrunk scenario, as TOML.
@@ -487,7 +484,7 @@ pub fn explore(
     let seeds = &opts.seeds;
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Vec<String>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, Vec<Difference>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..opts.jobs.max(1) {
             scope.spawn(|| {
@@ -540,13 +537,17 @@ pub fn explore(
             opts.bug
                 .map(|b| format!(" with bug variant {}", b.name()))
                 .unwrap_or_default(),
-            shrunk_diffs.join("; ")
+            shrunk_diffs
+                .iter()
+                .map(Difference::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         );
         // The regression expects what correct code does; for a bug variant
         // that is the bug-free run, whose digest is recorded.
         shrunk.expect = model_expect(&shrunk);
         if opts.bug.is_some() {
-            shrunk.expect.digest = Some(run_with(&shrunk, None).digest);
+            shrunk.expect.digest = Some(run(&shrunk, &RunOptions::default()).digest);
         }
         let toml = toml::to_string(&shrunk).map_err(|e| e.to_string())?;
         if let Some(p) = &path {

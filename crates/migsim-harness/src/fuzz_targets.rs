@@ -71,13 +71,13 @@ use serde_json::json;
 use crate::run;
 use crate::scenario::{Scenario, Verdict};
 use crate::sim::dest::{Destination, GARBAGE};
-use migsim_format::LoadError;
 use migsim_format::caps::{
     Capabilities, Capability, MigrationConfig, MultifdCompression, Parameters, Profile, Transport,
 };
 use migsim_format::io::MigFile;
 use migsim_format::reader::{self, LoadOptions, RamSink, StreamInfo};
 use migsim_format::writer::{DeviceState, MigrationWriter, RamBlockDesc};
+use migsim_format::{Layout, LoadError};
 
 const PAGE: u64 = 4096;
 const PAGE_USIZE: usize = PAGE as usize;
@@ -1149,20 +1149,16 @@ fn scenario_toml(s: &Scenario) -> String {
 /// Structure-aware round-trip target (see the module docs).
 pub fn roundtrip(input: RoundtripInput) {
     let s = input.scenario();
-    let r = run::run(&s);
+    let r = run::run(&s, &run::RunOptions::default());
     let failed: Vec<String> = r
         .invariants
         .iter()
         .filter(|i| !i.ok)
         .map(|i| format!("  {} [{}]: {}", i.name, i.writer, i.detail))
         .collect();
-    let writers: Vec<&str> = r.files.iter().map(|f| f.writer).collect();
+    let writers: Vec<Layout> = r.files.iter().map(|f| f.writer).collect();
     let held = r.invariants.iter().filter(|i| i.ok).count();
-    if r.verdict != Verdict::Pass
-        || !failed.is_empty()
-        || writers != ["sequential", "fixed-ram"]
-        || held == 0
-    {
+    if r.verdict != Verdict::Pass || !failed.is_empty() || writers != Layout::ALL || held == 0 {
         panic!(
             "roundtrip verdict {} (error {:?}; writers {writers:?}; {held} invariants held), \
              failed invariants:\n{}\nscenario (save as scenarios/regressions/NAME.toml):\n{}",
@@ -1172,7 +1168,7 @@ pub fn roundtrip(input: RoundtripInput) {
             scenario_toml(&s)
         );
     }
-    let again = run::run(&s);
+    let again = run::run(&s, &run::RunOptions::default());
     assert_eq!(
         r.digest,
         again.digest,

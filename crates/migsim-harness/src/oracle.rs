@@ -22,13 +22,15 @@
 //! Everything here is computed from the scenario and the send log, not
 //! from the writer's own layout code.
 
-use serde::Serialize;
+use std::fmt;
 
-use crate::scenario::WriterKind;
+use serde::{Serialize, Serializer};
+
 use crate::sim::content::{Identified, PageState, describe};
 use crate::sim::dest::VerifyingDestination;
 use crate::sim::precopy::Send;
 use crate::sim::simfile::SimFile;
+use migsim_format::Layout;
 use migsim_format::caps::{Capabilities, Profile};
 use migsim_format::reader::{LoadOptions, load};
 use migsim_format::writer::{DeviceState, RamBlockDesc, vmdesc_json};
@@ -36,13 +38,71 @@ use migsim_format::writer::{DeviceState, RamBlockDesc, vmdesc_json};
 const PAGE: u64 = 4096;
 const MIB: u64 = 1 << 20;
 
+/// A named invariant (its `Display` and JSON form are the names above).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Invariant {
+    /// 1. The restore equals the guest at switchover.
+    RestoredEqualsSwitchover,
+    /// 2. The fixed-ram file stays within its layout bound.
+    FixedRamSizeWithinBound,
+    /// 3. The sequential file is exactly its records, appended.
+    SequentialSizeEqualsRecords,
+    /// 4. Fixed-ram pages land in place, bitmaps once at completion.
+    FixedRamWritesInPlace,
+    /// 5. A destination with the other layout setting refuses the stream.
+    CapabilityValidatedOnLoad,
+    /// A migration refused at setup wrote nothing (judged by the run).
+    RefusalWritesNothing,
+}
+
+impl Invariant {
+    /// The kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::RestoredEqualsSwitchover => "restored-equals-switchover",
+            Invariant::FixedRamSizeWithinBound => "fixed-ram-size-within-bound",
+            Invariant::SequentialSizeEqualsRecords => "sequential-size-equals-records",
+            Invariant::FixedRamWritesInPlace => "fixed-ram-writes-in-place",
+            Invariant::CapabilityValidatedOnLoad => "capability-validated-on-load",
+            Invariant::RefusalWritesNothing => "refusal-writes-nothing",
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which writer's file an invariant judged: a layout, or `-` for the run
+/// as a whole (as in JSON and the digest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Judged(pub Option<Layout>);
+
+impl fmt::Display for Judged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(l) => f.write_str(l.name()),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+impl Serialize for Judged {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// One invariant's result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct InvariantResult {
-    /// Invariant name.
-    pub name: &'static str,
+    /// The invariant.
+    pub name: Invariant,
     /// Which writer's file it judged.
-    pub writer: &'static str,
+    pub writer: Judged,
     /// Held?
     pub ok: bool,
     /// The story (empty when it held, or a short figure).
@@ -51,8 +111,8 @@ pub struct InvariantResult {
 
 /// One writer's file, for judging.
 pub struct WrittenFile<'a> {
-    /// Writer.
-    pub kind: WriterKind,
+    /// Its layout.
+    pub layout: Layout,
     /// Its capabilities.
     pub caps: Capabilities,
     /// The file.
@@ -81,7 +141,7 @@ pub struct OracleInput<'a> {
     pub dirty_destination: bool,
     /// Rule set; names the layout capability in the stream.
     pub profile: Profile,
-    /// The reader variant to judge with (bug-variants builds only).
+    /// The reader variant to judge with.
     pub bug: Option<crate::bugs::Bug>,
     /// Reader channels for the restore (the verdict does not depend on it).
     pub channels: usize,
@@ -92,7 +152,7 @@ impl OracleInput<'_> {
     pub fn judge(&self, files: &[WrittenFile<'_>]) -> Vec<InvariantResult> {
         let mut out = Vec::new();
         for f in files {
-            let w = f.kind.name();
+            let w = Judged(Some(f.layout));
             let mut push = |name, r: Result<String, String>| {
                 out.push(match r {
                     Ok(detail) => InvariantResult {
@@ -109,20 +169,29 @@ impl OracleInput<'_> {
                     },
                 })
             };
-            push("restored-equals-switchover", self.restored(f));
-            match f.kind {
-                WriterKind::FixedRam => {
-                    push("fixed-ram-size-within-bound", self.within_bound(f.file));
-                    push("fixed-ram-writes-in-place", self.writes_in_place(f.file));
-                }
-                WriterKind::Sequential => {
+            push(Invariant::RestoredEqualsSwitchover, self.restored(f));
+            match f.layout {
+                Layout::FixedRam => {
                     push(
-                        "sequential-size-equals-records",
+                        Invariant::FixedRamSizeWithinBound,
+                        self.within_bound(f.file),
+                    );
+                    push(
+                        Invariant::FixedRamWritesInPlace,
+                        self.writes_in_place(f.file),
+                    );
+                }
+                Layout::Sequential => {
+                    push(
+                        Invariant::SequentialSizeEqualsRecords,
                         self.sequential_size(f.file),
                     );
                 }
             }
-            push("capability-validated-on-load", self.validated_on_load(f));
+            push(
+                Invariant::CapabilityValidatedOnLoad,
+                self.validated_on_load(f),
+            );
         }
         out
     }

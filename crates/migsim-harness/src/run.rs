@@ -8,8 +8,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::bugs::{Bug, BugHooks};
-use crate::oracle::{InvariantResult, OracleInput, WrittenFile};
-use crate::scenario::{Scenario, Verdict, WriterKind};
+use crate::oracle::{Invariant, InvariantResult, Judged, OracleInput, WrittenFile};
+use crate::scenario::{Scenario, Verdict};
 use crate::sim::content::PageState;
 use crate::sim::dest::VerifyingDestination;
 use crate::sim::guest::Guest;
@@ -17,6 +17,7 @@ use crate::sim::precopy::{PassStats, run_precopy_channels};
 use crate::sim::rng;
 use crate::sim::simfile::{SimFile, WriteRecord};
 use crate::sim::workload::Workload;
+use migsim_format::Layout;
 use migsim_format::caps::{Capabilities, MigrationConfig, Parameters};
 use migsim_format::io::MigFile;
 use migsim_format::reader::{LoadOptions, NullSink, load};
@@ -26,8 +27,8 @@ use migsim_format::writer::{DeviceState, MigrationWriter};
 /// One writer's file after a run.
 #[derive(Debug, Serialize)]
 pub struct FileReport {
-    /// Writer.
-    pub writer: &'static str,
+    /// The writer's layout.
+    pub writer: Layout,
     /// Final size in bytes.
     pub size: u64,
     /// Bytes written, overwrites counted.
@@ -92,7 +93,7 @@ pub struct RunReport {
 /// None of it changes the verdict, the files' bytes or the digest.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
-    /// A deliberately wrong variant (only in `bug-variants` builds).
+    /// A deliberately wrong variant to inject.
     pub bug: Option<Bug>,
     /// Write seekable files into this directory (`<scenario>.<writer>.mig`)
     /// instead of memory: for guests larger than memory.
@@ -101,6 +102,16 @@ pub struct RunOptions {
     pub direct_io: bool,
     /// Writer and reader channels (multifd-like); 0 and 1 mean one.
     pub channels: usize,
+}
+
+impl RunOptions {
+    /// Correct code except for `bug`; files in memory, one channel.
+    pub fn with_bug(bug: Bug) -> Self {
+        RunOptions {
+            bug: Some(bug),
+            ..RunOptions::default()
+        }
+    }
 }
 
 /// Simulated devices written after RAM: contents are a pure function of
@@ -137,11 +148,11 @@ fn devices(s: &Scenario, guest: &Guest) -> Vec<DeviceState> {
 
 /// Capabilities a writer runs with, or the exact refusal: capabilities are
 /// set, then parameters, then `migrate` is checked against the transport.
-pub fn writer_caps(s: &Scenario, kind: WriterKind) -> Result<Capabilities, String> {
+pub fn writer_caps(s: &Scenario, kind: Layout) -> Result<Capabilities, String> {
     let m = &s.migration;
     let mut cfg = MigrationConfig::new(m.profile);
     let mut settings: Vec<_> = m.capabilities.iter().map(|&c| (c, true)).collect();
-    if kind == WriterKind::FixedRam {
+    if kind == Layout::FixedRam {
         settings.push((m.profile.layout_capability(), true));
     }
     cfg.set_capabilities(&settings).map_err(|e| e.to_string())?;
@@ -155,26 +166,9 @@ pub fn writer_caps(s: &Scenario, kind: WriterKind) -> Result<Capabilities, Strin
     Ok(cfg.caps)
 }
 
-/// Run a scenario.
-pub fn run(s: &Scenario) -> RunReport {
-    run_with(s, None)
-}
-
-/// Run a scenario with a deliberately wrong variant injected (it only
-/// takes effect in builds with the `bug-variants` feature; see
-/// [`crate::bugs::ENABLED`]).
-pub fn run_with(s: &Scenario, bug: Option<Bug>) -> RunReport {
-    run_opts(
-        s,
-        &RunOptions {
-            bug,
-            ..RunOptions::default()
-        },
-    )
-}
-
-/// Run a scenario with files and channels as `o` says.
-pub fn run_opts(s: &Scenario, o: &RunOptions) -> RunReport {
+/// Run a scenario, with a bug variant, files and channels as `o` says
+/// (`RunOptions::default()`: correct code, files in memory, one channel).
+pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
     let bug = o.bug;
     let channels = o.channels.max(1);
     let blocks = s.blocks();
@@ -327,7 +321,7 @@ pub fn run_opts(s: &Scenario, o: &RunOptions) -> RunReport {
         let written: Vec<_> = caps_of
             .iter()
             .zip(&files)
-            .map(|(&(kind, caps), file)| WrittenFile { kind, caps, file })
+            .map(|(&(layout, caps), file)| WrittenFile { layout, caps, file })
             .collect();
         report.invariants = oracle.judge(&written);
         if report.invariants.iter().any(|i| !i.ok) {
@@ -337,11 +331,11 @@ pub fn run_opts(s: &Scenario, o: &RunOptions) -> RunReport {
 
     for ((kind, _), file) in caps_of.iter().zip(files) {
         match kind {
-            WriterKind::Sequential => report.sequential_size = Some(file.len()),
-            WriterKind::FixedRam => report.fixed_ram_size = Some(file.len()),
+            Layout::Sequential => report.sequential_size = Some(file.len()),
+            Layout::FixedRam => report.fixed_ram_size = Some(file.len()),
         }
         report.files.push(FileReport {
-            writer: kind.name(),
+            writer: *kind,
             size: file.len(),
             bytes_written: file.bytes_written(),
             allocated: file.allocated(),
@@ -374,8 +368,8 @@ fn refused(mut report: RunReport, message: String, untouched: &SimFile) -> RunRe
     if untouched.len() != 0 || !untouched.log().is_empty() {
         report.verdict = Verdict::Fail;
         report.invariants.push(InvariantResult {
-            name: "refusal-writes-nothing",
-            writer: "-",
+            name: Invariant::RefusalWritesNothing,
+            writer: Judged(None),
             ok: false,
             detail: format!("a refused migration wrote {} bytes", untouched.len()),
         });
@@ -411,58 +405,172 @@ fn digest(r: &RunReport) -> String {
     };
     h.update(serde_json::to_vec(&figures).expect("figures serialize"));
     for f in &r.files {
-        h.update(f.writer.as_bytes());
+        h.update(f.writer.name().as_bytes());
         f.file.hash_into(&mut h);
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How a run differed from its scenario's expectations. `Display` gives
+/// the line `replay` prints; JSON carries the same text.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Difference {
+    /// Another verdict (with the run's refusal, if any).
+    Verdict {
+        /// The run's verdict.
+        got: Verdict,
+        /// The expected one.
+        want: Verdict,
+        /// The run's refusal message.
+        error: Option<String>,
+    },
+    /// An invariant that failed, listed under a verdict difference.
+    Invariant(InvariantResult),
+    /// Another refusal message.
+    Error {
+        /// The run's message.
+        got: Option<String>,
+        /// The expected one.
+        want: String,
+    },
+    /// The sequential file is smaller than the expected multiple of RAM.
+    SequentialRatio {
+        /// The run's sequential size over guest RAM.
+        got: f64,
+        /// The expected minimum.
+        want: f64,
+    },
+    /// Converged or not, unlike expected.
+    Converged {
+        /// The run's.
+        got: bool,
+        /// Expected.
+        want: bool,
+    },
+    /// Another digest.
+    Digest {
+        /// The run's digest.
+        got: String,
+        /// The recorded one.
+        want: String,
+    },
+}
+
+/// What a difference is about, ignoring figures and stories: shrinking
+/// keeps a simplification only while the same kind of failure remains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DifferenceKind {
+    /// A verdict difference, by (got, want).
+    Verdict(Verdict, Verdict),
+    /// A failed invariant.
+    Invariant(Invariant),
+    /// Another refusal message.
+    Error,
+    /// The sequential size ratio.
+    SequentialRatio,
+    /// Convergence.
+    Converged,
+    /// The digest.
+    Digest,
+}
+
+impl Difference {
+    /// What the difference is about.
+    pub fn kind(&self) -> DifferenceKind {
+        match self {
+            Difference::Verdict { got, want, .. } => DifferenceKind::Verdict(*got, *want),
+            Difference::Invariant(i) => DifferenceKind::Invariant(i.name),
+            Difference::Error { .. } => DifferenceKind::Error,
+            Difference::SequentialRatio { .. } => DifferenceKind::SequentialRatio,
+            Difference::Converged { .. } => DifferenceKind::Converged,
+            Difference::Digest { .. } => DifferenceKind::Digest,
+        }
+    }
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Difference::Verdict { got, want, error } => {
+                write!(f, "verdict {}, expected {}", got.name(), want.name())?;
+                if let Some(e) = error {
+                    write!(f, ": {e}")?;
+                }
+                Ok(())
+            }
+            Difference::Invariant(i) => {
+                write!(
+                    f,
+                    "invariant {} [{}] failed: {}",
+                    i.name, i.writer, i.detail
+                )
+            }
+            Difference::Error { got, want } => write!(
+                f,
+                "error {:?}, expected {want:?}",
+                got.as_deref().unwrap_or("(none)")
+            ),
+            Difference::SequentialRatio { got, want } => write!(
+                f,
+                "sequential file is {got:.2}x guest RAM, expected at least {want}x"
+            ),
+            Difference::Converged { got, want } => {
+                write!(f, "converged = {got}, expected {want}")
+            }
+            Difference::Digest { got, want } => write!(f, "digest {got}, expected {want}"),
+        }
+    }
+}
+
+impl Serialize for Difference {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// Differences between a run and its scenario's expectations.
-pub fn check_expectations(s: &Scenario, r: &RunReport) -> Vec<String> {
+pub fn check_expectations(s: &Scenario, r: &RunReport) -> Vec<Difference> {
     let mut diffs = Vec::new();
     let e = &s.expect;
     if r.verdict != e.verdict {
-        let why = match &r.error {
-            Some(err) => format!(": {err}"),
-            None => String::new(),
-        };
-        diffs.push(format!(
-            "verdict {}, expected {}{why}",
-            r.verdict.name(),
-            e.verdict.name()
-        ));
+        diffs.push(Difference::Verdict {
+            got: r.verdict,
+            want: e.verdict,
+            error: r.error.clone(),
+        });
         for i in r.invariants.iter().filter(|i| !i.ok) {
-            diffs.push(format!(
-                "invariant {} [{}] failed: {}",
-                i.name, i.writer, i.detail
-            ));
+            diffs.push(Difference::Invariant(i.clone()));
         }
     }
     if let Some(want) = &e.error
         && r.error.as_deref() != Some(want.as_str())
     {
-        diffs.push(format!(
-            "error {:?}, expected {want:?}",
-            r.error.as_deref().unwrap_or("(none)")
-        ));
+        diffs.push(Difference::Error {
+            got: r.error.clone(),
+            want: want.clone(),
+        });
     }
     if let Some(ratio) = e.min_sequential_ram_ratio {
         let got = r.sequential_size.unwrap_or(0) as f64 / r.ram_bytes as f64;
         if got < ratio {
-            diffs.push(format!(
-                "sequential file is {got:.2}x guest RAM, expected at least {ratio}x"
-            ));
+            diffs.push(Difference::SequentialRatio { got, want: ratio });
         }
     }
     if let Some(c) = e.converged
         && r.converged != c
     {
-        diffs.push(format!("converged = {}, expected {c}", r.converged));
+        diffs.push(Difference::Converged {
+            got: r.converged,
+            want: c,
+        });
     }
     if let Some(d) = &e.digest
         && *d != r.digest
     {
-        diffs.push(format!("digest {}, expected {d}", r.digest));
+        diffs.push(Difference::Digest {
+            got: r.digest.clone(),
+            want: d.clone(),
+        });
     }
     diffs
 }

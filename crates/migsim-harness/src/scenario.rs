@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sim::precopy::PrecopyParams;
 use crate::sim::workload::WorkloadSpec;
+use migsim_format::Layout;
 use migsim_format::caps::{Capability, MultifdCompression, Profile, Transport};
 use migsim_format::writer::RamBlockDesc;
 
@@ -129,34 +130,13 @@ pub fn parse_size(t: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("bad size {t:?}: use bytes or a number with K, M or G"))
 }
 
-/// Which writer layouts a run drives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WriterKind {
-    /// The sequential stream.
-    Sequential,
-    /// The fixed-offset layout (adds the profile's fixed-ram or mapped-ram
-    /// capability).
-    FixedRam,
-}
-
-impl WriterKind {
-    /// Name used in reports and file names.
-    pub fn name(self) -> &'static str {
-        match self {
-            WriterKind::Sequential => "sequential",
-            WriterKind::FixedRam => "fixed-ram",
-        }
-    }
-}
-
 /// `[migration]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MigrationSpec {
     /// Writers driven in lockstep from the same simulation.
     #[serde(default = "default_writers")]
-    pub writers: Vec<WriterKind>,
+    pub writers: Vec<Layout>,
     /// Capabilities set on every writer (the fixed-ram writer adds
     /// fixed-ram itself), in the order given.
     #[serde(default)]
@@ -176,8 +156,8 @@ pub struct MigrationSpec {
     pub direct_io: bool,
 }
 
-fn default_writers() -> Vec<WriterKind> {
-    vec![WriterKind::Sequential, WriterKind::FixedRam]
+fn default_writers() -> Vec<Layout> {
+    vec![Layout::Sequential, Layout::FixedRam]
 }
 fn default_transport() -> Transport {
     Transport::File
@@ -215,7 +195,9 @@ pub struct DestinationSpec {
 }
 
 /// The verdict of a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// Migrated; every oracle invariant held.

@@ -1,0 +1,499 @@
+//! The command line: flags as clap parses them ([`Args`]), resolved once
+//! into one configuration per command ([`Command`]): defaults filled in,
+//! sizes and lists checked, the scenario loaded and adjusted. Nothing
+//! here runs a migration or prints (that is `main.rs` and `render.rs`).
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use migsim::bench::BenchOptions;
+use migsim_format::Layout;
+use migsim_harness::bugs::Bug;
+use migsim_harness::explore::{ExploreOptions, shard_seeds};
+use migsim_harness::replay::replay_command;
+use migsim_harness::run::RunOptions;
+use migsim_harness::scenario::{self, Scenario};
+
+/// The flags.
+#[derive(Parser)]
+#[command(
+    name = "migsim",
+    version,
+    about = "Deterministic simulator and fuzzing harness for VM live migration with fixed-ram (QEMU: mapped-ram)",
+    long_about = "Deterministic simulator and fuzzing harness for VM live migration with the \
+fixed-ram capability (QEMU: mapped-ram). One seed reproduces everything.\n\n\
+Examples:\n  migsim run                          run the embedded heavy re-dirtying scenario\n  \
+migsim run scenarios/idle.toml --json\n  migsim replay scenarios/             check every scenario's expectations\n  \
+migsim inspect vm.mig                show the layout of any QEMU or migsim migration file\n  \
+migsim extract vm.mig --block pc.ram -o ram.bin"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Flags for big guests and real files (`migsim run`).
+#[derive(clap::Args, Clone, Default)]
+struct BigArgs {
+    /// Resize the first RAMBlock (pc.ram) to SIZE, e.g. 4G or 16G. Page
+    /// contents are generated, and the oracle keeps 8 bytes a page, so
+    /// with --file-dir a guest may be larger than this machine's memory.
+    #[arg(long, value_name = "SIZE", value_parser = scenario::parse_size)]
+    ram: Option<u64>,
+    /// Run only these writers: sequential, fixed-ram (comma-separated).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    writers: Option<Vec<Layout>>,
+    /// Write the migration files into DIR on disk (DIR/<scenario>.<writer>.mig)
+    /// instead of keeping them in memory. They are left there.
+    #[arg(long, value_name = "DIR")]
+    file_dir: Option<PathBuf>,
+    /// Open on-disk files with O_DIRECT: page writes bypass the page cache
+    /// (needs --file-dir and a filesystem that supports it).
+    #[arg(long, requires = "file_dir")]
+    direct_io: bool,
+    /// Channels (threads) writing and reading fixed-ram pages at once, as
+    /// QEMU's multifd channels do. Files, verdict and digest do not change.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    channels: usize,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Simulate a live migration through the sequential and fixed-ram
+    /// writers, restore both files, and judge them with the oracle.
+    ///
+    /// With no SCENARIO, runs the embedded default: a guest that keeps
+    /// re-dirtying memory, so the sequential file grows to several times
+    /// guest RAM while the fixed-ram file stays within its bound.
+    Run {
+        /// Scenario file (TOML). Default: the embedded heavy-redirty scenario.
+        scenario: Option<PathBuf>,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print one JSON object (with a top-level "digest") instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// Keep the files written: DIR/sequential.mig and DIR/fixed-ram.mig.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Inject a deliberately wrong variant, e.g. to replay what explore
+        /// found: off-by-one-later-block, dirty-cleared-after-pass,
+        /// zero-page-keeps-bit, bitmap-wrong-bit-order,
+        /// reader-skips-clear-bits, skip-final-sync.
+        #[arg(long, value_name = "VARIANT")]
+        bug: Option<Bug>,
+        #[command(flatten)]
+        big: BigArgs,
+    },
+    /// Generate random scenarios from seeds, run them, and shrink every
+    /// failure to a minimal scenario written to scenarios/regressions/
+    /// with its seed and the command that replays it.
+    ///
+    /// Same seeds give the same results whatever --jobs. A progress bar
+    /// shows on a terminal; a summary follows.
+    Explore {
+        /// Seed range A..B (end exclusive), e.g. 0..200.
+        #[arg(long, value_parser = parse_range)]
+        seeds: (u64, u64),
+        /// Worker threads (default: available cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only shard K of N (1-based), e.g. 2/4, for splitting a sweep
+        /// across machines.
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(u64, u64)>,
+        /// Print one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// Inject a deliberately wrong variant (see `migsim run --help`).
+        #[arg(long, value_name = "VARIANT")]
+        bug: Option<Bug>,
+        /// Report failures as found, without shrinking.
+        #[arg(long)]
+        no_shrink: bool,
+        /// Where shrunk failures are written.
+        #[arg(long, value_name = "DIR", default_value = "scenarios/regressions")]
+        regressions: PathBuf,
+        /// Do not write regression files.
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop shrinking after this many failures (0 = all).
+        #[arg(long, default_value_t = 5)]
+        max_failures: usize,
+    },
+    /// Run every scenario and check its expectations (verdict, error text,
+    /// digest, size ratio). Exits 1 on any difference and says how to
+    /// re-run the scenario that differed.
+    Replay {
+        /// Scenario files or directories (searched recursively for *.toml).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Write each run's digest into its scenario file's [expect] table
+        /// (after a deliberate format change; say why in the commit). A
+        /// scenario that differs in anything but its digest is not blessed.
+        #[arg(long)]
+        bless: bool,
+    },
+    /// Show the layout of a migration file (migsim's or a real QEMU save,
+    /// sequential or fixed-ram/mapped-ram): header, configuration,
+    /// capabilities, sections, RAM blocks with offsets and pages present.
+    Inspect {
+        /// The migration file.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one RAMBlock's memory as raw bytes (absent or zero pages as
+    /// zeros), e.g. to compare with QEMU's pmemsave.
+    Extract {
+        /// The migration file.
+        file: PathBuf,
+        /// Block name, e.g. pc.ram.
+        #[arg(long)]
+        block: String,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Run a sweep (or the given scenarios) and write a report with
+    /// charts: DIR/report.html (self-contained), DIR/report.md with
+    /// DIR/*.svg, DIR/report.csv and DIR/sizes.csv.
+    ///
+    /// With no SCENARIO, sweeps the embedded default scenario over the
+    /// guest's dirty rate and max_passes, and writes each point's scenario
+    /// to DIR/scenarios/ so `migsim run` can replay it.
+    Report {
+        /// Scenario files or directories (searched recursively for *.toml).
+        scenarios: Vec<PathBuf>,
+        /// Output directory.
+        #[arg(short, long, value_name = "DIR")]
+        output: PathBuf,
+        /// Worker threads (default: available cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Measure migsim against the machine's limits and against QEMU:
+    /// simulation throughput vs memcpy, fixed-ram save to a real file vs a
+    /// plain sequential write (buffered and O_DIRECT; timed until fsync'd,
+    /// and until closed for the QEMU comparison), restore vs a plain
+    /// sequential read (buffered and O_DIRECT), and QEMU's own mapped-ram save
+    /// and restore (plain, 4 multifd channels, 4 channels + direct-io) of
+    /// a paused guest of the same size when QEMU >= 9 is installed.
+    ///
+    /// Prints medians and ratios (migsim's throughput over the
+    /// reference's: above 1 is faster), and the performance targets: the
+    /// simulation at 0.3x memcpy or more, the save at 0.8x an O_DIRECT
+    /// write or more, the restore at 0.8x a read or more, the save faster
+    /// than QEMU with 4 multifd channels. Needs
+    /// about 2x SIZE of memory and 2x SIZE of disk in DIR. Run as root to
+    /// drop the page cache before reads.
+    Bench {
+        /// Guest RAM size, e.g. 1G or 4G (a multiple of 1 MiB).
+        #[arg(long, default_value = "1G", value_parser = scenario::parse_size)]
+        size: u64,
+        /// Repetitions of each measurement (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Directory for the files; it must support O_DIRECT (not tmpfs).
+        #[arg(long, value_name = "DIR", default_value = "target/migsim-bench")]
+        dir: PathBuf,
+        /// Channels writing and reading fixed-ram pages (multifd-like).
+        /// Default: one per CPU.
+        #[arg(long)]
+        channels: Option<usize>,
+        /// Do not measure QEMU even if it is installed.
+        #[arg(long)]
+        no_qemu: bool,
+        /// Run only these parts: sim, save, restore, qemu (comma-separated).
+        #[arg(long, value_delimiter = ',', value_name = "PARTS")]
+        only: Vec<String>,
+        /// Print one JSON object instead of the summary (progress still
+        /// goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// One command, resolved: every default filled in, every input checked.
+pub enum Command {
+    /// `migsim run`.
+    Run(Box<RunConfig>),
+    /// `migsim explore`.
+    Explore {
+        /// What to explore.
+        opts: ExploreOptions,
+        /// Print JSON.
+        json: bool,
+    },
+    /// `migsim replay`.
+    Replay {
+        /// Scenario files found under the paths given.
+        files: Vec<PathBuf>,
+        /// Record digests.
+        bless: bool,
+    },
+    /// `migsim inspect`.
+    Inspect {
+        /// The migration file.
+        file: PathBuf,
+        /// Print JSON.
+        json: bool,
+    },
+    /// `migsim extract`.
+    Extract {
+        /// The migration file.
+        file: PathBuf,
+        /// The block.
+        block: String,
+        /// Where its bytes go.
+        output: PathBuf,
+    },
+    /// `migsim report`.
+    Report {
+        /// Scenario files (empty: the built-in sweep).
+        scenarios: Vec<PathBuf>,
+        /// Output directory.
+        output: PathBuf,
+        /// Worker threads.
+        jobs: usize,
+    },
+    /// `migsim bench`.
+    Bench {
+        /// What to measure.
+        opts: BenchOptions,
+        /// Print JSON.
+        json: bool,
+    },
+}
+
+/// `migsim run`, resolved.
+pub struct RunConfig {
+    /// The scenario, with --seed, --ram and --writers applied.
+    pub scenario: Scenario,
+    /// Files, channels, bug variant.
+    pub options: RunOptions,
+    /// Print JSON.
+    pub json: bool,
+    /// Keep the files here.
+    pub out: Option<PathBuf>,
+    /// The command that replays this run exactly as asked.
+    pub replay: String,
+    /// The same, with the seed spelled out (printed on a failure).
+    pub replay_with_seed: String,
+}
+
+/// Worker threads when `--jobs` is not given: one per available core.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Args {
+    /// Parse the process's arguments (exits on a usage error, as clap does).
+    pub fn from_env() -> Self {
+        Args::parse()
+    }
+
+    /// Resolve the flags into one command's configuration.
+    pub fn resolve(self) -> Result<Command, String> {
+        Ok(match self.cmd {
+            Cmd::Run {
+                scenario,
+                seed,
+                json,
+                out,
+                bug,
+                big,
+            } => Command::Run(Box::new(resolve_run(
+                scenario.as_deref(),
+                seed,
+                json,
+                out,
+                bug,
+                &big,
+            )?)),
+            Cmd::Explore {
+                seeds,
+                jobs,
+                shard,
+                json,
+                bug,
+                no_shrink,
+                regressions,
+                dry_run,
+                max_failures,
+            } => Command::Explore {
+                opts: ExploreOptions {
+                    seeds: shard_seeds(seeds.0, seeds.1, shard),
+                    jobs: jobs.unwrap_or_else(default_jobs),
+                    bug,
+                    shrink: !no_shrink,
+                    max_failures,
+                    regressions: (!dry_run).then_some(regressions),
+                },
+                json,
+            },
+            Cmd::Replay { paths, bless } => {
+                let files = scenario::scenario_files(&paths)?;
+                if files.is_empty() {
+                    return Err("no scenario files (*.toml) found".into());
+                }
+                Command::Replay { files, bless }
+            }
+            Cmd::Inspect { file, json } => Command::Inspect { file, json },
+            Cmd::Extract {
+                file,
+                block,
+                output,
+            } => Command::Extract {
+                file,
+                block,
+                output,
+            },
+            Cmd::Report {
+                scenarios,
+                output,
+                jobs,
+            } => Command::Report {
+                scenarios,
+                output,
+                jobs: jobs.unwrap_or_else(default_jobs),
+            },
+            Cmd::Bench {
+                size,
+                reps,
+                dir,
+                channels,
+                no_qemu,
+                only,
+                json,
+            } => Command::Bench {
+                opts: BenchOptions {
+                    size,
+                    reps,
+                    dir,
+                    channels: channels.unwrap_or_else(default_jobs).max(1),
+                    qemu: !no_qemu,
+                    only,
+                },
+                json,
+            },
+        })
+    }
+}
+
+fn resolve_run(
+    path: Option<&Path>,
+    seed: Option<u64>,
+    json: bool,
+    out: Option<PathBuf>,
+    bug: Option<Bug>,
+    big: &BigArgs,
+) -> Result<RunConfig, String> {
+    let mut s = match path {
+        Some(p) => Scenario::load(p)?,
+        None => Scenario::default_scenario(),
+    };
+    if let Some(seed) = seed {
+        s.seed = seed;
+        s.expect.digest = None;
+    }
+    big.apply(&mut s)?;
+    let flags = big.replay_flags();
+    Ok(RunConfig {
+        replay: replay_command(path, seed) + &flags,
+        replay_with_seed: replay_command(path, seed.or(Some(s.seed))) + &flags,
+        options: RunOptions {
+            bug,
+            file_dir: big.file_dir.clone(),
+            direct_io: big.direct_io,
+            channels: big.channels,
+        },
+        scenario: s,
+        json,
+        out,
+    })
+}
+
+impl BigArgs {
+    /// The flags again, for a replay command.
+    fn replay_flags(&self) -> String {
+        let mut c = String::new();
+        if let Some(r) = self.ram {
+            c.push_str(&format!(" --ram {}", size_text(r)));
+        }
+        if let Some(w) = &self.writers {
+            let names: Vec<&str> = w.iter().map(|l| l.name()).collect();
+            c.push_str(&format!(" --writers {}", names.join(",")));
+        }
+        if let Some(d) = &self.file_dir {
+            c.push_str(&format!(" --file-dir {}", d.display()));
+        }
+        if self.direct_io {
+            c.push_str(" --direct-io");
+        }
+        if self.channels > 1 {
+            c.push_str(&format!(" --channels {}", self.channels));
+        }
+        c
+    }
+
+    /// Apply --ram and --writers; either makes the scenario's digest
+    /// expectation meaningless, so it is dropped.
+    fn apply(&self, s: &mut Scenario) -> Result<(), String> {
+        if let Some(r) = self.ram {
+            if r == 0 || !r.is_multiple_of(4096) {
+                return Err(format!("--ram {r}: must be a positive multiple of 4 KiB"));
+            }
+            let first = s
+                .guest
+                .blocks
+                .first_mut()
+                .ok_or("the scenario has no RAMBlock to resize")?;
+            first.size = scenario::Size(r);
+            s.expect.digest = None;
+        }
+        if let Some(ws) = &self.writers {
+            s.migration.writers = ws.clone();
+            s.expect.digest = None;
+            s.expect.min_sequential_ram_ratio = None;
+        }
+        if self.channels == 0 {
+            return Err("--channels must be at least 1".into());
+        }
+        if let Some(d) = &self.file_dir {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        s.validate()
+    }
+}
+
+fn size_text(b: u64) -> String {
+    match b {
+        _ if b.is_multiple_of(1 << 30) => format!("{}G", b >> 30),
+        _ if b.is_multiple_of(1 << 20) => format!("{}M", b >> 20),
+        _ => b.to_string(),
+    }
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s.split_once("..").ok_or("expected A..B, e.g. 0..200")?;
+    let a: u64 = a.trim().parse().map_err(|e| format!("{a}: {e}"))?;
+    let b: u64 = b.trim().parse().map_err(|e| format!("{b}: {e}"))?;
+    if b <= a {
+        return Err(format!("empty range {a}..{b}"));
+    }
+    Ok((a, b))
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 2/4")?;
+    let k: u64 = k.trim().parse().map_err(|e| format!("{k}: {e}"))?;
+    let n: u64 = n.trim().parse().map_err(|e| format!("{n}: {e}"))?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("shard {k}/{n}: need 1 <= K <= N"));
+    }
+    Ok((k, n))
+}
