@@ -230,7 +230,8 @@ enum Cmd {
     /// sequential or fixed-ram/mapped-ram): header, configuration,
     /// capabilities, sections, RAM blocks with offsets and pages present.
     Inspect {
-        /// The migration file.
+        /// The migration file (a regular file: pipes, FIFOs and devices are
+        /// refused; save a stream to a file first).
         file: PathBuf,
         /// Print JSON.
         #[arg(long)]
@@ -239,7 +240,7 @@ enum Cmd {
     /// Write one RAMBlock's memory as raw bytes (absent or zero pages as
     /// zeros), e.g. to compare with QEMU's pmemsave.
     Extract {
-        /// The migration file.
+        /// The migration file (a regular file, as for inspect).
         file: PathBuf,
         /// Block name, e.g. pc.ram.
         #[arg(long)]
@@ -711,12 +712,57 @@ fn bless_digest(path: &Path, digest: &str) -> Result<(), String> {
     std::fs::write(path, lines.join("\n") + "\n").map_err(|e| e.to_string())
 }
 
-fn open(path: &Path) -> Result<DiskFile, String> {
-    DiskFile::open(path).map_err(|e| format!("{}: {e}", path.display()))
+/// What a non-regular file is, in words.
+fn file_kind(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Open the migration file `path` for inspect and extract, with its
+/// metadata (which extract compares with the output's).
+///
+/// Only regular files are read: the reader reads at random offsets and
+/// needs the length, which a pipe, FIFO, socket or device does not give,
+/// and opening a FIFO for reading would block until some writer came. So
+/// the type is checked with `metadata` *before* opening, and anything else
+/// is refused with what it is and what to do. A stream in a pipe is
+/// deliberately not spooled to a temporary file: it is as large as the
+/// guest's RAM, and the user knows better than migsim where that fits
+/// (`cat FIFO > vm.mig`). (A path swapped for a FIFO between the check and
+/// the open could still block; that race is not defended against.)
+fn open(path: &Path) -> Result<(DiskFile, std::fs::Metadata), String> {
+    let p = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("{p}: {e}"))?;
+    if meta.is_dir() {
+        return Err(format!(
+            "{p}: is a directory; migsim reads migration files, give the path of one"
+        ));
+    }
+    if !meta.is_file() {
+        return Err(format!(
+            "{p}: is {}; migsim reads migration files (at random offsets), \
+             save the stream to a file first, e.g. cat {p} > vm.mig",
+            file_kind(meta.file_type())
+        ));
+    }
+    let file = DiskFile::open(path).map_err(|e| format!("{p}: {e}"))?;
+    Ok((file, meta))
 }
 
 fn cmd_inspect(path: &Path, json: bool) -> Result<ExitCode, String> {
-    let file = open(path)?;
+    let (file, _) = open(path)?;
     let info = inspect(&file).map_err(|e| format!("{}: {e}", path.display()))?;
     if json {
         println!(
@@ -808,7 +854,7 @@ fn print_inspect(path: &Path, i: &StreamInfo) {
 }
 
 fn cmd_extract(path: &Path, block: &str, output: &Path) -> Result<ExitCode, String> {
-    let file = open(path)?;
+    let (file, _) = open(path)?;
     let info = migsim::extract::extract(&file, block, output)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let b = info

@@ -1,7 +1,8 @@
 //! The `migsim` command line as a user meets it.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -138,4 +139,95 @@ fn help_teaches_each_command() {
     }
     let o = migsim(&["run", "--help"]);
     assert!(stdout(&o).contains("--out"));
+}
+
+// ---- inspect/extract: the input and the output (issue 14) ----
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Wait for `child` for at most `secs`; a child still running then is
+/// killed and the test fails (it hung).
+fn wait_or_kill(mut child: Child, secs: u64, what: &str) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{what} hung (killed after {secs} s)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(p: &Path) {
+    assert!(Command::new("mkfifo").arg(p).status().unwrap().success());
+}
+
+/// `migsim ARGS` on a FIFO nobody writes must fail quickly and say why.
+fn check_fifo_input(args: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("in.fifo");
+    mkfifo(&fifo);
+    let out = dir.path().join("out.bin");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_migsim"));
+    cmd.args(args).arg(&fifo);
+    if args[0] == "extract" {
+        cmd.args(["--block", "pc.ram", "-o"]).arg(&out);
+    }
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = wait_or_kill(child, 10, &format!("migsim {} FIFO", args[0]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("{}: is a FIFO", fifo.display()))
+            && e.contains("save the stream to a file first"),
+        "{e}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn inspect_a_fifo_does_not_hang() {
+    check_fifo_input(&["inspect"]);
+}
+
+#[test]
+fn extract_from_a_fifo_does_not_hang() {
+    check_fifo_input(&["extract"]);
+}
+
+#[test]
+fn inspect_or_extract_of_a_directory_says_it_is_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let out = dir.path().join("out.bin");
+    for args in [
+        vec!["inspect", &d],
+        vec![
+            "extract",
+            &d,
+            "--block",
+            "pc.ram",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    ] {
+        let o = migsim(&args);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains(&format!(
+                "{d}: is a directory; migsim reads migration files"
+            )),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert!(!out.exists());
 }
