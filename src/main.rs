@@ -245,7 +245,8 @@ enum Cmd {
         /// Block name, e.g. pc.ram.
         #[arg(long)]
         block: String,
-        /// Output file.
+        /// Output file: replaced only when the extract succeeded (never the
+        /// input itself). May also be a pipe or device, e.g. /dev/stdout.
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -853,10 +854,174 @@ fn print_inspect(path: &Path, i: &StreamInfo) {
     }
 }
 
+/// A file migsim created itself (`create_new`, so never anyone else's),
+/// removed when dropped unless [`TempOut::rename_to`] moved it into place.
+struct TempOut {
+    path: PathBuf,
+    file: std::fs::File,
+    keep: bool,
+}
+
+impl TempOut {
+    /// Create `DIR/.NAME.migsim-PID-N.tmp` with the first free N.
+    fn create(dir: &Path, name: &str) -> std::io::Result<Self> {
+        let pid = std::process::id();
+        for n in 0..1000 {
+            let path = dir.join(format!(".{name}.migsim-{pid}-{n}.tmp"));
+            match std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => {
+                    return Ok(Self {
+                        path,
+                        file,
+                        keep: false,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("no free temporary file name in {}", dir.display()),
+        ))
+    }
+
+    /// Rename over `to` (atomically replacing whatever was there).
+    fn rename_to(mut self, to: &Path) -> std::io::Result<()> {
+        std::fs::rename(&self.path, to)?;
+        self.keep = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempOut {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Where extract's bytes go.
+enum Dest {
+    /// A regular file (`path`, symlinks resolved; it may not exist yet):
+    /// extract into a temporary file beside it, rename over it on success.
+    /// `perms`: an existing file's permissions, kept.
+    Replace {
+        path: PathBuf,
+        perms: Option<std::fs::Permissions>,
+    },
+    /// Not a regular file (/dev/stdout on a pipe, /dev/null, a FIFO):
+    /// extract into a spool file, then copy into it.
+    Stream,
+}
+
+/// Decide how to write `output`, refusing the input itself (same device
+/// and inode after following symlinks: the same path, a hard link or a
+/// symlink to it) and directories.
+fn extract_dest(output: &Path, input: &std::fs::Metadata) -> Result<Dest, String> {
+    use std::os::unix::fs::MetadataExt;
+    let o = output.display();
+    match std::fs::metadata(output) {
+        Ok(m) if (m.dev(), m.ino()) == (input.dev(), input.ino()) => Err(format!(
+            "{o}: is the input file (or a link to it); refusing to write over it, \
+             give another output path"
+        )),
+        Ok(m) if m.is_dir() => Err(format!("{o}: is a directory; give an output file path")),
+        Ok(m) if m.is_file() => Ok(Dest::Replace {
+            path: std::fs::canonicalize(output).map_err(|e| format!("{o}: {e}"))?,
+            perms: Some(m.permissions()),
+        }),
+        Ok(_) => Ok(Dest::Stream),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::fs::symlink_metadata(output).is_ok() {
+                return Err(format!(
+                    "{o}: is a symbolic link to nothing; remove it or give its target"
+                ));
+            }
+            Ok(Dest::Replace {
+                path: output.to_path_buf(),
+                perms: None,
+            })
+        }
+        Err(e) => Err(format!("{o}: {e}")),
+    }
+}
+
+/// `migsim extract`. The input is opened and checked first; the output is
+/// only written once the whole extract succeeded: a regular output is
+/// replaced by renaming a temporary file from its own directory over it,
+/// anything else (a pipe, FIFO, /dev/stdout, /dev/null) gets a copy of a
+/// spool file in the temporary directory, which is unlinked as soon as it
+/// is created (so nothing is left behind, even if migsim is killed). A
+/// failed extract leaves any existing output as it was, and migsim only
+/// ever removes its own temporary file. Errors about the output name the
+/// output.
 fn cmd_extract(path: &Path, block: &str, output: &Path) -> Result<ExitCode, String> {
-    let (file, _) = open(path)?;
-    let info = migsim::extract::extract(&file, block, output)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    use std::io::{Seek, Write};
+    let (file, meta) = open(path)?;
+    let dest = extract_dest(output, &meta)?;
+    let o = output.display();
+    let run = |out: &std::fs::File| {
+        migsim::extract::extract(&file, block, out).map_err(|e| match e {
+            migsim::extract::ExtractError::Output(e) => format!("{o}: {e}"),
+            e => format!("{}: {e}", path.display()),
+        })
+    };
+    let info = match dest {
+        Dest::Replace { path: to, perms } => {
+            let dir = match to.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            // Short enough that the temporary name fits in NAME_MAX.
+            let name: String = to
+                .file_name()
+                .map_or("out".into(), |n| n.to_string_lossy())
+                .chars()
+                .scan(0, |len, c| {
+                    *len += c.len_utf8();
+                    (*len <= 200).then_some(c)
+                })
+                .collect();
+            let tmp =
+                TempOut::create(dir, &name).map_err(|e| format!("{o}: cannot create: {e}"))?;
+            if let Some(p) = perms {
+                tmp.file
+                    .set_permissions(p)
+                    .map_err(|e| format!("{o}: {e}"))?;
+            }
+            let info = run(&tmp.file)?;
+            tmp.rename_to(&to)
+                .map_err(|e| format!("{o}: cannot replace: {e}"))?;
+            info
+        }
+        Dest::Stream => {
+            let dir = std::env::temp_dir();
+            let mut tmp = TempOut::create(&dir, "extract").map_err(|e| {
+                format!("{o}: cannot create a spool file in {}: {e}", dir.display())
+            })?;
+            // Unlinked now; the descriptor keeps it until it is closed.
+            if std::fs::remove_file(&tmp.path).is_ok() {
+                tmp.keep = true;
+            }
+            let info = run(&tmp.file)?;
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .open(output)
+                .map_err(|e| format!("{o}: {e}"))?;
+            tmp.file.rewind().map_err(|e| format!("{o}: {e}"))?;
+            std::io::copy(&mut tmp.file, &mut out)
+                .and_then(|_| out.flush())
+                .map_err(|e| format!("{o}: {e}"))?;
+            info
+        }
+    };
     let b = info
         .blocks
         .iter()
