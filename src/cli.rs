@@ -140,7 +140,8 @@ enum Cmd {
     /// sequential or fixed-ram/mapped-ram): header, configuration,
     /// capabilities, sections, RAM blocks with offsets and pages present.
     Inspect {
-        /// The migration file.
+        /// The migration file (a regular file: pipes, FIFOs and devices are
+        /// refused; save a stream to a file first).
         file: PathBuf,
         /// Print JSON.
         #[arg(long)]
@@ -149,12 +150,13 @@ enum Cmd {
     /// Write one RAMBlock's memory as raw bytes (absent or zero pages as
     /// zeros), e.g. to compare with QEMU's pmemsave.
     Extract {
-        /// The migration file.
+        /// The migration file (a regular file, as for inspect).
         file: PathBuf,
         /// Block name, e.g. pc.ram.
         #[arg(long)]
         block: String,
-        /// Output file.
+        /// Output file: replaced only when the extract succeeded (never the
+        /// input itself). May also be a pipe or device, e.g. /dev/stdout.
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -237,7 +239,8 @@ pub enum Command {
     },
     /// `migsim inspect`.
     Inspect {
-        /// The migration file.
+        /// The migration file (a regular file: pipes, FIFOs and devices are
+        /// refused; save a stream to a file first).
         file: PathBuf,
         /// Print JSON.
         json: bool,

@@ -3,13 +3,13 @@
 //! differed, 2 bad input, usage or environment.
 
 mod cli;
+mod files;
 mod render;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use migsim_format::io::DiskFile;
 use migsim_format::reader::inspect;
 use migsim_harness::explore::{ExploreOptions, explore};
 use migsim_harness::replay::replay_file;
@@ -155,12 +155,8 @@ fn cmd_replay(files: &[PathBuf], bless: bool) -> Result<ExitCode, String> {
     Ok(exit_code(failed == 0))
 }
 
-fn open(path: &Path) -> Result<DiskFile, String> {
-    DiskFile::open(path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
 fn cmd_inspect(path: &Path, json: bool) -> Result<ExitCode, String> {
-    let file = open(path)?;
+    let (file, _) = files::open(path)?;
     let info = inspect(&file).map_err(|e| format!("{}: {e}", path.display()))?;
     if json {
         render::json(&info)?;
@@ -171,9 +167,7 @@ fn cmd_inspect(path: &Path, json: bool) -> Result<ExitCode, String> {
 }
 
 fn cmd_extract(path: &Path, block: &str, output: &Path) -> Result<ExitCode, String> {
-    let file = open(path)?;
-    let info = migsim_format::extract::extract(&file, block, output)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let info = files::extract(path, block, output)?;
     let b = info
         .blocks
         .iter()

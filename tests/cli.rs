@@ -1,7 +1,9 @@
 //! The `migsim` command line as a user meets it.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -138,4 +140,283 @@ fn help_teaches_each_command() {
     }
     let o = migsim(&["run", "--help"]);
     assert!(stdout(&o).contains("--out"));
+}
+
+// ---- inspect/extract: the input and the output (issue 14) ----
+
+/// A real QEMU mapped-ram save of a 16 MiB pc guest, unpacked into `dir`.
+fn qemu_save(dir: &Path) -> PathBuf {
+    let gz = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/qemu/mapped.mig.gz");
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(gz).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let p = dir.join("vm.mig");
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// `migsim extract IN --block pc.ram -o OUT`.
+fn extract(input: &Path, out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_migsim"))
+        .arg("extract")
+        .arg(input)
+        .args(["--block", "pc.ram", "-o"])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Files in `dir` other than `keep` (e.g. a temporary file left behind).
+fn others(dir: &Path, keep: &[&str]) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !keep.contains(&n.as_str()))
+        .collect()
+}
+
+/// Wait for `child` for at most `secs`; a child still running then is
+/// killed and the test fails (it hung).
+fn wait_or_kill(mut child: Child, secs: u64, what: &str) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{what} hung (killed after {secs} s)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(p: &Path) {
+    assert!(Command::new("mkfifo").arg(p).status().unwrap().success());
+}
+
+/// Extracting onto the input must refuse before writing anything, and the
+/// input must survive; `link` makes the output path from the input's.
+fn check_refused_onto_input(link: impl Fn(&Path, &Path)) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = qemu_save(dir.path());
+    let before = std::fs::read(&input).unwrap();
+    let out = dir.path().join("out");
+    link(&input, &out);
+    let o = extract(&input, &out);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("{}: is the input file", out.display())),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        std::fs::read(&input).unwrap() == before,
+        "the input changed"
+    );
+    assert!(std::fs::read(&out).unwrap() == before, "the link changed");
+}
+
+#[test]
+fn extract_onto_its_own_input_refuses_and_keeps_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = qemu_save(dir.path());
+    let before = std::fs::read(&input).unwrap();
+    let o = extract(&input, &input);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is the input file"), "{}", stderr(&o));
+    assert!(
+        std::fs::read(&input).ok() == Some(before),
+        "the input changed or is gone"
+    );
+    assert_eq!(others(dir.path(), &["vm.mig"]), Vec::<String>::new());
+}
+
+#[test]
+fn extract_onto_a_hard_link_of_the_input_refuses_and_keeps_the_input() {
+    check_refused_onto_input(|input, out| std::fs::hard_link(input, out).unwrap());
+}
+
+#[test]
+fn extract_onto_a_symlink_to_the_input_refuses_and_keeps_the_input() {
+    check_refused_onto_input(|input, out| std::os::unix::fs::symlink(input, out).unwrap());
+}
+
+#[test]
+fn extract_error_leaves_an_existing_output_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = qemu_save(dir.path());
+    // Damaged: cut inside pc.ram's pages (the file is ~16 MiB of them).
+    let damaged = dir.path().join("damaged.mig");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
+    let out = dir.path().join("ram.bin");
+    std::fs::write(&out, b"an earlier, good extract").unwrap();
+    let o = extract(&damaged, &out);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&damaged.display().to_string()),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(&out).ok().as_deref(),
+        Some(&b"an earlier, good extract"[..]),
+        "the existing output was changed or removed"
+    );
+    // Nor does a missing block touch it.
+    let o = Command::new(env!("CARGO_BIN_EXE_migsim"))
+        .arg("extract")
+        .arg(&good)
+        .args(["--block", "nope", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read(&out).unwrap(), b"an earlier, good extract");
+    // No temporary file is left behind.
+    assert_eq!(
+        others(dir.path(), &["vm.mig", "damaged.mig", "ram.bin"]),
+        Vec::<String>::new()
+    );
+    // And a good extract does replace it.
+    let o = extract(&good, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 16 << 20);
+}
+
+#[test]
+fn extract_output_errors_name_the_output_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = qemu_save(dir.path());
+    let check = |out: &Path, says: &str| {
+        let o = extract(&input, out);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{}: {e}", out.display());
+        assert!(
+            e.starts_with(&format!("migsim: {}: ", out.display())) && e.contains(says),
+            "{}: {e}",
+            out.display()
+        );
+        assert!(!e.contains("vm.mig"), "blames the input: {e}");
+    };
+    check(Path::new("/nonexistent/dir/ram.bin"), "No such file");
+    check(Path::new("/dev/full"), "No space left on device");
+    // A directory even root cannot create files in: sysfs refuses. (A
+    // directory without write permission would not do: tests run as root.)
+    if Path::new("/sys/kernel").is_dir() {
+        check(Path::new("/sys/migsim-test.bin"), "cannot create");
+    }
+}
+
+#[test]
+fn extract_to_dev_stdout_and_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = qemu_save(dir.path());
+    let file = dir.path().join("ram.bin");
+    assert!(extract(&input, &file).status.success());
+    let want = std::fs::read(&file).unwrap();
+    assert_eq!(want.len(), 16 << 20);
+    // stdout, a pipe here.
+    let o = extract(&input, Path::new("/dev/stdout"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stdout == want, "/dev/stdout got {} bytes", o.stdout.len());
+    let o = extract(&input, Path::new("/dev/null"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A FIFO, read by a thread.
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    let f = fifo.clone();
+    let reader = std::thread::spawn(move || std::fs::read(f).unwrap());
+    let child = Command::new(env!("CARGO_BIN_EXE_migsim"))
+        .arg("extract")
+        .arg(&input)
+        .args(["--block", "pc.ram", "-o"])
+        .arg(&fifo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = wait_or_kill(child, 60, "extract to a FIFO");
+    if !o.status.success() {
+        // Release the reader if migsim never opened the FIFO.
+        drop(std::fs::OpenOptions::new().write(true).open(&fifo));
+        panic!("extract to a FIFO: {}", stderr(&o));
+    }
+    assert!(reader.join().unwrap() == want, "the FIFO got other bytes");
+    // The spool file is gone.
+    assert_eq!(
+        others(dir.path(), &["vm.mig", "ram.bin", "fifo"]),
+        Vec::<String>::new()
+    );
+}
+
+/// `migsim ARGS` on a FIFO nobody writes must fail quickly and say why.
+fn check_fifo_input(args: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("in.fifo");
+    mkfifo(&fifo);
+    let out = dir.path().join("out.bin");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_migsim"));
+    cmd.args(args).arg(&fifo);
+    if args[0] == "extract" {
+        cmd.args(["--block", "pc.ram", "-o"]).arg(&out);
+    }
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = wait_or_kill(child, 10, &format!("migsim {} FIFO", args[0]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("{}: is a FIFO", fifo.display()))
+            && e.contains("save the stream to a file first"),
+        "{e}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn inspect_a_fifo_does_not_hang() {
+    check_fifo_input(&["inspect"]);
+}
+
+#[test]
+fn extract_from_a_fifo_does_not_hang() {
+    check_fifo_input(&["extract"]);
+}
+
+#[test]
+fn inspect_or_extract_of_a_directory_says_it_is_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let out = dir.path().join("out.bin");
+    for args in [
+        vec!["inspect", &d],
+        vec![
+            "extract",
+            &d,
+            "--block",
+            "pc.ram",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    ] {
+        let o = migsim(&args);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains(&format!(
+                "{d}: is a directory; migsim reads migration files"
+            )),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert!(!out.exists());
 }

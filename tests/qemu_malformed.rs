@@ -22,23 +22,17 @@ fn real(name: &str) -> Vec<u8> {
 }
 
 /// Run inspect and extract on `bytes`; both must finish quickly, and an
-/// extract that fails must leave no output behind. Returns inspect's error
-/// text, if any.
+/// extract that succeeds must not have written a huge output. (Discarding
+/// a failed extract's output is the caller's: the CLI's, tested in
+/// tests/cli.rs.) Returns inspect's error text, if any.
 fn probe(bytes: &[u8], what: &str) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     let start = Instant::now();
     let r = inspect(&Bytes(bytes)).err().map(|e| e.to_string());
-    let out = dir.path().join("pc.ram");
-    let x = extract(&Bytes(bytes), "pc.ram", &out);
-    if x.is_err() {
+    let out = std::fs::File::create(dir.path().join("pc.ram")).unwrap();
+    if extract(&Bytes(bytes), "pc.ram", &out).is_ok() {
         assert!(
-            !out.exists(),
-            "{what}: failed extract left {} behind",
-            out.display()
-        );
-    } else {
-        assert!(
-            std::fs::metadata(&out).unwrap().len() <= 1 << 30,
+            out.metadata().unwrap().len() <= 1 << 30,
             "{what}: huge output"
         );
     }

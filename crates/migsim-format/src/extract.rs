@@ -1,11 +1,17 @@
 //! `migsim extract`: one block's memory out of a migration file, as raw
 //! bytes. Pages the file marks zero, and pages it never mentions, read as
-//! zeros (the output is created sparse at the block's length).
+//! zeros (the output is sized sparse at the block's length).
+//!
+//! [`extract`] writes into a file the caller opened; it creates, renames
+//! and removes nothing. Where the bytes end up, and what happens to them on
+//! failure, is the caller's policy: the CLI (`src/main.rs`) extracts into a
+//! temporary file it created and renames it over the output only on
+//! success, so a failed extract never touches an existing output.
 
 use std::collections::BTreeSet;
 use std::fs::File;
+use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
 use crate::LoadError;
 use crate::io::MigFile;
@@ -18,12 +24,26 @@ pub const MAX_EXTRACT: u64 = 1 << 40;
 
 struct ExtractSink<'a> {
     want: &'a str,
-    out_path: &'a Path,
-    out: Option<File>,
+    out: &'a File,
+    /// Why writing the output failed; the load is stopped with a stand-in
+    /// error, and this one is reported as an output error.
+    out_err: Option<io::Error>,
     index: Option<usize>,
     declared: usize,
     /// Pages written so far (bounded by the page records in the file).
     written: BTreeSet<u64>,
+}
+
+impl ExtractSink<'_> {
+    /// Run an output operation; a failure is kept in `out_err` (so it is
+    /// reported against the output, not the input) and stops the load.
+    fn output(&mut self, op: impl FnOnce(&File) -> io::Result<()>) -> Result<(), LoadError> {
+        op(self.out).map_err(|e| {
+            let stop = io::Error::new(e.kind(), "writing the output failed");
+            self.out_err = Some(e);
+            LoadError::Io(stop)
+        })
+    }
 }
 
 impl RamSink for ExtractSink<'_> {
@@ -35,9 +55,12 @@ impl RamSink for ExtractSink<'_> {
                     used_length,
                 });
             }
-            let f = File::create(self.out_path)?;
-            f.set_len(used_length)?;
-            self.out = Some(f);
+            // Empty first, so nothing the file held before survives as
+            // "page content".
+            self.output(|f| {
+                f.set_len(0)?;
+                f.set_len(used_length)
+            })?;
             self.index = Some(self.declared);
         }
         self.declared += 1;
@@ -45,10 +68,8 @@ impl RamSink for ExtractSink<'_> {
     }
 
     fn write_pages(&mut self, block: usize, first: u64, data: &[u8]) -> Result<(), LoadError> {
-        if Some(block) == self.index
-            && let Some(f) = &self.out
-        {
-            f.write_all_at(data, first * PAGE_SIZE)?;
+        if Some(block) == self.index {
+            self.output(|f| f.write_all_at(data, first * PAGE_SIZE))?;
             let n = data.len() as u64 / PAGE_SIZE;
             self.written.extend(first..first + n);
         }
@@ -58,13 +79,11 @@ impl RamSink for ExtractSink<'_> {
     fn zero_pages(&mut self, block: usize, first: u64, count: u64) -> Result<(), LoadError> {
         // The output starts as a hole of zeros; only pages written earlier
         // (a sequential stream re-sending a page as zero) need clearing.
-        if Some(block) == self.index
-            && let Some(f) = &self.out
-        {
+        if Some(block) == self.index {
             let zero = [0u8; PAGE_SIZE as usize];
             let hit: Vec<u64> = self.written.range(first..first + count).copied().collect();
             for p in hit {
-                f.write_all_at(&zero, p * PAGE_SIZE)?;
+                self.output(|f| f.write_all_at(&zero, p * PAGE_SIZE))?;
                 self.written.remove(&p);
             }
         }
@@ -75,9 +94,12 @@ impl RamSink for ExtractSink<'_> {
 /// Why extract failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
-    /// The file could not be read.
+    /// The migration file could not be read.
     #[error("{0}")]
     Load(#[from] LoadError),
+    /// The output could not be written (report it against the output).
+    #[error("{0}")]
+    Output(io::Error),
     /// No such block.
     #[error("no RAMBlock named {want:?} in the file; it has: {have}")]
     NoBlock {
@@ -88,22 +110,29 @@ pub enum ExtractError {
     },
 }
 
-/// Extract block `name` of `file` into `out`. On failure the output is
-/// removed.
+/// Extract block `name` of `file` into `out`: a seekable file opened for
+/// writing, which is truncated and set (sparse) to the block's length when
+/// the file declares the block, then written with positioned writes.
+///
+/// On failure `out` may hold part of the block (or be untouched, if the
+/// block was never reached); discarding it is the caller's business.
 pub fn extract<F: MigFile + ?Sized>(
     file: &F,
     name: &str,
-    out: &Path,
+    out: &File,
 ) -> Result<StreamInfo, ExtractError> {
     let mut sink = ExtractSink {
         want: name,
-        out_path: out,
-        out: None,
+        out,
+        out_err: None,
         index: None,
         declared: 0,
         written: BTreeSet::new(),
     };
     let result = load(file, &LoadOptions::default(), &mut sink);
+    if let Some(e) = sink.out_err {
+        return Err(ExtractError::Output(e));
+    }
     let found = sink.index.is_some();
     match result {
         Ok(info) if found => Ok(info),
@@ -116,11 +145,6 @@ pub fn extract<F: MigFile + ?Sized>(
                 .collect::<Vec<_>>()
                 .join(", "),
         }),
-        Err(e) => {
-            if found {
-                let _ = std::fs::remove_file(out);
-            }
-            Err(e.into())
-        }
+        Err(e) => Err(e.into()),
     }
 }
