@@ -4,7 +4,7 @@
 //!
 //! [`extract`] writes into a file the caller opened; it creates, renames
 //! and removes nothing. Where the bytes end up, and what happens to them on
-//! failure, is the caller's policy: the CLI (`src/main.rs`) extracts into a
+//! failure, is the caller's policy: the CLI (`src/files.rs`) extracts into a
 //! temporary file it created and renames it over the output only on
 //! success, so a failed extract never touches an existing output.
 
