@@ -6,9 +6,9 @@
 //!   QEMU with `migrate-incoming`, and QEMU's memory (`pmemsave` of every
 //!   guest-physical range where QEMU maps one of the blocks) must equal the
 //!   simulated guest's memory at switchover, page for page. The expectation
-//!   is rebuilt from the guest's page states (`sim::content`) by re-driving
-//!   the run's simulation, whose files must be byte-identical to the run's;
-//!   migsim's reader is checked against the same bytes on the side.
+//!   is built from the run's page states at switchover
+//!   (`RunReport::switchover`, contents from `sim::content`); migsim's
+//!   reader is checked against the same bytes on the side.
 //! * QEMU -> migsim: stopped guests with known memory (`-device loader`) and
 //!   a live guest (a hand-assembled boot sector that keeps rewriting 64
 //!   pages and, on a key press, zeroes 16 of them) are saved by QEMU over
@@ -32,10 +32,8 @@
 //! accelerator.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -49,6 +47,7 @@ use migsim_format::caps::{Capabilities, Capability, Profile};
 use migsim_format::io::{DiskFile, MigFile};
 use migsim_format::reader::{LoadOptions, StreamInfo, inspect, load};
 use migsim_format::writer::RamBlockDesc;
+use migsim_harness::qemu::{QemuBinary, QemuProcess};
 use migsim_harness::run::{RunOptions, RunReport, run};
 use migsim_harness::scenario::{Scenario, Verdict};
 use migsim_harness::sim::content::{Identified, fill_page, identify};
@@ -64,6 +63,7 @@ const MIB: u64 = 1 << 20;
 /// The installed QEMU.
 #[derive(Debug)]
 struct QemuInfo {
+    qemu: QemuBinary,
     bin: String,
     version_line: String,
     version: (u32, u32, u32),
@@ -93,7 +93,7 @@ impl QemuInfo {
     }
 }
 
-fn detect(q: &migsim::bench::qemu::Qemu) -> Result<QemuInfo, String> {
+fn detect(q: &QemuBinary) -> Result<QemuInfo, String> {
     let bin = q.path.display().to_string();
     let version_line = q.version_line.clone();
     let version = q.version_tuple();
@@ -113,6 +113,7 @@ fn detect(q: &migsim::bench::qemu::Qemu) -> Result<QemuInfo, String> {
     }
     let accel = common::stopped_guest_accel();
     Ok(QemuInfo {
+        qemu: q.clone(),
         bin,
         version_line,
         version,
@@ -142,69 +143,20 @@ fn live_accel() -> String {
 }
 
 // ---------------------------------------------------------------------------
-// QMP and the QEMU process
+// The QEMU process (the harness's driver, with panics for a test)
 // ---------------------------------------------------------------------------
-
-struct Qmp {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-}
-
-impl Qmp {
-    fn connect(path: &Path) -> std::io::Result<Self> {
-        let s = UnixStream::connect(path)?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let mut q = Self {
-            reader: BufReader::new(s.try_clone()?),
-            writer: s,
-        };
-        q.read()?; // greeting
-        q.execute("qmp_capabilities", Value::Null)
-            .map_err(std::io::Error::other)?;
-        Ok(q)
-    }
-
-    fn read(&mut self) -> std::io::Result<Value> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::other("QMP connection closed"));
-        }
-        serde_json::from_str(&line).map_err(std::io::Error::other)
-    }
-
-    /// Run a command; `Err` holds QEMU's error description.
-    fn execute(&mut self, name: &str, args: Value) -> Result<Value, String> {
-        let mut msg = json!({ "execute": name });
-        if !args.is_null() {
-            msg["arguments"] = args.clone();
-        }
-        writeln!(self.writer, "{msg}").map_err(|e| format!("QMP {name}: {e}"))?;
-        loop {
-            let r = self.read().map_err(|e| format!("QMP {name}: {e}"))?;
-            if r.get("event").is_some() {
-                continue;
-            }
-            if let Some(e) = r.get("error") {
-                return Err(format!("QMP {name} {args}: {}", e["desc"]));
-            }
-            return Ok(r["return"].clone());
-        }
-    }
-}
 
 /// A QEMU process in a test's scratch directory, killed on drop.
 struct Qemu {
-    child: Child,
-    qmp: Qmp,
+    proc: QemuProcess,
     dir: PathBuf,
     name: String,
-    log: PathBuf,
     dumps: u32,
 }
 
 impl Qemu {
     /// Start `qemu -M machine -m mib -nodefaults -display none -accel accel
-    /// -qmp unix:DIR/NAME.qmp EXTRA...` and connect to its monitor.
+    /// EXTRA... -qmp unix:SOCK` and connect to its monitor.
     fn start(
         info: &QemuInfo,
         dir: &Path,
@@ -214,64 +166,40 @@ impl Qemu {
         accel: &str,
         extra: &[&str],
     ) -> Qemu {
-        let sock = dir.join(format!("{name}.qmp"));
+        let m = mib.to_string();
+        let mut args = vec!["-M", machine, "-m", &m];
+        args.extend(["-nodefaults", "-display", "none", "-accel", accel]);
+        args.extend(extra);
         let log = dir.join(format!("{name}.log"));
-        let mut cmd = Command::new(&info.bin);
-        cmd.args(["-M", machine, "-m", &mib.to_string()])
-            .args(["-nodefaults", "-display", "none", "-accel", accel])
-            .arg("-qmp")
-            .arg(format!("unix:{},server=on,wait=off", sock.display()))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{}: {e}", info.bin));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let qmp = loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "{name}: QEMU exited ({status}) before its monitor answered: {cmd:?}\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            if let Ok(q) = Qmp::connect(&sock) {
-                break q;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{name}: no QMP monitor at {} after 30 s", sock.display());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let proc =
+            QemuProcess::start(&info.qemu, name, &args, &log).unwrap_or_else(|e| panic!("{e}"));
         Qemu {
-            child,
-            qmp,
+            proc,
             dir: dir.to_path_buf(),
             name: name.to_string(),
-            log,
             dumps: 0,
         }
     }
 
     fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.proc.stderr()
     }
 
     fn try_cmd(&mut self, name: &str, args: Value) -> Result<Value, String> {
-        self.qmp.execute(name, args)
+        self.proc.cmd(name, args)
     }
 
     fn cmd(&mut self, name: &str, args: Value) -> Value {
-        match self.qmp.execute(name, args) {
+        match self.proc.cmd(name, args) {
             Ok(v) => v,
             Err(e) => panic!("{}: {e}\nQEMU stderr:\n{}", self.name, self.stderr()),
         }
     }
 
     fn hmp(&mut self, line: &str) -> String {
-        let v = self.cmd("human-monitor-command", json!({ "command-line": line }));
-        v.as_str().unwrap_or_default().to_string()
+        self.proc
+            .hmp(line)
+            .unwrap_or_else(|e| panic!("{}: {e}\nQEMU stderr:\n{}", self.name, self.stderr()))
     }
 
     fn set_caps(&mut self, caps: &[&str]) {
@@ -296,14 +224,9 @@ impl Qemu {
     fn pmemsave(&mut self, addr: u64, size: u64) -> Vec<u8> {
         self.dumps += 1;
         let path = self.dir.join(format!("{}.dump{}", self.name, self.dumps));
-        self.cmd(
-            "pmemsave",
-            json!({ "val": addr, "size": size, "filename": path.to_str().unwrap() }),
-        );
-        let bytes = std::fs::read(&path).unwrap();
-        let _ = std::fs::remove_file(&path);
-        assert_eq!(bytes.len() as u64, size, "pmemsave {addr:#x}+{size:#x}");
-        bytes
+        self.proc
+            .pmemsave(addr, size, &path)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The RAMBlocks as QEMU's `info ramblock` lists them (used lengths).
@@ -340,7 +263,8 @@ impl Qemu {
     }
 
     /// Poll `query-migrate` until completed or failed, calling `each` on
-    /// every answer; returns the last answer.
+    /// every answer; returns the last answer (`exited` when QEMU < 9.1,
+    /// which has no exit-on-error, exited on a failed load).
     fn wait_migration(
         &mut self,
         timeout: Duration,
@@ -350,7 +274,6 @@ impl Qemu {
         loop {
             let st = match self.try_cmd("query-migrate", Value::Null) {
                 Ok(st) => st,
-                // QEMU < 9.1 has no exit-on-error and exits on a failed load.
                 Err(e) => json!({ "status": "exited", "error-desc": e }),
             };
             if let Some("completed" | "failed" | "cancelled" | "exited") = st["status"].as_str() {
@@ -367,13 +290,6 @@ impl Qemu {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

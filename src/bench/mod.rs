@@ -719,7 +719,7 @@ fn qemu_part(o: &BenchOptions, r: &mut BenchReport, progress: &mut dyn FnMut(&st
         r.qemu_skipped = Some("--no-qemu".into());
         return;
     }
-    let q = match qemu::find() {
+    let q = match migsim_harness::qemu::find() {
         Ok(q) => q,
         Err(e) => {
             r.qemu_skipped = Some(e);

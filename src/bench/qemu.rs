@@ -9,7 +9,8 @@
 //! does not make the save read guest RAM from disk. The destination gets
 //! fresh anonymous memory of the same RAMBlock name, as a real restore does.
 //!
-//! QEMU is driven over QMP (JSON lines on a unix socket): capabilities
+//! QEMU is driven over QMP with the harness's driver
+//! ([`migsim_harness::qemu`]): capabilities
 //! `mapped-ram` (+ `multifd`), parameters `max-bandwidth` (raised from
 //! QEMU's 128 MiB/s default), `multifd-channels`, `direct-io`; then
 //! `migrate` / `migrate-incoming` with a `file:` URI, polling
@@ -20,14 +21,13 @@
 //! on every path out (drop guards).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use migsim_harness::qemu::{QemuBinary, QemuProcess, qemu_opt_escape};
 use serde_json::{Value, json};
 
 const MIB: u64 = 1 << 20;
@@ -35,8 +35,6 @@ const GIB: f64 = (1u64 << 30) as f64;
 
 /// How long one save or restore may take.
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(300);
-/// How long QEMU may take to open its monitor.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Interval between two `query-migrate` polls.
 const POLL: Duration = Duration::from_millis(5);
 /// QEMU's `max-bandwidth` for the measurements: 1 TiB/s, i.e. no cap.
@@ -45,99 +43,6 @@ const MAX_BANDWIDTH: u64 = 1 << 40;
 /// compared with the prepared contents on both sides.
 const CHECK_ADDR: u64 = MIB;
 const CHECK_LEN: u64 = 64 << 10;
-
-/// QEMU found on PATH (or `$MIGSIM_QEMU`, or `$QEMU`), with its version.
-#[derive(Clone, Debug)]
-pub struct Qemu {
-    /// The binary.
-    pub path: PathBuf,
-    /// E.g. `10.0.2`.
-    pub version: String,
-    /// The first line of `--version`.
-    pub version_line: String,
-    /// Major version.
-    pub major: u32,
-    /// Minor version.
-    pub minor: u32,
-    /// 0 when the version has only two numbers.
-    pub patch: u32,
-}
-
-impl Qemu {
-    /// `(major, minor, patch)`.
-    pub fn version_tuple(&self) -> (u32, u32, u32) {
-        (self.major, self.minor, self.patch)
-    }
-}
-
-/// Find `qemu-system-x86_64` >= 9.0 (mapped-ram); `$MIGSIM_QEMU` (or
-/// `$QEMU`, as the test tiers use) names another binary. `Err(reason)`
-/// when missing or too old.
-pub fn find() -> Result<Qemu, String> {
-    let named = std::env::var_os("MIGSIM_QEMU")
-        .filter(|v| !v.is_empty())
-        .or_else(|| std::env::var_os("QEMU").filter(|v| !v.is_empty()));
-    let path = match named {
-        Some(p) => {
-            let p = PathBuf::from(p);
-            if p.components().count() > 1 {
-                p
-            } else {
-                which(&p)
-                    .ok_or_else(|| format!("MIGSIM_QEMU={}: not found on PATH", p.display()))?
-            }
-        }
-        None => which(Path::new("qemu-system-x86_64"))
-            .ok_or_else(|| "qemu-system-x86_64 not found on PATH".to_string())?,
-    };
-    let out = Command::new(&path)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().next().unwrap_or("").trim();
-    let version = line
-        .split("version ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or("")
-        .to_string();
-    let mut nums = version.split('.').map(|n| n.parse::<u32>());
-    let (Some(Ok(major)), Some(Ok(minor))) = (nums.next(), nums.next()) else {
-        return Err(format!(
-            "{} --version said {line:?}: no version",
-            path.display()
-        ));
-    };
-    if major < 9 {
-        return Err(format!(
-            "{} is QEMU {version}: mapped-ram needs 9.0 or later",
-            path.display()
-        ));
-    }
-    let patch = nums.next().and_then(Result::ok).unwrap_or(0);
-    Ok(Qemu {
-        path,
-        version_line: line.to_string(),
-        version,
-        major,
-        minor,
-        patch,
-    })
-}
-
-/// `name` in one of the `$PATH` directories, executable.
-fn which(name: &Path) -> Option<PathBuf> {
-    let dirs = std::env::var_os("PATH")?;
-    std::env::split_paths(&dirs)
-        .map(|d| d.join(name))
-        .find(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
 
 /// One QEMU measurement configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,7 +107,7 @@ pub struct QemuFigures {
 /// RAM contents), `qemu-bench.mig`, QEMU logs and `pmemsave` dumps; all
 /// removed before returning. QMP sockets go to the temporary directory.
 pub fn measure(
-    q: &Qemu,
+    q: &QemuBinary,
     ram_bytes: u64,
     dir: &Path,
     case: &QemuCase,
@@ -265,9 +170,9 @@ pub fn measure(
     );
     let mut save_seconds = Vec::with_capacity(reps);
     for i in 1..=reps {
-        let mut src = Proc::start(q, &dir, "source", &name, mib, &["-object", &backend])?;
-        src.check_memory(&dir, &expected)?;
-        src.configure(case)?;
+        let mut src = start_guest(q, &dir, "source", &name, mib, &["-object", &backend])?;
+        check_memory(&mut src, &dir, &expected)?;
+        configure(&mut src, case)?;
         match std::fs::remove_file(&mig) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -276,7 +181,7 @@ pub fn measure(
         caches.drop_caches(progress);
         let t0 = Instant::now();
         src.cmd("migrate", json!({ "uri": uri }))?;
-        let st = src.wait_completed("save")?;
+        let st = wait_completed(&mut src, "save")?;
         let secs = t0.elapsed().as_secs_f64();
         save_seconds.push(secs);
         // QEMU's own total-time stops before the migration's cleanup, whose
@@ -304,7 +209,7 @@ pub fn measure(
     let backend = format!("memory-backend-ram,id=ram0,size={mib}M");
     for i in 1..=reps {
         caches.drop_caches(progress);
-        let mut dst = Proc::start(
+        let mut dst = start_guest(
             q,
             &dir,
             "destination",
@@ -312,7 +217,7 @@ pub fn measure(
             mib,
             &["-object", &backend, "-incoming", "defer"],
         )?;
-        dst.configure(case)?;
+        configure(&mut dst, case)?;
         let mut args = json!({ "uri": uri });
         if (q.major, q.minor) >= (9, 1) {
             // Keep QEMU alive on a failed load, to ask it why.
@@ -320,10 +225,10 @@ pub fn measure(
         }
         let t0 = Instant::now();
         dst.cmd("migrate-incoming", args)?;
-        dst.wait_completed("restore")?;
+        wait_completed(&mut dst, "restore")?;
         let secs = t0.elapsed().as_secs_f64();
         restore_seconds.push(secs);
-        dst.check_memory(&dir, &expected)?;
+        check_memory(&mut dst, &dir, &expected)?;
         progress(&format!("qemu {name}: restore {i}/{reps} {secs:.2} s"));
     }
 
@@ -410,11 +315,6 @@ fn supports_o_direct(dir: &Path) -> bool {
     ok
 }
 
-/// QEMU option values double a comma to mean a literal one.
-fn qemu_opt_escape(s: &str) -> String {
-    s.replace(',', ",,")
-}
-
 /// Removes its files when dropped.
 struct RemoveOnDrop(Vec<PathBuf>);
 
@@ -453,284 +353,99 @@ impl CacheDropper {
 }
 
 // ---------------------------------------------------------------------------
-// QMP and the QEMU process
+// The QEMU processes of a measurement
 // ---------------------------------------------------------------------------
 
-/// A QMP connection: JSON lines on a unix socket.
-struct Qmp {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-}
-
-impl Qmp {
-    fn connect(path: &Path) -> Result<Self, String> {
-        let s = UnixStream::connect(path).map_err(|e| e.to_string())?;
-        // A load may keep QEMU's main loop (and so its monitor) busy until
-        // it is done.
-        s.set_read_timeout(Some(MIGRATION_TIMEOUT + Duration::from_secs(10)))
-            .map_err(|e| e.to_string())?;
-        let mut q = Self {
-            reader: BufReader::new(s.try_clone().map_err(|e| e.to_string())?),
-            writer: s,
-        };
-        q.read()?; // greeting
-        q.execute("qmp_capabilities", Value::Null)?;
-        Ok(q)
-    }
-
-    fn read(&mut self) -> Result<Value, String> {
-        let mut line = String::new();
-        match self.reader.read_line(&mut line) {
-            Ok(0) => Err("QMP connection closed".into()),
-            Ok(_) => serde_json::from_str(&line).map_err(|e| format!("bad QMP line {line:?}: {e}")),
-            Err(e) => Err(format!("QMP read: {e}")),
-        }
-    }
-
-    /// Run a command; `Err` holds QEMU's error description.
-    fn execute(&mut self, name: &str, args: Value) -> Result<Value, String> {
-        let mut msg = json!({ "execute": name });
-        if !args.is_null() {
-            msg["arguments"] = args;
-        }
-        writeln!(self.writer, "{msg}").map_err(|e| format!("QMP {name}: {e}"))?;
-        loop {
-            let r = self.read().map_err(|e| format!("QMP {name}: {e}"))?;
-            if r.get("event").is_some() {
-                continue;
-            }
-            if let Some(e) = r.get("error") {
-                let desc = e["desc"].as_str().unwrap_or("(no description)");
-                return Err(format!("QMP {name}: {desc}"));
-            }
-            return Ok(r.get("return").cloned().unwrap_or(Value::Null));
-        }
-    }
-}
-
-/// Distinguishes the sockets of processes started by this process.
+/// Distinguishes the logs and dumps of processes started by this process.
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-/// A QEMU process, killed (and its socket and log removed) on drop.
-struct Proc {
-    child: Child,
-    qmp: Option<Qmp>,
-    sock: PathBuf,
-    log: PathBuf,
-    /// `qemu mapped-ram source`, for messages.
-    what: String,
+/// Start a paused `pc` guest of `mib` MiB whose RAM is the backend `ram0`
+/// defined in `extra` (KVM if it opens, else TCG: the guest never runs).
+fn start_guest(
+    q: &QemuBinary,
+    dir: &Path,
+    role: &str,
+    case: &str,
+    mib: u64,
+    extra: &[&str],
+) -> Result<QemuProcess, String> {
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let log = dir.join(format!(
+        "qemu-bench-{role}-{}-{seq}.log",
+        std::process::id()
+    ));
+    let m = format!("{mib}M");
+    let mut args = vec!["-M", "pc,memory-backend=ram0", "-m", &m];
+    args.extend(["-nodefaults", "-display", "none", "-S"]);
+    args.extend(["-accel", "kvm", "-accel", "tcg"]);
+    args.extend(extra);
+    QemuProcess::start(q, &format!("qemu {case} {role}"), &args, &log)
 }
 
-impl Proc {
-    /// Start a paused `pc` guest of `mib` MiB whose RAM is the backend
-    /// `ram0` defined in `extra`, and connect to its monitor.
-    fn start(
-        q: &Qemu,
-        dir: &Path,
-        role: &str,
-        case: &str,
-        mib: u64,
-        extra: &[&str],
-    ) -> Result<Proc, String> {
-        let what = format!("qemu {case} {role}");
-        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let pid = std::process::id();
-        // Unix socket paths are limited to ~107 bytes; `dir` may be long.
-        let sock = std::env::temp_dir().join(format!("migsim-qemu-{pid}-{seq}.qmp"));
-        let log = dir.join(format!("qemu-bench-{role}-{pid}-{seq}.log"));
-        let _ = std::fs::remove_file(&sock);
-        let stderr = File::create(&log).map_err(|e| format!("{what}: {}: {e}", log.display()))?;
-        let mut cmd = Command::new(&q.path);
-        cmd.args(["-M", "pc,memory-backend=ram0", "-m"])
-            .arg(format!("{mib}M"))
-            .args(["-nodefaults", "-display", "none", "-S"])
-            // KVM if it opens, else TCG: the guest never runs.
-            .args(["-accel", "kvm", "-accel", "tcg"])
-            .arg("-qmp")
-            .arg(format!(
-                "unix:{},server=on,wait=off",
-                qemu_opt_escape(&sock.display().to_string())
+/// Capabilities and parameters for `case`, identical on both sides.
+fn configure(p: &mut QemuProcess, case: &QemuCase) -> Result<(), String> {
+    let mut caps = vec![json!({ "capability": "mapped-ram", "state": true })];
+    if case.multifd_channels.is_some() {
+        caps.push(json!({ "capability": "multifd", "state": true }));
+    }
+    p.cmd("migrate-set-capabilities", json!({ "capabilities": caps }))?;
+    let mut params = json!({ "max-bandwidth": MAX_BANDWIDTH });
+    if let Some(n) = case.multifd_channels {
+        params["multifd-channels"] = json!(n);
+    }
+    if case.direct_io {
+        params["direct-io"] = json!(true);
+    }
+    p.cmd("migrate-set-parameters", params)?;
+    Ok(())
+}
+
+/// Poll `query-migrate` until `completed`; `Err` on `failed`,
+/// `cancelled`, QEMU's death or after [`MIGRATION_TIMEOUT`]. Returns the
+/// last answer.
+///
+/// QEMU 10.0.2's monitor does not answer while its main loop is busy: on
+/// the destination the first `query-migrate` after `migrate-incoming`
+/// (which returns at once) comes back only when the whole load is done,
+/// saying `active` (the answer has no other key), and the next one says
+/// `completed`; on the source, answers stall during the `device` phase
+/// and while the cleanup closes the file.
+fn wait_completed(p: &mut QemuProcess, op: &str) -> Result<Value, String> {
+    let st = p.wait_migration(MIGRATION_TIMEOUT, POLL, |_, _| {})?;
+    match st["status"].as_str() {
+        Some("completed") => Ok(st),
+        s => {
+            let desc = st["error-desc"].as_str().unwrap_or("no error-desc");
+            Err(format!(
+                "{}: {op} {}: {desc}{}",
+                p.what(),
+                s.unwrap_or("?"),
+                p.stderr_tail()
             ))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        let child = match cmd.spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                let _ = std::fs::remove_file(&log);
-                return Err(format!("{what}: {}: {e}", q.path.display()));
-            }
-        };
-        let mut p = Proc {
-            child,
-            qmp: None,
-            sock,
-            log,
-            what,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(status) = p.exited() {
-                return Err(p.died(status, "before its monitor answered"));
-            }
-            if p.sock.exists()
-                && let Ok(qmp) = Qmp::connect(&p.sock)
-            {
-                p.qmp = Some(qmp);
-                return Ok(p);
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "{}: no QMP monitor after {START_TIMEOUT:?}{}",
-                    p.what,
-                    p.stderr_tail()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-    }
-
-    /// The exit status, if QEMU has exited.
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    fn died(&self, status: ExitStatus, when: &str) -> String {
-        format!(
-            "{}: QEMU exited ({status}) {when}{}",
-            self.what,
-            self.stderr_tail()
-        )
-    }
-
-    /// `"; QEMU stderr: ..."` with the last lines of QEMU's stderr, or "".
-    fn stderr_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        if lines.is_empty() {
-            return String::new();
-        }
-        let tail = lines[lines.len().saturating_sub(12)..].join("\n  ");
-        format!("; QEMU stderr:\n  {tail}")
-    }
-
-    /// Run a QMP command; on failure, say why, with QEMU's stderr.
-    fn cmd(&mut self, name: &str, args: Value) -> Result<Value, String> {
-        let r = match self.qmp.as_mut() {
-            Some(qmp) => qmp.execute(name, args),
-            None => Err("no QMP connection".into()),
-        };
-        r.map_err(|e| {
-            // A closed connection usually means QEMU died: give it a moment
-            // to be reaped, then report its status.
-            let deadline = Instant::now() + Duration::from_millis(500);
-            loop {
-                if let Some(status) = self.exited() {
-                    return self.died(status, &format!("({e})"));
-                }
-                if Instant::now() > deadline {
-                    return format!("{}: {e}{}", self.what, self.stderr_tail());
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    }
-
-    /// Capabilities and parameters for `case`, identical on both sides.
-    fn configure(&mut self, case: &QemuCase) -> Result<(), String> {
-        let mut caps = vec![json!({ "capability": "mapped-ram", "state": true })];
-        if case.multifd_channels.is_some() {
-            caps.push(json!({ "capability": "multifd", "state": true }));
-        }
-        self.cmd("migrate-set-capabilities", json!({ "capabilities": caps }))?;
-        let mut params = json!({ "max-bandwidth": MAX_BANDWIDTH });
-        if let Some(n) = case.multifd_channels {
-            params["multifd-channels"] = json!(n);
-        }
-        if case.direct_io {
-            params["direct-io"] = json!(true);
-        }
-        self.cmd("migrate-set-parameters", params)?;
-        Ok(())
-    }
-
-    /// Poll `query-migrate` until `completed`; `Err` on `failed`,
-    /// `cancelled`, QEMU's death or after [`MIGRATION_TIMEOUT`]. Returns
-    /// the last answer.
-    ///
-    /// QEMU 10.0.2's monitor does not answer while its main loop is busy:
-    /// on the destination the first `query-migrate` after
-    /// `migrate-incoming` (which returns at once) comes back only when the
-    /// whole load is done, saying `active` (the answer has no other key),
-    /// and the next one says `completed`; on the source, answers stall
-    /// during the `device` phase and while the cleanup closes the file.
-    fn wait_completed(&mut self, op: &str) -> Result<Value, String> {
-        let deadline = Instant::now() + MIGRATION_TIMEOUT;
-        loop {
-            let st = self.cmd("query-migrate", Value::Null)?;
-            match st["status"].as_str() {
-                Some("completed") => return Ok(st),
-                Some(s @ ("failed" | "cancelled")) => {
-                    let desc = st["error-desc"].as_str().unwrap_or("no error-desc");
-                    return Err(format!(
-                        "{}: {op} {s}: {desc}{}",
-                        self.what,
-                        self.stderr_tail()
-                    ));
-                }
-                _ => {}
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "{}: {op} not completed after {MIGRATION_TIMEOUT:?}: {st}",
-                    self.what
-                ));
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-
-    /// Compare guest-physical `[CHECK_ADDR, +len)` (inside `pc.ram`, whose
-    /// offsets equal guest-physical addresses there) with `expected`.
-    fn check_memory(&mut self, dir: &Path, expected: &[u8]) -> Result<(), String> {
-        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!("qemu-bench-{}-{seq}.pmem", std::process::id()));
-        let _cleanup = RemoveOnDrop(vec![path.clone()]);
-        let path_str = path
-            .to_str()
-            .ok_or_else(|| format!("{}: {} is not UTF-8", self.what, path.display()))?;
-        self.cmd(
-            "pmemsave",
-            json!({ "val": CHECK_ADDR, "size": expected.len(), "filename": path_str }),
-        )?;
-        let got = std::fs::read(&path)
-            .map_err(|e| format!("{}: pmemsave {}: {e}", self.what, path.display()))?;
-        if got != expected {
-            let first = got
-                .iter()
-                .zip(expected)
-                .position(|(a, b)| a != b)
-                .unwrap_or(got.len().min(expected.len()));
-            return Err(format!(
-                "{}: guest memory at {:#x} differs from the prepared contents (first at +{first:#x}, {} bytes read)",
-                self.what,
-                CHECK_ADDR,
-                got.len()
-            ));
-        }
-        Ok(())
     }
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.qmp = None;
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.sock);
-        let _ = std::fs::remove_file(&self.log);
+/// Compare guest-physical `[CHECK_ADDR, +len)` (inside `pc.ram`, whose
+/// offsets equal guest-physical addresses there) with `expected`.
+fn check_memory(p: &mut QemuProcess, dir: &Path, expected: &[u8]) -> Result<(), String> {
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("qemu-bench-{}-{seq}.pmem", std::process::id()));
+    let got = p.pmemsave(CHECK_ADDR, expected.len() as u64, &path)?;
+    if got != expected {
+        let first = got
+            .iter()
+            .zip(expected)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(expected.len()));
+        return Err(format!(
+            "{}: guest memory at {:#x} differs from the prepared contents (first at +{first:#x}, {} bytes read)",
+            p.what(),
+            CHECK_ADDR,
+            got.len()
+        ));
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -739,8 +454,8 @@ mod tests {
 
     /// The installed QEMU, or `None` after one line; under `CI=true` a
     /// missing QEMU fails instead (the interop tier rule).
-    fn qemu_or_skip(test: &str) -> Option<Qemu> {
-        match find() {
+    fn qemu_or_skip(test: &str) -> Option<QemuBinary> {
+        match migsim_harness::qemu::find() {
             Ok(q) => Some(q),
             Err(why) => {
                 if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -830,7 +545,7 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_refused_before_qemu_starts() {
-        let q = Qemu {
+        let q = QemuBinary {
             path: PathBuf::from("/nonexistent/qemu"),
             version: "10.0.2".into(),
             version_line: "QEMU emulator version 10.0.2".into(),

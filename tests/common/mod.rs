@@ -6,12 +6,12 @@
 use std::io::Write;
 use std::sync::{Once, OnceLock};
 
-use migsim::bench::qemu::{Qemu, find};
+use migsim_harness::qemu::{QemuBinary, find};
 
 /// The installed QEMU, or `None` (after saying so once) when the tier is
 /// skipped; panics under `CI=true` instead of skipping.
-pub fn qemu_or_skip() -> Option<&'static Qemu> {
-    static FOUND: OnceLock<Result<Qemu, String>> = OnceLock::new();
+pub fn qemu_or_skip() -> Option<&'static QemuBinary> {
+    static FOUND: OnceLock<Result<QemuBinary, String>> = OnceLock::new();
     match FOUND.get_or_init(find) {
         Ok(q) => Some(q),
         Err(why) => {

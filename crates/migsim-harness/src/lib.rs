@@ -18,6 +18,7 @@ pub mod explore;
 #[cfg(feature = "fuzz")]
 pub mod fuzz_targets;
 pub mod oracle;
+pub mod qemu;
 pub mod replay;
 pub mod run;
 pub mod scenario;
