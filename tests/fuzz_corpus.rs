@@ -1,7 +1,7 @@
 //! Replays every fuzz input under stable `cargo test`: each file in
 //! `fuzz/corpus/<target>/` and `fuzz/artifacts/<target>/` (crashes,
 //! timeouts and slow inputs libFuzzer saved) goes through the same library
-//! function the cargo-fuzz target calls (`migsim_harness::fuzz_targets`). So an
+//! function the cargo-fuzz target calls (`migsim_harness::fuzz`). So an
 //! input the fuzzer once found stays guarded without nightly.
 //!
 //! A target that panics fails the test with the target, the file and the
@@ -17,7 +17,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use migsim_harness::fuzz_targets::{TARGETS, seed_corpus};
+use migsim_harness::fuzz::{TARGETS, seed_corpus};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")

@@ -3,7 +3,8 @@
 //! RAM layouts, file sizes, and the capability checker.
 //!
 //! Every expected value is computed here from the format description
-//! (docs: qemu-migration-format.md sections 3-4, src/caps.rs), not by
+//! (the layouts documented in `migsim_format::stream`, `ram`, `fixed_ram`
+//! and `bitmap`, and the rules of `migsim_format::caps`), not by
 //! calling the code under test.
 
 use std::collections::BTreeSet;
@@ -362,7 +363,7 @@ fn all_zero(p: &[u8]) -> bool {
     p.iter().all(|&b| b == 0)
 }
 
-type Send = (usize, u64, Content);
+type PageSend = (usize, u64, Content);
 
 #[derive(Clone, Debug)]
 struct Plan {
@@ -370,7 +371,7 @@ struct Plan {
     blocks: Vec<RamBlockDesc>,
     /// Every pass but the last is an iteration (PART); the last is the
     /// completion (END). Never empty.
-    passes: Vec<Vec<Send>>,
+    passes: Vec<Vec<PageSend>>,
 }
 
 /// Whether the first pass first sends every page, as QEMU's does.
@@ -433,7 +434,7 @@ fn plan_strategy() -> impl Strategy<Value = Plan> {
         any::<u64>(),
     )
         .prop_map(|(machine, blocks, raw, bulk_kind, seed)| {
-            let mut passes: Vec<Vec<Send>> = raw
+            let mut passes: Vec<Vec<PageSend>> = raw
                 .into_iter()
                 .map(|pass| {
                     pass.into_iter()
@@ -823,11 +824,11 @@ fn check_roundtrip(plan: &Plan, fixed: bool, reverse_dest: bool) -> Result<(), T
 /// The plan with `extra` more iteration passes re-sending pages (copies
 /// of the existing sends, cycled) inserted before completion.
 fn with_extra_passes(plan: &Plan, extra: usize) -> Plan {
-    let sends: Vec<Send> = plan.passes.iter().flatten().cloned().collect();
+    let sends: Vec<PageSend> = plan.passes.iter().flatten().cloned().collect();
     let mut p = plan.clone();
     let completion = p.passes.pop().unwrap();
     for k in 0..extra {
-        let mut pass: Vec<Send> = sends.iter().skip(k).cloned().collect();
+        let mut pass: Vec<PageSend> = sends.iter().skip(k).cloned().collect();
         if pass.is_empty() {
             pass = vec![(0, 0, Content::Data(k as u64))];
         }

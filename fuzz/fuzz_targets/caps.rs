@@ -1,9 +1,9 @@
 //! Capability checker against a table-driven model; see
-//! `migsim_harness::fuzz_targets::caps`.
+//! `migsim_harness::fuzz::caps`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use migsim_harness::fuzz_targets::CapsInput;
+use migsim_harness::fuzz::CapsInput;
 
 /// AddressSanitizer's defaults for this binary (the environment's
 /// `ASAN_OPTIONS` still win): a 32 MiB quarantine instead of 256 MiB keeps
@@ -14,4 +14,4 @@ pub extern "C" fn __asan_default_options() -> *const std::ffi::c_char {
     c"quarantine_size_mb=32:detect_odr_violation=0".as_ptr()
 }
 
-fuzz_target!(|input: CapsInput| migsim_harness::fuzz_targets::caps(input));
+fuzz_target!(|input: CapsInput| migsim_harness::fuzz::caps(input));

@@ -1,9 +1,9 @@
 //! Valid fixed-ram files with targeted mutations; see
-//! `migsim_harness::fuzz_targets::fixed_ram_mutate`.
+//! `migsim_harness::fuzz::fixed_ram_mutate`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use migsim_harness::fuzz_targets::MutateInput;
+use migsim_harness::fuzz::MutateInput;
 
 /// AddressSanitizer's defaults for this binary (the environment's
 /// `ASAN_OPTIONS` still win): a 32 MiB quarantine instead of 256 MiB keeps
@@ -14,4 +14,4 @@ pub extern "C" fn __asan_default_options() -> *const std::ffi::c_char {
     c"quarantine_size_mb=32:detect_odr_violation=0".as_ptr()
 }
 
-fuzz_target!(|input: MutateInput| migsim_harness::fuzz_targets::fixed_ram_mutate(input));
+fuzz_target!(|input: MutateInput| migsim_harness::fuzz::fixed_ram_mutate(input));

@@ -1,4 +1,4 @@
-//! Arbitrary bytes as a migration file; see `migsim_harness::fuzz_targets::reader`.
+//! Arbitrary bytes as a migration file; see `migsim_harness::fuzz::reader`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,4 +12,4 @@ pub extern "C" fn __asan_default_options() -> *const std::ffi::c_char {
     c"quarantine_size_mb=32:detect_odr_violation=0".as_ptr()
 }
 
-fuzz_target!(|data: &[u8]| migsim_harness::fuzz_targets::reader(data));
+fuzz_target!(|data: &[u8]| migsim_harness::fuzz::reader(data));

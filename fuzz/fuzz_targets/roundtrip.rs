@@ -1,9 +1,9 @@
 //! Small scenarios through both writers must pass the oracle; see
-//! `migsim_harness::fuzz_targets::roundtrip`.
+//! `migsim_harness::fuzz::roundtrip`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use migsim_harness::fuzz_targets::RoundtripInput;
+use migsim_harness::fuzz::RoundtripInput;
 
 /// AddressSanitizer's defaults for this binary (the environment's
 /// `ASAN_OPTIONS` still win): a 32 MiB quarantine instead of 256 MiB keeps
@@ -14,4 +14,4 @@ pub extern "C" fn __asan_default_options() -> *const std::ffi::c_char {
     c"quarantine_size_mb=32:detect_odr_violation=0".as_ptr()
 }
 
-fuzz_target!(|input: RoundtripInput| migsim_harness::fuzz_targets::roundtrip(input));
+fuzz_target!(|input: RoundtripInput| migsim_harness::fuzz::roundtrip(input));

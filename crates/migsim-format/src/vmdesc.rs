@@ -1,4 +1,5 @@
-//! The vmdesc JSON trailer, and walking device (FULL) sections with it.
+//! The vmdesc JSON trailer: reading it ([`Vmdesc`], and walking device
+//! (FULL) sections with it) and writing it ([`encode`]).
 //!
 //! ```text
 //! ... 0x00 EOF | 0x06 VMDESCRIPTION | be32 len | len bytes of JSON (end of file)
@@ -17,7 +18,11 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
 use serde_json::Value;
+
+use crate::ram::PAGE_SIZE;
+use crate::writer::DeviceState;
 
 use crate::error::LoadError;
 use crate::io::MigFile;
@@ -192,4 +197,54 @@ fn walk_struct<F: MigFile + ?Sized>(
         walk_struct(sub, cur, steps, depth + 1)?;
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Writing the trailer
+// ---------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct FieldOut {
+    name: &'static str,
+    #[serde(rename = "type")]
+    ty: &'static str,
+    size: usize,
+}
+
+#[derive(Serialize)]
+struct DeviceOut<'a> {
+    name: &'a str,
+    instance_id: u32,
+    vmsd_name: &'a str,
+    version: u32,
+    fields: Vec<FieldOut>,
+}
+
+#[derive(Serialize)]
+struct TrailerOut<'a> {
+    page_size: u64,
+    devices: Vec<DeviceOut<'a>>,
+}
+
+/// The vmdesc JSON the writer puts after EOF for `devices`: each device
+/// described as one buffer field holding its whole state.
+pub fn encode(devices: &[DeviceState]) -> Vec<u8> {
+    let desc = TrailerOut {
+        page_size: PAGE_SIZE,
+        devices: devices
+            .iter()
+            .map(|d| DeviceOut {
+                name: &d.idstr,
+                instance_id: d.instance_id,
+                vmsd_name: &d.idstr,
+                version: d.version_id,
+                fields: vec![FieldOut {
+                    name: "state",
+                    ty: "buffer",
+                    size: d.payload.len(),
+                }],
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&desc).expect("vmdesc serializes")
 }

@@ -495,7 +495,7 @@ impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
             stream::encode_footer(&mut self.pending, id);
         }
         self.pending.u8(kind::EOF);
-        let json = vmdesc_json(devices);
+        let json = crate::vmdesc::encode(devices);
         self.pending
             .u8(kind::VMDESCRIPTION)
             .be32(json.len() as u32)
@@ -604,49 +604,4 @@ fn validate_blocks(blocks: &[RamBlockDesc]) -> Result<(), SaveError> {
         }
     }
     Ok(())
-}
-
-#[derive(Serialize)]
-struct VmdescField {
-    name: &'static str,
-    #[serde(rename = "type")]
-    ty: &'static str,
-    size: usize,
-}
-
-#[derive(Serialize)]
-struct VmdescDevice<'a> {
-    name: &'a str,
-    instance_id: u32,
-    vmsd_name: &'a str,
-    version: u32,
-    fields: Vec<VmdescField>,
-}
-
-#[derive(Serialize)]
-struct Vmdesc<'a> {
-    page_size: u64,
-    devices: Vec<VmdescDevice<'a>>,
-}
-
-/// The vmdesc JSON for migsim's devices: each one buffer field.
-pub fn vmdesc_json(devices: &[DeviceState]) -> Vec<u8> {
-    let desc = Vmdesc {
-        page_size: PAGE_SIZE,
-        devices: devices
-            .iter()
-            .map(|d| VmdescDevice {
-                name: &d.idstr,
-                instance_id: d.instance_id,
-                vmsd_name: &d.idstr,
-                version: d.version_id,
-                fields: vec![VmdescField {
-                    name: "state",
-                    ty: "buffer",
-                    size: d.payload.len(),
-                }],
-            })
-            .collect(),
-    };
-    serde_json::to_vec(&desc).expect("vmdesc serializes")
 }

@@ -16,7 +16,7 @@
 pub mod bugs;
 pub mod explore;
 #[cfg(feature = "fuzz")]
-pub mod fuzz_targets;
+pub mod fuzz;
 pub mod oracle;
 pub mod qemu;
 pub mod replay;

@@ -28,12 +28,13 @@ use serde::{Serialize, Serializer};
 
 use crate::sim::content::{Identified, PageState, describe};
 use crate::sim::dest::VerifyingDestination;
-use crate::sim::precopy::Send;
+use crate::sim::precopy::PageSend;
 use crate::sim::simfile::SimFile;
 use migsim_format::Layout;
 use migsim_format::caps::{Capabilities, Profile};
 use migsim_format::reader::{LoadOptions, load};
-use migsim_format::writer::{DeviceState, RamBlockDesc, vmdesc_json};
+use migsim_format::vmdesc;
+use migsim_format::writer::{DeviceState, RamBlockDesc};
 
 const PAGE: u64 = 4096;
 const MIB: u64 = 1 << 20;
@@ -130,7 +131,7 @@ pub struct OracleInput<'a> {
     /// Page states at switchover.
     pub states: &'a [Vec<PageState>],
     /// Every send.
-    pub sends: &'a [Send],
+    pub sends: &'a [PageSend],
     /// Live passes.
     pub passes: u32,
     /// The max_passes parameter.
@@ -293,7 +294,7 @@ impl OracleInput<'_> {
             .iter()
             .map(|d| 1 + 4 + 1 + d.idstr.len() as u64 + 4 + 4 + d.payload.len() as u64 + 5)
             .sum();
-        secs + 1 + 1 + 4 + vmdesc_json(self.devices).len() as u64
+        secs + 1 + 1 + 4 + vmdesc::encode(self.devices).len() as u64
     }
 
     /// (pages_offset, header_offset) of each block, laid out here.

@@ -53,7 +53,7 @@ impl PrecopyParams {
 
 /// One page send, as the oracle sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Send {
+pub struct PageSend {
     /// Pass (1-based; the final pass is `passes + 1`).
     pub pass: u32,
     /// Block index.
@@ -94,7 +94,7 @@ pub struct PrecopyOutcome {
     pub per_pass: Vec<PassStats>,
     /// Every send, in order.
     #[serde(skip)]
-    pub sends: Vec<Send>,
+    pub sends: Vec<PageSend>,
 }
 
 /// Migrate `guest` through every writer with one channel; returns the
@@ -224,7 +224,7 @@ pub fn run_precopy_channels(
 fn send_pass(
     guest: &mut Guest,
     writers: &mut [MigrationWriter<SimFile, BugHooks>],
-    sends: &mut Vec<Send>,
+    sends: &mut Vec<PageSend>,
     pass: u32,
     to_send: &[PageBitmap],
     bandwidth: u64,
@@ -251,12 +251,12 @@ fn send_pass(
 fn send_batch(
     guest: &Guest,
     writers: &mut [MigrationWriter<SimFile, BugHooks>],
-    sends: &mut Vec<Send>,
+    sends: &mut Vec<PageSend>,
     pass: u32,
     batch: &[(usize, u64)],
     channels: usize,
 ) -> Result<(), SaveError> {
-    sends.extend(batch.iter().map(|&(block, page)| Send {
+    sends.extend(batch.iter().map(|&(block, page)| PageSend {
         pass,
         block: block as u32,
         page,

@@ -1,0 +1,486 @@
+//! The `fixed_ram_mutate` target: a valid small fixed-ram file, then
+//! targeted mutations of its fields, then every check of the `reader`
+//! target.
+
+use arbitrary::Arbitrary;
+
+use crate::sim::dest::{Destination, GARBAGE};
+use migsim_format::caps::{Capabilities, Capability};
+use migsim_format::io::MigFile;
+use migsim_format::reader::{self, LoadOptions, StreamInfo};
+use migsim_format::writer::{DeviceState, MigrationWriter, RamBlockDesc};
+
+use super::{MACHINE, PAGE, PAGE_USIZE, typed_input};
+
+use super::layout_model::*;
+use super::reader::check_file;
+use super::sparse_file::SparseFile;
+
+/// Input of the [`fixed_ram_mutate`] target.
+#[derive(Clone, Debug, Arbitrary)]
+pub struct MutateInput {
+    /// Pages - 1 of each block (1..=16 pages), at most 3 blocks.
+    pub blocks: Vec<u8>,
+    /// Layout of the valid file: the writer's own (1 MiB-aligned page
+    /// areas) when `layout % 4 == 0`, otherwise compacted (page areas only
+    /// page-aligned, a few KiB instead of a MiB per block: faster).
+    pub layout: u8,
+    /// Number of devices (FULL sections) after RAM, 0..=2.
+    pub devices: u8,
+    /// Pages sent per pass as (block, page, fill byte; 0 = zero page); the
+    /// last pass is the completion pass.
+    pub passes: Vec<Vec<(u8, u8, u8)>>,
+    /// What to break.
+    pub mutations: Vec<Mutation>,
+}
+
+/// One change to a valid file. `block` is taken modulo the block count.
+#[derive(Clone, Debug, Arbitrary)]
+pub enum Mutation {
+    /// The fixed-ram header's version (be32 at header+0).
+    HeaderVersion {
+        /// Block.
+        block: u8,
+        /// New value.
+        value: Value32,
+    },
+    /// The header's page size (be64 at header+4).
+    HeaderPageSize {
+        /// Block.
+        block: u8,
+        /// New value.
+        value: Value64,
+    },
+    /// The header's bitmap offset (be64 at header+12).
+    BitmapOffset {
+        /// Block.
+        block: u8,
+        /// New value.
+        value: Value64,
+    },
+    /// The header's page-area offset (be64 at header+20).
+    PagesOffset {
+        /// Block.
+        block: u8,
+        /// New value.
+        value: Value64,
+    },
+    /// The block's used_length in the block list; with `fix_total` the
+    /// MEM_SIZE total moves by the same amount.
+    UsedLength {
+        /// Block.
+        block: u8,
+        /// New value.
+        value: Value64,
+        /// Keep the total consistent.
+        fix_total: bool,
+    },
+    /// The whole MEM_SIZE word (total | 0x4).
+    MemSizeWord {
+        /// New value.
+        value: Value64,
+    },
+    /// Flip one bit of the block's bitmap.
+    FlipBitmapBit {
+        /// Block.
+        block: u8,
+        /// Bit, modulo the bitmap's bits.
+        bit: u16,
+    },
+    /// Set one byte of the block's bitmap.
+    BitmapByte {
+        /// Block.
+        block: u8,
+        /// Byte, modulo the bitmap's length.
+        index: u16,
+        /// New byte.
+        value: u8,
+    },
+    /// Overwrite bytes in the block's page area.
+    PageArea {
+        /// Block.
+        block: u8,
+        /// Offset inside the area, modulo its length.
+        offset: u32,
+        /// Bytes (at most 64 used).
+        bytes: Vec<u8>,
+    },
+    /// Overwrite bytes after the last page area (EOS, footers, PART/END
+    /// sections, devices, EOF, vmdesc).
+    Tail {
+        /// Offset from the end of the last page area, modulo the tail.
+        offset: u16,
+        /// Bytes (at most 64 used).
+        bytes: Vec<u8>,
+    },
+    /// Overwrite bytes anywhere.
+    Anywhere {
+        /// Offset, modulo the file length.
+        offset: u32,
+        /// Bytes (at most 64 used).
+        bytes: Vec<u8>,
+    },
+    /// Cut the file.
+    Truncate {
+        /// New length (never longer than the file).
+        at: Value64,
+    },
+    /// Grow the file with a hole.
+    Extend {
+        /// Bytes added, modulo 256 KiB.
+        by: u32,
+    },
+}
+
+/// A hostile 32-bit value.
+#[derive(Clone, Copy, Debug, Arbitrary)]
+pub enum Value32 {
+    /// This value.
+    Exact(u32),
+    /// One of 0, 1, 2, 0xffff_ffff, 0x8000_0000.
+    Special(u8),
+}
+
+/// A hostile 64-bit value, relative to the field's valid value and the
+/// file's layout.
+#[derive(Clone, Copy, Debug, Arbitrary)]
+pub enum Value64 {
+    /// This value.
+    Exact(u64),
+    /// The valid value plus this.
+    Delta(i32),
+    /// The valid value plus this many pages.
+    DeltaPages(i16),
+    /// One of a table of edge values (see [`Value64::resolve`]).
+    Special(u8),
+}
+
+/// What a [`Value64`] is relative to.
+pub(crate) struct Ctx {
+    orig: u64,
+    file_len: u64,
+    header: u64,
+}
+
+impl Value32 {
+    fn resolve(self) -> u32 {
+        match self {
+            Value32::Exact(v) => v,
+            Value32::Special(i) => [0, 1, 2, u32::MAX, 1 << 31][usize::from(i) % 5],
+        }
+    }
+}
+
+impl Value64 {
+    fn resolve(self, c: &Ctx) -> u64 {
+        match self {
+            Value64::Exact(v) => v,
+            Value64::Delta(d) => c.orig.wrapping_add_signed(i64::from(d)),
+            Value64::DeltaPages(d) => c.orig.wrapping_add_signed(i64::from(d) * PAGE as i64),
+            Value64::Special(i) => {
+                let table = [
+                    0,
+                    1,
+                    28,
+                    PAGE - 1,
+                    PAGE,
+                    PAGE + 1,
+                    1 << 20,
+                    (1 << 20) - PAGE,
+                    c.file_len,
+                    c.file_len.saturating_sub(1),
+                    c.file_len & !(PAGE - 1),
+                    c.file_len.next_multiple_of(PAGE),
+                    c.header,
+                    c.header + 28,
+                    c.orig.wrapping_mul(2),
+                    c.orig / 2,
+                    u64::MAX,
+                    u64::MAX - 27,
+                    !(PAGE - 1),
+                    1 << 63,
+                    i64::MAX as u64,
+                    u64::from(u32::MAX),
+                ];
+                table[usize::from(i) % table.len()]
+            }
+        }
+    }
+}
+
+/// The bytes of a page sent with `fill` (0 = a zero page).
+pub(crate) fn page_bytes(block: usize, page: u64, fill: u8) -> [u8; PAGE_USIZE] {
+    let mut p = [0u8; PAGE_USIZE];
+    if fill != 0 {
+        for (i, b) in p.iter_mut().enumerate() {
+            *b = fill ^ (i as u8).wrapping_mul(31) ^ (block as u8) ^ (page as u8).rotate_left(3);
+        }
+        p[0] = fill;
+    }
+    p
+}
+
+pub(crate) fn devices(n: u8) -> Vec<DeviceState> {
+    let all = [("timer", 2u32, 24usize), ("cpu", 12, 64)];
+    all.iter()
+        .take(usize::from(n % 3))
+        .map(|&(idstr, version_id, len)| DeviceState {
+            idstr: idstr.into(),
+            instance_id: 0,
+            version_id,
+            payload: (0..len).map(|i| (i as u8).wrapping_mul(7) ^ 0x5a).collect(),
+        })
+        .collect()
+}
+
+/// Sends: per pass, (block, page, fill); the last pass is the completion
+/// pass.
+pub(crate) type Passes = Vec<Vec<(usize, u64, u8)>>;
+
+/// Write a valid file with the public writer. Returns the file and, per
+/// block and page, the fill byte of the last send (`None`: never sent).
+pub(crate) fn write_file(
+    blocks: &[RamBlockDesc],
+    fixed: bool,
+    passes: &Passes,
+    devs: &[DeviceState],
+) -> (SparseFile, Vec<Vec<Option<u8>>>) {
+    let enabled: &[Capability] = if fixed { &[Capability::FixedRam] } else { &[] };
+    let caps = Capabilities::from_enabled(enabled).expect("valid capabilities");
+    let mut w = MigrationWriter::start(SparseFile::default(), MACHINE, &caps, blocks.to_vec())
+        .expect("writer starts");
+    let mut last: Vec<Vec<Option<u8>>> = blocks
+        .iter()
+        .map(|b| vec![None; (b.used_length / PAGE) as usize])
+        .collect();
+    let n = passes.len();
+    for (k, pass) in passes.iter().enumerate() {
+        if k + 1 == n {
+            w.begin_completion().expect("begin_completion");
+        } else {
+            w.begin_iteration().expect("begin_iteration");
+        }
+        for &(b, p, fill) in pass {
+            w.save_page(b, p, &page_bytes(b, p, fill))
+                .expect("save_page");
+            last[b][p as usize] = Some(fill);
+        }
+        if k + 1 != n {
+            w.end_iteration().expect("end_iteration");
+        }
+    }
+    let (file, _) = w.finish(devs).expect("finish");
+    (file, last)
+}
+
+/// Check a freshly written file restores what was sent: for fixed-ram every
+/// page (never-sent and zero pages read as zero), for sequential the pages
+/// sent (the rest keep the destination's garbage).
+pub(crate) fn check_valid_file(
+    file: &SparseFile,
+    blocks: &[RamBlockDesc],
+    last: &[Vec<Option<u8>>],
+    fixed: bool,
+) -> StreamInfo {
+    let mut dest = Destination::new(blocks, true);
+    let caps = Capabilities::from_enabled(if fixed { &[Capability::FixedRam] } else { &[] })
+        .expect("valid");
+    let opts = LoadOptions {
+        machine: Some(MACHINE.into()),
+        caps: Some(caps),
+        ..LoadOptions::default()
+    };
+    let info = reader::load(file, &opts, &mut dest)
+        .unwrap_or_else(|e| panic!("a valid file written by migsim does not load: {e}"));
+    for (b, pages) in last.iter().enumerate() {
+        for (p, fill) in pages.iter().enumerate() {
+            let want = match fill {
+                Some(f) => page_bytes(b, p as u64, *f),
+                None if fixed => [0; PAGE_USIZE],
+                None => [GARBAGE; PAGE_USIZE],
+            };
+            assert!(
+                dest.page(b, p as u64) == want,
+                "valid file: block {b} page {p} (last sent with fill {fill:?}) restored wrong"
+            );
+        }
+    }
+    info
+}
+
+/// Structure-aware fixed-ram mutation target (see the module docs).
+pub fn fixed_ram_mutate(input: MutateInput) {
+    let blocks = input.blocks();
+    let passes = input.passes(&blocks);
+    let devs = devices(input.devices);
+    let (written, last) = write_file(&blocks, true, &passes, &devs);
+    let layout = model_layout(&blocks);
+    check_headers(&written, &blocks, &layout);
+    let mut file = if !input.layout.is_multiple_of(4) {
+        compact(&written, &layout)
+    } else {
+        written
+    };
+    let info = check_valid_file(&file, &blocks, &last, true);
+    let len = file.len();
+    let tail_start = info.blocks.last().map_or(0, |b| {
+        b.fixed_ram.as_ref().expect("fixed-ram").pages_offset + b.used_length
+    });
+    let mem_size_at = info.blocks[0].record_offset - 8;
+    let orig_total: u64 = blocks.iter().map(|b| b.used_length).sum::<u64>() | 4;
+
+    for m in input.mutations.iter().take(8) {
+        let pick = |k: u8| {
+            let i = usize::from(k) % info.blocks.len();
+            let b = &info.blocks[i];
+            (b, b.fixed_ram.clone().expect("fixed-ram"))
+        };
+        let ctx = |orig: u64, header: u64| Ctx {
+            orig,
+            file_len: len,
+            header,
+        };
+        let (at, bytes): (u64, Vec<u8>) = match m {
+            Mutation::HeaderVersion { block, value } => {
+                let (_, fr) = pick(*block);
+                (fr.header_offset, value.resolve().to_be_bytes().to_vec())
+            }
+            Mutation::HeaderPageSize { block, value } => {
+                let (_, fr) = pick(*block);
+                let v = value.resolve(&ctx(PAGE, fr.header_offset));
+                (fr.header_offset + 4, v.to_be_bytes().to_vec())
+            }
+            Mutation::BitmapOffset { block, value } => {
+                let (_, fr) = pick(*block);
+                let v = value.resolve(&ctx(fr.bitmap_offset, fr.header_offset));
+                (fr.header_offset + 12, v.to_be_bytes().to_vec())
+            }
+            Mutation::PagesOffset { block, value } => {
+                let (_, fr) = pick(*block);
+                let v = value.resolve(&ctx(fr.pages_offset, fr.header_offset));
+                (fr.header_offset + 20, v.to_be_bytes().to_vec())
+            }
+            Mutation::UsedLength {
+                block,
+                value,
+                fix_total,
+            } => {
+                let (b, fr) = pick(*block);
+                let v = value.resolve(&ctx(b.used_length, fr.header_offset));
+                if *fix_total {
+                    let total = orig_total.wrapping_add(v.wrapping_sub(b.used_length));
+                    write_clipped(&mut file, mem_size_at, &total.to_be_bytes());
+                }
+                (fr.header_offset - 8, v.to_be_bytes().to_vec())
+            }
+            Mutation::MemSizeWord { value } => {
+                let v = value.resolve(&ctx(orig_total, info.blocks[0].record_offset));
+                (mem_size_at, v.to_be_bytes().to_vec())
+            }
+            Mutation::FlipBitmapBit { block, bit } => {
+                let (_, fr) = pick(*block);
+                let bit = u64::from(*bit) % (fr.bitmap_len * 8);
+                let at = fr.bitmap_offset + bit / 8;
+                let mut byte = [0u8];
+                file.read_at(at, &mut byte).expect("in memory");
+                (at, vec![byte[0] ^ (1 << (bit % 8))])
+            }
+            Mutation::BitmapByte {
+                block,
+                index,
+                value,
+            } => {
+                let (_, fr) = pick(*block);
+                (
+                    fr.bitmap_offset + u64::from(*index) % fr.bitmap_len,
+                    vec![*value],
+                )
+            }
+            Mutation::PageArea {
+                block,
+                offset,
+                bytes,
+            } => {
+                let (b, fr) = pick(*block);
+                let at = fr.pages_offset + u64::from(*offset) % b.used_length;
+                (at, bytes.iter().take(64).copied().collect())
+            }
+            Mutation::Tail { offset, bytes } => {
+                let at = tail_start + u64::from(*offset) % (len - tail_start + 1);
+                (at, bytes.iter().take(64).copied().collect())
+            }
+            Mutation::Anywhere { offset, bytes } => {
+                let at = u64::from(*offset) % (len + 1);
+                (at, bytes.iter().take(64).copied().collect())
+            }
+            Mutation::Truncate { at } => {
+                let v = at.resolve(&ctx(tail_start, info.blocks[0].record_offset));
+                file.set_len(v.min(file.len()));
+                continue;
+            }
+            Mutation::Extend { by } => {
+                file.set_len(file.len() + u64::from(*by) % (256 << 10));
+                continue;
+            }
+        };
+        write_clipped(&mut file, at, &bytes);
+    }
+    check_file(&file, &blocks);
+}
+
+/// Overwrite bytes, never past the current end (so a truncation stays).
+pub(crate) fn write_clipped(file: &mut SparseFile, at: u64, bytes: &[u8]) {
+    let room = file.len().saturating_sub(at);
+    let n = (bytes.len() as u64).min(room) as usize;
+    if n > 0 {
+        file.write_at(at, &bytes[..n]).expect("in memory");
+    }
+}
+
+/// [`fixed_ram_mutate`] from raw bytes, as libFuzzer's typed target builds
+/// its input.
+pub fn fixed_ram_mutate_bytes(data: &[u8]) {
+    if let Some(input) = typed_input::<MutateInput>(data) {
+        fixed_ram_mutate(input);
+    }
+}
+
+impl MutateInput {
+    fn blocks(&self) -> Vec<RamBlockDesc> {
+        let names = ["pc.ram", "vga.vram", "pc.bios"];
+        let pages: Vec<u8> = if self.blocks.is_empty() {
+            vec![3]
+        } else {
+            self.blocks.iter().take(3).copied().collect()
+        };
+        pages
+            .iter()
+            .zip(names)
+            .map(|(&p, name)| RamBlockDesc {
+                name: name.into(),
+                used_length: (1 + u64::from(p % 16)) * PAGE,
+            })
+            .collect()
+    }
+
+    fn passes(&self, blocks: &[RamBlockDesc]) -> Passes {
+        let mut passes: Passes = self
+            .passes
+            .iter()
+            .take(5)
+            .map(|pass| {
+                pass.iter()
+                    .take(32)
+                    .map(|&(b, p, fill)| {
+                        let b = usize::from(b) % blocks.len();
+                        (b, u64::from(p) % (blocks[b].used_length / PAGE), fill)
+                    })
+                    .collect()
+            })
+            .collect();
+        if passes.is_empty() {
+            passes.push(Vec::new());
+        }
+        passes
+    }
+}

@@ -1,0 +1,282 @@
+//! The `reader` target: arbitrary bytes as a migration file (see the
+//! [module docs](super)).
+
+use crate::sim::dest::{Destination, GARBAGE};
+use migsim_format::LoadError;
+use migsim_format::caps::{Capabilities, Capability};
+use migsim_format::io::MigFile;
+use migsim_format::reader::{self, LoadOptions, RamSink, StreamInfo};
+use migsim_format::writer::RamBlockDesc;
+
+use super::caps_model::on_off;
+use super::{MACHINE, PAGE, PAGE_USIZE, read_exact, reader_blocks};
+
+/// Arbitrary bytes as a migration file (see the module docs).
+pub fn reader(data: &[u8]) {
+    let file: Vec<u8> = data.to_vec();
+    check_file(&file, &reader_blocks());
+}
+
+/// Every reader check on one file, with `local` as the destination's
+/// blocks.
+pub(crate) fn check_file<F: MigFile + ?Sized>(file: &F, local: &[RamBlockDesc]) {
+    let inspected = reader::inspect(file);
+    if let Ok(info) = &inspected {
+        check_layout(file, info);
+    }
+    let mut contract = ContractSink::default();
+    let loaded = reader::load(file, &LoadOptions::default(), &mut contract);
+    same_outcome(&inspected, &loaded);
+
+    // A dirty destination proves the reader zeroes what the file says is
+    // zero; the checked loads below use a zeroed one.
+    {
+        let mut dest = Destination::new(local, true);
+        if let Ok(info) = reader::load(file, &LoadOptions::default(), &mut dest) {
+            assert!(
+                loaded.is_ok(),
+                "a destination accepted a file that a sink accepting every block refused: {:?}",
+                loaded.err()
+            );
+            check_restored(file, &info, &dest, local);
+        }
+    }
+
+    for fixed in [false, true] {
+        let enabled: &[Capability] = if fixed { &[Capability::FixedRam] } else { &[] };
+        let caps = Capabilities::from_enabled(enabled).expect("fixed-ram alone is valid");
+        let opts = LoadOptions {
+            machine: Some(MACHINE.into()),
+            caps: Some(caps),
+            ..LoadOptions::default()
+        };
+        let mut dest = Destination::new(local, false);
+        if let Ok(info) = reader::load(file, &opts, &mut dest) {
+            // The only validated capability is fixed-ram: the stream may
+            // list it (even twice) exactly when the destination has it.
+            let listed = !info.capabilities.is_empty();
+            assert!(
+                info.capabilities.iter().all(|c| c == "fixed-ram") && listed == fixed,
+                "a destination with fixed-ram {} accepted a stream listing {:?}",
+                on_off(fixed),
+                info.capabilities
+            );
+            assert_eq!(
+                info.machine, MACHINE,
+                "machine check let another machine in"
+            );
+            check_restored(file, &info, &dest, local);
+        }
+    }
+}
+
+/// `inspect` (no page data) and a full load into an accepting sink must
+/// describe the file the same way, or fail with the same error.
+pub(crate) fn same_outcome(
+    inspected: &Result<StreamInfo, LoadError>,
+    loaded: &Result<StreamInfo, LoadError>,
+) {
+    match (inspected, loaded) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "inspect and load describe the file differently"),
+        (Err(a), Err(b)) => assert_eq!(
+            a.to_string(),
+            b.to_string(),
+            "inspect and load fail differently"
+        ),
+        (a, b) => panic!(
+            "inspect and load disagree: inspect {:?}, load {:?}",
+            a.as_ref().map(|i| i.layout),
+            b.as_ref().map(|i| i.layout)
+        ),
+    }
+}
+
+/// What the README promises about a file the reader accepted.
+pub(crate) fn check_layout<F: MigFile + ?Sized>(file: &F, info: &StreamInfo) {
+    let len = file.len();
+    assert_eq!(info.file_len, len, "file_len");
+    assert!(
+        info.eof_offset < len,
+        "EOF byte at {:#x} past the file",
+        info.eof_offset
+    );
+    let mut end = 0u64;
+    for s in &info.sections {
+        assert!(
+            s.offset >= end,
+            "section at {:#x} overlaps the one before",
+            s.offset
+        );
+        end = s.offset + s.len;
+    }
+    assert!(end <= info.eof_offset, "sections run past the EOF byte");
+    let fixed = info.layout == migsim_format::Layout::FixedRam;
+    let mut next_free = 0u64;
+    for b in &info.blocks {
+        assert!(
+            b.used_length > 0 && b.used_length.is_multiple_of(PAGE),
+            "block {} used_length {:#x}",
+            b.name,
+            b.used_length
+        );
+        assert_eq!(b.pages, b.used_length / PAGE, "block {} page count", b.name);
+        let Some(fr) = &b.fixed_ram else {
+            assert!(
+                !fixed,
+                "fixed-ram stream, but block {} has no header",
+                b.name
+            );
+            continue;
+        };
+        assert!(
+            fixed,
+            "sequential stream, but block {} has a header",
+            b.name
+        );
+        let bitmap_len = b.pages.div_ceil(64) * 8;
+        let story = format!("block {} layout {fr:?} in a file of {len:#x} bytes", b.name);
+        assert!(
+            fr.header_offset >= next_free,
+            "{story}: header overlaps the block before"
+        );
+        assert!(
+            fr.version <= 1 && fr.page_size == PAGE,
+            "{story}: header fields"
+        );
+        assert_eq!(fr.bitmap_len, bitmap_len, "{story}: bitmap length");
+        assert!(
+            fr.bitmap_offset >= fr.header_offset + 28,
+            "{story}: bitmap overlaps header"
+        );
+        assert!(
+            fr.pages_offset.is_multiple_of(PAGE),
+            "{story}: page area not page-aligned"
+        );
+        assert!(
+            fr.pages_offset >= fr.bitmap_offset + bitmap_len,
+            "{story}: page area overlaps bitmap"
+        );
+        assert!(
+            fr.pages_offset + b.used_length <= len,
+            "{story}: page area past the end"
+        );
+        assert!(
+            b.pages_present <= b.pages,
+            "{story}: more pages present than pages"
+        );
+        next_free = fr.pages_offset + b.used_length;
+    }
+}
+
+/// A fixed-ram file that loaded into `dest`: every page of every block
+/// must be the file's page where its bitmap bit (read here, LSB first) is
+/// set, and zero where it is clear, whatever the destination held before.
+pub(crate) fn check_restored<F: MigFile + ?Sized>(
+    file: &F,
+    info: &StreamInfo,
+    dest: &Destination,
+    local: &[RamBlockDesc],
+) {
+    check_layout(file, info);
+    if info.layout != migsim_format::Layout::FixedRam {
+        return;
+    }
+    let zero = [0u8; PAGE_USIZE];
+    let mut want = vec![0u8; PAGE_USIZE];
+    for b in &info.blocks {
+        let fr = b.fixed_ram.as_ref().expect("checked by check_layout");
+        let li = local
+            .iter()
+            .position(|l| l.name == b.name)
+            .unwrap_or_else(|| panic!("destination accepted unknown block {}", b.name));
+        assert_eq!(
+            local[li].used_length, b.used_length,
+            "used_length of {}",
+            b.name
+        );
+        let mut bitmap = vec![0u8; fr.bitmap_len as usize];
+        read_exact(file, fr.bitmap_offset, &mut bitmap);
+        let mut set = 0;
+        for p in 0..b.pages {
+            let bit = bitmap[(p / 8) as usize] >> (p % 8) & 1 == 1;
+            let expected: &[u8] = if bit {
+                set += 1;
+                read_exact(file, fr.pages_offset + p * PAGE, &mut want);
+                &want
+            } else {
+                &zero
+            };
+            let got = dest.page(li, p);
+            if got != expected {
+                let first = got.iter().zip(expected).position(|(a, b)| a != b);
+                panic!(
+                    "fixed-ram restore of {} page {p:#x} (bitmap bit {}) is wrong: first \
+                     difference at byte {first:?}, restored {:#04x?}, expected {:#04x?} \
+                     (garbage is {GARBAGE:#04x})",
+                    b.name,
+                    u8::from(bit),
+                    &got[..16],
+                    &expected[..16]
+                );
+            }
+        }
+        assert_eq!(b.pages_present, set, "pages_present of {}", b.name);
+    }
+}
+
+/// A sink that accepts every block and checks the reader keeps the
+/// [`RamSink`] contract: whole pages, inside a declared block.
+#[derive(Default)]
+pub(crate) struct ContractSink {
+    /// Pages of each declared block.
+    pages: Vec<u64>,
+}
+
+impl ContractSink {
+    fn check(&self, what: &str, block: usize, first: u64, count: u64) {
+        let Some(&pages) = self.pages.get(block) else {
+            panic!(
+                "reader broke the RamSink contract: {what} for block {block}, but only {} declared",
+                self.pages.len()
+            );
+        };
+        assert!(
+            first.checked_add(count).is_some_and(|end| end <= pages),
+            "reader broke the RamSink contract: {what} pages {first:#x}+{count:#x} outside block \
+             {block} of {pages:#x} pages"
+        );
+    }
+}
+
+impl RamSink for ContractSink {
+    fn declare_block(&mut self, name: &str, used_length: u64) -> Result<(), LoadError> {
+        assert!(
+            !name.is_empty(),
+            "reader declared a block with an empty name"
+        );
+        assert!(
+            used_length > 0 && used_length.is_multiple_of(PAGE),
+            "reader declared block {name} with used_length {used_length:#x}"
+        );
+        self.pages.push(used_length / PAGE);
+        Ok(())
+    }
+    fn write_pages(&mut self, block: usize, first: u64, data: &[u8]) -> Result<(), LoadError> {
+        assert!(
+            data.len().is_multiple_of(PAGE_USIZE),
+            "reader broke the RamSink contract: write_pages of {} bytes",
+            data.len()
+        );
+        self.check(
+            "write_pages",
+            block,
+            first,
+            (data.len() / PAGE_USIZE) as u64,
+        );
+        Ok(())
+    }
+    fn zero_pages(&mut self, block: usize, first: u64, count: u64) -> Result<(), LoadError> {
+        self.check("zero_pages", block, first, count);
+        Ok(())
+    }
+}
