@@ -322,3 +322,103 @@ impl MigFile for Bytes<'_> {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vec_file_reads_short_at_the_end_and_grows_on_writes_past_it() {
+        let mut v: Vec<u8> = vec![1, 2, 3, 4, 5];
+        assert!(!MigFile::is_empty(&v));
+        assert!(v.seekable());
+        let mut buf = [0u8; 4];
+        assert_eq!(v.read_at(3, &mut buf).unwrap(), 2);
+        assert_eq!(buf[..2], [4, 5]);
+        assert_eq!(v.read_at(1, &mut buf).unwrap(), 4);
+        assert_eq!(buf, [2, 3, 4, 5]);
+        assert_eq!(v.read_at(5, &mut buf).unwrap(), 0);
+        assert_eq!(v.read_at(1 << 40, &mut buf).unwrap(), 0);
+        v.write_at(8, &[9, 9]).unwrap();
+        assert_eq!(v, [1, 2, 3, 4, 5, 0, 0, 0, 9, 9]);
+        v.write_at(0, &[7]).unwrap();
+        v.write_at(9, &[6]).unwrap();
+        assert_eq!(v, [7, 2, 3, 4, 5, 0, 0, 0, 9, 6]);
+        assert_eq!(MigFile::len(&v), 10);
+        assert!(MigFile::is_empty(&Vec::new()));
+    }
+
+    #[test]
+    fn a_mutable_reference_is_the_same_file() {
+        type R<'a> = &'a mut Vec<u8>;
+        let mut v: Vec<u8> = vec![1, 2, 3];
+        {
+            let mut r: R = &mut v;
+            assert_eq!(<R as MigFile>::len(&r), 3);
+            assert!(!<R as MigFile>::is_empty(&r));
+            assert!(<R as MigFile>::seekable(&r));
+            let mut buf = [0u8; 2];
+            assert_eq!(<R as MigFile>::read_at(&r, 1, &mut buf).unwrap(), 2);
+            assert_eq!(buf, [2, 3]);
+            <R as MigFile>::write_at(&mut r, 3, &[4]).unwrap();
+            assert_eq!(<R as MigFile>::len(&r), 4);
+        }
+        assert_eq!(v, [1, 2, 3, 4]);
+        let mut empty: Vec<u8> = Vec::new();
+        assert!(<R as MigFile>::is_empty(&&mut empty));
+    }
+
+    #[test]
+    fn disk_file_tracks_its_length_and_reads_back_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.mig");
+        let mut d = DiskFile::create(&path).unwrap();
+        assert!(d.is_empty());
+        assert!(d.seekable());
+        d.write_at(10, b"abc").unwrap();
+        assert_eq!(d.len(), 13);
+        d.write_at(0, b"x").unwrap();
+        assert_eq!(d.len(), 13, "a write inside the file does not grow it");
+        let mut buf = [0xFFu8; 10];
+        assert_eq!(d.read_at(8, &mut buf).unwrap(), 5);
+        assert_eq!(buf[..5], [0, 0, b'a', b'b', b'c']);
+        assert_eq!(d.read_at(13, &mut buf).unwrap(), 0);
+        drop(d);
+        let d = DiskFile::open(&path).unwrap();
+        assert_eq!(d.len(), 13);
+        assert!(d.seekable());
+        let mut all = [0u8; 13];
+        assert_eq!(d.read_at(0, &mut all).unwrap(), 13);
+        assert_eq!(all[0], b'x');
+        assert_eq!(all[10..], *b"abc");
+        // A large read is completed across the kernel's short reads.
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let path = dir.path().join("big.mig");
+        let mut d = DiskFile::create(&path).unwrap();
+        d.write_at(0, &big).unwrap();
+        let d = DiskFile::open(&path).unwrap();
+        let mut back = vec![0; big.len() + 10];
+        assert_eq!(d.read_at(0, &mut back).unwrap(), big.len());
+        assert_eq!(back[..big.len()], big[..]);
+        let mut tail = vec![0; 100];
+        assert_eq!(d.read_at(big.len() as u64 - 40, &mut tail).unwrap(), 40);
+        assert_eq!(tail[..40], big[big.len() - 40..]);
+    }
+
+    #[test]
+    fn disk_file_read_errors_are_returned_not_retried() {
+        // Reading a directory fails with EISDIR: a real error, which must come
+        // back to the caller (only EINTR is retried).
+        let dir = tempfile::tempdir().unwrap();
+        let d = DiskFile::open(dir.path()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 16];
+            let _ = tx.send(d.read_at(0, &mut buf).map_err(|e| e.kind()));
+        });
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("read_at on a directory must return, not spin");
+        assert_eq!(r, Err(std::io::ErrorKind::IsADirectory));
+    }
+}

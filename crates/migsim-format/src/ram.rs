@@ -54,3 +54,22 @@ pub fn is_zero_page(data: &[u8]) -> bool {
         .all(|w| w == 0)
         && tail.iter().all(|&b| b == 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_page_check_covers_every_byte_of_any_length() {
+        assert!(is_zero_page(&[0; 4096]));
+        assert!(is_zero_page(&[]));
+        assert!(is_zero_page(&[0; 13]));
+        for len in [1usize, 7, 8, 9, 13, 4096, 4097] {
+            for at in [0, len / 2, len - 1] {
+                let mut p = vec![0u8; len];
+                p[at] = 0x80;
+                assert!(!is_zero_page(&p), "len {len}, non-zero byte at {at}");
+            }
+        }
+    }
+}

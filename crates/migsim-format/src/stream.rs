@@ -171,3 +171,47 @@ pub fn kind_name(k: u8) -> &'static str {
         _ => "unknown",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preamble_lists_capabilities_only_when_there_are_some() {
+        let mut e = Encoder::new();
+        encode_preamble(&mut e, "pc", &[]);
+        let mut want = vec![
+            b'Q', b'E', b'V', b'M', 0, 0, 0, 3, 0x07, 0, 0, 0, 2, b'p', b'c',
+        ];
+        assert_eq!(e.buf, want, "no capabilities: no subsection");
+        let mut e = Encoder::new();
+        encode_preamble(&mut e, "pc", &["fixed-ram"]);
+        want.push(0x05);
+        want.push(26);
+        want.extend_from_slice(b"configuration/capabilities");
+        want.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 9]);
+        want.extend_from_slice(b"fixed-ram");
+        assert_eq!(e.buf, want);
+    }
+
+    #[test]
+    fn section_type_bytes_have_their_names() {
+        let names = [
+            (0x00, "EOF"),
+            (0x01, "START"),
+            (0x02, "PART"),
+            (0x03, "END"),
+            (0x04, "FULL"),
+            (0x05, "SUBSECTION"),
+            (0x06, "VMDESCRIPTION"),
+            (0x07, "CONFIGURATION"),
+            (0x08, "COMMAND"),
+            (0x7E, "FOOTER"),
+            (0x09, "unknown"),
+            (0xFF, "unknown"),
+        ];
+        for (k, name) in names {
+            assert_eq!(kind_name(k), name, "{k:#04x}");
+        }
+    }
+}

@@ -248,3 +248,35 @@ pub fn encode(devices: &[DeviceState]) -> Vec<u8> {
     };
     serde_json::to_vec(&desc).expect("vmdesc serializes")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vmdesc_trailer_is_found_only_after_an_eof_byte_and_ending_the_file() {
+        let found = |bytes: &[u8]| Vmdesc::locate(&bytes.to_vec()).unwrap();
+        // 7 bytes of something, EOF, VMDESCRIPTION, be32 len, JSON to the end.
+        let mut f = b"section".to_vec();
+        f.extend_from_slice(b"\x00\x06\x00\x00\x00\x02{}");
+        let v = found(&f).expect("a well-formed trailer is found");
+        assert_eq!(v.offset, 8, "offset of the 0x06 byte");
+        assert_eq!(v.json_len, 2);
+        assert_eq!(v.device_count(), 0);
+        // No EOF byte before 0x06.
+        let mut g = f.clone();
+        g[7] = 0x01;
+        assert!(found(&g).is_none(), "0x06 not preceded by EOF");
+        // The announced length does not reach the end of the file.
+        let mut g = f.clone();
+        g[12] = 0x05;
+        assert!(found(&g).is_none(), "length past the end");
+        let mut g = f.clone();
+        g[12] = 0x01;
+        assert!(found(&g).is_none(), "length short of the end");
+        // Valid JSON, but not an object.
+        let mut g = f.clone();
+        g[13..].copy_from_slice(b"[]");
+        assert!(found(&g).is_none(), "not a JSON object");
+    }
+}

@@ -218,3 +218,132 @@ pub fn printable(bytes: &[u8]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_str_len_counts_the_length_byte() {
+        for s in ["", "ram", "pc.ram", &"x".repeat(255)] {
+            let mut e = Encoder::new();
+            e.short_str(s);
+            assert_eq!(Encoder::short_str_len(s), e.buf.len() as u64, "{s:?}");
+        }
+    }
+
+    /// Bytes 0..len where every aligned be32 holds its own index, shifted by
+    /// one pad byte so reads straddle the cursor's 64 KiB windows.
+    fn counters(n: u32) -> Vec<u8> {
+        let mut f = vec![0xAA];
+        for i in 0..n {
+            f.extend_from_slice(&i.to_be_bytes());
+        }
+        f
+    }
+
+    #[test]
+    fn cursor_reads_the_right_bytes_across_window_boundaries_and_seeks() {
+        let n = 60_000u32; // 240 KiB: several windows
+        let f = counters(n);
+        let mut c = Cursor::new(&f, 1);
+        assert_eq!(c.file_len(), f.len() as u64);
+        for i in 0..n {
+            assert_eq!(c.pos(), 1 + 4 * u64::from(i));
+            assert_eq!(c.remaining(), f.len() as u64 - c.pos());
+            match i % 3 {
+                0 => assert_eq!(c.be32("x").unwrap(), i),
+                1 => {
+                    let hi = c.be16("x").unwrap();
+                    let lo = c.be16("x").unwrap();
+                    assert_eq!((u32::from(hi) << 16) | u32::from(lo), i);
+                }
+                _ => {
+                    assert_eq!(c.peek_u8().unwrap(), Some(i.to_be_bytes()[0]));
+                    assert_eq!(c.u8("x").unwrap(), i.to_be_bytes()[0]);
+                    assert_eq!(c.bytes("x", 3).unwrap(), i.to_be_bytes()[1..]);
+                }
+            }
+        }
+        assert_eq!(c.remaining(), 0);
+        assert_eq!(c.peek_u8().unwrap(), None);
+        // Seek back before the current window, then forward again.
+        c.seek(1 + 4 * 7);
+        assert_eq!(c.be64("x").unwrap(), (7u64 << 32) | 8);
+        c.seek(1 + 4 * 40_000);
+        assert_eq!(c.be32("x").unwrap(), 40_000);
+        c.seek(1 + 4 * 20_000);
+        assert_eq!(c.be32("x").unwrap(), 20_000);
+        // skip moves exactly.
+        c.skip("x", 4 * 99).unwrap();
+        assert_eq!(c.be32("x").unwrap(), 20_100);
+        // A read larger than the window.
+        let mut big = vec![0; 100_000];
+        c.seek(1 + 4 * 1000);
+        c.read_into("x", &mut big).unwrap();
+        assert_eq!(big[..], f[4001..104_001]);
+        assert_eq!(c.pos(), 104_001);
+        assert_eq!(c.be32("x").unwrap(), 26_000);
+    }
+
+    #[test]
+    fn cursor_reports_truncation_exactly_at_the_end() {
+        let f = counters(40_000); // 160_001 bytes
+        let len = f.len() as u64;
+        let truncated = |r: Result<(), LoadError>, at: u64, needed: u64| match r {
+            Err(LoadError::Truncated {
+                what,
+                offset,
+                needed: n,
+                file_len,
+            }) => {
+                assert_eq!((what, offset, n, file_len), ("t", at, needed, len));
+            }
+            other => panic!("expected Truncated at {at}, got {other:?}"),
+        };
+        for left in [0u64, 1, 3, 7, 70_000, 100_000] {
+            let at = len - left;
+            let mut c = Cursor::new(&f, at);
+            // Exactly what is left: fine.
+            c.skip("t", left).unwrap();
+            assert_eq!(c.pos(), len);
+            let mut c = Cursor::new(&f, at);
+            assert_eq!(c.bytes("t", left).unwrap(), f[at as usize..]);
+            let mut c = Cursor::new(&f, at);
+            let mut buf = vec![0; left as usize];
+            c.read_into("t", &mut buf).unwrap();
+            assert_eq!(buf, f[at as usize..]);
+            // One more: refused, and the position does not move.
+            let mut c = Cursor::new(&f, at);
+            truncated(c.skip("t", left + 1), at, left + 1);
+            truncated(c.bytes("t", left + 1).map(drop), at, left + 1);
+            let mut buf = vec![0; left as usize + 1];
+            truncated(c.read_into("t", &mut buf), at, left + 1);
+            assert_eq!(c.pos(), at);
+            if left < 8 {
+                truncated(c.be64("t").map(drop), at, 8);
+            }
+            if left < 4 {
+                truncated(c.be32("t").map(drop), at, 4);
+            }
+            if left < 2 {
+                truncated(c.be16("t").map(drop), at, 2);
+            }
+            if left == 0 {
+                truncated(c.u8("t").map(drop), at, 1);
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_names_are_printed_safely() {
+        assert_eq!(printable(b"pc.ram"), "pc.ram");
+        assert_eq!(printable(b"a\x1b[2Jb\n"), "a\\u{1b}[2Jb\\n");
+        assert_eq!(printable(&[b'x', 0xFF, b'y']), "x\u{FFFD}y");
+        let mut f = vec![5];
+        f.extend_from_slice(b"a\tb\0c");
+        let mut c = Cursor::new(&f, 0);
+        assert_eq!(c.short_str("name").unwrap(), "a\\tb\\u{0}c");
+        assert_eq!(c.pos(), 6);
+    }
+}

@@ -133,3 +133,160 @@ pub fn clear_bit_pages(bug: Option<Bug>) -> ClearBitPages {
         ClearBitPages::Zero
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each deliberately wrong hook does exactly its documented wrong thing,
+    //! and only when injected.
+
+    use super::*;
+    use crate::sim::dest::{Destination, GARBAGE};
+    use migsim_format::caps::{Capabilities, Capability};
+    use migsim_format::reader::{self, LoadOptions, StreamInfo};
+    use migsim_format::writer::{MigrationWriter, RamBlockDesc};
+
+    const MACHINE: &str = "pc-i440fx-10.0";
+    const PAGE: usize = 4096;
+
+    fn fixed() -> Capabilities {
+        Capabilities::from_enabled(&[Capability::FixedRam]).unwrap()
+    }
+
+    fn block(name: &str, pages: u64) -> RamBlockDesc {
+        RamBlockDesc {
+            name: name.into(),
+            used_length: pages * PAGE as u64,
+        }
+    }
+
+    /// A recognisable non-zero page.
+    fn page(tag: u8) -> Vec<u8> {
+        (0..PAGE)
+            .map(|i| (i as u8).wrapping_mul(13) ^ tag)
+            .collect()
+    }
+
+    fn start(
+        caps: &Capabilities,
+        blocks: Vec<RamBlockDesc>,
+    ) -> Result<MigrationWriter<Vec<u8>>, migsim_format::SaveError> {
+        MigrationWriter::start(Vec::new(), MACHINE, caps, blocks)
+    }
+
+    fn load_opts(caps: Capabilities) -> LoadOptions {
+        LoadOptions {
+            machine: Some(MACHINE.into()),
+            caps: Some(caps),
+            ..LoadOptions::default()
+        }
+    }
+
+    fn page_at(file: &[u8], off: u64) -> &[u8] {
+        &file[off as usize..off as usize + PAGE]
+    }
+
+    /// Write pc.ram p1 (0x11) and p2 (then zeroed), vga p0 (0x22), with `bug`.
+    fn fixed_file_with(bug: Option<Bug>) -> Vec<u8> {
+        let mut w = start(&fixed(), vec![block("pc.ram", 4), block("vga", 2)])
+            .unwrap()
+            .with_hooks(BugHooks(bug));
+        w.begin_iteration().unwrap();
+        w.save_page(0, 1, &page(0x11)).unwrap();
+        w.save_page(0, 2, &page(0x33)).unwrap();
+        w.save_page(1, 0, &page(0x22)).unwrap();
+        w.end_iteration().unwrap();
+        w.begin_completion().unwrap();
+        w.save_page(0, 2, &vec![0; PAGE]).unwrap();
+        w.finish(&[]).unwrap().0
+    }
+
+    fn bitmap_byte(file: &[u8], info: &StreamInfo, b: usize) -> u8 {
+        file[info.blocks[b].fixed_ram.as_ref().unwrap().bitmap_offset as usize]
+    }
+
+    #[test]
+    fn writer_without_injected_bug_writes_the_documented_layout() {
+        let file = fixed_file_with(None);
+        let info = reader::inspect(&file).unwrap();
+        let fr = |b: usize| info.blocks[b].fixed_ram.clone().unwrap();
+        assert_eq!(page_at(&file, fr(0).pages_offset + 4096), page(0x11));
+        assert_eq!(page_at(&file, fr(1).pages_offset), page(0x22));
+        assert_eq!(
+            bitmap_byte(&file, &info, 0),
+            0b0000_0010,
+            "p1 set, p2 cleared"
+        );
+        assert_eq!(bitmap_byte(&file, &info, 1), 0b0000_0001);
+    }
+
+    #[test]
+    fn bug_off_by_one_later_block_shifts_only_later_blocks() {
+        let file = fixed_file_with(Some(Bug::OffByOneLaterBlock));
+        let info = reader::inspect(&file).unwrap();
+        let fr = |b: usize| info.blocks[b].fixed_ram.clone().unwrap();
+        assert_eq!(
+            page_at(&file, fr(0).pages_offset + 4096),
+            page(0x11),
+            "block 0 is not shifted"
+        );
+        assert_eq!(
+            page_at(&file, fr(1).pages_offset + 4096),
+            page(0x22),
+            "block 1 page 0 lands in slot 1"
+        );
+        assert_ne!(page_at(&file, fr(1).pages_offset), page(0x22));
+    }
+
+    #[test]
+    fn bug_zero_page_keeps_bit_keeps_only_bits_already_set() {
+        let file = fixed_file_with(Some(Bug::ZeroPageKeepsBit));
+        let info = reader::inspect(&file).unwrap();
+        assert_eq!(
+            bitmap_byte(&file, &info, 0),
+            0b0000_0110,
+            "zeroed p2 keeps its bit"
+        );
+        // A page that is zero the first time it is sent gets no bit.
+        let mut w = start(&fixed(), vec![block("pc.ram", 4)])
+            .unwrap()
+            .with_hooks(BugHooks(Some(Bug::ZeroPageKeepsBit)));
+        w.begin_completion().unwrap();
+        w.save_page(0, 3, &vec![0; PAGE]).unwrap();
+        let file = w.finish(&[]).unwrap().0;
+        let info = reader::inspect(&file).unwrap();
+        assert_eq!(bitmap_byte(&file, &info, 0), 0);
+    }
+
+    #[test]
+    fn bug_bitmap_wrong_bit_order_writes_msb_first() {
+        let file = fixed_file_with(Some(Bug::BitmapWrongBitOrder));
+        let info = reader::inspect(&file).unwrap();
+        assert_eq!(bitmap_byte(&file, &info, 0), 0b0100_0000);
+        assert_eq!(bitmap_byte(&file, &info, 1), 0b1000_0000);
+    }
+
+    #[test]
+    fn bug_reader_skips_clear_bits_leaves_stale_destination_pages() {
+        let file = fixed_file_with(None);
+        let blocks = vec![block("pc.ram", 4), block("vga", 2)];
+        for (bug, stale) in [(None, false), (Some(Bug::ReaderSkipsClearBits), true)] {
+            let mut dest = Destination::new(&blocks, true);
+            let opts = LoadOptions {
+                clear_bit_pages: clear_bit_pages(bug),
+                ..load_opts(fixed())
+            };
+            reader::load(&file, &opts, &mut dest).unwrap();
+            assert_eq!(dest.page(0, 1), page(0x11));
+            let garbage = vec![GARBAGE; PAGE];
+            let zero = vec![0; PAGE];
+            for (b, p) in [(0, 0), (0, 2), (0, 3), (1, 1)] {
+                let want = if stale { &garbage } else { &zero };
+                assert_eq!(
+                    dest.page(b, p),
+                    want.as_slice(),
+                    "{bug:?} block {b} page {p}"
+                );
+            }
+        }
+    }
+}

@@ -12,7 +12,7 @@ use super::layout_model::*;
 /// ones, and fixed-ram ones compacted (page areas only page-aligned) so
 /// they stay a few KiB. The structure-aware targets get fixed byte strings
 /// of a few lengths (any bytes are a valid input for them). The
-/// `#[ignore]`d test `regenerate_seed_corpus` in `tests/fuzz_corpus.rs`
+/// `#[ignore]`d test `regenerate_seed_corpus` in `tests/it/fuzz_corpus.rs`
 /// writes these (and the smallest real QEMU file) to `fuzz/corpus/`.
 pub fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     let blocks = reader_blocks();

@@ -27,7 +27,7 @@ paths/ports, no timestamps).
 --sample N runs only N of the 1792 records, picked by a seeded partial
 Fisher-Yates shuffle (splitmix64, so the same N and S pick the same records
 on every machine and Python version), and writes to stdout unless --out is
-given: never over differential.json by default.  tests/caps_differential.rs
+given: never over differential.json by default.  tests/qemu/caps_differential.rs
 uses it to re-ask a live QEMU and compare with the recorded table.
 
 --tls writes a second, smaller table, tls.json: TLS was out of scope of the

@@ -14,12 +14,7 @@ use migsim_harness::run::{RunOptions, RunReport, run};
 use migsim_harness::scenario::{Scenario, Verdict};
 use migsim_harness::sim::dest::Destination;
 
-const PAGE: usize = 4096;
-
-fn scenario(name: &str) -> Scenario {
-    Scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{name}.toml")))
-        .unwrap()
-}
+use crate::support::{PAGE_LEN as PAGE, scenario};
 
 fn run_in(s: &Scenario, dir: Option<&Path>, channels: usize, direct_io: bool) -> RunReport {
     run(

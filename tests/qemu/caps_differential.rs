@@ -42,8 +42,6 @@ use migsim_format::caps::{
 };
 use serde_json::Value;
 
-mod common;
-
 fn data() -> Value {
     table("differential.json")
 }
@@ -342,9 +340,9 @@ fn mapped_ram_tls_checks_agree_with_qemu_10() {
 // ---------------------------------------------------------------------------
 
 /// The installed QEMU (path, `--version` line, version) when it is >= 9.0,
-/// else `None` (the tier rule of `tests/common`).
+/// else `None` (the tier rule of `tests/qemu/support.rs`).
 fn live_qemu() -> Option<(String, String, (u32, u32, u32))> {
-    let q = common::qemu_or_skip()?;
+    let q = crate::support::qemu_or_skip()?;
     Some((
         q.path.display().to_string(),
         q.version_line.clone(),
@@ -518,7 +516,7 @@ fn live_qemu_sample_agrees_with_migsim_and_the_table() {
     let t0 = Instant::now();
     let n = env_u64("MIGSIM_CAPS_SAMPLE", 96);
     let seed = env_u64("MIGSIM_CAPS_SAMPLE_SEED", 10);
-    let accel = common::stopped_guest_accel();
+    let accel = crate::support::stopped_guest_accel();
     let dir = tempfile::tempdir().unwrap();
 
     // A sample of the main table, and the whole (small) TLS table.

@@ -39,8 +39,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-mod common;
-
 use migsim_format::Layout;
 use migsim_format::LoadError;
 use migsim_format::caps::{Capabilities, Capability, Profile};
@@ -111,7 +109,7 @@ fn detect(q: &QemuBinary) -> Result<QemuInfo, String> {
             machines.insert(alias.to_string(), rest.trim_end_matches(')').to_string());
         }
     }
-    let accel = common::stopped_guest_accel();
+    let accel = crate::support::stopped_guest_accel();
     Ok(QemuInfo {
         qemu: q.clone(),
         bin,
@@ -123,10 +121,10 @@ fn detect(q: &QemuBinary) -> Result<QemuInfo, String> {
 }
 
 /// The installed QEMU, or `None` when the tier is skipped (see
-/// `tests/common`).
+/// `tests/qemu/support.rs`).
 fn qemu() -> Option<&'static QemuInfo> {
     static INFO: OnceLock<QemuInfo> = OnceLock::new();
-    let q = common::qemu_or_skip()?;
+    let q = crate::support::qemu_or_skip()?;
     Some(INFO.get_or_init(|| detect(q).unwrap_or_else(|e| panic!("qemu interop tier: {e}"))))
 }
 

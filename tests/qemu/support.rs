@@ -1,4 +1,4 @@
-//! Shared by the test binaries of the QEMU interop tier: finding QEMU and
+//! Shared by the QEMU tier's modules: finding QEMU and
 //! the tier's rule. With `qemu-system-x86_64` >= 9.0 (or `$QEMU`) the tier
 //! runs; without it, one line says it was skipped and how to enable it,
 //! except under `CI=true`, where a missing or old QEMU fails the test.

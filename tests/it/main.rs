@@ -1,0 +1,20 @@
+//! The integration tests of migsim's crates, one binary: the product's
+//! writer and reader through their public API, the harness (channels,
+//! scenarios, exploration, properties, fuzz corpora), real QEMU files read
+//! from `tests/data/`, the report and the bench. Tests that need a binary
+//! of their own live beside it: `tests/malformed/` (a counting global
+//! allocator), `tests/qemu/` (the live QEMU tier), `tests/cli.rs` (the
+//! `migsim` command line).
+
+mod bench;
+mod channels;
+mod explore;
+mod fuzz_corpus;
+mod properties;
+mod qemu_files;
+mod qemu_files_damaged;
+mod reader;
+mod report;
+mod scenarios;
+mod support;
+mod writer;

@@ -1,0 +1,13 @@
+//! The QEMU tier: migsim against an installed QEMU (>= 9.0, made against
+//! 10.0.2). With `qemu-system-x86_64` >= 9.0 (or `$QEMU`) the live tests
+//! run; without it each prints one line saying it was skipped, except under
+//! `CI=true`, where they fail ([`support`]).
+//!
+//! * [`interop`]: migration files both ways, live and stopped guests,
+//!   `migsim extract` of QEMU's saves, QEMU 10.0.2's load-side behaviours.
+//! * [`caps_differential`]: the capability checker against QEMU's recorded
+//!   answers (no QEMU needed) and a live re-asked sample.
+
+mod caps_differential;
+mod interop;
+mod support;
