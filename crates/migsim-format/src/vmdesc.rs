@@ -113,7 +113,7 @@ impl Vmdesc {
 
     /// Walk one device's FULL payload at the cursor, leaving the cursor on
     /// its footer.
-    pub fn skip_device<F: MigFile + ?Sized>(
+    pub(crate) fn skip_device<F: MigFile + ?Sized>(
         &mut self,
         cur: &mut Cursor<'_, F>,
         idstr: &str,

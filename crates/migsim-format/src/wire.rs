@@ -60,7 +60,7 @@ const WINDOW: usize = 64 * 1024;
 /// length. Every read either returns the bytes or a `Truncated` error
 /// naming what was being read; nothing is allocated beyond what the
 /// remaining file can hold.
-pub struct Cursor<'f, F: MigFile + ?Sized> {
+pub(crate) struct Cursor<'f, F: MigFile + ?Sized> {
     file: &'f F,
     pos: u64,
     len: u64,
@@ -203,7 +203,7 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
 
 /// Bytes from a file as text fit for an error message: invalid UTF-8
 /// becomes U+FFFD, control characters are escaped (`\u{1b}`).
-pub fn printable(bytes: &[u8]) -> String {
+pub(crate) fn printable(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     if !text.chars().any(char::is_control) {
         return text.into_owned();
