@@ -5,7 +5,8 @@ use std::io;
 
 use migsim_format::io::MigFile;
 
-use super::{PAGE, PAGE_USIZE, read_exact};
+use super::{PAGE, read_exact};
+use crate::sim::simfile::{CHUNK, for_each_chunk};
 
 /// A sparse in-memory file (4 KiB chunks; holes read as zeros) that can
 /// be truncated and extended: a 1 MiB-aligned fixed-ram file costs only
@@ -13,7 +14,7 @@ use super::{PAGE, PAGE_USIZE, read_exact};
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SparseFile {
     len: u64,
-    chunks: BTreeMap<u64, Box<[u8; PAGE_USIZE]>>,
+    chunks: BTreeMap<u64, Box<[u8; CHUNK]>>,
 }
 
 impl SparseFile {
@@ -41,18 +42,13 @@ impl MigFile for SparseFile {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past 2^64"))?;
-        let mut done = 0usize;
-        while done < data.len() {
-            let pos = offset + done as u64;
-            let (ci, co) = (pos / PAGE, (pos % PAGE) as usize);
-            let n = (PAGE_USIZE - co).min(data.len() - done);
+        for_each_chunk(offset, data.len(), |ci, co, r| {
             let chunk = self
                 .chunks
                 .entry(ci)
-                .or_insert_with(|| Box::new([0u8; PAGE_USIZE]));
-            chunk[co..co + n].copy_from_slice(&data[done..done + n]);
-            done += n;
-        }
+                .or_insert_with(|| Box::new([0u8; CHUNK]));
+            chunk[co..co + r.len()].copy_from_slice(&data[r]);
+        });
         self.len = self.len.max(end);
         Ok(())
     }
@@ -62,17 +58,10 @@ impl MigFile for SparseFile {
             return Ok(0);
         }
         let n = buf.len().min((self.len - offset) as usize);
-        let mut done = 0usize;
-        while done < n {
-            let pos = offset + done as u64;
-            let (ci, co) = (pos / PAGE, (pos % PAGE) as usize);
-            let m = (PAGE_USIZE - co).min(n - done);
-            match self.chunks.get(&ci) {
-                Some(c) => buf[done..done + m].copy_from_slice(&c[co..co + m]),
-                None => buf[done..done + m].fill(0),
-            }
-            done += m;
-        }
+        for_each_chunk(offset, n, |ci, co, r| match self.chunks.get(&ci) {
+            Some(c) => buf[r.clone()].copy_from_slice(&c[co..co + r.len()]),
+            None => buf[r].fill(0),
+        });
         Ok(n)
     }
 

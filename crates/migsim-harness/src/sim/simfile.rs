@@ -17,7 +17,26 @@ use sha2::{Digest, Sha256};
 
 use migsim_format::io::{DiskFile, MigFile, SharedWrite};
 
-const CHUNK: usize = 4096;
+/// Bytes per chunk of an in-memory file.
+pub(crate) const CHUNK: usize = 4096;
+
+/// Walk `[offset, offset + len)` chunk by chunk: `f(chunk index, offset in
+/// the chunk, range in the caller's buffer)`, for sparse stores of
+/// [`CHUNK`]-byte chunks.
+pub(crate) fn for_each_chunk(
+    offset: u64,
+    len: usize,
+    mut f: impl FnMut(u64, usize, std::ops::Range<usize>),
+) {
+    let mut done = 0usize;
+    while done < len {
+        let pos = offset + done as u64;
+        let (ci, co) = (pos / CHUNK as u64, (pos % CHUNK as u64) as usize);
+        let n = (CHUNK - co).min(len - done);
+        f(ci, co, done..done + n);
+        done += n;
+    }
+}
 
 /// One logged write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -206,15 +225,10 @@ impl MigFile for SimFile {
                 if chunks.len() < last_chunk {
                     chunks.resize_with(last_chunk, || None);
                 }
-                let mut done = 0usize;
-                while done < data.len() {
-                    let pos = offset as usize + done;
-                    let (ci, co) = (pos / CHUNK, pos % CHUNK);
-                    let n = (CHUNK - co).min(data.len() - done);
-                    let chunk = chunks[ci].get_or_insert_with(|| Box::new([0u8; CHUNK]));
-                    chunk[co..co + n].copy_from_slice(&data[done..done + n]);
-                    done += n;
-                }
+                for_each_chunk(offset, data.len(), |ci, co, r| {
+                    let chunk = chunks[ci as usize].get_or_insert_with(|| Box::new([0u8; CHUNK]));
+                    chunk[co..co + r.len()].copy_from_slice(&data[r]);
+                });
             }
         }
         self.record(offset, data.len() as u64);
@@ -233,17 +247,10 @@ impl MigFile for SimFile {
                 buf[got..n].fill(0);
             }
             Store::Memory(chunks) => {
-                let mut done = 0usize;
-                while done < n {
-                    let pos = offset as usize + done;
-                    let (ci, co) = (pos / CHUNK, pos % CHUNK);
-                    let m = (CHUNK - co).min(n - done);
-                    match &chunks[ci] {
-                        Some(c) => buf[done..done + m].copy_from_slice(&c[co..co + m]),
-                        None => buf[done..done + m].fill(0),
-                    }
-                    done += m;
-                }
+                for_each_chunk(offset, n, |ci, co, r| match &chunks[ci as usize] {
+                    Some(c) => buf[r.clone()].copy_from_slice(&c[co..co + r.len()]),
+                    None => buf[r].fill(0),
+                })
             }
         }
         Ok(n)
