@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use migsim::bench::BenchOptions;
 use migsim_format::Layout;
 use migsim_harness::bugs::Bug;
-use migsim_harness::explore::{ExploreOptions, shard_seeds};
+use migsim_harness::explore::{ExploreOptions, SeedSet};
 use migsim_harness::replay::replay_command;
 use migsim_harness::run::RunOptions;
 use migsim_harness::scenario::{self, Scenario};
@@ -97,7 +97,7 @@ enum Cmd {
         /// Seed range A..B (end exclusive), e.g. 0..200.
         #[arg(long, value_parser = parse_range)]
         seeds: (u64, u64),
-        /// Worker threads (default: available cores).
+        /// Worker threads (default and maximum: the available cores).
         #[arg(long)]
         jobs: Option<usize>,
         /// Run only shard K of N (1-based), e.g. 2/4, for splitting a sweep
@@ -173,7 +173,7 @@ enum Cmd {
         /// Output directory.
         #[arg(short, long, value_name = "DIR")]
         output: PathBuf,
-        /// Worker threads (default: available cores).
+        /// Worker threads (default and maximum: the available cores).
         #[arg(long)]
         jobs: Option<usize>,
     },
@@ -293,6 +293,16 @@ pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// `--jobs`: at least 1, at most the available cores (more threads would
+/// only contend; a huge number would exhaust the system's threads).
+fn resolve_jobs(jobs: Option<usize>) -> Result<usize, String> {
+    match jobs {
+        None => Ok(default_jobs()),
+        Some(0) => Err("--jobs must be at least 1".into()),
+        Some(n) => Ok(n.min(default_jobs())),
+    }
+}
+
 impl Args {
     /// Parse the process's arguments (exits on a usage error, as clap does).
     pub fn from_env() -> Self {
@@ -329,8 +339,8 @@ impl Args {
                 max_failures,
             } => Command::Explore {
                 opts: ExploreOptions {
-                    seeds: shard_seeds(seeds.0, seeds.1, shard),
-                    jobs: jobs.unwrap_or_else(default_jobs),
+                    seeds: SeedSet::new(seeds.0, seeds.1, shard),
+                    jobs: resolve_jobs(jobs)?,
                     bug,
                     shrink: !no_shrink,
                     max_failures,
@@ -359,11 +369,15 @@ impl Args {
                 scenarios,
                 output,
                 jobs,
-            } => Command::Report {
-                scenarios,
-                output,
-                jobs: jobs.unwrap_or_else(default_jobs),
-            },
+            } => {
+                let jobs = resolve_jobs(jobs)?;
+                crate::files::check_output_dir(&output, "--output")?;
+                Command::Report {
+                    scenarios,
+                    output,
+                    jobs,
+                }
+            }
             Cmd::Bench {
                 size,
                 reps,
@@ -377,7 +391,11 @@ impl Args {
                     size,
                     reps,
                     dir,
-                    channels: channels.unwrap_or_else(default_jobs).max(1),
+                    channels: match channels {
+                        Some(0) => return Err("--channels must be at least 1".into()),
+                        Some(n) => n,
+                        None => default_jobs(),
+                    },
                     qemu: !no_qemu,
                     only,
                 },
@@ -413,10 +431,18 @@ fn resolve_run(
             file_dir: big.file_dir.clone(),
             direct_io: big.direct_io,
             channels: big.channels,
+            progress: None,
         },
         scenario: s,
         json,
         out,
+    })
+    .and_then(|c| {
+        migsim_harness::limits::check_run(&c.scenario, &c.options)?;
+        if let Some(dir) = &c.out {
+            crate::files::check_output_dir(dir, "--out")?;
+        }
+        Ok(c)
     })
 }
 
@@ -467,7 +493,7 @@ impl BigArgs {
             return Err("--channels must be at least 1".into());
         }
         if let Some(d) = &self.file_dir {
-            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+            crate::files::check_output_dir(d, "--file-dir")?;
         }
         s.validate()
     }

@@ -238,3 +238,18 @@ pub fn extract(path: &Path, block: &str, output: &Path) -> Result<StreamInfo, St
         })
     })
 }
+
+/// Make sure `dir` is a directory migsim can write files in, before any
+/// work starts: create it (and its parents) if missing, refuse a file in
+/// its place, and prove it writable by creating and removing a file.
+pub fn check_output_dir(dir: &Path, flag: &str) -> Result<(), String> {
+    let d = dir.display();
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!("{flag} {d}: is not a directory"));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{flag} {d}: cannot create: {e}"))?;
+    let probe = TempOut::create(dir, "probe")
+        .map_err(|e| format!("{flag} {d}: cannot write there: {e}"))?;
+    drop(probe);
+    Ok(())
+}

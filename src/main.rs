@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use migsim_format::reader::inspect;
 use migsim_harness::explore::{ExploreOptions, explore};
-use migsim_harness::replay::replay_file;
+use migsim_harness::replay::{ReplayOutcome, replay_file};
 use migsim_harness::run::{check_expectations, run};
 
 use cli::{Args, Command, RunConfig};
@@ -88,8 +88,27 @@ fn peak_rss() -> u64 {
 
 fn cmd_run(c: &RunConfig) -> Result<ExitCode, String> {
     let started = Instant::now();
-    let report = run(&c.scenario, &c.options);
+    // A spinner with the pages sent, on a terminal only (indicatif draws
+    // nothing when stderr is not one), once the run takes a while.
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .expect("valid template"),
+    );
+    let shown = bar.clone();
+    let mut options = c.options.clone();
+    options.progress = Some(std::sync::Arc::new(move |sent: u64| {
+        if started.elapsed().as_millis() > 500 {
+            shown.set_message(format!("{sent} pages sent"));
+            shown.tick();
+        }
+    }));
+    let report = run(&c.scenario, &options);
+    bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
+    if let Some(e) = &report.environment_error {
+        return Err(e.clone());
+    }
     if let Some(dir) = &c.out {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         for f in &report.files {
@@ -123,14 +142,14 @@ fn cmd_run(c: &RunConfig) -> Result<ExitCode, String> {
 
 fn cmd_explore(opts: &ExploreOptions, json: bool) -> Result<ExitCode, String> {
     let start = Instant::now();
-    let bar = indicatif::ProgressBar::new(opts.seeds.len() as u64);
+    let bar = indicatif::ProgressBar::new(opts.seeds.len());
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{bar:40} {pos}/{len} seeds  {elapsed} (eta {eta})",
         )
         .expect("valid template"),
     );
-    let report = explore(opts, &|done, _| bar.set_position(done as u64))?;
+    let report = explore(opts, &|done, _| bar.set_position(done))?;
     bar.finish_and_clear();
     if json {
         render::json(&report)?;
@@ -141,17 +160,25 @@ fn cmd_explore(opts: &ExploreOptions, json: bool) -> Result<ExitCode, String> {
 }
 
 fn cmd_replay(files: &[PathBuf], bless: bool) -> Result<ExitCode, String> {
-    let (mut passed, mut failed) = (0, 0);
+    let (mut passed, mut failed, mut unreadable) = (0, 0, 0);
     for f in files {
         let r = replay_file(f, bless)?;
         if r.ok() {
             passed += 1;
+        } else if matches!(r.outcome, ReplayOutcome::Unreadable(_)) {
+            unreadable += 1;
         } else {
             failed += 1;
         }
         render::replayed(&r);
     }
-    render::replay_total(passed, failed);
+    render::replay_total(passed, failed + unreadable);
+    if unreadable > 0 {
+        // Bad input outranks a differing verdict.
+        return Err(format!(
+            "{unreadable} scenario file(s) could not be read (see FAIL lines above)"
+        ));
+    }
     Ok(exit_code(failed == 0))
 }
 
@@ -185,7 +212,17 @@ fn cmd_report(paths: &[PathBuf], out: &Path, jobs: usize) -> Result<ExitCode, St
     } else {
         report::load_inputs(paths)?
     };
-    let r = report::write_report(&inputs, out, jobs)?;
+    for i in &inputs {
+        migsim_harness::limits::check_run(&i.scenario, &Default::default())
+            .map_err(|e| format!("{}: {e}", i.scenario.name))?;
+    }
+    let bar = indicatif::ProgressBar::new(inputs.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs  {elapsed} (eta {eta})")
+            .expect("valid template"),
+    );
+    let r = report::write_report(&inputs, out, jobs, &|done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
     render::report(&r, out, start.elapsed().as_secs_f64());
     Ok(exit_code(r.all_expected()))
 }

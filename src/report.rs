@@ -200,8 +200,13 @@ pub fn load_inputs(paths: &[PathBuf]) -> Result<Vec<ReportInput>, String> {
 
 /// Run every input (on up to `jobs` threads), then write the report into
 /// `dir` (created if needed).
-pub fn write_report(inputs: &[ReportInput], dir: &Path, jobs: usize) -> Result<Report, String> {
-    let runs = run_all(inputs, dir, jobs.max(1));
+pub fn write_report(
+    inputs: &[ReportInput],
+    dir: &Path,
+    jobs: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Report, String> {
+    let runs = run_all(inputs, dir, jobs.max(1), progress);
     let mut written: Vec<(PathBuf, Vec<u8>)> = Vec::new();
 
     for (input, r) in inputs.iter().zip(&runs) {
@@ -243,25 +248,41 @@ pub fn write_report(inputs: &[ReportInput], dir: &Path, jobs: usize) -> Result<R
 
 /// Run all inputs on `jobs` threads, the costliest first; results in input
 /// order.
-fn run_all(inputs: &[ReportInput], dir: &Path, jobs: usize) -> Vec<ReportRun> {
+fn run_all(
+    inputs: &[ReportInput],
+    dir: &Path,
+    jobs: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Vec<ReportRun> {
     let mut order: Vec<usize> = (0..inputs.len()).collect();
     let cost = |s: &Scenario| {
         (effective_writes_per_tick(s) + s.parameters.bandwidth) * u64::from(s.parameters.max_passes)
     };
     order.sort_by_key(|&i| std::cmp::Reverse(cost(&inputs[i].scenario)));
     let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<ReportRun>>> = Mutex::new(vec![None; inputs.len()]);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.min(inputs.len()) {
-            scope.spawn(|| {
-                loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&i) = order.get(k) else { break };
-                    let r = run_one(&inputs[i], dir);
-                    results.lock().expect("no worker panicked")[i] = Some(r);
-                }
-            });
+    let work = || {
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&i) = order.get(k) else { break };
+            let r = run_one(&inputs[i], dir);
+            results.lock().expect("no worker panicked")[i] = Some(r);
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1, inputs.len());
         }
+    };
+    // Up to `jobs` threads, this one included; if the system refuses a
+    // thread, the ones running do the rest.
+    std::thread::scope(|scope| {
+        for _ in 1..jobs.min(inputs.len()) {
+            if std::thread::Builder::new()
+                .spawn_scoped(scope, work)
+                .is_err()
+            {
+                break;
+            }
+        }
+        work();
     });
     results
         .into_inner()

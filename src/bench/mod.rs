@@ -653,6 +653,18 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
         }
     }
     std::fs::create_dir_all(&o.dir).map_err(|e| format!("{}: {e}", o.dir.display()))?;
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    progress(&format!(
+        "files go to {} (up to about {} MiB there, removed at the end); {}",
+        o.dir.display(),
+        2 * o.size / MIB as u64,
+        if root {
+            "the page cache is dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before every read, for the whole machine"
+        } else {
+            "not root: the page cache cannot be dropped, reads may come from memory"
+        }
+    ));
     let mut r = BenchReport {
         version: env!("CARGO_PKG_VERSION"),
         machine: machine_info(&o.dir),

@@ -7,14 +7,14 @@ use std::path::Path;
 use std::time::Instant;
 
 use migsim_harness::bugs::Bug;
-use migsim_harness::explore::{ExploreOptions, explore, shard_seeds};
+use migsim_harness::explore::{ExploreOptions, SeedSet, explore};
 use migsim_harness::run::{RunOptions, check_expectations, run};
 use migsim_harness::scenario::{Scenario, Verdict};
 
 /// Seeds explore may take to find each variant.
 const SEED_BUDGET: u64 = 50;
 
-fn opts(seeds: Vec<u64>, jobs: usize, bug: Option<Bug>) -> ExploreOptions {
+fn opts(seeds: SeedSet, jobs: usize, bug: Option<Bug>) -> ExploreOptions {
     ExploreOptions {
         seeds,
         jobs,
@@ -29,7 +29,11 @@ fn opts(seeds: Vec<u64>, jobs: usize, bug: Option<Bug>) -> ExploreOptions {
 fn explore_catches_every_bug_variant_within_the_seed_budget() {
     for bug in Bug::ALL {
         let start = Instant::now();
-        let report = explore(&opts((0..SEED_BUDGET).collect(), 2, Some(bug)), &|_, _| {}).unwrap();
+        let report = explore(
+            &opts(SeedSet::new(0, SEED_BUDGET, None), 2, Some(bug)),
+            &|_, _| {},
+        )
+        .unwrap();
         let f = report
             .failures
             .first()
@@ -101,13 +105,13 @@ fn regression_scenarios_fail_with_their_bug_and_pass_without() {
 
 #[test]
 fn a_clean_sweep_passes_and_does_not_depend_on_jobs_or_shards() {
-    let seeds: Vec<u64> = (0..120).collect();
-    let one = explore(&opts(seeds.clone(), 1, None), &|_, _| {}).unwrap();
-    assert_eq!(one.passed, seeds.len(), "{:#?}", one.failures);
+    let seeds = SeedSet::new(0, 120, None);
+    let one = explore(&opts(seeds, 1, None), &|_, _| {}).unwrap();
+    assert_eq!(one.passed, 120, "{:#?}", one.failures);
     // With a bug, failures (and their shrunk scenarios) are identical for 1
     // and 3 jobs.
     let bug = Some(Bug::ZeroPageKeepsBit);
-    let mut a = opts(seeds.clone(), 1, bug);
+    let mut a = opts(seeds, 1, bug);
     a.max_failures = 3;
     let mut b = a.clone();
     b.jobs = 3;
@@ -123,8 +127,28 @@ fn a_clean_sweep_passes_and_does_not_depend_on_jobs_or_shards() {
     assert_eq!(key(&ra), key(&rb));
     // Shards partition the range.
     let mut all: Vec<u64> = (1..=4)
-        .flat_map(|k| shard_seeds(0, 120, Some((k, 4))))
+        .flat_map(|k| {
+            SeedSet::new(0, 120, Some((k, 4)))
+                .iter()
+                .collect::<Vec<_>>()
+        })
         .collect();
     all.sort();
-    assert_eq!(all, seeds);
+    assert_eq!(all, (0..120).collect::<Vec<u64>>());
+    for (a, b) in [(0, 0), (5, 6), (0, 7), (3, 200)] {
+        let counted: u64 = (1..=4)
+            .map(|k| SeedSet::new(a, b, Some((k, 4))).len())
+            .sum();
+        assert_eq!(counted, b - a, "shard sizes of {a}..{b}");
+    }
+}
+
+/// `explore --seeds 0..10^12` allocated 8 bytes a seed before starting.
+#[test]
+fn explore_seeds_of_a_huge_range_cost_nothing_up_front() {
+    let s = SeedSet::new(0, 1_000_000_000_000, Some((3, 7)));
+    assert_eq!(s.len(), 142_857_142_857);
+    assert_eq!(s.nth(0), 2);
+    assert_eq!(s.nth(s.len() - 1), 999_999_999_994);
+    assert_eq!(s.iter().take(3).collect::<Vec<_>>(), [2, 9, 16]);
 }

@@ -87,7 +87,7 @@ fn sweep_report_matches_the_simulation_and_is_deterministic() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("out");
     let start = Instant::now();
-    let report = write_report(&sweep(), &dir, jobs()).unwrap();
+    let report = write_report(&sweep(), &dir, jobs(), &|_, _| {}).unwrap();
     println!(
         "default sweep report: {:.1} s",
         start.elapsed().as_secs_f64()
@@ -239,7 +239,7 @@ fn sweep_report_matches_the_simulation_and_is_deterministic() {
 
     // Same inputs, same bytes, whatever the number of threads.
     let first = snapshot(&dir);
-    write_report(&sweep(), &dir, 1).unwrap();
+    write_report(&sweep(), &dir, 1, &|_, _| {}).unwrap();
     let second = snapshot(&dir);
     assert_eq!(
         first.keys().collect::<Vec<_>>(),
@@ -308,7 +308,7 @@ fn scenario_files_report_lists_refusals_and_meets_expectations() {
     let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let inputs = load_inputs(std::slice::from_ref(&scenarios)).unwrap();
     assert!(inputs.len() >= 12);
-    let report = write_report(&inputs, tmp.path(), jobs()).unwrap();
+    let report = write_report(&inputs, tmp.path(), jobs(), &|_, _| {}).unwrap();
     assert!(report.all_expected(), "a curated scenario differed");
     // No sweep files for given scenarios.
     assert!(!report.files.iter().any(|f| f.starts_with("scenarios")));

@@ -29,6 +29,7 @@ pub mod fixed_ram;
 pub mod hooks;
 pub mod io;
 pub mod layout;
+pub(crate) mod parallel;
 pub mod ram;
 pub mod reader;
 pub mod stream;

@@ -742,23 +742,15 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
             let share = pages.div_ceil(channels).next_multiple_of(PAGES_PER_READ);
             let bounds: Vec<u64> = (0..=channels).map(|i| (i * share).min(pages)).collect();
             if let Some(parts) = self.sink.split(index, &bounds) {
-                let results: Vec<Result<(), LoadError>> = std::thread::scope(|s| {
-                    let handles: Vec<_> = parts
-                        .into_iter()
-                        .zip(bounds.windows(2))
-                        .map(|(mut part, r)| {
-                            let range = r[0]..r[1];
-                            s.spawn(move || {
-                                load_page_range(file, opts, h, bitmap, range, &mut *part)
-                            })
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|t| t.join().expect("a reader channel panicked"))
-                        .collect()
-                });
-                return results.into_iter().collect();
+                let jobs: Vec<_> = parts
+                    .into_iter()
+                    .zip(bounds.windows(2))
+                    .map(|(mut part, r)| {
+                        let range = r[0]..r[1];
+                        move || load_page_range(file, opts, h, bitmap, range, &mut *part)
+                    })
+                    .collect();
+                return crate::parallel::run_jobs(jobs).into_iter().collect();
             }
         }
         let mut whole = WholeBlock {

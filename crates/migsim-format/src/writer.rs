@@ -410,34 +410,23 @@ impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
         let zero: Vec<bool> = match file.shared() {
             Some(shared) if channels > 1 => {
                 let share = pages.len().div_ceil(channels);
-                let results: Vec<ShareResult> = std::thread::scope(|s| {
-                    let handles: Vec<_> = pages
-                        .chunks(share)
-                        .zip(bufs.iter_mut())
-                        .map(|(part, buf)| {
-                            s.spawn(move || {
-                                let mut writes = Vec::new();
-                                let zero = write_share(
-                                    part,
-                                    source,
-                                    buf,
-                                    blocks,
-                                    hooks,
-                                    &mut |off, data| {
-                                        shared.write_shared(off, data)?;
-                                        writes.push((off, data.len() as u64));
-                                        Ok(())
-                                    },
-                                )?;
-                                Ok((zero, writes))
-                            })
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().expect("a channel thread panicked"))
-                        .collect()
-                });
+                let jobs: Vec<_> = pages
+                    .chunks(share)
+                    .zip(bufs.iter_mut())
+                    .map(|(part, buf)| {
+                        move || -> ShareResult {
+                            let mut writes = Vec::new();
+                            let zero =
+                                write_share(part, source, buf, blocks, hooks, &mut |off, data| {
+                                    shared.write_shared(off, data)?;
+                                    writes.push((off, data.len() as u64));
+                                    Ok(())
+                                })?;
+                            Ok((zero, writes))
+                        }
+                    })
+                    .collect();
+                let results = crate::parallel::run_jobs(jobs);
                 let mut zero = Vec::with_capacity(pages.len());
                 for r in results {
                     let (z, writes) = r?;
@@ -583,7 +572,8 @@ fn validate_blocks(blocks: &[RamBlockDesc]) -> Result<(), SaveError> {
             "a guest needs at least one RAMBlock".into(),
         ));
     }
-    for (i, b) in blocks.iter().enumerate() {
+    let mut seen = std::collections::HashSet::with_capacity(blocks.len());
+    for b in blocks {
         if b.name.is_empty() || b.name.len() > 255 {
             return Err(SaveError::Setup(format!(
                 "RAMBlock name {:?} must be 1..=255 bytes",
@@ -596,7 +586,7 @@ fn validate_blocks(blocks: &[RamBlockDesc]) -> Result<(), SaveError> {
                 b.name, b.used_length
             )));
         }
-        if blocks[..i].iter().any(|o| o.name == b.name) {
+        if !seen.insert(b.name.as_str()) {
             return Err(SaveError::Setup(format!(
                 "RAMBlock {} declared twice",
                 b.name

@@ -9,10 +9,10 @@
 //! shrinking is serial, so the same seeds give the same results whatever
 //! the number of jobs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -443,9 +443,9 @@ pub struct Failure {
 #[derive(Debug, Serialize)]
 pub struct ExploreReport {
     /// Seeds run.
-    pub seeds_run: usize,
+    pub seeds_run: u64,
     /// Seeds whose run met its expectation.
-    pub passed: usize,
+    pub passed: u64,
     /// Bug variant injected, if any.
     pub bug: Option<Bug>,
     /// Failures, by seed.
@@ -456,7 +456,7 @@ pub struct ExploreReport {
 #[derive(Clone, Debug)]
 pub struct ExploreOptions {
     /// Seeds to run (after sharding).
-    pub seeds: Vec<u64>,
+    pub seeds: SeedSet,
     /// Worker threads.
     pub jobs: usize,
     /// Injected bug variant.
@@ -469,50 +469,115 @@ pub struct ExploreOptions {
     pub regressions: Option<PathBuf>,
 }
 
-/// Seeds `a..b` (end exclusive) restricted to shard `k` of `n` (1-based).
-pub fn shard_seeds(a: u64, b: u64, shard: Option<(u64, u64)>) -> Vec<u64> {
-    (a..b)
-        .filter(|s| shard.is_none_or(|(k, n)| (s - a) % n == k - 1))
-        .collect()
+/// Seeds `start..end` (end exclusive), restricted to shard `k` of `n`
+/// (1-based): the seeds `s` with `(s - start) % n == k - 1`. Iterated
+/// lazily, so a range of 10^12 seeds costs nothing up front.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeedSet {
+    start: u64,
+    end: u64,
+    k: u64,
+    n: u64,
 }
 
+impl SeedSet {
+    /// `start..end`, shard `k` of `n` (`None`: every seed). `k` in `1..=n`.
+    pub fn new(start: u64, end: u64, shard: Option<(u64, u64)>) -> SeedSet {
+        let (k, n) = shard.unwrap_or((1, 1));
+        assert!(n >= 1 && (1..=n).contains(&k), "shard {k}/{n}");
+        SeedSet { start, end, k, n }
+    }
+
+    /// How many seeds.
+    pub fn len(&self) -> u64 {
+        let span = self.end.saturating_sub(self.start);
+        let skip = self.k - 1;
+        if span <= skip {
+            0
+        } else {
+            (span - skip).div_ceil(self.n)
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`-th seed (`i < len()`).
+    pub fn nth(&self, i: u64) -> u64 {
+        self.start + self.k - 1 + i * self.n
+    }
+
+    /// Every seed, in order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.len()).map(|i| self.nth(i))
+    }
+}
+
+/// Failures kept (smallest seeds first) when `max_failures` is 0: the
+/// report of a sweep where every seed fails stays bounded.
+pub const MAX_FAILURES_KEPT: usize = 1000;
+
 /// Run the exploration; `progress(done, total)` is called as seeds finish.
+/// Up to `opts.jobs` worker threads; if the system refuses to start one,
+/// the ones started do the work (at least this thread).
 pub fn explore(
     opts: &ExploreOptions,
-    progress: &(dyn Fn(usize, usize) + Sync),
+    progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<ExploreReport, String> {
     let seeds = &opts.seeds;
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Vec<Difference>)>> = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..opts.jobs.max(1) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= seeds.len() {
-                        break;
-                    }
-                    let d = differences(&generate(seeds[i]), opts.bug);
-                    results.lock().expect("results lock").push((i, d));
-                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, seeds.len());
+    let total = seeds.len();
+    let keep = if opts.max_failures > 0 {
+        opts.max_failures
+    } else {
+        MAX_FAILURES_KEPT
+    };
+    let next = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let passed = AtomicU64::new(0);
+    // The failures of the smallest seed indices, at most `keep` of them:
+    // the same whatever the number of jobs.
+    let failed: Mutex<BTreeMap<u64, Vec<Difference>>> = Mutex::new(BTreeMap::new());
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= total {
+                break;
+            }
+            let d = differences(&generate(seeds.nth(i)), opts.bug);
+            if d.is_empty() {
+                passed.fetch_add(1, Ordering::Relaxed);
+            } else {
+                let mut f = failed.lock().expect("failures lock");
+                f.insert(i, d);
+                if f.len() > keep {
+                    f.pop_last();
                 }
-            });
+            }
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
         }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..opts.jobs.max(1) {
+            if std::thread::Builder::new()
+                .spawn_scoped(scope, work)
+                .is_err()
+            {
+                break;
+            }
+        }
+        work();
     });
-    let mut results = results.into_inner().expect("results lock");
-    results.sort_by_key(|(i, _)| *i);
+    let failed = failed.into_inner().expect("failures lock");
     let mut report = ExploreReport {
-        seeds_run: results.len(),
-        passed: results.iter().filter(|(_, d)| d.is_empty()).count(),
+        seeds_run: total,
+        passed: passed.into_inner(),
         bug: opts.bug,
         failures: Vec::new(),
     };
-    for (i, d) in results.into_iter().filter(|(_, d)| !d.is_empty()) {
-        if opts.max_failures > 0 && report.failures.len() >= opts.max_failures {
-            break;
-        }
-        let seed = seeds[i];
+    for (i, d) in failed {
+        let seed = seeds.nth(i);
         let generated = generate(seed);
         let (mut shrunk, shrunk_diffs, steps) = if opts.shrink {
             shrink(&generated, opts.bug)

@@ -17,6 +17,7 @@ pub mod bugs;
 pub mod explore;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
+pub mod limits;
 pub mod oracle;
 pub mod qemu;
 pub mod replay;

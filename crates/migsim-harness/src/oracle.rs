@@ -393,12 +393,20 @@ impl OracleInput<'_> {
                 ));
             }
         }
+        // Page areas and bitmaps lie in stream order at increasing offsets:
+        // found by binary search, so the check stays linear in the writes
+        // however many blocks there are.
+        let area_end = |b: usize| layout[b].0 + self.blocks[b].used_length;
+        // The last block whose page area starts before `end`.
+        let area_before = |end: u64| layout.partition_point(|&(po, _)| po < end).checked_sub(1);
         let area = |off: u64| {
-            layout
-                .iter()
-                .enumerate()
-                .find(|(b, (po, _))| off >= *po && off < po + self.blocks[*b].used_length)
-                .map(|(b, (po, _))| (b, *po))
+            area_before(off + 1)
+                .filter(|&b| off < area_end(b))
+                .map(|b| (b, layout[b].0))
+        };
+        let bitmap = |b: usize| {
+            let bm = layout[b].1 + 28;
+            (bm, bm + self.blocks[b].pages().div_ceil(64) * 8)
         };
         let final_pass = self.passes + 1;
         let mut sends = self.sends.iter().filter(|s| !s.zero);
@@ -407,11 +415,10 @@ impl OracleInput<'_> {
         for w in file.log() {
             let end = w.offset + w.len;
             // Which page area does the write touch, if any?
-            let touched = layout
-                .iter()
-                .enumerate()
-                .find(|(b, (po, _))| w.offset < po + self.blocks[*b].used_length && end > *po);
-            if let Some((b, (po, _))) = touched {
+            let touched = area_before(end)
+                .filter(|&b| w.offset < area_end(b))
+                .map(|b| (b, layout[b].0));
+            if let Some((b, po)) = touched {
                 let name = &self.blocks[b].name;
                 match area(w.offset) {
                     Some((b2, _)) if b2 == b && end <= po + self.blocks[b].used_length => {}
@@ -449,9 +456,14 @@ impl OracleInput<'_> {
                     page_writes += 1;
                 }
             } else {
-                for (b, &(_, header)) in layout.iter().enumerate() {
-                    let bm = header + 28;
-                    let bm_end = bm + self.blocks[b].pages().div_ceil(64) * 8;
+                // Every bitmap the write overlaps: those starting before
+                // its end, back to the first that ends before its start.
+                let last = layout.partition_point(|&(_, header)| header + 28 < end);
+                for b in (0..last).rev() {
+                    let (bm, bm_end) = bitmap(b);
+                    if bm_end <= w.offset {
+                        break;
+                    }
                     if w.offset < bm_end && end > bm {
                         if w.pass != final_pass {
                             return Err(format!(

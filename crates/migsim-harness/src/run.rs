@@ -2,7 +2,7 @@
 //! simulation through every writer, judge the files with the oracle,
 //! compute the digest, and compare against the scenario's expectations.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -13,11 +13,12 @@ use crate::scenario::{Scenario, Verdict};
 use crate::sim::content::PageState;
 use crate::sim::dest::VerifyingDestination;
 use crate::sim::guest::Guest;
-use crate::sim::precopy::{PassStats, run_precopy_channels};
+use crate::sim::precopy::{PassStats, run_precopy};
 use crate::sim::rng;
 use crate::sim::simfile::{SimFile, WriteRecord};
 use crate::sim::workload::Workload;
 use migsim_format::Layout;
+use migsim_format::SaveError;
 use migsim_format::caps::{Capabilities, MigrationConfig, Parameters};
 use migsim_format::io::MigFile;
 use migsim_format::reader::{LoadOptions, NullSink, load};
@@ -87,11 +88,20 @@ pub struct RunReport {
     /// Every page's state at switchover: what the destination must hold.
     #[serde(skip)]
     pub switchover: Vec<Vec<PageState>>,
+    /// The run could not finish because its files on disk could not be
+    /// created or written (`--file-dir` unwritable or full): not a
+    /// verdict, and the other fields mean nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment_error: Option<String>,
 }
 
+/// Called with the pages sent so far, after every batch.
+pub type Progress = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
+
 /// Where a run keeps its files and how many channels write and read them.
-/// None of it changes the verdict, the files' bytes or the digest.
-#[derive(Clone, Debug, Default)]
+/// None of it but `bug` changes the verdict, the files' bytes or the
+/// digest.
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// A deliberately wrong variant to inject.
     pub bug: Option<Bug>,
@@ -102,6 +112,20 @@ pub struct RunOptions {
     pub direct_io: bool,
     /// Writer and reader channels (multifd-like); 0 and 1 mean one.
     pub channels: usize,
+    /// Told of the pages sent as the migration goes (a progress bar).
+    pub progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("bug", &self.bug)
+            .field("file_dir", &self.file_dir)
+            .field("direct_io", &self.direct_io)
+            .field("channels", &self.channels)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 impl RunOptions {
@@ -197,12 +221,18 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         digest: String::new(),
         content_seed: guest.seed(),
         switchover: Vec::new(),
+        environment_error: None,
     };
 
     // Set up every writer; a refusal must leave its file untouched.
     let mut writers = Vec::new();
     let mut caps_of = Vec::new();
-    for &kind in &s.migration.writers {
+    // Writers in one canonical order, so the digest does not depend on
+    // the order a scenario or `--writers` lists them in.
+    let kinds = Layout::ALL
+        .into_iter()
+        .filter(|l| s.migration.writers.contains(l));
+    for kind in kinds {
         let file = match &o.file_dir {
             _ if !s.migration.transport.seekable() => SimFile::non_seekable(),
             Some(dir) => {
@@ -210,11 +240,9 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
                 match SimFile::on_disk(&path, o.direct_io) {
                     Ok(f) => f,
                     Err(e) => {
-                        return refused(
-                            report,
-                            format!("cannot create {}: {e}", path.display()),
-                            &SimFile::new(),
-                        );
+                        report.environment_error =
+                            Some(format!("cannot create {}: {e}", path.display()));
+                        return report;
                     }
                 }
             }
@@ -232,7 +260,12 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
     }
 
     let content_seed = guest.seed();
-    let result = run_precopy_channels(
+    let progress = |sent: u64| {
+        if let Some(p) = &o.progress {
+            p(sent)
+        }
+    };
+    let result = run_precopy(
         &mut guest,
         &mut workload,
         &s.parameters,
@@ -240,9 +273,17 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         |g| devices(s, g),
         bug,
         channels,
+        &progress,
     );
     let (outcome, files) = match result {
         Ok(x) => x,
+        Err(SaveError::Io(e)) if o.file_dir.is_some() => {
+            report.environment_error = Some(format!(
+                "writing the migration files in {}: {e}",
+                o.file_dir.as_deref().unwrap_or(Path::new("")).display()
+            ));
+            return report;
+        }
         Err(e) => return refused(report, e.to_string(), &SimFile::new()),
     };
     let devs = devices(s, &guest);

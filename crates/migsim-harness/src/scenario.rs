@@ -15,8 +15,8 @@ use migsim_format::writer::RamBlockDesc;
 /// The embedded default scenario (`migsim run` with no argument).
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/heavy-redirty.toml");
 
-/// Largest guest a scenario may describe.
-pub const MAX_GUEST_RAM: u64 = 256 << 30;
+pub use crate::limits::MAX_GUEST_RAM;
+use crate::limits::{MAX_BLOCKS, MAX_PASSES, MAX_SCENARIO_BYTES};
 
 /// A complete scenario.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -255,10 +255,26 @@ impl Scenario {
         toml::to_string(self).map_err(|e| e.to_string())
     }
 
-    /// Read and parse a file.
+    /// Read and parse a file: at most [`MAX_SCENARIO_BYTES`] of it are
+    /// read (a device or FIFO given by mistake is not read without end),
+    /// and a directory is refused.
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+        use std::io::Read;
+        let p = path.display();
+        if path.is_dir() {
+            return Err(format!("{p}: is a directory, not a scenario file"));
+        }
+        let f = std::fs::File::open(path).map_err(|e| format!("{p}: {e}"))?;
+        let mut text = String::new();
+        f.take(MAX_SCENARIO_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("{p}: {e}"))?;
+        if text.len() as u64 > MAX_SCENARIO_BYTES {
+            return Err(format!(
+                "{p}: a scenario file is at most {MAX_SCENARIO_BYTES} bytes"
+            ));
+        }
+        Self::from_toml(&text).map_err(|e| format!("{p}: {e}"))
     }
 
     /// The embedded default.
@@ -278,48 +294,137 @@ impl Scenario {
             .collect()
     }
 
-    /// Check everything a run relies on, with messages naming the field.
+    /// Check everything a run relies on, with messages naming the field,
+    /// and the limits of [`crate::limits`].
     pub fn validate(&self) -> Result<(), String> {
-        if self.guest.blocks.is_empty() {
-            return Err("guest.blocks must list at least one block".into());
-        }
-        let total: u64 = self.guest.blocks.iter().map(|b| b.size.0).sum();
-        // The guest keeps 8 bytes of state a page (plus as much for the
-        // oracle's destination): 256 GiB needs about 1 GiB.
-        if total > MAX_GUEST_RAM {
-            return Err(format!(
-                "guest RAM {total} bytes exceeds the simulator's 256 GiB limit"
-            ));
-        }
-        for (i, b) in self.guest.blocks.iter().enumerate() {
-            if self.guest.blocks[..i].iter().any(|o| o.name == b.name) {
-                return Err(format!("guest block {} is listed twice", b.name));
-            }
-            if b.size.0 == 0 || b.size.0 % 4096 != 0 {
-                return Err(format!(
-                    "guest block {}: size {} must be a positive multiple of 4096",
-                    b.name, b.size.0
-                ));
-            }
-            if b.name.is_empty() || b.name.len() > 255 {
-                return Err(format!(
-                    "guest block name {:?} must be 1..=255 bytes",
-                    b.name
-                ));
-            }
+        check_name(&self.name)?;
+        check_blocks("guest.blocks", &self.guest.blocks)?;
+        if let Some(d) = &self.destination.blocks {
+            check_blocks("destination.blocks", d)?;
         }
         if !(0.0..=1.0).contains(&self.guest.initial_fill) {
             return Err("guest.initial_fill must be between 0 and 1".into());
         }
-        if self.migration.writers.is_empty() {
+        let m = &self.migration;
+        if m.writers.is_empty() {
             return Err("migration.writers must name at least one writer".into());
         }
-        if self.expect.verdict == Verdict::Error && self.expect.error.is_none() {
-            return Err("expect.verdict = \"error\" needs expect.error (the exact message)".into());
+        for (i, w) in m.writers.iter().enumerate() {
+            if m.writers[..i].contains(w) {
+                return Err(format!("migration.writers lists {w} twice"));
+            }
+        }
+        if let Some(c) = m
+            .capabilities
+            .iter()
+            .find(|c| matches!(c, Capability::FixedRam | Capability::MappedRam))
+        {
+            return Err(format!(
+                "migration.capabilities: {} is the layout capability, which the fixed-ram writer \
+                 sets itself; choose the layout with migration.writers (and the name with \
+                 migration.profile)",
+                c.name()
+            ));
+        }
+        let e = &self.expect;
+        match (e.verdict, &e.error) {
+            (Verdict::Error, None) => {
+                return Err(
+                    "expect.verdict = \"error\" needs expect.error (the exact message)".into(),
+                );
+            }
+            (Verdict::Pass | Verdict::Fail, Some(_)) => {
+                return Err(format!(
+                    "expect.error is only meaningful with expect.verdict = \"error\", not \"{}\"",
+                    e.verdict.name()
+                ));
+            }
+            _ => {}
+        }
+        if let Some(d) = &e.digest
+            && (d.len() != 64 || !d.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+        {
+            return Err(format!(
+                "expect.digest {d:?} must be 64 lower-case hex digits (as `migsim run` prints it)"
+            ));
+        }
+        if let Some(r) = e.min_sequential_ram_ratio
+            && !(r.is_finite() && r >= 0.0)
+        {
+            return Err(format!(
+                "expect.min_sequential_ram_ratio = {r} must be a finite number >= 0"
+            ));
         }
         self.workload.validate()?;
-        self.parameters.validate()
+        self.parameters.validate()?;
+        if self.parameters.max_passes > MAX_PASSES {
+            return Err(format!(
+                "parameters.max_passes = {} exceeds the limit of {MAX_PASSES}",
+                self.parameters.max_passes
+            ));
+        }
+        crate::limits::check_scenario(self)
     }
+}
+
+/// A scenario name becomes part of file names (`--file-dir`, regressions):
+/// 1 to 128 of `A-Z a-z 0-9 . _ -`, not starting with a dot.
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "name {name:?} must be 1 to 128 of A-Z a-z 0-9 . _ - and not start with a dot \
+             (it names files)"
+        ))
+    }
+}
+
+/// Block lists: 1 to [`MAX_BLOCKS`] blocks, distinct names of 1..=255
+/// bytes, sizes positive multiples of 4 KiB, [`MAX_GUEST_RAM`] in all.
+fn check_blocks(field: &str, blocks: &[BlockSpec]) -> Result<(), String> {
+    if blocks.is_empty() {
+        return Err(format!("{field} must list at least one block"));
+    }
+    if blocks.len() > MAX_BLOCKS {
+        return Err(format!(
+            "{field} lists {} blocks; the limit is {MAX_BLOCKS}",
+            blocks.len()
+        ));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(blocks.len());
+    let mut total = 0u64;
+    for b in blocks {
+        if !seen.insert(b.name.as_str()) {
+            return Err(format!("{field}: block {} is listed twice", b.name));
+        }
+        if b.name.is_empty() || b.name.len() > 255 {
+            return Err(format!(
+                "{field}: block name {:?} must be 1..=255 bytes",
+                b.name
+            ));
+        }
+        if b.size.0 == 0 || b.size.0 % 4096 != 0 {
+            return Err(format!(
+                "{field}: block {}: size {} must be a positive multiple of 4096",
+                b.name, b.size.0
+            ));
+        }
+        total = total.saturating_add(b.size.0);
+        if total > MAX_GUEST_RAM {
+            return Err(format!(
+                "{field}: {total} bytes or more of RAM exceeds the simulator's limit of \
+                 {MAX_GUEST_RAM} bytes (256 GiB)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Scenario files named by `paths`: files as given, directories searched

@@ -30,6 +30,8 @@ pub const GARBAGE: u8 = 0xA5;
 struct BlockMap {
     /// stream block index -> local block index
     map: Vec<usize>,
+    /// local block name -> index, built on the first declaration
+    by_name: std::collections::HashMap<String, usize>,
 }
 
 impl BlockMap {
@@ -39,9 +41,17 @@ impl BlockMap {
         name: &str,
         used_length: u64,
     ) -> Result<(), LoadError> {
-        let i = local
-            .iter()
-            .position(|b| b.name == name)
+        if self.by_name.is_empty() {
+            self.by_name = local
+                .iter()
+                .enumerate()
+                .rev()
+                .map(|(i, b)| (b.name.clone(), i))
+                .collect();
+        }
+        let i = *self
+            .by_name
+            .get(name)
             .ok_or_else(|| LoadError::UnknownBlock(name.to_string()))?;
         if local[i].used_length != used_length {
             return Err(LoadError::SizeMismatch {

@@ -97,21 +97,11 @@ pub struct PrecopyOutcome {
     pub sends: Vec<PageSend>,
 }
 
-/// Migrate `guest` through every writer with one channel; returns the
-/// outcome and the files.
+/// Migrate `guest` through every writer, `channels` concurrent writers per
+/// batch; `progress(pages sent so far)` is called after every batch.
+/// Returns the outcome and the files.
+#[allow(clippy::too_many_arguments)]
 pub fn run_precopy(
-    guest: &mut Guest,
-    workload: &mut Workload,
-    params: &PrecopyParams,
-    writers: Vec<MigrationWriter<SimFile, BugHooks>>,
-    devices: impl Fn(&Guest) -> Vec<DeviceState>,
-    bug: Option<Bug>,
-) -> Result<(PrecopyOutcome, Vec<SimFile>), SaveError> {
-    run_precopy_channels(guest, workload, params, writers, devices, bug, 1)
-}
-
-/// [`run_precopy`] with `channels` concurrent writers per batch.
-pub fn run_precopy_channels(
     guest: &mut Guest,
     workload: &mut Workload,
     params: &PrecopyParams,
@@ -119,6 +109,7 @@ pub fn run_precopy_channels(
     devices: impl Fn(&Guest) -> Vec<DeviceState>,
     bug: Option<Bug>,
     channels: usize,
+    progress: &dyn Fn(u64),
 ) -> Result<(PrecopyOutcome, Vec<SimFile>), SaveError> {
     let late_clear = bugs::active(bug, Bug::DirtyClearedAfterPass);
     let threshold = params.bandwidth.saturating_mul(params.downtime_ticks);
@@ -162,6 +153,7 @@ pub fn run_precopy_channels(
             &to_send,
             params.bandwidth,
             channels,
+            progress,
             |g| {
                 workload.tick(g);
                 stats.ticks += 1;
@@ -199,6 +191,7 @@ pub fn run_precopy_channels(
         &to_send,
         params.bandwidth,
         channels,
+        progress,
         |_| {},
     )?;
     out.pages_sent += final_pages;
@@ -229,6 +222,7 @@ fn send_pass(
     to_send: &[PageBitmap],
     bandwidth: u64,
     channels: usize,
+    progress: &dyn Fn(u64),
     mut before_batch: impl FnMut(&mut Guest),
 ) -> Result<u64, SaveError> {
     let mut queue = to_send
@@ -244,6 +238,7 @@ fn send_pass(
         batch.extend(queue.by_ref().take(bandwidth as usize));
         send_batch(guest, writers, sends, pass, &batch, channels)?;
         sent += batch.len() as u64;
+        progress(sends.len() as u64);
     }
     Ok(sent)
 }
