@@ -143,12 +143,13 @@ pub fn explore(report: &ExploreReport, seconds: f64) {
         println!("      rerun the seed unshrunk: {}", f.rerun_seed);
     }
     println!(
-        "explore: {} seeds{} in {seconds:.1} s: {} passed, {} failed",
+        "explore: {} seeds{} in {seconds:.1} s on {} thread(s): {} passed, {} failed",
         report.seeds_run,
         report
             .bug
             .map(|b| format!(" with bug variant {}", b.name()))
             .unwrap_or_default(),
+        report.jobs,
         report.passed,
         report.seeds_run - report.passed
     );

@@ -448,6 +448,9 @@ pub struct ExploreReport {
     pub passed: u64,
     /// Bug variant injected, if any.
     pub bug: Option<Bug>,
+    /// Worker threads that ran (at most `jobs`; fewer if the system
+    /// refused some).
+    pub jobs: usize,
     /// Failures, by seed.
     pub failures: Vec<Failure>,
 }
@@ -574,6 +577,7 @@ pub fn explore(
         seeds_run: total,
         passed: passed.into_inner(),
         bug: opts.bug,
+        jobs,
         failures: Vec::new(),
     };
     for (i, d) in failed {

@@ -9,7 +9,7 @@ use crate::scenario::Scenario;
 use migsim_format::Layout;
 
 /// A scenario file's size.
-pub const MAX_SCENARIO_BYTES: u64 = 1 << 20;
+pub const MAX_SCENARIO_BYTES: u64 = 4 << 20;
 /// Guest RAM in all, and any one block (the guest and the oracle keep 8
 /// bytes a page each: 256 GiB costs about 1 GiB), for the guest's and the
 /// destination's blocks alike.

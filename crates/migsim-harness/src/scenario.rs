@@ -428,10 +428,23 @@ fn check_blocks(field: &str, blocks: &[BlockSpec]) -> Result<(), String> {
 }
 
 /// Scenario files named by `paths`: files as given, directories searched
-/// recursively for `*.toml` in sorted order.
+/// recursively for `*.toml` in sorted order. A directory reached twice
+/// (a symlink cycle, or two links to one directory) is walked once.
 pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-        if p.is_dir() {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(
+        p: &Path,
+        out: &mut Vec<PathBuf>,
+        seen: &mut std::collections::HashSet<(u64, u64)>,
+    ) -> Result<(), String> {
+        let meta = std::fs::metadata(p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("{}: no such file or directory", p.display()),
+            _ => format!("{}: {e}", p.display()),
+        })?;
+        if meta.is_dir() {
+            if !seen.insert((meta.dev(), meta.ino())) {
+                return Ok(());
+            }
             let mut entries: Vec<_> = std::fs::read_dir(p)
                 .map_err(|e| format!("{}: {e}", p.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -439,20 +452,18 @@ pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             entries.sort();
             for e in entries {
                 if e.is_dir() || e.extension().is_some_and(|x| x == "toml") {
-                    walk(&e, out)?;
+                    walk(&e, out, seen)?;
                 }
             }
-            Ok(())
-        } else if p.exists() {
-            out.push(p.to_path_buf());
-            Ok(())
         } else {
-            Err(format!("{}: no such file or directory", p.display()))
+            out.push(p.to_path_buf());
         }
+        Ok(())
     }
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for p in paths {
-        walk(p, &mut out)?;
+        walk(p, &mut out, &mut seen)?;
     }
     Ok(out)
 }

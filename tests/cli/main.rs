@@ -1,4 +1,6 @@
-//! The `migsim` command line as a user meets it.
+//! The `migsim` command line as a user meets it. [`hardening`]: what the
+//! CLI and the scenario loader do with hostile and odd input, one test
+//! per point of the hardening issue, named after it.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -6,6 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod hardening;
 
 fn migsim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_migsim"))
