@@ -561,6 +561,7 @@ pub fn explore(
             progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
         }
     };
+    let mut jobs = 1;
     std::thread::scope(|scope| {
         for _ in 1..opts.jobs.max(1) {
             if std::thread::Builder::new()
@@ -569,6 +570,7 @@ pub fn explore(
             {
                 break;
             }
+            jobs += 1;
         }
         work();
     });
