@@ -200,7 +200,13 @@ fn cmd_extract(path: &Path, block: &str, output: &Path) -> Result<ExitCode, Stri
         .iter()
         .find(|b| b.name == block)
         .expect("extract found the block");
-    render::extracted(block, output, b.used_length, b.pages_present);
+    render::extracted(
+        block,
+        output,
+        b.used_length,
+        b.pages_present,
+        &info.warnings,
+    );
     Ok(ExitCode::SUCCESS)
 }
 

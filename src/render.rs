@@ -15,6 +15,25 @@ use migsim_harness::scenario::Verdict;
 
 const GIB: f64 = (1u64 << 30) as f64;
 
+/// Text from a migration file (a block or section name, a warning that
+/// quotes one) fit for a terminal: control characters escaped (`\t`,
+/// `\u{1b}`). The reader gives names back as the file has them.
+pub fn term(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// Print `v` as one pretty JSON object.
 pub fn json<T: serde::Serialize>(v: &T) -> Result<(), String> {
     println!(
@@ -211,10 +230,21 @@ pub fn report(r: &Report, out: &Path, seconds: f64) {
     println!("also   {}", out.join("report.md").display());
 }
 
-/// `migsim extract`'s closing line (to stderr: stdout may be the output).
-pub fn extracted(block: &str, output: &Path, used_length: u64, pages_present: u64) {
+/// `migsim extract`'s closing line and the reader's warnings (to stderr:
+/// stdout may be the output).
+pub fn extracted(
+    block: &str,
+    output: &Path,
+    used_length: u64,
+    pages_present: u64,
+    warnings: &[String],
+) {
+    for w in warnings {
+        eprintln!("migsim: warning: {}", term(w));
+    }
     eprintln!(
-        "{block}: wrote {} ({used_length} bytes, {pages_present} pages present)",
+        "{}: wrote {} ({used_length} bytes, {pages_present} pages present)",
+        term(block),
         output.display()
     );
 }
@@ -227,13 +257,13 @@ pub fn inspect(path: &Path, i: &StreamInfo) {
         i.version,
         i.file_len
     );
-    println!("machine       {}", i.machine);
+    println!("machine       {}", term(&i.machine));
     println!(
         "capabilities  {}",
         if i.capabilities.is_empty() {
             "(none listed)".to_string()
         } else {
-            i.capabilities.join(", ")
+            term(&i.capabilities.join(", ")).into_owned()
         }
     );
     println!("layout        {}", i.layout);
@@ -241,7 +271,10 @@ pub fn inspect(path: &Path, i: &StreamInfo) {
     for b in &i.blocks {
         print!(
             "  {:<24} used_length {:#12x} ({:>7} pages)  present {:>7}",
-            b.name, b.used_length, b.pages, b.pages_present
+            term(&b.name),
+            b.used_length,
+            b.pages,
+            b.pages_present
         );
         if let Some(f) = &b.fixed_ram {
             print!(
@@ -273,19 +306,40 @@ pub fn inspect(path: &Path, i: &StreamInfo) {
         }
         println!(
             "  @{:#10x} {:<8} id {:<3} {:<16} {} bytes",
-            s.offset, s.kind, s.id, s.idstr, s.len
+            s.offset,
+            s.kind,
+            s.id,
+            term(&s.idstr),
+            s.len
         );
     }
     let devices: Vec<String> = i
         .sections
         .iter()
         .filter(|s| s.kind == SectionKind::Full)
-        .map(|s| format!("{}({})", s.idstr, s.len))
+        .map(|s| format!("{}({})", term(&s.idstr), s.len))
         .collect();
     if !devices.is_empty() {
         println!("devices       {}", devices.join(" "));
     }
-    println!("EOF           @{:#x}", i.eof_offset);
+    if let Some(u) = &i.unwalked_devices {
+        println!(
+            "devices       not walked from @{:#x}: {} (id {}, instance {}, version {}), payload @{:#x} and {} bytes after it unread",
+            u.offset,
+            term(&u.idstr),
+            u.id,
+            u.instance_id,
+            u.version_id,
+            u.payload_offset,
+            u.unread_bytes
+        );
+        println!(
+            "EOF           @{:#x} (the file's last byte, after a footer of section {}; not reached by the walk)",
+            i.eof_offset, u.last_footer_id
+        );
+    } else {
+        println!("EOF           @{:#x}", i.eof_offset);
+    }
     match i.vmdesc_offset {
         Some(o) => println!(
             "vmdesc        @{o:#x} ({} devices described)",
@@ -294,7 +348,7 @@ pub fn inspect(path: &Path, i: &StreamInfo) {
         None => println!("vmdesc        none"),
     }
     for w in &i.warnings {
-        println!("warning       {w}");
+        println!("warning       {}", term(w));
     }
 }
 

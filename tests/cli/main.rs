@@ -424,3 +424,136 @@ fn inspect_or_extract_of_a_directory_says_it_is_a_directory() {
     }
     assert!(!out.exists());
 }
+
+// ---- saves without vmdesc, and names with control characters (issue 14) ----
+
+/// A real QEMU save made with `-machine suppress-vmdesc=on` (no vmdesc
+/// trailer), unpacked into `dir`.
+fn qemu_save_without_vmdesc(dir: &Path, layout: &str) -> PathBuf {
+    let gz = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/data/qemu/{layout}-novmdesc.mig.gz"));
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(gz).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let p = dir.join(format!("{layout}.mig"));
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// Issue 14, point 5: inspect lists what it can walk and says why it
+/// stopped (exit 0, text and JSON); extract gives all of pc.ram, the same
+/// bytes as from the same guest's save with a vmdesc trailer.
+#[test]
+fn inspect_and_extract_of_a_qemu_save_without_vmdesc() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_vmdesc = dir.path().join("with-vmdesc.bin");
+    let o = extract(&qemu_save(dir.path()), &with_vmdesc);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for layout in ["seq", "mapped"] {
+        let input = qemu_save_without_vmdesc(dir.path(), layout);
+        let o = migsim(&["inspect", input.to_str().unwrap()]);
+        assert!(o.status.success(), "{layout}: {}", stderr(&o));
+        let s = stdout(&o);
+        for want in [
+            "RAM blocks    6",
+            "pc.ram ",
+            "/rom@etc/acpi/rsdp",
+            "devices       not walked from @",
+            "warning       no vmdesc trailer: device sections after offset 0x",
+            "cannot be walked (QEMU -machine suppress-vmdesc=on)",
+        ] {
+            assert!(s.contains(want), "{layout}: no {want:?} in\n{s}");
+        }
+        let o = migsim(&["inspect", "--json", input.to_str().unwrap()]);
+        assert!(o.status.success(), "{layout}: {}", stderr(&o));
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["unwalked_devices"]["idstr"], "timer");
+        assert_eq!(j["blocks"].as_array().unwrap().len(), 6);
+        assert!(
+            j["warnings"][0]
+                .as_str()
+                .unwrap()
+                .contains("no vmdesc trailer")
+        );
+
+        let out = dir.path().join(format!("{layout}.bin"));
+        let o = extract(&input, &out);
+        assert!(o.status.success(), "{layout}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("warning: no vmdesc trailer")
+                && stderr(&o).contains("pc.ram: wrote"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(
+            std::fs::read(&out).unwrap() == std::fs::read(&with_vmdesc).unwrap(),
+            "{layout}: pc.ram differs from the vmdesc save's"
+        );
+    }
+}
+
+/// Issue 14, point 6: a block whose name holds a tab, a terminal escape
+/// and a newline is extracted by giving that name's raw bytes; what
+/// migsim prints about it is escaped, its JSON has the name itself.
+#[test]
+fn extract_a_block_named_with_control_characters_by_its_raw_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("odd.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"odd\"\nseed = 1\n[guest]\nblocks = [{ name = \"pc.ram\", size = \"64K\" }, \
+         { name = \"a\\tb\\u001b[2J\\nc\", size = \"16K\" }]\ninitial_fill = 1.0\n\
+         [workload]\nkind = \"idle\"\n[parameters]\nbandwidth = 1024\ndowntime_ticks = 1\nmax_passes = 3\n",
+    )
+    .unwrap();
+    let files = dir.path().join("files");
+    let o = migsim(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        files.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let odd = "a\tb\x1b[2J\nc";
+    let mut got = Vec::new();
+    for f in ["sequential.mig", "fixed-ram.mig"] {
+        let input = files.join(f);
+        let out = dir.path().join(format!("{f}.bin"));
+        let o = Command::new(env!("CARGO_BIN_EXE_migsim"))
+            .arg("extract")
+            .arg(&input)
+            .args(["--block", odd, "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{f}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("a\\tb\\u{1b}[2J\\nc: wrote") && !stderr(&o).contains('\x1b'),
+            "{}",
+            stderr(&o)
+        );
+        let bytes = std::fs::read(&out).unwrap();
+        assert_eq!(bytes.len(), 16 << 10);
+        assert!(bytes.iter().any(|&b| b != 0), "{f}: the block is filled");
+        got.push(bytes);
+        // inspect: escaped on the terminal, the name itself in JSON.
+        let o = migsim(&["inspect", input.to_str().unwrap()]);
+        assert!(stdout(&o).contains("a\\tb\\u{1b}[2J\\nc"), "{}", stdout(&o));
+        assert!(!stdout(&o).contains('\x1b'), "raw escape on the terminal");
+        let o = migsim(&["inspect", "--json", input.to_str().unwrap()]);
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["blocks"][1]["name"], odd);
+        // The escaped spelling is not the name.
+        let o = Command::new(env!("CARGO_BIN_EXE_migsim"))
+            .arg("extract")
+            .arg(&input)
+            .args(["--block", "a\\tb\\u{1b}[2J\\nc", "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        assert!(!stderr(&o).contains('\x1b'), "{}", stderr(&o));
+    }
+    assert!(got[0] == got[1], "both layouts give the same block");
+}

@@ -224,3 +224,139 @@ fn extract_unknown_block_names_the_blocks_present() {
         "{err}"
     );
 }
+
+// ---- saves without a vmdesc trailer (-machine suppress-vmdesc=on; issue 14, point 5) ----
+
+/// `inspect --json` of a save without vmdesc: every RAM block and RAM
+/// section as QEMU wrote them (the RAM part is the same bytes as the
+/// vmdesc save's, see the manifest), then a stop at the first device
+/// section's header with a warning saying why; exit 0.
+fn check_inspect_without_vmdesc(name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = gunzip(name, dir.path());
+    let m = &manifest()["files"][name];
+    assert_eq!(m["vmdesc_suppressed"], true);
+    assert_eq!(
+        m["compared_with_vmdesc_save"]["sha256_before_first_full_section_equal"],
+        true
+    );
+    let st = &m["stream"];
+    let out = migsim(&["inspect", "--json", path.to_str().unwrap()]);
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["file_len"], m["file_size"], "{name}: file size");
+    assert_eq!(got["machine"], st["machine_type"]);
+    assert_eq!(got["vmdesc_offset"], Value::Null);
+    assert_eq!(got["eof_offset"], st["eof_offset"], "{name}: EOF offset");
+    let blocks = got["blocks"].as_array().unwrap();
+    let want = st["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), want.len(), "{name}: block count");
+    let mapped = !st["config_capabilities"].as_array().unwrap().is_empty();
+    for (b, w) in blocks.iter().zip(want) {
+        assert_eq!(b["name"], w["name"]);
+        assert_eq!(b["used_length"], w["used_length"], "{}", w["name"]);
+        assert_eq!(b["record_offset"], w["record_offset"], "{}", w["name"]);
+        if mapped {
+            assert_eq!(b["pages_present"], w["bitmap_set_bits"], "{}", w["name"]);
+            assert_eq!(b["fixed_ram"]["pages_offset"], w["pages_offset"]);
+            assert_eq!(b["fixed_ram"]["bitmap_offset"], w["bitmap_offset"]);
+        } else {
+            assert_eq!(b["pages_present"], w["page_records"], "{}", w["name"]);
+            assert_eq!(b["zero_records"], w["zero_records"], "{}", w["name"]);
+        }
+    }
+    let secs = got["sections"].as_array().unwrap();
+    for r in st["ram_sections"].as_array().unwrap() {
+        assert!(
+            secs.iter()
+                .any(|s| s["kind"] == r["type"] && s["offset"] == r["offset"]),
+            "{name}: RAM {} section at {} not reported",
+            r["type"],
+            r["offset"]
+        );
+    }
+    assert!(
+        secs.iter().all(|s| s["kind"] != "FULL"),
+        "{name}: no device section can be walked"
+    );
+    // Where it stopped: the first FULL section's header, as QEMU wrote it.
+    let u = &got["unwalked_devices"];
+    let f = &st["first_full_section"];
+    assert_eq!(u["offset"], f["offset"], "{name}");
+    assert_eq!(u["id"], f["section_id"]);
+    assert_eq!(u["idstr"], f["idstr"]);
+    assert_eq!(u["instance_id"], f["instance_id"]);
+    assert_eq!(u["version_id"], f["version_id"]);
+    assert_eq!(u["payload_offset"], f["payload_offset"]);
+    assert_eq!(u["last_footer_id"], st["last_footer_section_id"]);
+    let warning = format!(
+        "no vmdesc trailer: device sections after offset {:#x} cannot be walked (QEMU -machine suppress-vmdesc=on)",
+        f["payload_offset"].as_u64().unwrap()
+    );
+    assert!(
+        got["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().starts_with(&warning)),
+        "{name}: {}",
+        got["warnings"]
+    );
+    // The text listing says the same, and exits 0 too.
+    let text = String::from_utf8(migsim(&["inspect", path.to_str().unwrap()]).stdout).unwrap();
+    assert!(text.contains(&warning), "{text}");
+    assert!(text.contains("pc.bios"), "{text}");
+}
+
+#[test]
+fn inspect_real_qemu_sequential_save_without_vmdesc() {
+    check_inspect_without_vmdesc("seq-novmdesc.mig.gz");
+}
+
+#[test]
+fn inspect_real_qemu_mapped_ram_save_without_vmdesc() {
+    check_inspect_without_vmdesc("mapped-novmdesc.mig.gz");
+}
+
+#[test]
+fn extract_pc_ram_from_sequential_without_vmdesc_equals_pmemsave() {
+    check_extract("seq-novmdesc.mig.gz");
+}
+
+#[test]
+fn extract_pc_ram_from_mapped_ram_without_vmdesc_equals_pmemsave() {
+    check_extract("mapped-novmdesc.mig.gz");
+}
+
+/// A full load (a destination) refuses a save without vmdesc with its own
+/// error, after the RAM; the same file cut inside its device part is
+/// refused by inspect too (it does not end like QEMU ends a stream).
+#[test]
+fn load_of_a_save_without_vmdesc_is_refused_and_a_cut_one_too() {
+    use migsim_format::LoadError;
+    use migsim_format::reader::{LoadOptions, NullSink, inspect, load};
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["seq-novmdesc.mig.gz", "mapped-novmdesc.mig.gz"] {
+        let bytes = std::fs::read(gunzip(name, dir.path())).unwrap();
+        let first = manifest()["files"][name]["stream"]["first_full_section"]["offset"]
+            .as_u64()
+            .unwrap();
+        match load(&bytes, &LoadOptions::default(), &mut NullSink) {
+            Err(e) => match &e {
+                LoadError::NoVmdesc { idstr, offset, .. } => {
+                    assert_eq!((idstr.as_str(), *offset), ("timer", first), "{name}");
+                    assert!(e.to_string().contains("a full load must walk"), "{e}");
+                }
+                _ => panic!("{name}: load gave {e:?}"),
+            },
+            other => panic!("{name}: load gave {other:?}"),
+        }
+        for cut in [first as usize + 30, bytes.len() - 1, bytes.len() - 3] {
+            match inspect(&bytes[..cut].to_vec()) {
+                Err(e @ LoadError::NoVmdesc { .. }) => {
+                    assert!(e.to_string().contains("looks cut short"), "{e}")
+                }
+                other => panic!("{name} cut at {cut:#x}: {other:?}"),
+            }
+        }
+    }
+}

@@ -332,3 +332,75 @@ fn capability_count_may_equal_the_bytes_left() {
         other => panic!("expected CapabilityCount, got {other:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------
+// Names: the bytes in the file, and the same bytes out (issue 14, point 6).
+
+/// A block and a device whose names hold a tab, a terminal escape and a
+/// newline: the reader gives back exactly the names the writer wrote (no
+/// escaping), for both layouts; a destination with those names loads the
+/// file, and error texts that quote a name escape it.
+#[test]
+fn names_with_control_characters_round_trip_through_writer_and_reader() {
+    let odd = "a\tb\x1b[2J\nc";
+    let dev_name = "dev\t\x1b[2J\n";
+    for caps in [Capabilities::none(), fixed()] {
+        let blocks = vec![block("pc.ram", 2), block(odd, 1)];
+        let mut w = start(&caps, blocks.clone()).unwrap();
+        w.begin_iteration().unwrap();
+        w.save_page(1, 0, &page(0x5A)).unwrap();
+        w.end_iteration().unwrap();
+        w.begin_completion().unwrap();
+        let dev = DeviceState {
+            idstr: dev_name.into(),
+            instance_id: 0,
+            version_id: 1,
+            payload: vec![7; 4],
+        };
+        let (file, _) = w.finish(&[dev]).unwrap();
+        let info = reader::inspect(&file).unwrap();
+        let names: Vec<&str> = info.blocks.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["pc.ram", odd]);
+        assert!(
+            info.sections.iter().any(|s| s.idstr == dev_name),
+            "{:?}",
+            info.sections
+        );
+        // A destination that has a block of exactly that name takes it.
+        let mut dest = Destination::new(&blocks, true);
+        reader::load(&file, &load_opts(caps), &mut dest).unwrap();
+        assert_eq!(dest.page(1, 0), page(0x5A).as_slice());
+        // One that does not: the error quotes the name escaped.
+        let other = vec![block("pc.ram", 2), block("vga", 1)];
+        let e =
+            reader::load(&file, &load_opts(caps), &mut Destination::new(&other, true)).unwrap_err();
+        assert!(
+            matches!(e, LoadError::UnknownBlock(ref n) if n == odd),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "Unknown ramblock \"a\\tb\\u{1b}[2J\\nc\", cannot accept migration"
+        );
+    }
+}
+
+/// A name that is not UTF-8 cannot be given back byte for byte: refused
+/// with its own error (not decoded lossily).
+#[test]
+fn a_block_name_that_is_not_utf8_is_refused() {
+    let (mut file, _) = sequential_file();
+    let at = file.windows(6).position(|w| w == b"pc.ram").unwrap();
+    file[at + 2] = 0xFF;
+    match reader::inspect(&file) {
+        Err(
+            e @ LoadError::NameNotUtf8 {
+                what: "RAMBlock idstr",
+                ..
+            },
+        ) => {
+            assert!(e.to_string().contains("pc\u{FFFD}ram"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

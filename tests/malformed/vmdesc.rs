@@ -43,20 +43,36 @@ fn device_sections_without_vmdesc_are_rejected() {
         assert_eq!(f.bytes[eof as usize], 0x00);
         assert_eq!(f.bytes[eof as usize + 1], 0x06);
         let full = f.section("FULL", 0);
-        // No trailer at all.
+        // No trailer at all: a file as QEMU writes it with -machine
+        // suppress-vmdesc=on. A load refuses it; inspect reads up to the
+        // first device section's header and says so.
         let mut bad = f.bytes.clone();
         bad.truncate(eof as usize + 1);
+        let e = reader::load(&bad, &opts(lay.caps()), &mut reader::NullSink).unwrap_err();
         assert_err!(
-            load_err(&bad),
-            LoadError::DeviceSection { ref idstr, offset, .. } if idstr == "timer" && offset == full,
-            "the file has no vmdesc trailer describing device state"
+            e,
+            LoadError::NoVmdesc { ref idstr, offset, .. } if idstr == "timer" && offset == full,
+            "a full load must walk the device state"
         );
-        // Something else than a trailer after EOF.
+        let info = reader::inspect(&bad).expect("inspect reads what it can");
+        let u = info
+            .unwalked_devices
+            .as_ref()
+            .expect("stopped at the devices");
+        assert_eq!((u.offset, u.idstr.as_str()), (full, "timer"));
+        assert!(info.sections.iter().all(|s| s.offset < full));
+        assert!(
+            info.warnings[0].starts_with("no vmdesc trailer"),
+            "{:?}",
+            info.warnings
+        );
+        // Something else than a trailer after EOF: the file does not end
+        // like a QEMU stream.
         let bad = f.corrupt(|b| b[eof as usize + 1] = 0x07);
         assert_err!(
             load_err(&bad),
-            LoadError::DeviceSection { ref idstr, .. } if idstr == "timer",
-            "no vmdesc trailer"
+            LoadError::NoVmdesc { ref idstr, .. } if idstr == "timer",
+            "looks cut short"
         );
         // A trailer whose JSON does not parse.
         let json = eof as usize + 6;
@@ -67,7 +83,7 @@ fn device_sections_without_vmdesc_are_rejected() {
         });
         assert_err!(
             load_err(&bad),
-            LoadError::DeviceSection { ref idstr, .. } if idstr == "timer",
+            LoadError::NoVmdesc { ref idstr, .. } if idstr == "timer",
             "no vmdesc trailer"
         );
     }

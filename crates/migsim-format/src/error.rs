@@ -1,8 +1,17 @@
 //! Errors of the writers and the reader. Each variant's text is the message
 //! the user sees; every malformed-input case has its own variant so tests
 //! and fuzz harnesses can tell them apart.
+//!
+//! Names in the variants are the file's bytes, unescaped (the reader gives
+//! names back exactly); the texts escape control characters in every name
+//! they embed ([`p`]), so an error about a hostile file prints safely.
 
 use crate::caps::CapsError;
+
+/// A name from a file, fit for a terminal: control characters escaped.
+fn p(s: &str) -> String {
+    crate::wire::printable(s.as_bytes())
+}
 
 /// Why a migration file could not be read or loaded.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +46,7 @@ pub enum LoadError {
     #[error("Configuration section missing: expected 0x07 at offset 0x8, found {0:#04x}")]
     ConfigurationMissing(u8),
     /// Machine type differs from the destination's.
-    #[error("Machine type received is '{received}' and local is '{local}'")]
+    #[error("Machine type received is '{}' and local is '{}'", p(.received), p(.local))]
     MachineMismatch {
         /// From the stream.
         received: String,
@@ -45,13 +54,14 @@ pub enum LoadError {
         local: String,
     },
     /// A configuration subsection this reader does not know.
-    #[error("unknown configuration subsection '{0}' at offset {1:#x}")]
+    #[error("unknown configuration subsection '{}' at offset {:#x}", p(.0), .1)]
     UnknownConfigSubsection(String, u64),
     /// More capabilities listed than the subsection can hold.
     #[error("configuration lists {0} capabilities at offset {1:#x}, more than the file can hold")]
     CapabilityCount(u32, u64),
-    /// Capability checks (mismatch, unknown capability).
-    #[error("{0}")]
+    /// Capability checks (mismatch, unknown capability). The text is
+    /// escaped: an unknown capability's name comes from the file.
+    #[error("{}", p(&.0.to_string()))]
     Caps(#[from] CapsError),
     /// A section type byte that is not defined.
     #[error("unknown section type {kind:#04x} at offset {offset:#x}")]
@@ -72,7 +82,7 @@ pub enum LoadError {
         offset: u64,
     },
     /// A START that reuses an id.
-    #[error("duplicate section id {id} for '{idstr}' at offset {offset:#x}")]
+    #[error("duplicate section id {id} for '{}' at offset {offset:#x}", p(.idstr))]
     DuplicateSectionId {
         /// The id.
         id: u32,
@@ -82,7 +92,7 @@ pub enum LoadError {
         offset: u64,
     },
     /// No footer where one must be.
-    #[error("Missing section footer for {idstr}: found {found:#04x} at offset {offset:#x}")]
+    #[error("Missing section footer for {}: found {found:#04x} at offset {offset:#x}", p(.idstr))]
     MissingFooter {
         /// The section's name.
         idstr: String,
@@ -92,7 +102,7 @@ pub enum LoadError {
         offset: u64,
     },
     /// Footer names another section.
-    #[error("Mismatched section id in footer for {idstr} - read {read:#x} expected {expected:#x}")]
+    #[error("Mismatched section id in footer for {} - read {read:#x} expected {expected:#x}", p(.idstr))]
     FooterMismatch {
         /// The section's name.
         idstr: String,
@@ -108,10 +118,10 @@ pub enum LoadError {
     #[error("unexpected RAM section layout: {0}")]
     RamSection(&'static str),
     /// A block the destination does not have.
-    #[error("Unknown ramblock \"{0}\", cannot accept migration")]
+    #[error("Unknown ramblock \"{}\", cannot accept migration", p(.0))]
     UnknownBlock(String),
     /// A block whose length differs from the destination's.
-    #[error("Size mismatch: {name}: {stream:#x} != {local:#x}")]
+    #[error("Size mismatch: {}: {stream:#x} != {local:#x}", p(.name))]
     SizeMismatch {
         /// Block name.
         name: String,
@@ -122,7 +132,8 @@ pub enum LoadError {
     },
     /// used_length not a multiple of the page size, or zero.
     #[error(
-        "ramblock {name}: used_length {used_length:#x} is not a positive multiple of the page size"
+        "ramblock {}: used_length {used_length:#x} is not a positive multiple of the page size",
+        p(.name)
     )]
     BadUsedLength {
         /// Block name.
@@ -155,13 +166,13 @@ pub enum LoadError {
         offset: u64,
     },
     /// The same block listed twice.
-    #[error("ramblock {0} listed twice")]
+    #[error("ramblock {} listed twice", p(.0))]
     DuplicateBlock(String),
     /// Fixed-ram header version not supported.
     #[error("Migration fixed-ram capability version not supported (expected <= 1, got {0})")]
     HeaderVersion(u32),
     /// Fixed-ram header page size not the target's.
-    #[error("ramblock {name}: fixed-ram page size {page_size} is not supported (expected 4096)")]
+    #[error("ramblock {}: fixed-ram page size {page_size} is not supported (expected 4096)", p(.name))]
     HeaderPageSize {
         /// Block name.
         name: String,
@@ -169,7 +180,7 @@ pub enum LoadError {
         page_size: u64,
     },
     /// Page area not page-aligned.
-    #[error("Error reading ramblock {name} pages, region has bad alignment ({pages_offset:#x})")]
+    #[error("Error reading ramblock {} pages, region has bad alignment ({pages_offset:#x})", p(.name))]
     PagesMisaligned {
         /// Block name.
         name: String,
@@ -179,7 +190,8 @@ pub enum LoadError {
     /// A region of a block (bitmap or page area) lies past the end of the
     /// file or overflows.
     #[error(
-        "ramblock {name}: {region} at {offset:#x}+{len:#x} lies outside the file (length {file_len:#x})"
+        "ramblock {}: {region} at {offset:#x}+{len:#x} lies outside the file (length {file_len:#x})",
+        p(.name)
     )]
     RegionOutOfFile {
         /// Block name.
@@ -195,7 +207,8 @@ pub enum LoadError {
     },
     /// Bitmap or page area overlaps the header or another block's area.
     #[error(
-        "ramblock {name}: {region} at {offset:#x} overlaps data before it (must start at or after {min:#x})"
+        "ramblock {}: {region} at {offset:#x} overlaps data before it (must start at or after {min:#x})",
+        p(.name)
     )]
     RegionOverlap {
         /// Block name.
@@ -229,7 +242,7 @@ pub enum LoadError {
     #[error("RAM record at offset {0:#x} continues a block, but no block was named before")]
     ContinueWithoutBlock(u64),
     /// Page offset outside its block.
-    #[error("Illegal RAM offset {offset:#x} in ramblock {name} (used_length {used_length:#x})")]
+    #[error("Illegal RAM offset {offset:#x} in ramblock {} (used_length {used_length:#x})", p(.name))]
     IllegalRamOffset {
         /// Block name.
         name: String,
@@ -252,7 +265,7 @@ pub enum LoadError {
         offset: u64,
     },
     /// A device section that cannot be walked.
-    #[error("cannot read device section '{idstr}' at offset {offset:#x}: {why}")]
+    #[error("cannot read device section '{}' at offset {offset:#x}: {}", p(.idstr), p(.why))]
     DeviceSection {
         /// The device.
         idstr: String,
@@ -260,6 +273,37 @@ pub enum LoadError {
         offset: u64,
         /// Why.
         why: String,
+    },
+    /// Device (FULL) sections, but no vmdesc trailer to walk them with: a
+    /// device payload has no length prefix. [`crate::reader::load`] always
+    /// refuses such a file (after the RAM before it went to the sink);
+    /// [`crate::reader::load_ram`] (inspect, extract) stops there instead,
+    /// unless `why` below holds.
+    #[error(
+        "no vmdesc trailer: device section '{}' at offset {offset:#x} and those after it cannot be walked (QEMU -machine suppress-vmdesc=on): {why}",
+        p(.idstr)
+    )]
+    NoVmdesc {
+        /// The first device section's name.
+        idstr: String,
+        /// Offset of its type byte.
+        offset: u64,
+        /// Why the reader does not stop there.
+        why: &'static str,
+    },
+    /// A name (idstr, capability, subsection, machine type) that is not
+    /// UTF-8. Names come back byte for byte, so one that cannot is refused.
+    #[error(
+        "{what} at offset {offset:#x} is not valid UTF-8: \"{name}\" (non-UTF-8 bytes shown as U+FFFD)"
+    )]
+    NameNotUtf8 {
+        /// Which name.
+        what: &'static str,
+        /// Offset of its length byte (the machine type: of its be32 length).
+        offset: u64,
+        /// The name, printable (invalid bytes as U+FFFD, control
+        /// characters escaped).
+        name: String,
     },
     /// The stream ended (EOF) without a RAM section.
     #[error("stream has no RAM section")]

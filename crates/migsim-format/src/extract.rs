@@ -1,6 +1,10 @@
 //! `migsim extract`: one block's memory out of a migration file, as raw
 //! bytes. Pages the file marks zero, and pages it never mentions, read as
-//! zeros (the output is sized sparse at the block's length).
+//! zeros (the output is sized sparse at the block's length). The block is
+//! matched by its name's exact bytes (control characters included). A file
+//! without a vmdesc trailer (QEMU `-machine suppress-vmdesc=on`) is read up
+//! to its device sections ([`load_ram`]): RAM comes before them, so every
+//! block is complete; the returned [`StreamInfo`] carries the warning.
 //!
 //! [`extract`] writes into a file the caller opened; it creates, renames
 //! and removes nothing. Where the bytes end up, and what happens to them on
@@ -16,7 +20,7 @@ use std::os::unix::fs::FileExt;
 use crate::LoadError;
 use crate::io::MigFile;
 use crate::ram::PAGE_SIZE;
-use crate::reader::{LoadOptions, RamSink, StreamInfo, load};
+use crate::reader::{LoadOptions, RamSink, StreamInfo, load_ram};
 
 /// Largest block extract will write (a sanity limit against hostile
 /// lengths; real guests' blocks are far smaller).
@@ -129,7 +133,8 @@ pub fn extract<F: MigFile + ?Sized>(
         declared: 0,
         written: BTreeSet::new(),
     };
-    let result = load(file, &LoadOptions::default(), &mut sink);
+    // load_ram: a file without a vmdesc trailer still gives its RAM.
+    let result = load_ram(file, &LoadOptions::default(), &mut sink);
     if let Some(e) = sink.out_err {
         return Err(ExtractError::Output(e));
     }
@@ -141,7 +146,7 @@ pub fn extract<F: MigFile + ?Sized>(
             have: info
                 .blocks
                 .iter()
-                .map(|b| b.name.as_str())
+                .map(|b| crate::wire::printable(b.name.as_bytes()))
                 .collect::<Vec<_>>()
                 .join(", "),
         }),

@@ -44,6 +44,6 @@ pub use hooks::SaveHooks;
 pub use io::{DiskFile, MigFile};
 pub use layout::Layout;
 pub use ram::PAGE_SIZE;
-pub use reader::{ClearBitPages, LoadOptions, RamSink, StreamInfo, inspect, load};
+pub use reader::{ClearBitPages, LoadOptions, RamSink, StreamInfo, inspect, load, load_ram};
 pub use stream::SectionKind;
 pub use writer::{DeviceState, MigrationWriter, PageSource, RamBlockDesc};

@@ -14,6 +14,27 @@
 //! stream names is written or zeroed; pages it never names are left as
 //! they are (QEMU's first pass names every page).
 //!
+//! Files without a vmdesc trailer (QEMU `-machine suppress-vmdesc=on`):
+//! a device (FULL) section's payload has no length prefix, so without the
+//! trailer's field lists the device part cannot be walked. RAM comes
+//! first in the stream, so [`load_ram`] (what [`inspect`] and `extract`
+//! use) reads everything up to the first device section's header and
+//! stops there with a warning, returning [`StreamInfo::unwalked_devices`];
+//! it accepts this only after the RAM END section and when the file ends
+//! like QEMU ends such a stream (a section footer `7E id`, then the EOF
+//! byte), else it refuses with [`LoadError::NoVmdesc`]. No payload length
+//! is guessed. [`load`] (a destination: the oracle) stays strict: it
+//! refuses such a file with [`LoadError::NoVmdesc`], after the RAM before
+//! the device sections has gone to the sink (a caller must not use that
+//! memory as a restored guest).
+//!
+//! Names (block idstrs, section idstrs, capabilities, the machine type)
+//! come back exactly as the file has them: a name with control characters
+//! is returned with them (print it through an escaping function; the
+//! [`LoadError`] texts escape the names they embed). A name that is not
+//! UTF-8 is refused ([`LoadError::NameNotUtf8`]), since it could not be
+//! given back byte for byte.
+//!
 //! Channels: [`load`] with [`LoadOptions::channels`] reads each fixed-ram block's page area with
 //! several threads (the multifd idea) when the sink can be split into
 //! disjoint page ranges ([`RamSink::split`]); a sink may also offer its
@@ -208,6 +229,31 @@ pub struct SectionInfo {
     pub len: u64,
 }
 
+/// Where [`load_ram`] stopped in a file without a vmdesc trailer: the
+/// first device section, whose header is read but whose payload (no length
+/// prefix) cannot be walked, nor anything after it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct UnwalkedDevices {
+    /// Offset of the first device section's type byte.
+    pub offset: u64,
+    /// Its section id.
+    pub id: u32,
+    /// Its name.
+    pub idstr: String,
+    /// Its instance id.
+    pub instance_id: u32,
+    /// Its vmstate version.
+    pub version_id: u32,
+    /// Offset of its payload: the first byte not read.
+    pub payload_offset: u64,
+    /// Bytes from `payload_offset` to the end of the file, not read
+    /// (device payloads and footers, then the EOF byte).
+    pub unread_bytes: u64,
+    /// The section id in the footer that ends the file's last section
+    /// (the 5 bytes before the EOF byte).
+    pub last_footer_id: u32,
+}
+
 /// The layout of a migration file.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct StreamInfo {
@@ -223,10 +269,17 @@ pub struct StreamInfo {
     pub layout: Layout,
     /// RAM blocks in stream order.
     pub blocks: Vec<BlockInfo>,
-    /// Every section and command in order.
+    /// Every section and command in order (that was walked: not the
+    /// device sections of [`StreamInfo::unwalked_devices`]).
     pub sections: Vec<SectionInfo>,
-    /// Offset of the EOF byte.
+    /// Offset of the EOF byte. With [`StreamInfo::unwalked_devices`] the
+    /// walk did not reach it: it is the file's last byte, which the reader
+    /// checked to be 0x00 after a section footer.
     pub eof_offset: u64,
+    /// Set when the file has device sections but no vmdesc trailer and
+    /// [`load_ram`] stopped at the first of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unwalked_devices: Option<UnwalkedDevices>,
     /// Offset of the vmdesc trailer, if present.
     pub vmdesc_offset: Option<u64>,
     /// Devices the vmdesc describes.
@@ -248,6 +301,8 @@ struct Reader<'a, F: MigFile + ?Sized, S: RamSink + ?Sized> {
     last_block: Option<usize>,
     page: Vec<u8>,
     vmdesc: Option<Option<Vmdesc>>,
+    /// [`load_ram`]: stop at device sections that cannot be walked.
+    stop_at_unwalkable: bool,
 }
 
 /// Pages per read of a fixed-ram page area at most (1 MiB).
@@ -298,7 +353,37 @@ fn load_page_range<F: MigFile + ?Sized>(
 
 /// Load `file` into `sink`, checking it against `opts` (with up to
 /// `opts.channels` threads reading each fixed-ram block's pages).
+/// Every section must be walked: a file with device sections but no
+/// vmdesc trailer is refused with [`LoadError::NoVmdesc`] (see the module
+/// documentation).
 pub fn load<F, S>(file: &F, opts: &LoadOptions, sink: &mut S) -> Result<StreamInfo, LoadError>
+where
+    F: MigFile + ?Sized,
+    S: RamSink + ?Sized,
+{
+    load_with(file, opts, sink, false)
+}
+
+/// [`load`], except that a file whose device sections cannot be walked
+/// (no vmdesc trailer, QEMU `-machine suppress-vmdesc=on`) ends at the
+/// first device section's header: everything before it (all of RAM) is
+/// checked and loaded as by [`load`], and the result says where it stopped
+/// ([`StreamInfo::unwalked_devices`], and a warning). For reading RAM out
+/// of a file (inspect, extract), not for restoring a guest.
+pub fn load_ram<F, S>(file: &F, opts: &LoadOptions, sink: &mut S) -> Result<StreamInfo, LoadError>
+where
+    F: MigFile + ?Sized,
+    S: RamSink + ?Sized,
+{
+    load_with(file, opts, sink, true)
+}
+
+fn load_with<F, S>(
+    file: &F,
+    opts: &LoadOptions,
+    sink: &mut S,
+    stop_at_unwalkable: bool,
+) -> Result<StreamInfo, LoadError>
 where
     F: MigFile + ?Sized,
     S: RamSink + ?Sized,
@@ -315,17 +400,19 @@ where
         last_block: None,
         page: vec![0; PAGE_SIZE as usize],
         vmdesc: None,
+        stop_at_unwalkable,
     };
     r.run()
 }
 
-/// Describe `file` without a destination (no capability or machine checks).
+/// Describe `file` without a destination (no capability or machine
+/// checks), as far as it can be walked ([`load_ram`]).
 pub fn inspect<F: MigFile + ?Sized>(file: &F) -> Result<StreamInfo, LoadError> {
     let opts = LoadOptions {
         skip_page_data: true,
         ..LoadOptions::default()
     };
-    load(file, &opts, &mut NullSink)
+    load_ram(file, &opts, &mut NullSink)
 }
 
 impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
@@ -361,6 +448,8 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         // id -> (idstr, instance)
         let mut ids: BTreeMap<u32, (String, u32)> = BTreeMap::new();
         let mut ram_started = false;
+        let mut ram_ended = false;
+        let mut unwalked = None;
         let eof_offset = loop {
             let offset = self.cur.pos();
             let k = self.cur.u8("section type")?;
@@ -405,7 +494,12 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                         ram_started = true;
                         self.ram_start()?;
                     } else if section_kind == SectionKind::Full {
-                        self.skip_device(&info.idstr, info.instance_id, offset)?;
+                        if !self.skip_device(&info.idstr, info.instance_id, offset)? {
+                            let u = self.unwalkable(info, ram_ended)?;
+                            let eof = self.cur.file_len() - 1;
+                            unwalked = Some(u);
+                            break eof;
+                        }
                     } else {
                         return Err(LoadError::DeviceSection {
                             idstr: info.idstr,
@@ -435,6 +529,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                     }
                     self.ram_records()?;
                     self.footer(info.id, &info.idstr)?;
+                    ram_ended |= section_kind == SectionKind::End;
                 }
                 SectionKind::Command => {
                     let cmd = self.cur.be16("command")?;
@@ -455,7 +550,23 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         let mut warnings = Vec::new();
         let mut vmdesc_offset = None;
         let mut vmdesc_devices = 0;
+        if let Some(u) = &unwalked {
+            warnings.push(format!(
+                "no vmdesc trailer: device sections after offset {:#x} cannot be walked \
+                 (QEMU -machine suppress-vmdesc=on); the first, '{}' (id {}, instance {}, \
+                 version {}) at {:#x}, has no length prefix; its payload and the {} bytes \
+                 to the end of the file were not read",
+                u.payload_offset,
+                u.idstr,
+                u.id,
+                u.instance_id,
+                u.version_id,
+                u.offset,
+                u.unread_bytes
+            ));
+        }
         match self.cur.peek_u8()? {
+            _ if unwalked.is_some() => {}
             Some(kind::VMDESCRIPTION) => {
                 let at = self.cur.pos();
                 self.cur.u8("vmdesc")?;
@@ -514,6 +625,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
             blocks: std::mem::take(&mut self.blocks),
             sections,
             eof_offset,
+            unwalked_devices: unwalked,
             vmdesc_offset,
             vmdesc_devices,
             warnings,
@@ -527,7 +639,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         }
         let n = self.cur.be32("machine name length")?;
         let name = self.cur.bytes("machine name", u64::from(n))?;
-        let machine = crate::wire::printable(&name);
+        let machine = crate::wire::utf8("machine name", 9, &name)?;
         let mut caps = Vec::new();
         while self.cur.peek_u8()? == Some(kind::SUBSECTION) {
             let at = self.cur.pos();
@@ -577,23 +689,72 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         Ok(())
     }
 
-    fn skip_device(&mut self, idstr: &str, instance: u32, offset: u64) -> Result<(), LoadError> {
+    /// Walk a device section's payload with the vmdesc trailer; `false`
+    /// (nothing read) when the file has no trailer.
+    fn skip_device(&mut self, idstr: &str, instance: u32, offset: u64) -> Result<bool, LoadError> {
         if self.vmdesc.is_none() {
             self.vmdesc = Some(Vmdesc::locate(self.cur.file())?);
         }
         let Some(Some(desc)) = &mut self.vmdesc else {
-            return Err(LoadError::DeviceSection {
-                idstr: idstr.to_string(),
-                offset,
-                why: "the file has no vmdesc trailer describing device state".into(),
-            });
+            return Ok(false);
         };
         desc.skip_device(&mut self.cur, idstr, instance)
             .map_err(|why| LoadError::DeviceSection {
                 idstr: idstr.to_string(),
                 offset,
                 why,
-            })
+            })?;
+        Ok(true)
+    }
+
+    /// The first device section (header read, cursor on its payload) cannot
+    /// be walked: where [`load_ram`] stops, or why it may not (the RAM has
+    /// not ended, the file looks cut short, or this is [`load`]).
+    fn unwalkable(
+        &mut self,
+        info: SectionInfo,
+        ram_ended: bool,
+    ) -> Result<UnwalkedDevices, LoadError> {
+        let refuse = |why| LoadError::NoVmdesc {
+            idstr: info.idstr.clone(),
+            offset: info.offset,
+            why,
+        };
+        if !ram_ended {
+            return Err(refuse(
+                "the RAM section has not ended before it, so RAM may follow the device sections",
+            ));
+        }
+        // QEMU ends the stream with the last section's footer and the EOF
+        // byte; a file cut short almost never does.
+        let payload_offset = self.cur.pos();
+        let len = self.cur.file_len();
+        let mut tail = [0u8; 6];
+        let ends_like_qemu = len >= payload_offset + 6
+            && self.cur.file().read_at(len - 6, &mut tail)? == 6
+            && tail[0] == kind::FOOTER
+            && tail[5] == kind::EOF;
+        if !ends_like_qemu {
+            return Err(refuse(
+                "the file does not end with a section footer and the EOF byte, as QEMU ends it: it looks cut short",
+            ));
+        }
+        // Checked last, so a damaged file gets the same error from both.
+        if !self.stop_at_unwalkable {
+            return Err(refuse(
+                "a full load must walk the device state (inspect and extract read the RAM before it)",
+            ));
+        }
+        Ok(UnwalkedDevices {
+            offset: info.offset,
+            id: info.id,
+            idstr: info.idstr,
+            instance_id: info.instance_id,
+            version_id: info.version_id,
+            payload_offset,
+            unread_bytes: len - payload_offset,
+            last_footer_id: u32::from_be_bytes(tail[1..5].try_into().expect("4 bytes")),
+        })
     }
 
     fn ram_start(&mut self) -> Result<(), LoadError> {

@@ -193,16 +193,37 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
         self.pos += n;
         Ok(())
     }
-    /// Short string (u8 length + bytes), decoded lossily as UTF-8 with
-    /// control characters escaped, so a hostile name prints safely.
+    /// Short string (u8 length + bytes): exactly the bytes in the file, so
+    /// a name comes back as the writer wrote it (control characters
+    /// included; escaping is for whoever prints it, see [`printable`]).
+    /// Bytes that are not UTF-8 are refused with
+    /// [`LoadError::NameNotUtf8`]: a lossy decoding could not be given back
+    /// byte for byte, and two different names could decode the same
+    /// (QEMU's idstrs and vmstate names are ASCII).
     pub fn short_str(&mut self, what: &'static str) -> Result<String, LoadError> {
-        let n = self.u8(what)? as usize;
-        Ok(printable(self.fill(what, n)?))
+        let offset = self.pos;
+        let n = self.u8(what)?;
+        utf8(what, offset, self.fill(what, usize::from(n))?)
     }
 }
 
-/// Bytes from a file as text fit for an error message: invalid UTF-8
-/// becomes U+FFFD, control characters are escaped (`\u{1b}`).
+/// `bytes` (a name read at `offset`) as a String, or
+/// [`LoadError::NameNotUtf8`].
+pub(crate) fn utf8(what: &'static str, offset: u64, bytes: &[u8]) -> Result<String, LoadError> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(s.to_owned()),
+        Err(_) => Err(LoadError::NameNotUtf8 {
+            what,
+            offset,
+            name: printable(bytes),
+        }),
+    }
+}
+
+/// Bytes from a file as text fit for a terminal or an error message:
+/// invalid UTF-8 becomes U+FFFD, control characters are escaped
+/// (`\u{1b}`). The reader's names are not escaped; [`LoadError`]'s texts
+/// escape the names they embed with this.
 pub(crate) fn printable(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     if !text.chars().any(char::is_control) {
@@ -340,10 +361,31 @@ mod tests {
         assert_eq!(printable(b"pc.ram"), "pc.ram");
         assert_eq!(printable(b"a\x1b[2Jb\n"), "a\\u{1b}[2Jb\\n");
         assert_eq!(printable(&[b'x', 0xFF, b'y']), "x\u{FFFD}y");
+        assert_eq!(printable(b"a\tb\0c"), "a\\tb\\u{0}c");
+    }
+
+    #[test]
+    fn short_str_gives_back_the_bytes_of_the_file() {
+        // Control characters are the name's own bytes: not escaped here.
         let mut f = vec![5];
         f.extend_from_slice(b"a\tb\0c");
         let mut c = Cursor::new(&f, 0);
-        assert_eq!(c.short_str("name").unwrap(), "a\\tb\\u{0}c");
+        assert_eq!(c.short_str("name").unwrap(), "a\tb\0c");
         assert_eq!(c.pos(), 6);
+        // Not UTF-8: refused, with the name made printable in the error.
+        let f = vec![3, b'x', 0xFF, b'\n'];
+        let mut c = Cursor::new(&f, 0);
+        match c.short_str("name") {
+            Err(
+                e @ LoadError::NameNotUtf8 {
+                    what: "name",
+                    offset: 0,
+                    ..
+                },
+            ) => {
+                assert!(e.to_string().contains("x\u{FFFD}\\n"), "{e}")
+            }
+            other => panic!("expected NameNotUtf8, got {other:?}"),
+        }
     }
 }

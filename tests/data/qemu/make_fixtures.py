@@ -7,8 +7,10 @@ socket), writes save files with `migrate file:...`, dumps guest memory with
 parses the files with the small independent parsers below (no migsim code)
 and writes manifest.json plus gzip -9 -n compressed fixtures.
 
-Usage: make_fixtures.py [--scratch DIR] [--out DIR] [--accel kvm|tcg]
-Normally run through make-fixtures.sh.
+Usage: make_fixtures.py [--scratch DIR] [--out DIR] [--accel kvm|tcg] [--only NAME,...]
+Normally run through make-fixtures.sh.  --only regenerates just the named
+saves (e.g. --only seq-novmdesc,mapped-novmdesc) and keeps the other
+entries of an existing manifest.json and the other checked-in files.
 """
 
 import argparse
@@ -131,7 +133,8 @@ class QMP:
 class Guest:
     """One QEMU process. Always terminated via quit/kill of its own pid."""
 
-    def __init__(self, scratch, tag, machine, mem_mib, accel, loaders=(), incoming=False):
+    def __init__(self, scratch, tag, machine, mem_mib, accel, loaders=(), incoming=False,
+                 extra=()):
         self.sock_path = os.path.join(scratch, tag + ".qmp")
         if os.path.exists(self.sock_path):
             os.unlink(self.sock_path)
@@ -139,6 +142,7 @@ class Guest:
         args = [QEMU, "-M", machine, "-m", str(mem_mib), "-nodefaults",
                 "-display", "none", "-S", "-accel", accel,
                 "-qmp", "unix:%s,server=on,wait=off" % self.sock_path]
+        args += list(extra)
         for f, addr in loaders:
             args += ["-device", "loader,file=%s,addr=0x%x" % (f, addr)]
         if incoming:
@@ -382,9 +386,14 @@ def parse_stream(data):
         info["zero_records_total"] = sum(c["ZERO"] for c in seq_counts.values())
     # EOF + vmdesc trailer: 00 06 be32 len json, json runs to end of file
     info.update(find_vmdesc(data))
-    devs = info.pop("_devices")
-    info["full_sections"] = find_full_sections(
-        data, info["first_full_section_offset"], info["eof_offset"], devs)
+    if info["eof_offset"] is None:
+        # -machine suppress-vmdesc=on: no trailer, so the device sections
+        # cannot be located; only the first one's header and the tail.
+        info.update(no_vmdesc_facts(data, info["first_full_section_offset"]))
+    else:
+        devs = info.pop("_devices")
+        info["full_sections"] = find_full_sections(
+            data, info["first_full_section_offset"], info["eof_offset"], devs)
     info["sha256_before_first_full_section"] = sha256(data[:info["first_full_section_offset"]])
     return info, contents
 
@@ -404,6 +413,32 @@ def find_vmdesc(data):
                         "_devices": desc["devices"]}
         p = data.rfind(b"\x00\x06", lo, p)
     return {"eof_offset": None}
+
+
+def no_vmdesc_facts(data, first):
+    """A save without vmdesc trailer: the header of the first FULL section
+    (type 04, be32 id, short idstr, be32 instance, be32 version; its payload
+    has no length), and the last 6 bytes, which QEMU writes as the last
+    section's footer (7E, be32 id) and the EOF byte 00."""
+    r = Reader(data, first)
+    assert r.u8() == 0x04
+    sid = r.be32()
+    idstr = r.sstr()
+    inst, ver = r.be32(), r.be32()
+    tail = data[-6:]
+    assert tail[0] == 0x7E and tail[5] == 0x00, tail.hex()
+    return {
+        "first_full_section": {"offset": first, "section_id": sid, "idstr": idstr,
+                               "instance_id": inst, "version_id": ver,
+                               "payload_offset": r.p},
+        "vmdesc_offset": None,
+        "tail_hex": tail.hex(),
+        "last_footer_section_id": struct.unpack_from(">I", tail, 1)[0],
+        # the EOF byte is the last byte of the file (QEMU writes nothing after it)
+        "eof_offset": len(data) - 1,
+        "eof_offset_from": "last byte of the file (tail checked: 7E id 00)",
+        "full_sections": None,
+    }
 
 
 def compress_ranges(idx):
@@ -509,6 +544,8 @@ def main():
     ap.add_argument("--scratch", default="/tmp/qemufix")
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument("--accel", default=None)
+    ap.add_argument("--only", default=None,
+                    help="comma-separated save names to regenerate (others kept)")
     a = ap.parse_args()
     scratch, out = a.scratch, a.out
     os.makedirs(scratch, exist_ok=True)
@@ -530,14 +567,24 @@ def main():
         write_gz(os.path.join(out, os.path.basename(p) + ".gz"), d)
     loaders = [(sa, REGION_A_ADDR), (sb, REGION_B_ADDR)]
 
+    no_vmdesc = ["-machine", "suppress-vmdesc=on"]
     configs = [
-        # name, machine, MiB, capabilities, parameters
-        ("seq", "pc", 16, {}, {}),
-        ("mapped", "pc", 16, {"mapped-ram": True}, {}),
+        # name, machine, MiB, capabilities, parameters, extra QEMU args
+        # (given to the source and the destination)
+        ("seq", "pc", 16, {}, {}, []),
+        ("mapped", "pc", 16, {"mapped-ram": True}, {}, []),
         ("mapped-multifd", "pc", 16, {"mapped-ram": True, "multifd": True},
-         {"multifd-channels": 2}),
-        ("q35-mapped", "q35", 32, {"mapped-ram": True}, {}),
+         {"multifd-channels": 2}, []),
+        ("q35-mapped", "q35", 32, {"mapped-ram": True}, {}, []),
+        # no vmdesc JSON trailer after EOF (issue 14, point 5)
+        ("seq-novmdesc", "pc", 16, {}, {}, no_vmdesc),
+        ("mapped-novmdesc", "pc", 16, {"mapped-ram": True}, {}, no_vmdesc),
     ]
+    if a.only:
+        want = a.only.split(",")
+        unknown = set(want) - {c[0] for c in configs}
+        assert not unknown, "unknown save names: %s" % sorted(unknown)
+        configs = [c for c in configs if c[0] in want]
 
     manifest = {
         "generator": "make-fixtures.sh / make_fixtures.py (Python stdlib, QMP); "
@@ -564,8 +611,20 @@ def main():
         "files": {},
     }
     machine_pmem = {}  # machine key -> (pmemsave name, data) for sharing dumps
+    mpath = os.path.join(out, "manifest.json")
+    if a.only and os.path.exists(mpath):
+        # keep the other saves' entries, and share their pmemsave dumps
+        with open(mpath) as f:
+            old = json.load(f)
+        manifest["files"] = old["files"]
+        for e in old["files"].values():
+            key = (e["machine_option"], e["ram_mib"])
+            pf = os.path.join(out, e["pmemsave_file"])
+            if key not in machine_pmem and os.path.exists(pf):
+                with gzip.open(pf) as f:
+                    machine_pmem[key] = (e["pmemsave_file"][:-3], f.read())
 
-    for name, machine, mib, caps, params in configs:
+    for name, machine, mib, caps, params, extra in configs:
         t0 = time.time()
         ram = mib << 20
         mig = os.path.join(scratch, name + ".mig")
@@ -578,7 +637,7 @@ def main():
               flush=True)
 
         # ---- source
-        g = Guest(scratch, name + "-src", machine, mib, accel, loaders)
+        g = Guest(scratch, name + "-src", machine, mib, accel, loaders, extra=extra)
         try:
             q = g.qmp
             status = q.cmd("query-status")
@@ -609,7 +668,7 @@ def main():
         pmem_stable = pm == pm_after
 
         # ---- destination: no loader devices, memory must come from the file
-        d = Guest(scratch, name + "-dst", machine, mib, accel, (), incoming=True)
+        d = Guest(scratch, name + "-dst", machine, mib, accel, (), incoming=True, extra=extra)
         load = {}
         try:
             q = d.qmp
@@ -687,7 +746,15 @@ def main():
         write_gz(os.path.join(out, name + ".mig.gz"), data)
         with open(os.path.join(out, name + ".info-ramblock.txt"), "w") as f:
             f.write(ramblock_text)
-        with open(os.path.join(out, "%s-%dm.info-mtree.txt" % (machine, mib)), "w") as f:
+        # One mtree file per machine; a save whose source printed another
+        # text (e.g. FlatViews numbered in another order) gets its own.
+        mtree_name = "%s-%dm.info-mtree.txt" % (machine, mib)
+        mtree_path = os.path.join(out, mtree_name)
+        if a.only and os.path.exists(mtree_path):
+            with open(mtree_path) as f:
+                if f.read() != mtree_text:
+                    mtree_name = name + ".info-mtree.txt"
+        with open(os.path.join(out, mtree_name), "w") as f:
             f.write(mtree_text)
 
         st_alloc = os.stat(mig).st_blocks * 512
@@ -699,6 +766,8 @@ def main():
             "machine_type_query_machines": resolved,
             "machine_type_in_header": sinfo["machine_type"],
             "ram_mib": mib,
+            "extra_qemu_args": extra,
+            "vmdesc_suppressed": "suppress-vmdesc=on" in extra,
             "capabilities_set": sorted(caps),
             "parameters_set": params,
             "file_size": len(data),
@@ -714,7 +783,7 @@ def main():
             "pmemsave_nonzero_pages_outside_legacy_window": nonzero_pages(
                 pm, [(0, LEGACY_LO), (LEGACY_HI, ram)]),
             "pmemsave_nonzero_pages_in_pc_ram_ranges": nonzero_pages(pm, expect_equal),
-            "info_mtree_file": "%s-%dm.info-mtree.txt" % (machine, mib),
+            "info_mtree_file": mtree_name,
             "info_ramblock_file": name + ".info-ramblock.txt",
             "info_ramblock": parse_info_ramblock(ramblock_text),
             "stream": sinfo,
@@ -728,6 +797,28 @@ def main():
         print("   size %d, blocks %s, load %s, dst==src %s" % (
             len(data), [(b["name"], b["used_length"]) for b in sinfo["blocks"]],
             load["status"], load["dst_pmemsave_equals_src"]), flush=True)
+
+    # A save without vmdesc against the same guest's save with it: the RAM
+    # part (everything before the first FULL section) is the same bytes.
+    for fname, e in manifest["files"].items():
+        if not e.get("vmdesc_suppressed"):
+            continue
+        twin = fname.replace("-novmdesc", "")
+        t = manifest["files"].get(twin)
+        if t is None:
+            continue
+        st, tt = e["stream"], t["stream"]
+        e["compared_with_vmdesc_save"] = {
+            "file": twin,
+            "sha256_before_first_full_section_equal":
+                st["sha256_before_first_full_section"] == tt["sha256_before_first_full_section"],
+            "first_full_section_equal": st["first_full_section"] == dict(
+                {k: tt["full_sections"][0][k] for k in
+                 ("offset", "section_id", "idstr", "instance_id", "version_id")},
+                payload_offset=st["first_full_section"]["payload_offset"]),
+            "file_size_difference": t["file_size"] - e["file_size"],
+            "eof_offset_equal": st["eof_offset"] == tt["eof_offset"],
+        }
 
     with open(os.path.join(out, "manifest.json"), "w") as f:
         f.write(compact_json(manifest) + "\n")
