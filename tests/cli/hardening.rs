@@ -325,7 +325,8 @@ fn scenario_name_with_a_path_is_refused() {
 #[test]
 fn malformed_expect_values_are_refused_at_load() {
     let d = tempfile::tempdir().unwrap();
-    let cases: [(&str, Box<dyn Fn(String) -> String>, &str); 5] = [
+    type Edit = Box<dyn Fn(String) -> String>;
+    let cases: [(&str, Edit, &str); 5] = [
         (
             "digest",
             Box::new(set("verdict", "\"pass\"\ndigest = \"xyz\"")),
