@@ -539,7 +539,21 @@ impl Model {
 }
 
 const CAPS_SUBSECTION_NAME: &str = "configuration/capabilities";
-const EMPTY_VMDESC: &str = r#"{"page_size":4096,"devices":[]}"#;
+/// The vmdesc trailer of a stream without devices, as QEMU 10 writes it:
+/// the configuration (machine name; with fixed-ram, the capabilities
+/// subsection listing "fixed-ram", a 10-byte short string), the page size,
+/// no devices.
+fn empty_vmdesc(machine: &str, fixed: bool) -> String {
+    let caps = if fixed {
+        r#","subsections":[{"vmsd_name":"configuration/capabilities","version":1,"fields":[{"name":"caps_count","type":"uint32","size":4},{"name":"capabilities","type":"capability","size":10}]}]"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"configuration":{{"vmsd_name":"configuration","version":1,"fields":[{{"name":"len","type":"uint32","size":4}},{{"name":"name","type":"buffer","size":{}}}]{caps}}},"page_size":4096,"devices":[]}}"#,
+        machine.len()
+    )
+}
 
 struct ExpBlock {
     record: u64,
@@ -590,7 +604,7 @@ fn expected_file(plan: &Plan, fixed: bool) -> (Vec<ExpBlock>, u64) {
         pos += 8 + 5; // EOS, footer
     }
     pos += 1; // EOF
-    pos += 1 + 4 + EMPTY_VMDESC.len() as u64;
+    pos += 1 + 4 + empty_vmdesc(&plan.machine, fixed).len() as u64;
     (blocks, pos)
 }
 
@@ -667,7 +681,7 @@ fn check_info(
     want_kinds.extend(std::iter::repeat_n("PART", plan.passes.len() - 1));
     want_kinds.extend(["COMMAND", "END"]);
     prop_assert_eq!(kinds, want_kinds);
-    let vmdesc_at = file_len - (1 + 4 + EMPTY_VMDESC.len() as u64);
+    let vmdesc_at = file_len - (1 + 4 + empty_vmdesc(&plan.machine, fixed).len() as u64);
     prop_assert_eq!(info.eof_offset, vmdesc_at - 1);
     prop_assert_eq!(info.vmdesc_offset, Some(vmdesc_at));
     prop_assert!(info.warnings.is_empty(), "warnings: {:?}", info.warnings);

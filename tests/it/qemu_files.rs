@@ -360,3 +360,49 @@ fn load_of_a_save_without_vmdesc_is_refused_and_a_cut_one_too() {
         }
     }
 }
+
+/// The vmdesc JSON trailer of a file: the object after `00 06 be32 len`
+/// that ends the file.
+fn vmdesc_of(bytes: &[u8]) -> Value {
+    (1..bytes.len().saturating_sub(5))
+        .rev()
+        .find_map(|i| {
+            let len = u32::from_be_bytes(bytes[i + 1..i + 5].try_into().unwrap()) as usize;
+            (bytes[i - 1] == 0 && bytes[i] == 6 && i + 5 + len == bytes.len())
+                .then(|| serde_json::from_slice(&bytes[i + 5..]).ok())
+                .flatten()
+        })
+        .expect("a vmdesc trailer ends the file")
+}
+
+/// QEMU's scripts/analyze-migration.py learns a stream's capabilities
+/// from the trailer's `configuration` entry; migsim's trailer had none, so
+/// the script stopped on migsim's mapped-ram files. For the same guest
+/// shape (pc, machine pc-i440fx-10.0, mapped-ram profile) migsim's trailer
+/// now has QEMU's keys in QEMU's order and an identical `configuration`
+/// and `page_size`, for both layouts.
+#[test]
+fn migsim_vmdesc_trailer_matches_qemus_for_the_same_guest_shape() {
+    use migsim_harness::run::{RunOptions, run};
+    let s = crate::support::scenario("qemu/pc-16m-redirty");
+    let r = run(&s, &RunOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    for (qemu, layout) in [
+        ("seq.mig.gz", migsim_format::Layout::Sequential),
+        ("mapped.mig.gz", migsim_format::Layout::FixedRam),
+    ] {
+        let theirs = vmdesc_of(&std::fs::read(gunzip(qemu, dir.path())).unwrap());
+        let ours = vmdesc_of(
+            &r.files
+                .iter()
+                .find(|f| f.writer == layout)
+                .unwrap()
+                .file
+                .to_vec(),
+        );
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&ours), keys(&theirs), "{layout}: top-level keys");
+        assert_eq!(ours["configuration"], theirs["configuration"], "{layout}");
+        assert_eq!(ours["page_size"], theirs["page_size"], "{layout}");
+    }
+}

@@ -206,9 +206,22 @@ fn walk_struct<F: MigFile + ?Sized>(
 #[derive(Serialize)]
 struct FieldOut {
     name: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    array_len: Option<usize>,
     #[serde(rename = "type")]
     ty: &'static str,
     size: usize,
+}
+
+impl FieldOut {
+    fn one(name: &'static str, ty: &'static str, size: usize) -> FieldOut {
+        FieldOut {
+            name,
+            array_len: None,
+            ty,
+            size,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -220,16 +233,69 @@ struct DeviceOut<'a> {
     fields: Vec<FieldOut>,
 }
 
+/// QEMU's `configuration` vmsd as its vmdesc describes it: the machine
+/// name (`len`, `name`), and a `configuration/capabilities` subsection
+/// when validated capabilities are listed.
+#[derive(Serialize)]
+struct ConfigurationOut {
+    vmsd_name: &'static str,
+    version: u32,
+    fields: Vec<FieldOut>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subsections: Vec<SubsectionOut>,
+}
+
+#[derive(Serialize)]
+struct SubsectionOut {
+    vmsd_name: &'static str,
+    version: u32,
+    fields: Vec<FieldOut>,
+}
+
 #[derive(Serialize)]
 struct TrailerOut<'a> {
+    configuration: ConfigurationOut,
     page_size: u64,
     devices: Vec<DeviceOut<'a>>,
 }
 
-/// The vmdesc JSON the writer puts after EOF for `devices`: each device
-/// described as one buffer field holding its whole state.
-pub fn encode(devices: &[DeviceState]) -> Vec<u8> {
+/// The vmdesc JSON the writer puts after EOF, shaped as QEMU 10 writes it
+/// (`qemu_savevm_state_complete_precopy` with `vmstate_configuration`):
+/// first `configuration` (the machine name; the validated capabilities
+/// `caps` in its `configuration/capabilities` subsection, a capability
+/// field being its short string, and several described once with
+/// `array_len`, as QEMU compresses a varray), then `page_size`, then each
+/// of `devices` as one buffer field holding its whole state. QEMU's
+/// `scripts/analyze-migration.py` learns the stream's capabilities from
+/// the configuration entry.
+pub fn encode(machine: &str, caps: &[&str], devices: &[DeviceState]) -> Vec<u8> {
+    let subsections = if caps.is_empty() {
+        Vec::new()
+    } else {
+        vec![SubsectionOut {
+            vmsd_name: crate::stream::CAPS_SUBSECTION,
+            version: 1,
+            fields: vec![
+                FieldOut::one("caps_count", "uint32", 4),
+                FieldOut {
+                    name: "capabilities",
+                    array_len: (caps.len() > 1).then_some(caps.len()),
+                    ty: "capability",
+                    size: 1 + caps[0].len(),
+                },
+            ],
+        }]
+    };
     let desc = TrailerOut {
+        configuration: ConfigurationOut {
+            vmsd_name: "configuration",
+            version: 1,
+            fields: vec![
+                FieldOut::one("len", "uint32", 4),
+                FieldOut::one("name", "buffer", machine.len()),
+            ],
+            subsections,
+        },
         page_size: PAGE_SIZE,
         devices: devices
             .iter()
@@ -238,11 +304,7 @@ pub fn encode(devices: &[DeviceState]) -> Vec<u8> {
                 instance_id: d.instance_id,
                 vmsd_name: &d.idstr,
                 version: d.version_id,
-                fields: vec![FieldOut {
-                    name: "state",
-                    ty: "buffer",
-                    size: d.payload.len(),
-                }],
+                fields: vec![FieldOut::one("state", "buffer", d.payload.len())],
             })
             .collect(),
     };
@@ -278,5 +340,22 @@ mod tests {
         let mut g = f.clone();
         g[13..].copy_from_slice(b"[]");
         assert!(found(&g).is_none(), "not a JSON object");
+    }
+
+    #[test]
+    fn the_trailer_describes_the_configuration_as_qemu_does() {
+        let none: Value = serde_json::from_slice(&encode("pc-q35-10.0", &[], &[])).unwrap();
+        assert_eq!(none["configuration"]["fields"][1]["size"], 11);
+        assert!(none["configuration"].get("subsections").is_none());
+        let two: Value =
+            serde_json::from_slice(&encode("pc", &["mapped-ram", "x-ignore-shared"], &[])).unwrap();
+        let caps = &two["configuration"]["subsections"][0]["fields"][1];
+        assert_eq!(caps["name"], "capabilities");
+        assert_eq!(caps["array_len"], 2, "a varray is described once");
+        assert_eq!(caps["size"], 11, "the first element's size");
+        let one: Value = serde_json::from_slice(&encode("pc", &["fixed-ram"], &[])).unwrap();
+        let caps = &one["configuration"]["subsections"][0]["fields"][1];
+        assert!(caps.get("array_len").is_none());
+        assert_eq!(caps["size"], 10);
     }
 }

@@ -101,6 +101,9 @@ pub struct MigrationWriter<F: MigFile, H: SaveHooks = ()> {
     blocks: Vec<RamBlockDesc>,
     open: Open,
     stats: WriterStats,
+    /// Machine type and validated capabilities, for the vmdesc trailer.
+    machine: String,
+    validated: Vec<&'static str>,
     hooks: H,
     /// One run buffer per channel, kept between batches.
     bufs: Vec<AlignedBuf>,
@@ -167,10 +170,12 @@ impl<F: MigFile> MigrationWriter<F> {
             blocks,
             open: Open::None,
             stats: WriterStats::default(),
+            machine: machine.to_string(),
+            validated: caps.validated_names(),
             hooks: (),
             bufs: Vec::new(),
         };
-        stream::encode_preamble(&mut w.pending, machine, &caps.validated_names());
+        stream::encode_preamble(&mut w.pending, machine, &w.validated);
         stream::encode_section_start(
             &mut w.pending,
             kind::START,
@@ -210,6 +215,8 @@ impl<F: MigFile> MigrationWriter<F> {
             blocks: self.blocks,
             open: self.open,
             stats: self.stats,
+            machine: self.machine,
+            validated: self.validated,
             hooks,
             bufs: self.bufs,
         }
@@ -484,7 +491,7 @@ impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
             stream::encode_footer(&mut self.pending, id);
         }
         self.pending.u8(kind::EOF);
-        let json = crate::vmdesc::encode(devices);
+        let json = crate::vmdesc::encode(&self.machine, &self.validated, devices);
         self.pending
             .u8(kind::VMDESCRIPTION)
             .be32(json.len() as u32)

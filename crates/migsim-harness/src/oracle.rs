@@ -288,13 +288,15 @@ impl OracleInput<'_> {
     /// SWITCHOVER_START command.
     const SWITCHOVER: u64 = 5;
 
-    fn devices_len(&self) -> u64 {
+    /// Device sections, EOF and the vmdesc trailer of a stream listing the
+    /// validated capabilities `caps`.
+    fn devices_len(&self, caps: &[&str]) -> u64 {
         let secs: u64 = self
             .devices
             .iter()
             .map(|d| 1 + 4 + 1 + d.idstr.len() as u64 + 4 + 4 + d.payload.len() as u64 + 5)
             .sum();
-        secs + 1 + 1 + 4 + vmdesc::encode(self.devices).len() as u64
+        secs + 1 + 1 + 4 + vmdesc::encode(self.machine, caps, self.devices).len() as u64
     }
 
     /// (pages_offset, header_offset) of each block, laid out here.
@@ -331,7 +333,7 @@ impl OracleInput<'_> {
             + u64::from(self.max_passes) * Self::EMPTY_SECTION
             + Self::SWITCHOVER
             + Self::EMPTY_SECTION
-            + self.devices_len()
+            + self.devices_len(&[self.profile.name()])
     }
 
     fn sequential_size(&self, file: &SimFile) -> Result<String, String> {
@@ -353,7 +355,7 @@ impl OracleInput<'_> {
             last = Some(s.block);
             expect += if s.zero { 1 } else { PAGE };
         }
-        expect += self.devices_len();
+        expect += self.devices_len(&[]);
         let mut end = 0;
         for w in file.log() {
             if w.offset != end {
