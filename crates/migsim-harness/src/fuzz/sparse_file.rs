@@ -6,7 +6,7 @@ use std::io;
 use migsim_format::io::MigFile;
 
 use super::{PAGE, read_exact};
-use crate::sim::simfile::{CHUNK, for_each_chunk};
+use crate::sim::simfile::{CHUNK, for_each_chunk, read_chunks};
 
 /// A sparse in-memory file (4 KiB chunks; holes read as zeros) that can
 /// be truncated and extended: a 1 MiB-aligned fixed-ram file costs only
@@ -58,10 +58,7 @@ impl MigFile for SparseFile {
             return Ok(0);
         }
         let n = buf.len().min((self.len - offset) as usize);
-        for_each_chunk(offset, n, |ci, co, r| match self.chunks.get(&ci) {
-            Some(c) => buf[r.clone()].copy_from_slice(&c[co..co + r.len()]),
-            None => buf[r].fill(0),
-        });
+        read_chunks(offset, &mut buf[..n], |i| self.chunks.get(&i).map(|c| &**c));
         Ok(n)
     }
 

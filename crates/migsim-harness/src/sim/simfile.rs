@@ -38,6 +38,19 @@ pub(crate) fn for_each_chunk(
     }
 }
 
+/// Fill `buf` from the sparse chunks at `offset`: each chunk `chunk(i)`
+/// gives, or zeros where it gives none (a hole).
+pub(crate) fn read_chunks<'c>(
+    offset: u64,
+    buf: &mut [u8],
+    chunk: impl Fn(u64) -> Option<&'c [u8; CHUNK]>,
+) {
+    for_each_chunk(offset, buf.len(), |ci, co, r| match chunk(ci) {
+        Some(c) => buf[r.clone()].copy_from_slice(&c[co..co + r.len()]),
+        None => buf[r].fill(0),
+    });
+}
+
 /// One logged write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct WriteRecord {
@@ -247,10 +260,7 @@ impl MigFile for SimFile {
                 buf[got..n].fill(0);
             }
             Store::Memory(chunks) => {
-                for_each_chunk(offset, n, |ci, co, r| match &chunks[ci as usize] {
-                    Some(c) => buf[r.clone()].copy_from_slice(&c[co..co + r.len()]),
-                    None => buf[r].fill(0),
-                })
+                read_chunks(offset, &mut buf[..n], |i| chunks[i as usize].as_deref())
             }
         }
         Ok(n)
