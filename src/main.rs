@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use migsim_format::reader::inspect;
+use migsim_format::reader::{LoadOptions, NullSink, load_ram};
 use migsim_harness::explore::{ExploreOptions, explore};
 use migsim_harness::replay::{ReplayOutcome, replay_file};
 use migsim_harness::run::{check_expectations, run};
@@ -184,11 +184,23 @@ fn cmd_replay(files: &[PathBuf], bless: bool) -> Result<ExitCode, String> {
 
 fn cmd_inspect(path: &Path, json: bool) -> Result<ExitCode, String> {
     let (file, _) = files::open(path)?;
-    let info = inspect(&file).map_err(|e| format!("{}: {e}", path.display()))?;
+    let at = |e: migsim_format::LoadError| format!("{}: {e}", path.display());
+    // The stream may sit inside a libvirt save image or at an `offset=`.
+    let start = migsim_format::find_stream(&file).map_err(at)?;
+    let opts = LoadOptions {
+        skip_page_data: true,
+        stream_offset: start.offset,
+        ..LoadOptions::default()
+    };
+    let info = load_ram(&file, &opts, &mut NullSink).map_err(at)?;
     if json {
-        render::json(&info)?;
+        let mut v = serde_json::to_value(&info).map_err(|e| e.to_string())?;
+        if start.container != migsim_format::Container::Bare {
+            v["container"] = serde_json::to_value(&start.container).map_err(|e| e.to_string())?;
+        }
+        render::json(&v)?;
     } else {
-        render::inspect(path, &info);
+        render::inspect(path, &start, &info);
     }
     Ok(ExitCode::SUCCESS)
 }

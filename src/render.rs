@@ -8,6 +8,7 @@ use migsim::bench::{BenchReport, Timing};
 use migsim::report::{Report, join_differences};
 use migsim_format::reader::StreamInfo;
 use migsim_format::stream::SectionKind;
+use migsim_format::{Container, StreamStart};
 use migsim_harness::explore::ExploreReport;
 use migsim_harness::replay::{ReplayOutcome, Replayed, replay_command};
 use migsim_harness::run::{Difference, RunReport};
@@ -250,13 +251,39 @@ pub fn extracted(
 }
 
 /// `migsim inspect`'s listing.
-pub fn inspect(path: &Path, i: &StreamInfo) {
+pub fn inspect(path: &Path, start: &StreamStart, i: &StreamInfo) {
     println!(
         "{}: QEMU migration stream v{}, {} bytes",
         path.display(),
         i.version,
         i.file_len
     );
+    match &start.container {
+        Container::Bare => {}
+        Container::LibvirtSave {
+            version,
+            data_len,
+            was_running,
+            partial,
+        } => println!(
+            "container     libvirt save image{} (header v{version}, {data_len} bytes of domain XML, {}); stream @{:#x}",
+            if *partial {
+                ", UNFINISHED (LibvirtQemudPart)"
+            } else {
+                ""
+            },
+            if *was_running {
+                "was running"
+            } else {
+                "was paused"
+            },
+            start.offset
+        ),
+        Container::Offset => println!(
+            "container     none recognised; stream @{:#x} (QEMU file: offset=)",
+            start.offset
+        ),
+    }
     println!("machine       {}", term(&i.machine));
     println!(
         "capabilities  {}",

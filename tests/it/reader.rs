@@ -404,3 +404,70 @@ fn a_block_name_that_is_not_utf8_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+/// QEMU's `file:PATH,offset=N` puts the stream at N with every mapped-ram
+/// offset absolute; libvirt's save image puts its header and domain XML
+/// first. The writer writes at an offset, `find_stream` finds the stream
+/// in both shapes, and the reader loads it from there.
+#[test]
+fn a_stream_at_an_offset_or_in_a_libvirt_image_is_found_and_loads() {
+    use migsim_format::{Container, MigrationWriter, find_stream};
+    const AT: u64 = 0x3000;
+    let blocks = vec![block("pc.ram", 8), block("vga", 2)];
+    let mut w =
+        MigrationWriter::start_at(Vec::new(), AT, MACHINE, &fixed(), blocks.clone()).unwrap();
+    w.begin_completion().unwrap();
+    w.save_page(0, 3, &page(0x33)).unwrap();
+    w.save_page(1, 1, &page(0x44)).unwrap();
+    let (mut file, _) = w.finish(&[]).unwrap();
+    assert!(
+        file[..AT as usize].iter().all(|&b| b == 0),
+        "bytes before the stream untouched"
+    );
+    let start = find_stream(&file).unwrap();
+    assert_eq!((start.offset, &start.container), (AT, &Container::Offset));
+    let load_at = |file: &Vec<u8>, at: u64| {
+        let mut dest = Destination::new(&blocks, true);
+        let opts = LoadOptions {
+            stream_offset: at,
+            ..load_opts(fixed())
+        };
+        reader::load(file, &opts, &mut dest).map(|info| (info, dest))
+    };
+    let (info, dest) = load_at(&file, AT).unwrap();
+    assert_eq!(info.stream_offset, AT);
+    assert!(info.blocks[0].fixed_ram.as_ref().unwrap().pages_offset > AT);
+    assert_eq!(dest.page(0, 3), page(0x33));
+    assert_eq!(dest.page(1, 1), page(0x44));
+    assert_eq!(dest.page(0, 0), vec![0; PAGE]);
+    assert!(matches!(load_at(&file, 0), Err(LoadError::BadMagic(0))));
+
+    // The same bytes behind a libvirt save image header (92 bytes, host
+    // byte order) and AT - 92 bytes of domain XML.
+    let xml = b"<domain type='kvm'><name>g</name></domain>";
+    let mut header = Vec::new();
+    header.extend_from_slice(b"LibvirtQemudSave");
+    for word in [2u32, (AT - 92) as u32, 1, 0, 0] {
+        header.extend_from_slice(&word.to_le_bytes());
+    }
+    header.resize(92, 0);
+    header.extend_from_slice(xml);
+    file[..header.len()].copy_from_slice(&header);
+    let start = find_stream(&file).unwrap();
+    assert_eq!(start.offset, AT);
+    assert_eq!(
+        start.container,
+        Container::LibvirtSave {
+            version: 2,
+            data_len: (AT - 92) as u32,
+            was_running: true,
+            partial: false
+        }
+    );
+    let (_, dest) = load_at(&file, start.offset).unwrap();
+    assert_eq!(dest.page(0, 3), page(0x33));
+    // A compressed image (format 1, gzip) is refused with what to do.
+    file[28] = 1;
+    let e = find_stream(&file).unwrap_err();
+    assert!(e.to_string().contains("decompress it first"), "{e}");
+}

@@ -33,6 +33,20 @@ pub enum LoadError {
         /// File length.
         file_len: u64,
     },
+    /// A libvirt save image whose stream is compressed.
+    #[error(
+        "libvirt save image with a compressed stream (format {format}: 1 gzip, 2 bzip2, 3 xz, 4 lzop, 5 zstd); decompress it first, migsim reads raw streams"
+    )]
+    CompressedContainer {
+        /// libvirt's format number.
+        format: u32,
+    },
+    /// A libvirt save image without a stream where its header says.
+    #[error("libvirt save image: no QEMU stream at offset {offset:#x}, where its header puts it")]
+    NoStreamInContainer {
+        /// Where the header puts it.
+        offset: u64,
+    },
     /// Magic is not "QEVM".
     #[error("Not a migration stream: magic {0:#010x}, expected 0x5145564d (\"QEVM\")")]
     BadMagic(u32),

@@ -133,8 +133,13 @@ pub fn extract<F: MigFile + ?Sized>(
         declared: 0,
         written: BTreeSet::new(),
     };
+    // The stream may start at an offset (libvirt save image, `offset=`);
     // load_ram: a file without a vmdesc trailer still gives its RAM.
-    let result = load_ram(file, &LoadOptions::default(), &mut sink);
+    let opts = LoadOptions {
+        stream_offset: crate::container::find_stream(file)?.offset,
+        ..LoadOptions::default()
+    };
+    let result = load_ram(file, &opts, &mut sink);
     if let Some(e) = sink.out_err {
         return Err(ExtractError::Output(e));
     }

@@ -23,6 +23,7 @@
 
 pub mod bitmap;
 pub mod caps;
+pub mod container;
 pub mod error;
 pub mod extract;
 pub mod fixed_ram;
@@ -38,6 +39,7 @@ pub mod wire;
 pub mod writer;
 
 pub use caps::{Capabilities, Capability, CapsError, MigrationConfig, Parameters, Profile};
+pub use container::{Container, StreamStart, find_stream};
 pub use error::{LoadError, SaveError};
 pub use extract::{ExtractError, extract};
 pub use hooks::SaveHooks;

@@ -150,6 +150,10 @@ pub struct LoadOptions {
     pub skip_page_data: bool,
     /// What happens to fixed-ram pages whose bitmap bit is clear.
     pub clear_bit_pages: ClearBitPages,
+    /// File offset where the stream starts (QEMU `file:PATH,offset=N`, a
+    /// libvirt save image: see [`crate::container::find_stream`]); every
+    /// fixed-ram offset in the stream is an absolute file position.
+    pub stream_offset: u64,
     /// Threads reading each fixed-ram block's page area (the multifd
     /// idea), when the sink can be split ([`RamSink::split`]); 0 and 1
     /// mean one. The result does not depend on it.
@@ -259,6 +263,10 @@ pub struct UnwalkedDevices {
 pub struct StreamInfo {
     /// File length.
     pub file_len: u64,
+    /// File offset of the stream's first byte (0 unless it starts at an
+    /// offset: see [`crate::container`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stream_offset: u64,
     /// Stream version (3).
     pub version: u32,
     /// Machine type from the configuration section.
@@ -389,7 +397,7 @@ where
     S: RamSink + ?Sized,
 {
     let mut r = Reader {
-        cur: Cursor::new(file, 0),
+        cur: Cursor::new(file, opts.stream_offset),
         sink,
         opts,
         channels: opts.channels.max(1),
@@ -614,6 +622,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         }
         Ok(StreamInfo {
             file_len: self.cur.file_len(),
+            stream_offset: self.opts.stream_offset,
             version,
             machine,
             capabilities,
@@ -1006,4 +1015,8 @@ fn check_region(
             file_len,
         }),
     }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }

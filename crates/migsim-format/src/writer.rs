@@ -150,6 +150,26 @@ impl<F: MigFile> MigrationWriter<F> {
         caps: &Capabilities,
         blocks: Vec<RamBlockDesc>,
     ) -> Result<Self, SaveError> {
+        Self::start_at(file, 0, machine, caps, blocks)
+    }
+
+    /// [`MigrationWriter::start`] with the stream beginning at file offset
+    /// `offset` (QEMU's `file:PATH,offset=N`; a header of the caller's
+    /// before it, as libvirt's): every fixed-ram offset written is an
+    /// absolute file position, as QEMU writes them, and the bytes before
+    /// `offset` are not touched. A non-seekable file must start at 0.
+    pub fn start_at(
+        file: F,
+        offset: u64,
+        machine: &str,
+        caps: &Capabilities,
+        blocks: Vec<RamBlockDesc>,
+    ) -> Result<Self, SaveError> {
+        if offset != 0 && !file.seekable() {
+            return Err(SaveError::Setup(
+                "a stream at an offset needs a seekable file".into(),
+            ));
+        }
         let fixed = caps.fixed_layout();
         if fixed && !file.seekable() {
             return Err(CapsError::NeedsSeekableTransport.into());
@@ -157,7 +177,7 @@ impl<F: MigFile> MigrationWriter<F> {
         validate_blocks(&blocks)?;
         let mut w = Self {
             file,
-            pos: 0,
+            pos: offset,
             pending: Encoder::new(),
             layout: if fixed {
                 LayoutState::FixedRam {

@@ -205,6 +205,7 @@ impl OracleInput<'_> {
             skip_page_data: false,
             clear_bit_pages: crate::bugs::clear_bit_pages(self.bug),
             channels: self.channels,
+            ..LoadOptions::default()
         };
         load(f.file, &opts, &mut dest).map_err(|e| format!("the reader refused the file: {e}"))?;
         let mut stories = Vec::new();
