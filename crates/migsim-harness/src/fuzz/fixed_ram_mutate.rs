@@ -322,14 +322,29 @@ pub fn fixed_ram_mutate(input: MutateInput) {
         written
     };
     let info = check_valid_file(&file, &blocks, &last, true);
+    apply_mutations(&mut file, &info, &input.mutations);
+    check_file(&file, &blocks);
+}
+
+/// Apply up to 8 `mutations` to a valid `file` described by `info` (its
+/// `inspect`; the header, bitmap and page-area mutations need a fixed-ram
+/// file): header fields, block list lengths, bitmap bits,
+/// page areas, the tail after the last page area, anything, truncation
+/// and extension. Deterministic: the same file, info and mutations give
+/// the same bytes. Used by this target and by `migsim qemu fuzz`.
+pub(crate) fn apply_mutations(file: &mut SparseFile, info: &StreamInfo, mutations: &[Mutation]) {
     let len = file.len();
+    // Where the tail (EOS, sections, devices, trailer) starts: after the
+    // last page area (a sequential stream: the whole stream is "tail").
     let tail_start = info.blocks.last().map_or(0, |b| {
-        b.fixed_ram.as_ref().expect("fixed-ram").pages_offset + b.used_length
+        b.fixed_ram
+            .as_ref()
+            .map_or(0, |f| f.pages_offset + b.used_length)
     });
     let mem_size_at = info.blocks[0].record_offset - 8;
-    let orig_total: u64 = blocks.iter().map(|b| b.used_length).sum::<u64>() | 4;
+    let orig_total: u64 = info.blocks.iter().map(|b| b.used_length).sum::<u64>() | 4;
 
-    for m in input.mutations.iter().take(8) {
+    for m in mutations.iter().take(8) {
         let pick = |k: u8| {
             let i = usize::from(k) % info.blocks.len();
             let b = &info.blocks[i];
@@ -369,7 +384,7 @@ pub fn fixed_ram_mutate(input: MutateInput) {
                 let v = value.resolve(&ctx(b.used_length, fr.header_offset));
                 if *fix_total {
                     let total = orig_total.wrapping_add(v.wrapping_sub(b.used_length));
-                    write_clipped(&mut file, mem_size_at, &total.to_be_bytes());
+                    write_clipped(file, mem_size_at, &total.to_be_bytes());
                 }
                 (fr.header_offset - 8, v.to_be_bytes().to_vec())
             }
@@ -423,9 +438,8 @@ pub fn fixed_ram_mutate(input: MutateInput) {
                 continue;
             }
         };
-        write_clipped(&mut file, at, &bytes);
+        write_clipped(file, at, &bytes);
     }
-    check_file(&file, &blocks);
 }
 
 /// Overwrite bytes, never past the current end (so a truncation stays).

@@ -4,6 +4,8 @@
 //! QEMU, killed (its socket and log removed) when dropped.
 
 mod binary;
+#[cfg(feature = "fuzz")]
+pub mod campaign;
 mod process;
 mod qmp;
 

@@ -105,6 +105,44 @@ impl QemuProcess {
         &self.what
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How long a QMP answer may take from now on (a hung load is then
+    /// noticed after `timeout`).
+    pub fn set_reply_timeout(&self, timeout: Duration) -> Result<(), String> {
+        match &self.qmp {
+            Some(q) => q.set_reply_timeout(timeout),
+            None => Err("no QMP connection".into()),
+        }
+    }
+
+    /// Resident memory now, from `/proc/PID/status` (`None` once exited).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kb: u64 = s
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    }
+
+    /// The last non-empty line QEMU wrote to stderr.
+    pub fn last_stderr_line(&self) -> String {
+        self.stderr()
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    }
+
     /// Events QEMU sent so far.
     pub fn events(&self) -> &[Value] {
         self.qmp.as_ref().map_or(&[], |q| &q.events)

@@ -43,6 +43,13 @@ impl Qmp {
         }
     }
 
+    /// How long a read may wait for QEMU's answer from now on.
+    pub fn set_reply_timeout(&self, timeout: Duration) -> Result<(), String> {
+        self.writer
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())
+    }
+
     /// Run a command; `Err` holds QEMU's error description.
     pub fn execute(&mut self, name: &str, args: Value) -> Result<Value, String> {
         let mut msg = json!({ "execute": name });

@@ -1,0 +1,438 @@
+//! `migsim qemu fuzz`: QEMU's incoming side as the system under test. A
+//! deterministic, structure-aware campaign: each seed picks a base file
+//! (one of the QEMU-shaped scenarios of `scenarios/qemu/`, saved
+//! sequentially or with mapped-ram, exactly as QEMU would load it) and a
+//! list of mutations (the `fixed_ram_mutate` fuzz target's: header fields,
+//! block list lengths, bitmap bits, page areas, the tail, truncation), and
+//! the same seed always gives the same bytes. A fresh QEMU (`-S -incoming
+//! defer`, capabilities set to match the file, multifd with 1 to 4
+//! channels for mapped-ram) loads it under a watchdog; the outcome is
+//! *loaded*, *refused* (QEMU's error), *crashed* (a signal), *hung* or a
+//! *memory blow-up*. Where QEMU loaded, its memory (`pmemsave`) is
+//! compared with migsim's strict reader on the same file; the
+//! [`Verdict`] sets the two side by side, and behaviours of QEMU 10.0.2
+//! already documented are named divergences ([`KNOWN_DIVERGENCES`]).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use arbitrary::{Arbitrary, Unstructured};
+use rand::RngCore;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{QemuBinary, QemuProcess};
+use crate::fuzz::fixed_ram_mutate::{Mutation, apply_mutations};
+use crate::fuzz::sparse_file::SparseFile;
+use crate::run::{RunOptions, run};
+use crate::scenario::Scenario;
+use crate::sim::dest::Destination;
+use crate::sim::rng;
+use migsim_format::io::MigFile;
+use migsim_format::reader::{LoadOptions, inspect, load};
+use migsim_format::{Capabilities, Layout, LoadError, Profile};
+
+/// The QEMU-shaped scenarios the bases come from: (scenario, machine alias,
+/// guest MiB).
+const BASES: [(&str, &str, u64); 3] = [
+    (
+        include_str!("../../../../scenarios/qemu/pc-16m-redirty.toml"),
+        "pc",
+        16,
+    ),
+    (
+        include_str!("../../../../scenarios/qemu/pc-16m-zero-after-data.toml"),
+        "pc",
+        16,
+    ),
+    (
+        include_str!("../../../../scenarios/qemu/q35-32m-redirty.toml"),
+        "q35",
+        32,
+    ),
+];
+
+/// Behaviours of QEMU 10.0.2 that are known and documented (README, the
+/// interop tier): a verdict explained by one is not a finding.
+pub const KNOWN_DIVERGENCES: [(&str, &str); 1] = [(
+    "qemu-skips-used-length-check",
+    "QEMU 10.0.2 does not compare a mapped-ram block's used_length with its own block (migsim refuses: Size mismatch)",
+)];
+
+/// A file QEMU would load as it is.
+pub struct Base {
+    /// `<scenario>/<layout>`.
+    pub name: String,
+    /// `pc` or `q35`.
+    pub machine_alias: &'static str,
+    /// Guest RAM, MiB.
+    pub mib: u64,
+    /// Its layout.
+    pub layout: Layout,
+    /// The scenario it comes from.
+    pub scenario: Scenario,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Every base, in a fixed order.
+pub fn bases() -> Vec<Base> {
+    let mut out = Vec::new();
+    for (text, alias, mib) in BASES {
+        let s = Scenario::from_toml(text).expect("the embedded QEMU scenarios parse");
+        let r = run(&s, &RunOptions::default());
+        for f in &r.files {
+            out.push(Base {
+                name: format!("{}/{}", s.name, f.writer),
+                machine_alias: alias,
+                mib,
+                layout: f.writer,
+                scenario: s.clone(),
+                bytes: f.file.to_vec(),
+            });
+        }
+    }
+    out
+}
+
+/// One input: a base, mutations, and how QEMU is set up to load it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Input {
+    /// The seed it came from.
+    pub seed: u64,
+    /// Index into [`bases`].
+    pub base: usize,
+    /// The base's name.
+    pub base_name: String,
+    /// Mutations applied, in order (`Debug` text).
+    pub mutations: Vec<String>,
+    /// mapped-ram files: multifd with this many channels, or none.
+    pub multifd_channels: Option<u32>,
+    /// The bytes QEMU loads.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+}
+
+/// The input of `seed`: always the same bytes.
+pub fn input(bases: &[Base], seed: u64) -> Input {
+    let mut r = rng::stream(seed, "qemu-fuzz");
+    let base = (r.next_u64() % bases.len() as u64) as usize;
+    let b = &bases[base];
+    let mut raw = vec![0u8; 512];
+    r.fill_bytes(&mut raw);
+    let mut u = Unstructured::new(&raw);
+    let n = 1 + (r.next_u32() % 3) as usize;
+    let mut mutations: Vec<Mutation> = (0..n)
+        .filter_map(|_| Mutation::arbitrary(&mut u).ok())
+        .collect();
+    let mut file = SparseFile::default();
+    file.write_at(0, &b.bytes).expect("in memory");
+    let info = inspect(&b.bytes).expect("a base file inspects");
+    if b.layout == Layout::Sequential {
+        // Header and bitmap mutations need a fixed-ram block.
+        mutations.retain(|m| {
+            matches!(
+                m,
+                Mutation::Anywhere { .. } | Mutation::Truncate { .. } | Mutation::Extend { .. }
+            )
+        });
+    }
+    apply_mutations(&mut file, &info, &mutations);
+    let multifd_channels =
+        (b.layout == Layout::FixedRam && r.next_u32() % 2 == 0).then(|| 1 + r.next_u32() % 4);
+    Input {
+        seed,
+        base,
+        base_name: b.name.clone(),
+        mutations: mutations.iter().map(|m| format!("{m:?}")).collect(),
+        multifd_channels,
+        bytes: file.to_vec(),
+    }
+}
+
+/// What QEMU did with an input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome")]
+pub enum Outcome {
+    /// `migrate-incoming` completed.
+    Loaded,
+    /// QEMU refused the file.
+    Refused {
+        /// QEMU's `error-desc`, or its last stderr line.
+        error: String,
+    },
+    /// QEMU was killed by a signal.
+    Crashed {
+        /// The signal's name.
+        signal: String,
+        /// QEMU's last stderr line.
+        last_stderr: String,
+    },
+    /// No answer within the timeout.
+    Hung,
+    /// Resident memory over the limit.
+    MemoryBlowup {
+        /// Bytes seen.
+        rss: u64,
+    },
+}
+
+/// QEMU's outcome beside migsim's strict reader's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Both loaded, and QEMU's memory equals migsim's restore.
+    BothLoadEqual,
+    /// Both refused.
+    BothRefuse,
+    /// QEMU loaded what migsim refuses.
+    QemuLoadsMigsimRefuses,
+    /// QEMU refused what migsim loads.
+    QemuRefusesMigsimLoads,
+    /// Both loaded, with different memory.
+    MemoryDiffers,
+    /// QEMU crashed, hung or blew up.
+    QemuFailed,
+}
+
+/// One input's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct Trial {
+    /// The input.
+    pub input: Input,
+    /// QEMU's outcome.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// migsim's reader: `None` loaded, else its error.
+    pub migsim_error: Option<String>,
+    /// The two side by side.
+    pub verdict: Verdict,
+    /// A named divergence that explains the verdict, if any.
+    pub divergence: Option<&'static str>,
+    /// Seconds QEMU took, start to answer.
+    pub seconds: f64,
+}
+
+impl Trial {
+    /// Whether this is a finding: QEMU failed, or the two disagree for no
+    /// named reason.
+    pub fn is_finding(&self) -> bool {
+        match self.verdict {
+            Verdict::BothLoadEqual | Verdict::BothRefuse => false,
+            _ => self.divergence.is_none(),
+        }
+    }
+}
+
+/// How a campaign loads each input.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Watchdog for one load.
+    pub timeout: Duration,
+    /// RSS over which QEMU counts as a memory blow-up.
+    pub rss_limit: u64,
+    /// `-accel` value.
+    pub accel: String,
+}
+
+/// Guest-physical RAM compared: from 1 MiB (below it the BIOS, VGA and
+/// option ROMs shadow pc.ram) to the end of the guest's RAM.
+const COMPARE_FROM: u64 = 1 << 20;
+
+/// migsim's strict reader on `bytes` into the base's blocks: pc.ram's
+/// bytes from [`COMPARE_FROM`], or the error.
+fn migsim_load(base: &Base, bytes: &[u8], caps: &Capabilities) -> Result<Vec<u8>, LoadError> {
+    let blocks = base.scenario.blocks();
+    let mut dest = Destination::new(&blocks, false);
+    let opts = LoadOptions {
+        machine: Some(base.scenario.guest.machine.clone()),
+        caps: Some(*caps),
+        ..LoadOptions::default()
+    };
+    load(&bytes.to_vec(), &opts, &mut dest)?;
+    let pc = blocks
+        .iter()
+        .position(|b| b.name == "pc.ram")
+        .expect("a pc.ram");
+    let first = COMPARE_FROM / 4096;
+    Ok((first..blocks[pc].pages())
+        .flat_map(|p| dest.page(pc, p).to_vec())
+        .collect())
+}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        4 => "SIGILL".into(),
+        6 => "SIGABRT".into(),
+        7 => "SIGBUS".into(),
+        8 => "SIGFPE".into(),
+        9 => "SIGKILL".into(),
+        11 => "SIGSEGV".into(),
+        n => format!("signal {n}"),
+    }
+}
+
+/// Load `input` into a fresh QEMU and judge it.
+pub fn trial(
+    q: &QemuBinary,
+    bases: &[Base],
+    input: Input,
+    dir: &Path,
+    limits: &Limits,
+) -> Result<Trial, String> {
+    use std::os::unix::process::ExitStatusExt;
+    let base = &bases[input.base];
+    let path = dir.join(format!("input-{}.mig", input.seed));
+    std::fs::write(&path, &input.bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let log = dir.join(format!("qemu-{}.log", input.seed));
+    let mib = base.mib.to_string();
+    let args = [
+        "-M",
+        base.machine_alias,
+        "-m",
+        &mib,
+        "-nodefaults",
+        "-display",
+        "none",
+        "-S",
+        "-accel",
+        &limits.accel,
+        "-incoming",
+        "defer",
+    ];
+    let t0 = Instant::now();
+    let mut p = QemuProcess::start(q, &format!("qemu fuzz seed {}", input.seed), &args, &log)?;
+    p.set_reply_timeout(limits.timeout)?;
+    let mut caps = vec![];
+    if base.layout == Layout::FixedRam {
+        caps.push(json!({ "capability": "mapped-ram", "state": true }));
+    }
+    if input.multifd_channels.is_some() {
+        caps.push(json!({ "capability": "multifd", "state": true }));
+    }
+    if !caps.is_empty() {
+        p.cmd("migrate-set-capabilities", json!({ "capabilities": caps }))?;
+    }
+    if let Some(n) = input.multifd_channels {
+        p.cmd("migrate-set-parameters", json!({ "multifd-channels": n }))?;
+    }
+    let mut args = json!({ "uri": format!("file:{}", path.display()) });
+    if (q.major, q.minor) >= (9, 1) {
+        args["exit-on-error"] = json!(false);
+    }
+    let mut blown = None;
+    let outcome = match p.cmd("migrate-incoming", args).and_then(|_| {
+        p.wait_migration(limits.timeout, Duration::from_millis(10), |p, _| {
+            if let Some(r) = p.rss_bytes().filter(|&r| r > limits.rss_limit) {
+                blown = Some(r);
+            }
+        })
+    }) {
+        _ if blown.is_some() => Outcome::MemoryBlowup {
+            rss: blown.unwrap_or(0),
+        },
+        Ok(st) if st["status"] == "completed" => Outcome::Loaded,
+        Ok(st) => Outcome::Refused {
+            error: st["error-desc"]
+                .as_str()
+                .map_or_else(|| p.last_stderr_line(), str::to_string),
+        },
+        Err(_) => {
+            // Dead, or no answer: give it a moment to be reaped.
+            std::thread::sleep(Duration::from_millis(100));
+            match p.exited() {
+                Some(st) if st.signal().is_some() => Outcome::Crashed {
+                    signal: signal_name(st.signal().unwrap_or(0)),
+                    last_stderr: p.last_stderr_line(),
+                },
+                Some(_) => Outcome::Refused {
+                    error: p.last_stderr_line(),
+                },
+                None if p.rss_bytes().is_some_and(|r| r > limits.rss_limit) => {
+                    Outcome::MemoryBlowup {
+                        rss: p.rss_bytes().unwrap_or(0),
+                    }
+                }
+                None => Outcome::Hung,
+            }
+        }
+    };
+    let qemu_memory = if outcome == Outcome::Loaded {
+        let scratch = dir.join(format!("pmem-{}.bin", input.seed));
+        let ram = base.mib << 20;
+        Some(p.pmemsave(COMPARE_FROM, ram - COMPARE_FROM, &scratch)?)
+    } else {
+        None
+    };
+    let seconds = t0.elapsed().as_secs_f64();
+    drop(p);
+    let _ = std::fs::remove_file(&path);
+    let mut mcaps = Capabilities::for_profile(Profile::MappedRam);
+    if base.layout == Layout::FixedRam {
+        mcaps
+            .set(&[(migsim_format::Capability::MappedRam, true)])
+            .map_err(|e| e.to_string())?;
+    }
+    let ours = migsim_load(base, &input.bytes, &mcaps);
+    let verdict = match (&outcome, &ours, &qemu_memory) {
+        (Outcome::Loaded, Ok(m), Some(q)) if m == q => Verdict::BothLoadEqual,
+        (Outcome::Loaded, Ok(_), _) => Verdict::MemoryDiffers,
+        (Outcome::Loaded, Err(_), _) => Verdict::QemuLoadsMigsimRefuses,
+        (Outcome::Refused { .. }, Err(_), _) => Verdict::BothRefuse,
+        (Outcome::Refused { .. }, Ok(_), _) => Verdict::QemuRefusesMigsimLoads,
+        _ => Verdict::QemuFailed,
+    };
+    let divergence = match (&verdict, &ours) {
+        (Verdict::QemuLoadsMigsimRefuses, Err(LoadError::SizeMismatch { .. }))
+            if base.layout == Layout::FixedRam =>
+        {
+            Some(KNOWN_DIVERGENCES[0].0)
+        }
+        _ => None,
+    };
+    Ok(Trial {
+        input,
+        outcome,
+        migsim_error: ours.err().map(|e| e.to_string()),
+        verdict,
+        divergence,
+        seconds,
+    })
+}
+
+/// What a finding is, for deduplication: the outcome's kind, signal and
+/// QEMU's last line, or the verdict, and the mutated fields.
+pub fn finding_key(t: &Trial) -> String {
+    let fields: Vec<&str> = t
+        .input
+        .mutations
+        .iter()
+        .map(|m| m.split([' ', '{', '(']).next().unwrap_or(m))
+        .collect();
+    let what = match &t.outcome {
+        Outcome::Crashed {
+            signal,
+            last_stderr,
+        } => format!("crashed {signal}: {last_stderr}"),
+        Outcome::Hung => "hung".into(),
+        Outcome::MemoryBlowup { .. } => "memory-blowup".into(),
+        _ => format!("{:?}", t.verdict),
+    };
+    format!("{what} [{}] ({})", fields.join(","), t.input.base_name)
+}
+
+/// The reproducer of a finding: the input file and a TOML describing it.
+pub fn reproducer_toml(t: &Trial, q: &QemuBinary) -> String {
+    let v: Value = json!({
+        "seed": t.input.seed,
+        "base": t.input.base_name,
+        "mutations": t.input.mutations,
+        "multifd_channels": t.input.multifd_channels,
+        "qemu": q.version_line,
+        "outcome": serde_json::to_value(&t.outcome).unwrap_or(Value::Null),
+        "verdict": serde_json::to_value(&t.verdict).unwrap_or(Value::Null),
+        "migsim_error": t.migsim_error,
+        "replay": format!("migsim qemu fuzz --seeds {}..{}", t.input.seed, t.input.seed + 1),
+    });
+    toml::to_string(&v).unwrap_or_else(|e| format!("# {e}\n"))
+}
