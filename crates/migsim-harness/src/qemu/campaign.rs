@@ -138,8 +138,8 @@ pub fn input(bases: &[Base], seed: u64) -> Input {
         });
     }
     apply_mutations(&mut file, &info, &mutations);
-    let multifd_channels =
-        (b.layout == Layout::FixedRam && r.next_u32() % 2 == 0).then(|| 1 + r.next_u32() % 4);
+    let multifd_channels = (b.layout == Layout::FixedRam && r.next_u32().is_multiple_of(2))
+        .then(|| 1 + r.next_u32() % 4);
     Input {
         seed,
         base,
