@@ -58,8 +58,57 @@ struct BigArgs {
     channels: usize,
 }
 
+/// `migsim qemu …`.
+#[derive(Subcommand)]
+enum QemuCmd {
+    /// Feed QEMU's incoming side (`-S -incoming defer`) mutated migration
+    /// files, one fresh QEMU per input, and judge each against migsim's
+    /// strict reader.
+    ///
+    /// Each seed picks a base (the files of scenarios/qemu/, sequential or
+    /// mapped-ram, which QEMU loads as they are) and mutations of its
+    /// fields (fixed-ram headers, block list lengths, bitmap bits, page
+    /// areas, the tail, truncation); the same seed always gives the same
+    /// bytes. Outcomes: loaded, refused, crashed (signal), hung, memory
+    /// blow-up. Where QEMU loaded, its memory (pmemsave) is compared with
+    /// migsim's restore. Findings (QEMU failing, or disagreeing with
+    /// migsim for no documented reason) are deduplicated and, with --out,
+    /// saved as the input file and a TOML. QEMU=path picks the binary.
+    Fuzz {
+        /// Seed range A..B (end exclusive).
+        #[arg(long, value_parser = parse_range, default_value = "0..200")]
+        seeds: (u64, u64),
+        /// Stop starting new inputs after SECS seconds.
+        #[arg(long, value_name = "SECS")]
+        time: Option<u64>,
+        /// QEMU processes at once (default and maximum: the available cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only shard K of N (1-based) of the seeds.
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(u64, u64)>,
+        /// Save each unique finding here: seed-N.mig and seed-N.toml.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Seconds one load may take before it counts as hung.
+        #[arg(long, default_value_t = 20, value_name = "SECS")]
+        timeout: u64,
+        /// Resident memory over which QEMU counts as a memory blow-up.
+        #[arg(long, default_value = "2G", value_parser = scenario::parse_size, value_name = "SIZE")]
+        rss_limit: u64,
+        /// Print one JSON object (outcomes, verdicts, divergences, findings).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Subcommand)]
 enum Cmd {
+    /// QEMU as the system under test.
+    Qemu {
+        #[command(subcommand)]
+        cmd: QemuCmd,
+    },
     /// Simulate a live migration through the sequential and fixed-ram
     /// writers, restore both files, and judge them with the oracle.
     ///
@@ -221,6 +270,13 @@ enum Cmd {
 
 /// One command, resolved: every default filled in, every input checked.
 pub enum Command {
+    /// `migsim qemu fuzz`.
+    QemuFuzz {
+        /// What to run.
+        opts: migsim_harness::qemu::campaign::CampaignOptions,
+        /// Print JSON.
+        json: bool,
+    },
     /// `migsim run`.
     Run(Box<RunConfig>),
     /// `migsim explore`.
@@ -312,6 +368,43 @@ impl Args {
     /// Resolve the flags into one command's configuration.
     pub fn resolve(self) -> Result<Command, String> {
         Ok(match self.cmd {
+            Cmd::Qemu {
+                cmd:
+                    QemuCmd::Fuzz {
+                        seeds,
+                        time,
+                        jobs,
+                        shard,
+                        out,
+                        timeout,
+                        rss_limit,
+                        json,
+                    },
+            } => {
+                if let Some(dir) = &out {
+                    crate::files::check_output_dir(dir, "--out")?;
+                }
+                let kvm = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/kvm")
+                    .is_ok();
+                Command::QemuFuzz {
+                    opts: migsim_harness::qemu::campaign::CampaignOptions {
+                        seeds: SeedSet::new(seeds.0, seeds.1, shard),
+                        time_limit: time.map(std::time::Duration::from_secs),
+                        jobs: resolve_jobs(jobs)?,
+                        limits: migsim_harness::qemu::campaign::Limits {
+                            timeout: std::time::Duration::from_secs(timeout.max(1)),
+                            rss_limit,
+                            // The guest never runs (-S): KVM when it opens.
+                            accel: if kvm { "kvm" } else { "tcg" }.into(),
+                        },
+                        out,
+                    },
+                    json,
+                }
+            }
             Cmd::Run {
                 scenario,
                 seed,

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
 
 fn execute(cmd: Command) -> Result<ExitCode, String> {
     match cmd {
+        Command::QemuFuzz { opts, json } => cmd_qemu_fuzz(&opts, json),
         Command::Run(c) => cmd_run(&c),
         Command::Explore { opts, json } => cmd_explore(&opts, json),
         Command::Replay { files, bless } => cmd_replay(&files, bless),
@@ -243,4 +244,27 @@ fn cmd_report(paths: &[PathBuf], out: &Path, jobs: usize) -> Result<ExitCode, St
     bar.finish_and_clear();
     render::report(&r, out, start.elapsed().as_secs_f64());
     Ok(exit_code(r.all_expected()))
+}
+
+fn cmd_qemu_fuzz(
+    opts: &migsim_harness::qemu::campaign::CampaignOptions,
+    json: bool,
+) -> Result<ExitCode, String> {
+    let q = migsim_harness::qemu::find()?;
+    let bar = indicatif::ProgressBar::new(opts.seeds.len());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} loads  {elapsed} (eta {eta})",
+        )
+        .expect("valid template"),
+    );
+    let r =
+        migsim_harness::qemu::campaign::run_campaign(&q, opts, &|done, _| bar.set_position(done))?;
+    bar.finish_and_clear();
+    if json {
+        render::json(&r)?;
+    } else {
+        render::qemu_fuzz(&r);
+    }
+    Ok(exit_code(r.findings.is_empty()))
 }

@@ -479,3 +479,31 @@ fn bench_summary(r: &BenchReport) -> String {
     }
     s
 }
+
+/// `migsim qemu fuzz`'s table and findings.
+pub fn qemu_fuzz(r: &migsim_harness::qemu::campaign::CampaignReport) {
+    println!("qemu       {}", r.qemu);
+    println!(
+        "loads      {} in {:.1} s ({:.1} a second)",
+        r.seeds_run, r.seconds, r.loads_per_second
+    );
+    let list = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("outcomes   {}", list(&r.outcomes));
+    println!("verdicts   {}", list(&r.verdicts));
+    if !r.divergences.is_empty() {
+        println!("named      {}", list(&r.divergences));
+    }
+    for f in &r.findings {
+        println!("FINDING    {} ({} seed(s))", term(&f.key), f.count);
+        if let Some(p) = &f.reproducer {
+            println!("           reproducer {}", p.display());
+        }
+        println!("           replay: {}", f.replay);
+    }
+    println!("findings   {}", r.findings.len());
+}

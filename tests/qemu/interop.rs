@@ -1977,7 +1977,7 @@ fn qemu_mapped_ram_stream_at_an_offset_both_ways() {
 /// bytes, and a few mutated seeds each get an outcome and a verdict.
 #[test]
 fn qemu_fuzz_campaign_bases_load_equal_and_seeds_are_deterministic() {
-    use migsim_harness::qemu::campaign::{Limits, Verdict, bases, input, trial};
+    use migsim_harness::qemu::campaign::{Limits, Verdict, bases, build, input, trial};
     let Some(info) = qemu() else { return };
     let t0 = Instant::now();
     let dir = tempfile::tempdir().unwrap();
@@ -1988,12 +1988,8 @@ fn qemu_fuzz_campaign_bases_load_equal_and_seeds_are_deterministic() {
         accel: info.accel.clone(),
     };
     for (i, b) in bases.iter().enumerate() {
-        let mut clean = input(&bases, 0);
-        clean.base = i;
-        clean.base_name = b.name.clone();
-        clean.mutations.clear();
-        clean.multifd_channels = None;
-        clean.bytes = b.bytes.clone();
+        let clean = build(&bases, 0, i, Vec::new(), None);
+        assert!(clean.bytes == b.bytes);
         let t = trial(&info.qemu, &bases, clean, dir.path(), &limits).unwrap();
         assert_eq!(t.verdict, Verdict::BothLoadEqual, "{}: {t:?}", b.name);
     }

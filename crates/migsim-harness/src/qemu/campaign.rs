@@ -108,23 +108,25 @@ pub struct Input {
     pub mutations: Vec<String>,
     /// mapped-ram files: multifd with this many channels, or none.
     pub multifd_channels: Option<u32>,
+    /// Bytes of the file QEMU loads.
+    pub file_len: u64,
+    /// The mutations themselves.
+    #[serde(skip)]
+    pub applied: Vec<Mutation>,
     /// The bytes QEMU loads.
     #[serde(skip)]
     pub bytes: Vec<u8>,
 }
 
-/// The input of `seed`: always the same bytes.
-pub fn input(bases: &[Base], seed: u64) -> Input {
-    let mut r = rng::stream(seed, "qemu-fuzz");
-    let base = (r.next_u64() % bases.len() as u64) as usize;
+/// The input made of base `base` with `mutations` (as [`input`] does).
+pub fn build(
+    bases: &[Base],
+    seed: u64,
+    base: usize,
+    mut mutations: Vec<Mutation>,
+    multifd_channels: Option<u32>,
+) -> Input {
     let b = &bases[base];
-    let mut raw = vec![0u8; 512];
-    r.fill_bytes(&mut raw);
-    let mut u = Unstructured::new(&raw);
-    let n = 1 + (r.next_u32() % 3) as usize;
-    let mut mutations: Vec<Mutation> = (0..n)
-        .filter_map(|_| Mutation::arbitrary(&mut u).ok())
-        .collect();
     let mut file = SparseFile::default();
     file.write_at(0, &b.bytes).expect("in memory");
     let info = inspect(&b.bytes).expect("a base file inspects");
@@ -138,15 +140,74 @@ pub fn input(bases: &[Base], seed: u64) -> Input {
         });
     }
     apply_mutations(&mut file, &info, &mutations);
-    let multifd_channels = (b.layout == Layout::FixedRam && r.next_u32().is_multiple_of(2))
-        .then(|| 1 + r.next_u32() % 4);
+    let bytes = file.to_vec();
     Input {
         seed,
         base,
         base_name: b.name.clone(),
         mutations: mutations.iter().map(|m| format!("{m:?}")).collect(),
         multifd_channels,
-        bytes: file.to_vec(),
+        file_len: bytes.len() as u64,
+        applied: mutations,
+        bytes,
+    }
+}
+
+/// The input of `seed`: always the same bytes.
+pub fn input(bases: &[Base], seed: u64) -> Input {
+    let mut r = rng::stream(seed, "qemu-fuzz");
+    let base = (r.next_u64() % bases.len() as u64) as usize;
+    let b = &bases[base];
+    let mut raw = vec![0u8; 512];
+    r.fill_bytes(&mut raw);
+    let mut u = Unstructured::new(&raw);
+    let n = 1 + (r.next_u32() % 3) as usize;
+    let mutations: Vec<Mutation> = (0..n)
+        .filter_map(|_| Mutation::arbitrary(&mut u).ok())
+        .collect();
+    let multifd_channels = (b.layout == Layout::FixedRam && r.next_u32().is_multiple_of(2))
+        .then(|| 1 + r.next_u32() % 4);
+    build(bases, seed, base, mutations, multifd_channels)
+}
+
+/// The smallest input, by dropping mutations and multifd one at a time,
+/// that still gives the same [`finding_key`] outcome (the same kind of
+/// failure or verdict). Each try is a fresh QEMU.
+pub fn minimise(
+    q: &QemuBinary,
+    bases: &[Base],
+    t: Trial,
+    dir: &Path,
+    limits: &Limits,
+) -> Result<Trial, String> {
+    let what = |t: &Trial| finding_key(t).split(" [").next().unwrap_or("").to_string();
+    let want = what(&t);
+    let mut best = t;
+    loop {
+        let cur = &best.input;
+        let mut tries: Vec<(Vec<Mutation>, Option<u32>)> = (0..cur.applied.len())
+            .map(|i| {
+                let mut m = cur.applied.clone();
+                m.remove(i);
+                (m, cur.multifd_channels)
+            })
+            .collect();
+        if cur.multifd_channels.is_some() {
+            tries.push((cur.applied.clone(), None));
+        }
+        let mut improved = false;
+        for (m, mf) in tries {
+            let i = build(bases, cur.seed, cur.base, m, mf);
+            let t = trial(q, bases, i, dir, limits)?;
+            if what(&t) == want && t.is_finding() {
+                best = t;
+                improved = true;
+                break;
+            }
+        }
+        if !improved {
+            return Ok(best);
+        }
     }
 }
 
@@ -428,11 +489,214 @@ pub fn reproducer_toml(t: &Trial, q: &QemuBinary) -> String {
         "base": t.input.base_name,
         "mutations": t.input.mutations,
         "multifd_channels": t.input.multifd_channels,
+        "file_len": t.input.file_len,
         "qemu": q.version_line,
         "outcome": serde_json::to_value(&t.outcome).unwrap_or(Value::Null),
         "verdict": serde_json::to_value(&t.verdict).unwrap_or(Value::Null),
         "migsim_error": t.migsim_error,
         "replay": format!("migsim qemu fuzz --seeds {}..{}", t.input.seed, t.input.seed + 1),
     });
-    toml::to_string(&v).unwrap_or_else(|e| format!("# {e}\n"))
+    // TOML has no null: absent fields are left out.
+    fn strip(v: Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.into_iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k, strip(v)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+    toml::to_string(&strip(v)).unwrap_or_else(|e| format!("# {e}\n"))
+}
+
+/// What a campaign runs.
+#[derive(Clone, Debug)]
+pub struct CampaignOptions {
+    /// Seeds (after sharding).
+    pub seeds: crate::explore::SeedSet,
+    /// Stop starting new seeds after this long (`None`: run every seed).
+    pub time_limit: Option<Duration>,
+    /// QEMU processes at once.
+    pub jobs: usize,
+    /// How each load is run.
+    pub limits: Limits,
+    /// Where reproducers go (`None`: not written).
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// One unique finding.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// What it is ([`finding_key`]).
+    pub key: String,
+    /// The first trial that showed it.
+    pub trial: Trial,
+    /// How many seeds showed it.
+    pub count: u64,
+    /// The saved input and TOML, if written.
+    pub reproducer: Option<std::path::PathBuf>,
+    /// The command that runs it again.
+    pub replay: String,
+}
+
+/// A campaign's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct CampaignReport {
+    /// The QEMU that was loaded.
+    pub qemu: String,
+    /// Seeds run.
+    pub seeds_run: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Loads per second.
+    pub loads_per_second: f64,
+    /// Count of each QEMU outcome (`loaded`, `refused`, `crashed`, `hung`,
+    /// `memory-blowup`).
+    pub outcomes: std::collections::BTreeMap<String, u64>,
+    /// Count of each verdict.
+    pub verdicts: std::collections::BTreeMap<String, u64>,
+    /// Count of each named divergence seen.
+    pub divergences: std::collections::BTreeMap<String, u64>,
+    /// Unique findings, by first seed.
+    pub findings: Vec<Finding>,
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Loaded => "loaded",
+        Outcome::Refused { .. } => "refused",
+        Outcome::Crashed { .. } => "crashed",
+        Outcome::Hung => "hung",
+        Outcome::MemoryBlowup { .. } => "memory-blowup",
+    }
+}
+
+/// Run the campaign: every seed's input through a fresh QEMU, `jobs` at a
+/// time; `progress(done, total)` after each. The counts and findings do
+/// not depend on `jobs` (results are gathered by seed).
+pub fn run_campaign(
+    q: &QemuBinary,
+    opts: &CampaignOptions,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<CampaignReport, String> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let bases = bases();
+    let t0 = Instant::now();
+    let dir = tempfile_dir()?;
+    let total = opts.seeds.len();
+    let next = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let trials: Mutex<std::collections::BTreeMap<u64, Trial>> = Mutex::new(Default::default());
+    let error: Mutex<Option<String>> = Mutex::new(None);
+    let work = || {
+        loop {
+            if opts.time_limit.is_some_and(|t| t0.elapsed() > t) {
+                break;
+            }
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= total {
+                break;
+            }
+            let seed = opts.seeds.nth(i);
+            match trial(q, &bases, input(&bases, seed), &dir.0, &opts.limits) {
+                Ok(t) => {
+                    trials.lock().expect("trials lock").insert(seed, t);
+                }
+                Err(e) => {
+                    *error.lock().expect("error lock") = Some(format!("seed {seed}: {e}"));
+                    break;
+                }
+            }
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..opts.jobs.max(1) {
+            if std::thread::Builder::new().spawn_scoped(s, work).is_err() {
+                break;
+            }
+        }
+        work();
+    });
+    if let Some(e) = error.into_inner().expect("error lock") {
+        return Err(e);
+    }
+    let trials = trials.into_inner().expect("trials lock");
+    let seconds = t0.elapsed().as_secs_f64();
+    let mut report = CampaignReport {
+        qemu: q.version_line.clone(),
+        seeds_run: trials.len() as u64,
+        seconds,
+        loads_per_second: trials.len() as f64 / seconds.max(1e-9),
+        outcomes: Default::default(),
+        verdicts: Default::default(),
+        divergences: Default::default(),
+        findings: Vec::new(),
+    };
+    for t in trials.values() {
+        *report
+            .outcomes
+            .entry(outcome_name(&t.outcome).into())
+            .or_default() += 1;
+        let v = serde_json::to_value(&t.verdict).unwrap_or(Value::Null);
+        *report
+            .verdicts
+            .entry(v.as_str().unwrap_or("?").into())
+            .or_default() += 1;
+        if let Some(d) = t.divergence {
+            *report.divergences.entry(d.into()).or_default() += 1;
+        }
+        if !t.is_finding() {
+            continue;
+        }
+        let t = &minimise(q, &bases, t.clone(), &dir.0, &opts.limits)?;
+        let key = finding_key(t);
+        if let Some(f) = report.findings.iter_mut().find(|f| f.key == key) {
+            f.count += 1;
+            continue;
+        }
+        let replay = format!(
+            "migsim qemu fuzz --seeds {}..{}",
+            t.input.seed,
+            t.input.seed + 1
+        );
+        let reproducer = match &opts.out {
+            Some(out) => {
+                std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+                let stem = out.join(format!("seed-{}", t.input.seed));
+                std::fs::write(stem.with_extension("mig"), &t.input.bytes)
+                    .map_err(|e| format!("{}: {e}", stem.display()))?;
+                std::fs::write(stem.with_extension("toml"), reproducer_toml(t, q))
+                    .map_err(|e| format!("{}: {e}", stem.display()))?;
+                Some(stem.with_extension("toml"))
+            }
+            None => None,
+        };
+        report.findings.push(Finding {
+            key,
+            trial: t.clone(),
+            count: 1,
+            reproducer,
+            replay,
+        });
+    }
+    Ok(report)
+}
+
+/// A scratch directory removed when dropped.
+struct ScratchDir(std::path::PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempfile_dir() -> Result<ScratchDir, String> {
+    let d = std::env::temp_dir().join(format!("migsim-qemu-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    Ok(ScratchDir(d))
 }
