@@ -2094,3 +2094,40 @@ fn wait_exit(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Two more crash classes `migsim qemu fuzz` found in QEMU 10.0.2, kept by
+/// seed (the campaign is deterministic: the seed is the reproducer):
+/// a mapped-ram file cut short inside a page area (seed 255) kills QEMU
+/// with SIGSEGV, and a block list whose used_length is huge (seed 1507:
+/// 0x7fffffffffffffff for /rom@etc/table-loader) makes it abort in
+/// g_malloc ("failed to allocate 281474976710656 bytes", SIGTRAP), as
+/// QEMU sizes the block's bitmap from the file's used_length without
+/// comparing it to its own block for mapped-ram. migsim refuses both
+/// files. On another QEMU version the outcomes are printed, not asserted.
+#[test]
+fn qemu_10_crashes_on_a_truncated_page_area_and_a_huge_used_length() {
+    use migsim_harness::qemu::campaign::{Limits, Outcome, bases, input, trial};
+    let Some(info) = qemu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let bases = bases();
+    let limits = Limits {
+        timeout: Duration::from_secs(20),
+        rss_limit: 2 << 30,
+        accel: info.accel.clone(),
+    };
+    for (seed, signal) in [(255u64, "SIGSEGV"), (1507, "SIGTRAP")] {
+        let t = trial(&info.qemu, &bases, input(&bases, seed), dir.path(), &limits).unwrap();
+        println!(
+            "seed {seed}: {:?} -> {:?}; migsim: {:?}",
+            t.input.mutations, t.outcome, t.migsim_error
+        );
+        assert!(t.migsim_error.is_some(), "seed {seed}: migsim loaded it");
+        if info.is_10_0() {
+            assert!(
+                matches!(&t.outcome, Outcome::Crashed { signal: s, .. } if s == signal),
+                "seed {seed}: QEMU 10.0.x no longer dies of {signal}: {:?}",
+                t.outcome
+            );
+        }
+    }
+}
