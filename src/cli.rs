@@ -61,6 +61,19 @@ struct BigArgs {
 /// `migsim qemu …`.
 #[derive(Subcommand)]
 enum QemuCmd {
+    /// Run a reproducer written by `migsim qemu fuzz --out DIR` again
+    /// (DIR/seed-N.toml: the input is rebuilt from its seed) and exit 1
+    /// when the recorded outcome reproduces, printing it.
+    Replay {
+        /// The reproducer's TOML.
+        file: PathBuf,
+        /// Seconds the load may take before it counts as hung.
+        #[arg(long, default_value_t = 20, value_name = "SECS")]
+        timeout: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Feed QEMU's incoming side (`-S -incoming defer`) mutated migration
     /// files, one fresh QEMU per input, and judge each against migsim's
     /// strict reader.
@@ -270,6 +283,15 @@ enum Cmd {
 
 /// One command, resolved: every default filled in, every input checked.
 pub enum Command {
+    /// `migsim qemu replay`.
+    QemuReplay {
+        /// The reproducer.
+        file: PathBuf,
+        /// How the load is run.
+        limits: migsim_harness::qemu::campaign::Limits,
+        /// Print JSON.
+        json: bool,
+    },
     /// `migsim qemu fuzz`.
     QemuFuzz {
         /// What to run.
@@ -367,7 +389,30 @@ impl Args {
 
     /// Resolve the flags into one command's configuration.
     pub fn resolve(self) -> Result<Command, String> {
+        let kvm = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok();
+        // The guest never runs (-S): KVM when it opens.
+        let accel: String = if kvm { "kvm" } else { "tcg" }.into();
         Ok(match self.cmd {
+            Cmd::Qemu {
+                cmd:
+                    QemuCmd::Replay {
+                        file,
+                        timeout,
+                        json,
+                    },
+            } => Command::QemuReplay {
+                file,
+                limits: migsim_harness::qemu::campaign::Limits {
+                    timeout: std::time::Duration::from_secs(timeout.max(1)),
+                    rss_limit: 2 << 30,
+                    accel,
+                },
+                json,
+            },
             Cmd::Qemu {
                 cmd:
                     QemuCmd::Fuzz {
@@ -384,11 +429,6 @@ impl Args {
                 if let Some(dir) = &out {
                     crate::files::check_output_dir(dir, "--out")?;
                 }
-                let kvm = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open("/dev/kvm")
-                    .is_ok();
                 Command::QemuFuzz {
                     opts: migsim_harness::qemu::campaign::CampaignOptions {
                         seeds: SeedSet::new(seeds.0, seeds.1, shard),
@@ -397,8 +437,7 @@ impl Args {
                         limits: migsim_harness::qemu::campaign::Limits {
                             timeout: std::time::Duration::from_secs(timeout.max(1)),
                             rss_limit,
-                            // The guest never runs (-S): KVM when it opens.
-                            accel: if kvm { "kvm" } else { "tcg" }.into(),
+                            accel,
                         },
                         out,
                     },

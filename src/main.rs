@@ -37,6 +37,16 @@ fn main() -> ExitCode {
 fn execute(cmd: Command) -> Result<ExitCode, String> {
     match cmd {
         Command::QemuFuzz { opts, json } => cmd_qemu_fuzz(&opts, json),
+        Command::QemuReplay { file, limits, json } => {
+            let q = migsim_harness::qemu::find()?;
+            let r = migsim_harness::qemu::campaign::replay(&q, &file, &limits)?;
+            if json {
+                render::json(&r)?;
+            } else {
+                render::qemu_replayed(&file, &r);
+            }
+            Ok(exit_code(!r.reproduced))
+        }
         Command::Run(c) => cmd_run(&c),
         Command::Explore { opts, json } => cmd_explore(&opts, json),
         Command::Replay { files, bless } => cmd_replay(&files, bless),

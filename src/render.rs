@@ -507,3 +507,27 @@ pub fn qemu_fuzz(r: &migsim_harness::qemu::campaign::CampaignReport) {
     }
     println!("findings   {}", r.findings.len());
 }
+
+/// `migsim qemu replay`'s lines.
+pub fn qemu_replayed(file: &Path, r: &migsim_harness::qemu::campaign::Replayed) {
+    let t = &r.trial;
+    println!("reproducer {}", file.display());
+    println!(
+        "input      seed {} {} {:?}",
+        t.input.seed, t.input.base_name, t.input.mutations
+    );
+    println!("qemu       {:?}", t.outcome);
+    println!(
+        "migsim     {}",
+        t.migsim_error.as_deref().map_or("loads".into(), term)
+    );
+    println!("verdict    {:?}", t.verdict);
+    println!(
+        "{}",
+        if r.reproduced {
+            format!("REPRODUCED the recorded outcome ({})", r.recorded)
+        } else {
+            format!("not reproduced: recorded {}", r.recorded)
+        }
+    );
+}

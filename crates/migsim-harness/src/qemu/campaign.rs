@@ -509,7 +509,7 @@ pub fn reproducer_toml(t: &Trial, q: &QemuBinary) -> String {
         "outcome": serde_json::to_value(&t.outcome).unwrap_or(Value::Null),
         "verdict": serde_json::to_value(&t.verdict).unwrap_or(Value::Null),
         "migsim_error": t.migsim_error,
-        "replay": format!("migsim qemu fuzz --seeds {}..{}", t.input.seed, t.input.seed + 1),
+        "replay": "migsim qemu replay <this file>",
     });
     // TOML has no null: absent fields are left out.
     fn strip(v: Value) -> Value {
@@ -676,11 +676,17 @@ pub fn run_campaign(
             f.count += 1;
             continue;
         }
-        let replay = format!(
-            "migsim qemu fuzz --seeds {}..{}",
-            t.input.seed,
-            t.input.seed + 1
-        );
+        let replay = match &opts.out {
+            Some(out) => format!(
+                "migsim qemu replay {}",
+                out.join(format!("seed-{}.toml", t.input.seed)).display()
+            ),
+            None => format!(
+                "migsim qemu fuzz --seeds {}..{}",
+                t.input.seed,
+                t.input.seed + 1
+            ),
+        };
         let reproducer = match &opts.out {
             Some(out) => {
                 std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -717,4 +723,55 @@ fn tempfile_dir() -> Result<ScratchDir, String> {
     let d = std::env::temp_dir().join(format!("migsim-qemu-fuzz-{}", std::process::id()));
     std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
     Ok(ScratchDir(d))
+}
+
+/// What `migsim qemu replay` found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Replayed {
+    /// The trial run again.
+    pub trial: Trial,
+    /// The outcome the reproducer records.
+    pub recorded: String,
+    /// Whether the same outcome (and verdict) came back.
+    pub reproduced: bool,
+}
+
+/// Run a reproducer written by [`run_campaign`] again: its input is
+/// rebuilt from the seed (the campaign is deterministic) and minimised
+/// the same way, loaded by a fresh QEMU, and compared with what the file
+/// records.
+pub fn replay(q: &QemuBinary, toml_path: &Path, limits: &Limits) -> Result<Replayed, String> {
+    let text =
+        std::fs::read_to_string(toml_path).map_err(|e| format!("{}: {e}", toml_path.display()))?;
+    let v: toml::Value =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", toml_path.display()))?;
+    let seed = v
+        .get("seed")
+        .and_then(toml::Value::as_integer)
+        .ok_or_else(|| format!("{}: no seed", toml_path.display()))? as u64;
+    let recorded = v
+        .get("outcome")
+        .and_then(|o| o.get("outcome"))
+        .and_then(toml::Value::as_str)
+        .unwrap_or("?")
+        .to_string();
+    let verdict = v
+        .get("verdict")
+        .and_then(toml::Value::as_str)
+        .unwrap_or("?");
+    let bases = bases();
+    let dir = tempfile_dir()?;
+    let t = trial(q, &bases, input(&bases, seed), &dir.0, limits)?;
+    let t = if t.is_finding() {
+        minimise(q, &bases, t, &dir.0, limits)?
+    } else {
+        t
+    };
+    let got_verdict = serde_json::to_value(&t.verdict).unwrap_or(Value::Null);
+    let reproduced = outcome_name(&t.outcome) == recorded && got_verdict == verdict;
+    Ok(Replayed {
+        trial: t,
+        recorded,
+        reproduced,
+    })
 }
