@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use migsim::bench::BenchOptions;
+use crate::bench::BenchOptions;
 use migsim_format::Layout;
 use migsim_harness::bugs::Bug;
 use migsim_harness::explore::{ExploreOptions, SeedSet};
@@ -385,6 +385,18 @@ impl Args {
     /// Parse the process's arguments (exits on a usage error, as clap does).
     pub fn from_env() -> Self {
         Args::parse()
+    }
+
+    /// Parse `args` (the first is the program name, as in `std::env::args`)
+    /// without exiting: a usage error, `--help` or `--version` comes back
+    /// as clap's error, which `migsim` would print and exit with 2 (0 for
+    /// help and version).
+    pub fn parse_from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Args::try_parse_from(args)
     }
 
     /// Resolve the flags into one command's configuration.

@@ -1,9 +1,7 @@
-//! `migsim`: resolve the flags ([`cli`]), call the library, print
+//! `migsim`: resolve the flags ([`migsim::cli`]), call the library, print
 //! ([`render`]). Exit status: 0 success, 1 a verdict or expectation
 //! differed, 2 bad input, usage or environment.
 
-mod cli;
-mod files;
 mod render;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +13,8 @@ use migsim_harness::explore::{ExploreOptions, explore};
 use migsim_harness::replay::{ReplayOutcome, replay_file};
 use migsim_harness::run::{check_expectations, run};
 
-use cli::{Args, Command, RunConfig};
+use migsim::cli::{Args, Command, RunConfig};
+use migsim::files;
 
 fn main() -> ExitCode {
     // Die quietly on a closed pipe (`migsim inspect f | head`), like other
