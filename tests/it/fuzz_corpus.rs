@@ -1,8 +1,10 @@
 //! Replays every fuzz input under stable `cargo test`: each file in
 //! `fuzz/corpus/<target>/` and `fuzz/artifacts/<target>/` (crashes,
 //! timeouts and slow inputs libFuzzer saved) goes through the same library
-//! function the cargo-fuzz target calls (`migsim_harness::fuzz`). So an
-//! input the fuzzer once found stays guarded without nightly.
+//! function the cargo-fuzz target calls (`migsim_harness::fuzz`, and
+//! `migsim::fuzz_cli` for the `cli` target, whose body drives the root
+//! crate's command line). So an input the fuzzer once found stays guarded
+//! without nightly.
 //!
 //! A target that panics fails the test with the target, the file and the
 //! panic message; every file is tried before the test fails.
@@ -17,7 +19,14 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use migsim_harness::fuzz::{TARGETS, seed_corpus};
+use migsim_harness::fuzz::{RawTarget, TARGETS, seed_corpus};
+
+/// Every target: the harness's, and `cli` from the root crate.
+fn targets() -> Vec<(&'static str, RawTarget)> {
+    let mut t = TARGETS.to_vec();
+    t.push(("cli", migsim::fuzz_cli::cli_bytes));
+    t
+}
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -66,7 +75,7 @@ fn every_corpus_and_artifact_file_passes_its_target() {
     panic::set_hook(Box::new(|_| {}));
     let mut failures = Vec::new();
     let mut counts = Vec::new();
-    for (name, target) in TARGETS {
+    for (name, target) in targets() {
         let mut n = 0;
         for kind in ["corpus", "artifacts"] {
             for path in files_in(&fuzz_dir().join(kind).join(name)) {
@@ -103,6 +112,19 @@ fn every_corpus_and_artifact_file_passes_its_target() {
         assert!(!c.ends_with(": 0"), "no corpus files found ({c})");
     }
     eprintln!("fuzz corpus replayed: {}", counts.join(", "));
+}
+
+/// Every cargo-fuzz target (`fuzz/fuzz_targets/*.rs`) is replayed here.
+#[test]
+fn every_fuzz_target_is_replayed() {
+    let names: Vec<&str> = targets().iter().map(|(n, _)| *n).collect();
+    for f in files_in(&fuzz_dir().join("fuzz_targets")) {
+        let stem = f.file_stem().unwrap().to_string_lossy().into_owned();
+        assert!(
+            names.contains(&stem.as_str()),
+            "fuzz target {stem} is not in tests/it/fuzz_corpus.rs's targets()"
+        );
+    }
 }
 
 /// The seeds as generated now (not only as checked in) pass their targets,
