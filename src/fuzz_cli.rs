@@ -98,7 +98,7 @@ pub fn cli_exit(data: &[u8]) -> Exit {
 /// A structured input.
 pub fn cli(input: &CliInput) -> Exit {
     let mut text = input.scenario.render().into_bytes();
-    for m in input.mutations.iter().take(8) {
+    for m in input.mutations.0.iter().flatten().take(8) {
         m.apply(&mut text);
     }
     let words = input.argv.words();
@@ -486,13 +486,20 @@ pub fn confine(words: &[String], dir: &Path, scenario: &Path) -> Vec<OsString> {
 // The structured input.
 
 /// A structured input: a scenario, byte mutations of its text, a command
-/// line.
-#[derive(Arbitrary, Debug)]
+/// line. Decoding starts with a hostility level (0 to 63, from the first
+/// byte): each weighted choice ([`F`], [`Rare`], [`Often`], [`Int`],
+/// [`Text`], ...) takes its tame first variant unless a byte drawn for it
+/// is below the level, so a quarter of the inputs or so are nearly valid
+/// scenarios that run, and the rest are hostile to a degree.
+#[derive(Debug)]
 pub struct CliInput {
+    /// The hostility level it was decoded with.
+    pub level: u8,
     /// The scenario document.
     pub scenario: Doc,
-    /// Applied in order to the rendered text (at most 8).
-    pub mutations: Vec<TextMutation>,
+    /// Applied in order to the rendered text (at most 8; one input in 8
+    /// has any).
+    pub mutations: Rare<Vec<TextMutation>>,
     /// The command line.
     pub argv: Argv,
 }
@@ -547,15 +554,11 @@ impl TextMutation {
     }
 }
 
-/// A key: absent, a good value of its type, or any TOML value.
-#[derive(Arbitrary, Debug)]
+/// A key: a value of its type (7 in 8), absent, or any TOML value.
+#[derive(Debug)]
 pub enum F<T> {
-    /// A good value.
+    /// A value of the key's type.
     Good(T),
-    /// A good value (weighs good values up).
-    Good2(T),
-    /// A good value (weighs good values up).
-    Good3(T),
     /// Absent.
     Absent,
     /// Any value, likely of the wrong type.
@@ -566,25 +569,25 @@ pub enum F<T> {
 #[derive(Arbitrary, Debug)]
 pub struct Doc {
     /// `name`.
-    pub name: F<Text>,
+    pub name: F<Name>,
     /// `description`.
     pub description: F<Text>,
     /// `seed`.
     pub seed: F<Int>,
     /// `[guest]`.
-    pub guest: Option<Guest>,
+    pub guest: Often<Guest>,
     /// `[workload]`.
-    pub workload: Option<Workload>,
+    pub workload: Often<Workload>,
     /// `[migration]`.
-    pub migration: Option<Migration>,
+    pub migration: Often<Migration>,
     /// `[parameters]`.
-    pub parameters: Option<Parameters>,
+    pub parameters: Often<Parameters>,
     /// `[destination]`.
-    pub destination: Option<Destination>,
+    pub destination: Often<Destination>,
     /// `[expect]`.
-    pub expect: Option<Expect>,
-    /// Unknown keys and tables, anywhere.
-    pub extra: Vec<Extra>,
+    pub expect: Often<Expect>,
+    /// Unknown keys, anywhere (one input in 8 has any).
+    pub extra: Rare<Vec<Extra>>,
 }
 
 /// `[guest]`.
@@ -619,7 +622,7 @@ pub struct Workload {
 #[derive(Arbitrary, Debug)]
 pub struct Migration {
     /// `writers`.
-    pub writers: F<Vec<Pick>>,
+    pub writers: F<Writers>,
     /// `capabilities`.
     pub capabilities: F<Vec<Pick>>,
     /// `transport`.
@@ -650,8 +653,8 @@ pub struct Destination {
     pub fixed_ram: F<bool>,
     /// `dirty_memory`.
     pub dirty_memory: F<bool>,
-    /// `blocks`.
-    pub blocks: F<Blocks>,
+    /// `blocks` (one input in 8).
+    pub blocks: Rare<F<Blocks>>,
 }
 
 /// `[expect]`.
@@ -659,14 +662,16 @@ pub struct Destination {
 pub struct Expect {
     /// `verdict`.
     pub verdict: F<Pick>,
-    /// `error`.
+    /// `error`: given when the verdict is "error", unless `error_mismatch`.
     pub error: F<Text>,
-    /// `digest`.
-    pub digest: F<Digest>,
-    /// `min_sequential_ram_ratio`.
-    pub ratio: F<Float>,
-    /// `converged`.
-    pub converged: F<bool>,
+    /// `error` given with another verdict, or missing with "error".
+    pub error_mismatch: Rare<()>,
+    /// `digest` (one input in 8).
+    pub digest: Rare<F<Digest>>,
+    /// `min_sequential_ram_ratio` (one input in 8).
+    pub ratio: Rare<F<Float>>,
+    /// `converged` (one input in 8).
+    pub converged: Rare<F<bool>>,
 }
 
 /// An unknown key or table.
@@ -683,10 +688,13 @@ pub struct Extra {
 /// A block list.
 #[derive(Arbitrary, Debug)]
 pub struct Blocks {
-    /// The blocks.
-    pub blocks: Vec<Block>,
-    /// The list again this many times (at most 2000 blocks in all).
-    pub repeat: u16,
+    /// The first block.
+    pub first: Block,
+    /// The others.
+    pub more: Vec<Block>,
+    /// The list again: none below 224, else (n - 223) * 60 times (at
+    /// most 2000 blocks in all).
+    pub repeat: u8,
     /// Append the index to every name (no duplicates from the repeats).
     pub unique: bool,
     /// `[[guest.blocks]]` tables instead of an inline array.
@@ -700,13 +708,13 @@ pub struct Block {
     pub name: F<Text>,
     /// `size`.
     pub size: F<SizeVal>,
-    /// An unknown key.
-    pub extra: Option<(Text, Val)>,
+    /// An unknown key (one block in 8).
+    pub extra: Rare<(Text, Val)>,
 }
 
 /// A name from the key's list of names (`Pick(n)`: the n-th, modulo), or
 /// a near miss.
-#[derive(Arbitrary, Debug)]
+#[derive(Debug)]
 pub enum Pick {
     /// The n-th name.
     Name(u8),
@@ -718,8 +726,26 @@ pub enum Pick {
     AnyName(u8),
 }
 
+/// A scenario name: a valid one, or any text.
+#[derive(Debug)]
+pub enum Name {
+    /// A valid name.
+    Valid(u8),
+    /// Any text.
+    Text(Text),
+}
+
+/// `migration.writers`: one of the four valid lists, or any list.
+#[derive(Debug)]
+pub enum Writers {
+    /// Both, or one, in either order.
+    Valid(u8),
+    /// Any list of names.
+    Any(Vec<Pick>),
+}
+
 /// An integer.
-#[derive(Arbitrary, Debug)]
+#[derive(Debug)]
 pub enum Int {
     /// 0..=255.
     Small(u8),
@@ -744,7 +770,7 @@ pub enum Int {
 }
 
 /// A float.
-#[derive(Arbitrary, Debug)]
+#[derive(Debug)]
 pub enum Float {
     /// n / 255.
     Unit(u8),
@@ -757,10 +783,10 @@ pub enum Float {
 }
 
 /// A size.
-#[derive(Arbitrary, Debug)]
+#[derive(Debug)]
 pub enum SizeVal {
     /// n pages, as bytes.
-    Pages(u16),
+    Pages(u8),
     /// An integer.
     Bytes(Int),
     /// A number with a suffix, as text.
@@ -770,7 +796,7 @@ pub enum SizeVal {
 }
 
 /// A string.
-#[derive(Arbitrary, Debug)]
+#[derive(Debug)]
 pub enum Text {
     /// A plausible word.
     Word(u8),
@@ -787,7 +813,7 @@ pub enum Text {
 }
 
 /// An `expect.digest`.
-#[derive(Arbitrary, Debug)]
+#[derive(Debug)]
 pub enum Digest {
     /// 64 lower-case hex digits.
     Hex([u8; 32]),
@@ -832,7 +858,7 @@ pub struct Argv {
 }
 
 /// A subcommand.
-#[derive(Arbitrary, Debug)]
+#[derive(Debug)]
 pub enum Sub {
     /// `run @scenario`.
     RunScenario,
@@ -905,19 +931,226 @@ pub enum PathArg {
     UnderScenario,
 }
 
+/// `Some` one time in 8.
+#[derive(Debug)]
+pub struct Rare<T>(pub Option<T>);
+
+/// `Some` 15 times in 16.
+#[derive(Debug)]
+pub struct Often<T>(pub Option<T>);
+
+thread_local! {
+    /// The hostility level of the input being decoded (see [`CliInput`]).
+    static LEVEL: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+impl<'a> Arbitrary<'a> for CliInput {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        // 0 (tame) for 3 inputs in 8, else 0 to 53.
+        let level = u8::arbitrary(u)?.saturating_sub(96) / 3;
+        LEVEL.with(|l| l.set(level));
+        Ok(CliInput {
+            level,
+            scenario: u.arbitrary()?,
+            mutations: u.arbitrary()?,
+            argv: u.arbitrary()?,
+        })
+    }
+}
+
+/// Variant `i` with weight `weights[i]`, from one byte, if another byte
+/// is below the input's hostility level; else the first, tamest (also
+/// when the data has run out).
+fn choose(u: &mut Unstructured<'_>, weights: &[u32]) -> arbitrary::Result<usize> {
+    if u8::arbitrary(u)? >= LEVEL.with(std::cell::Cell::get) {
+        return Ok(0);
+    }
+    let total: u32 = weights.iter().sum();
+    let mut x = u32::from(u8::arbitrary(u)?) * total / 256;
+    for (i, &w) in weights.iter().enumerate() {
+        if x < w {
+            return Ok(i);
+        }
+        x -= w;
+    }
+    Ok(weights.len() - 1)
+}
+
+impl<'a, T: Arbitrary<'a>> Arbitrary<'a> for Rare<T> {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Rare(match choose(u, &[7, 1])? {
+            0 => None,
+            _ => Some(T::arbitrary(u)?),
+        }))
+    }
+}
+
+impl<'a, T: Arbitrary<'a>> Arbitrary<'a> for Often<T> {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Often(match choose(u, &[15, 1])? {
+            0 => Some(T::arbitrary(u)?),
+            _ => None,
+        }))
+    }
+}
+
+impl<'a, T: Arbitrary<'a>> Arbitrary<'a> for F<T> {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match choose(u, &[28, 2, 2])? {
+            0 => F::Good(T::arbitrary(u)?),
+            1 => F::Absent,
+            _ => F::Other(Val::arbitrary(u)?),
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for Pick {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let n = u8::arbitrary(u)?;
+        Ok(match choose(u, &[12, 1, 1, 2])? {
+            0 => Pick::Name(n),
+            1 => Pick::Upper(n),
+            2 => Pick::Underscore(n),
+            _ => Pick::AnyName(n),
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for Name {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match choose(u, &[1, 1])? {
+            0 => Name::Valid(u.arbitrary()?),
+            _ => Name::Text(u.arbitrary()?),
+        })
+    }
+}
+
+impl Name {
+    fn string(&self) -> String {
+        match self {
+            Name::Valid(n) => {
+                pick(&["a", "idle", "t.1", "x_y-z", "heavy-redirty", "A9"], *n).into()
+            }
+            Name::Text(t) => t.string(),
+        }
+    }
+}
+
+impl<'a> Arbitrary<'a> for Writers {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match choose(u, &[1, 1])? {
+            0 => Writers::Valid(u.arbitrary()?),
+            _ => Writers::Any(u.arbitrary()?),
+        })
+    }
+}
+
+impl Writers {
+    fn render(&self) -> String {
+        match self {
+            Writers::Valid(n) => pick(
+                &[
+                    r#"["sequential", "fixed-ram"]"#,
+                    r#"["fixed-ram"]"#,
+                    r#"["sequential"]"#,
+                    r#"["fixed-ram", "sequential"]"#,
+                ],
+                *n,
+            )
+            .into(),
+            Writers::Any(v) => names(v, WRITERS),
+        }
+    }
+}
+
+impl<'a> Arbitrary<'a> for Int {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match choose(u, &[8, 3, 1, 1, 1, 1, 1, 2, 1, 1])? {
+            0 => Int::Small(u.arbitrary()?),
+            1 => Int::Medium(u.arbitrary()?),
+            2 => Int::Pow2(u.arbitrary()?),
+            3 => Int::Pow2Minus1(u.arbitrary()?),
+            4 => Int::Pow2Plus1(u.arbitrary()?),
+            5 => Int::Negative(u.arbitrary()?),
+            6 => Int::Any(u.arbitrary()?),
+            7 => Int::Edge(u.arbitrary()?),
+            8 => Int::TooBig(u.arbitrary()?),
+            _ => Int::Spelled(u.arbitrary()?, u.arbitrary()?),
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for Float {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match choose(u, &[8, 2, 1, 1])? {
+            0 => Float::Unit(u.arbitrary()?),
+            1 => Float::Special(u.arbitrary()?),
+            2 => Float::Any(u.arbitrary()?),
+            _ => Float::Integer(u.arbitrary()?),
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for SizeVal {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match choose(u, &[6, 1, 3, 1])? {
+            0 => SizeVal::Pages(u.arbitrary()?),
+            1 => SizeVal::Bytes(u.arbitrary()?),
+            2 => SizeVal::Text(u.arbitrary()?, u.arbitrary()?),
+            _ => SizeVal::Odd(u.arbitrary()?),
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for Text {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match choose(u, &[10, 1, 1, 1, 1, 1])? {
+            0 => Text::Word(u.arbitrary()?),
+            1 => Text::Path(u.arbitrary()?),
+            2 => Text::Control(u.arbitrary()?),
+            3 => Text::Empty,
+            4 => Text::Long(u.arbitrary()?, u.arbitrary()?),
+            _ => Text::Any(u.arbitrary()?),
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for Digest {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match choose(u, &[4, 1, 1, 1])? {
+            0 => Digest::Hex(u.arbitrary()?),
+            1 => Digest::Upper(u.arbitrary()?),
+            2 => Digest::Length(u.arbitrary()?),
+            _ => Digest::Other(u.arbitrary()?),
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for Sub {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match choose(u, &[8, 1, 1, 1, 1, 1, 1, 1, 1])? {
+            0 => Sub::RunScenario,
+            1 => Sub::Run,
+            2 => Sub::Replay,
+            3 => Sub::Explore,
+            4 => Sub::Inspect,
+            5 => Sub::Extract,
+            6 => Sub::Report,
+            7 => Sub::Bench,
+            _ => Sub::Other(u.arbitrary()?),
+        })
+    }
+}
+
 // ---------------------------------------------------------------------
 // Rendering.
 
 const WORKLOAD_KINDS: &[&str] = &["idle", "uniform", "hot-set", "sweep"];
 const WRITERS: &[&str] = &["sequential", "fixed-ram"];
-const CAPABILITIES: &[&str] = &[
-    "multifd",
-    "xbzrle",
-    "compress",
-    "postcopy-ram",
-    "fixed-ram",
-    "mapped-ram",
-];
+const CAPABILITIES: &[&str] = &["multifd", "xbzrle", "compress", "postcopy-ram"];
+/// The layout capabilities, which `migration.capabilities` refuses (named
+/// through [`Pick::AnyName`]).
+const LAYOUT_CAPABILITIES: &[&str] = &["fixed-ram", "mapped-ram"];
 const TRANSPORTS: &[&str] = &["file", "tcp", "unix", "exec", "fd"];
 const PROFILES: &[&str] = &["fixed-ram", "mapped-ram"];
 const COMPRESSIONS: &[&str] = &["none", "zlib", "zstd"];
@@ -935,6 +1168,7 @@ const ALL_NAMES: &[&[&str]] = &[
     WORKLOAD_KINDS,
     WRITERS,
     CAPABILITIES,
+    LAYOUT_CAPABILITIES,
     TRANSPORTS,
     PROFILES,
     COMPRESSIONS,
@@ -984,7 +1218,7 @@ impl Pick {
             Pick::Underscore(n) => pick(list, n).replace('-', "_"),
             Pick::AnyName(n) => {
                 let l = ALL_NAMES[usize::from(n) % ALL_NAMES.len()];
-                pick(l, n / 9).into()
+                pick(l, n / 10).into()
             }
         }
     }
@@ -1245,7 +1479,7 @@ struct Lines(String);
 impl Lines {
     fn put<T>(&mut self, key: &str, f: &F<T>, good: impl Fn(&T) -> String) {
         let v = match f {
-            F::Good(t) | F::Good2(t) | F::Good3(t) => good(t),
+            F::Good(t) => good(t),
             F::Absent => return,
             F::Other(v) => v.render(),
         };
@@ -1261,10 +1495,12 @@ fn names(v: &[Pick], list: &[&str]) -> String {
 impl Blocks {
     /// The blocks as (name, size) value texts.
     fn entries(&self) -> Vec<String> {
-        let total = self.blocks.len() * (1 + usize::from(self.repeat));
+        let repeat = usize::from(self.repeat.saturating_sub(223)) * 60;
+        let blocks: Vec<&Block> = std::iter::once(&self.first).chain(&self.more).collect();
+        let total = blocks.len() * (1 + repeat);
         let mut out = Vec::new();
         for i in 0..total.min(2000) {
-            let b = &self.blocks[i % self.blocks.len()];
+            let b = blocks[i % blocks.len()];
             let mut l = Lines(String::new());
             l.put("name", &b.name, |t| {
                 let mut s = t.string();
@@ -1274,7 +1510,7 @@ impl Blocks {
                 quote(&s)
             });
             l.put("size", &b.size, SizeVal::render);
-            if let Some((k, v)) = &b.extra {
+            if let Some((k, v)) = &b.extra.0 {
                 let _ = writeln!(l.0, "{} = {}", quote(&k.string()), v.render());
             }
             out.push(l.0);
@@ -1305,13 +1541,20 @@ impl Doc {
     pub fn render(&self) -> String {
         let extras = |t: u8| -> String {
             let mut o = String::new();
-            for e in self.extra.iter().take(8).filter(|e| e.table % 7 == t) {
+            for e in self
+                .extra
+                .0
+                .iter()
+                .flatten()
+                .take(8)
+                .filter(|e| e.table % 7 == t)
+            {
                 let _ = writeln!(o, "{} = {}", quote(&e.key.string()), e.value.render());
             }
             o
         };
         let mut doc = Lines(String::new());
-        doc.put("name", &self.name, |t| quote(&t.string()));
+        doc.put("name", &self.name, |n| quote(&n.string()));
         doc.put("description", &self.description, |t| quote(&t.string()));
         doc.put("seed", &self.seed, Int::render);
         doc.0.push_str(&extras(0));
@@ -1322,20 +1565,18 @@ impl Doc {
             l.0.push_str(&extras(n));
             let _ = write!(doc.0, "\n[{name}]\n{}{sections}", l.0);
         };
-        if let Some(g) = &self.guest {
+        if let Some(g) = &self.guest.0 {
             table("guest", 1, &|l, s| {
                 l.put("machine", &g.machine, |t| quote(&t.string()));
                 l.put("initial_fill", &g.initial_fill, Float::render);
                 l.put("devices", &g.devices, bool::to_string);
                 match &g.blocks {
-                    F::Good(b) | F::Good2(b) | F::Good3(b) if !b.blocks.is_empty() => {
-                        b.render("guest", "blocks", l, s)
-                    }
-                    f => l.put("blocks", f, |_| "[]".into()),
+                    F::Good(b) => b.render("guest", "blocks", l, s),
+                    f => l.put("blocks", f, |_| unreachable!()),
                 }
             });
         }
-        if let Some(w) = &self.workload {
+        if let Some(w) = &self.workload.0 {
             table("workload", 2, &|l, _| {
                 l.put("kind", &w.kind, |p| quote(&p.render(WORKLOAD_KINDS)));
                 l.put("writes_per_tick", &w.writes_per_tick, Int::render);
@@ -1344,9 +1585,9 @@ impl Doc {
                 l.put("zero_share", &w.zero_share, Float::render);
             });
         }
-        if let Some(m) = &self.migration {
+        if let Some(m) = &self.migration.0 {
             table("migration", 3, &|l, _| {
-                l.put("writers", &m.writers, |v| names(v, WRITERS));
+                l.put("writers", &m.writers, Writers::render);
                 l.put("capabilities", &m.capabilities, |v| names(v, CAPABILITIES));
                 l.put("transport", &m.transport, |p| quote(&p.render(TRANSPORTS)));
                 l.put("profile", &m.profile, |p| quote(&p.render(PROFILES)));
@@ -1356,32 +1597,40 @@ impl Doc {
                 l.put("direct_io", &m.direct_io, bool::to_string);
             });
         }
-        if let Some(p) = &self.parameters {
+        if let Some(p) = &self.parameters.0 {
             table("parameters", 4, &|l, _| {
                 l.put("bandwidth", &p.bandwidth, Int::render);
                 l.put("downtime_ticks", &p.downtime_ticks, Int::render);
                 l.put("max_passes", &p.max_passes, Int::render);
             });
         }
-        if let Some(d) = &self.destination {
+        if let Some(d) = &self.destination.0 {
             table("destination", 5, &|l, s| {
                 l.put("fixed_ram", &d.fixed_ram, bool::to_string);
                 l.put("dirty_memory", &d.dirty_memory, bool::to_string);
-                match &d.blocks {
-                    F::Good(b) | F::Good2(b) | F::Good3(b) if !b.blocks.is_empty() => {
-                        b.render("destination", "blocks", l, s)
-                    }
-                    f => l.put("blocks", f, |_| "[]".into()),
+                match &d.blocks.0 {
+                    Some(F::Good(b)) => b.render("destination", "blocks", l, s),
+                    Some(f) => l.put("blocks", f, |_| unreachable!()),
+                    None => {}
                 }
             });
         }
-        if let Some(e) = &self.expect {
+        if let Some(e) = &self.expect.0 {
             table("expect", 6, &|l, _| {
                 l.put("verdict", &e.verdict, |p| quote(&p.render(VERDICTS)));
-                l.put("error", &e.error, |t| quote(&t.string()));
-                l.put("digest", &e.digest, Digest::render);
-                l.put("min_sequential_ram_ratio", &e.ratio, Float::render);
-                l.put("converged", &e.converged, bool::to_string);
+                let is_error = matches!(&e.verdict, F::Good(p) if p.render(VERDICTS) == "error");
+                if is_error != e.error_mismatch.0.is_some() {
+                    l.put("error", &e.error, |t| quote(&t.string()));
+                }
+                if let Some(d) = &e.digest.0 {
+                    l.put("digest", d, Digest::render);
+                }
+                if let Some(r) = &e.ratio.0 {
+                    l.put("min_sequential_ram_ratio", r, Float::render);
+                }
+                if let Some(c) = &e.converged.0 {
+                    l.put("converged", c, bool::to_string);
+                }
             });
         }
         doc.0
@@ -1420,6 +1669,17 @@ const FLAGS: &[(&str, Kind)] = &[
     ("--version", Kind::None),
     ("--bogus", Kind::Int),
 ];
+
+/// Flag `n`: one of the subcommand's `flags` (7 in 8), or any flag.
+fn flag_of(flags: &[&str], n: u8) -> (&'static str, Kind) {
+    if n < 224 && !flags.is_empty() {
+        let f = flags[usize::from(n) % flags.len()];
+        if let Some(&fk) = FLAGS.iter().find(|(name, _)| *name == f) {
+            return fk;
+        }
+    }
+    FLAGS[usize::from(n) % FLAGS.len()]
+}
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -1478,6 +1738,44 @@ impl Argv {
     /// The words after the program name (before [`confine`]).
     pub fn words(&self) -> Vec<String> {
         let mut w: Vec<String> = Vec::new();
+        let sub_flags: &[&str] = match &self.sub {
+            Sub::RunScenario | Sub::Run => &[
+                "--seed",
+                "--json",
+                "--out",
+                "--bug",
+                "--ram",
+                "--writers",
+                "--file-dir",
+                "--direct-io",
+                "--channels",
+            ],
+            Sub::Explore => &[
+                "--seeds",
+                "--jobs",
+                "--shard",
+                "--json",
+                "--bug",
+                "--no-shrink",
+                "--regressions",
+                "--dry-run",
+                "--max-failures",
+            ],
+            Sub::Replay => &["--bless"],
+            Sub::Inspect => &["--json"],
+            Sub::Extract => &["--block", "-o", "--output"],
+            Sub::Report => &["-o", "--output", "--jobs"],
+            Sub::Bench => &[
+                "--size",
+                "--reps",
+                "--dir",
+                "--channels",
+                "--no-qemu",
+                "--only",
+                "--json",
+            ],
+            Sub::Other(_) => &[],
+        };
         match &self.sub {
             Sub::RunScenario => w.extend(["run".into(), "@scenario".into()]),
             Sub::Run => w.push("run".into()),
@@ -1495,7 +1793,7 @@ impl Argv {
             }
         }
         for a in self.args.iter().take(24) {
-            let flag = |n: u8| FLAGS[usize::from(n) % FLAGS.len()];
+            let flag = |n: u8| flag_of(sub_flags, n);
             match a {
                 Arg::Flag(n, v) | Arg::Flag2(n, v) => {
                     let (f, k) = flag(*n);
