@@ -34,7 +34,7 @@
 //! [`RUN_MAX_BLOCKS`], [`RUN_MAX_CHANNELS`]) is run
 //! in-process without printing, as `migsim run` would: an environment
 //! error is exit 2; otherwise the verdict must agree with the report
-//! (`error` exactly with verdict error, `fail` exactly when an invariant
+//! (a message with verdict error, none with pass; `fail` exactly when an invariant
 //! failed, never `fail` without `--bug`), the digest is 64 hex digits, and
 //! the expectations are checked (exit 0 or 1). Other commands are only
 //! resolved: explore, replay, report and bench bodies are too slow for a
