@@ -401,13 +401,7 @@ impl Args {
 
     /// Resolve the flags into one command's configuration.
     pub fn resolve(self) -> Result<Command, String> {
-        let kvm = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/kvm")
-            .is_ok();
-        // The guest never runs (-S): KVM when it opens.
-        let accel: String = if kvm { "kvm" } else { "tcg" }.into();
+        use migsim_harness::qemu::stopped_guest_accel;
         Ok(match self.cmd {
             Cmd::Qemu {
                 cmd:
@@ -421,7 +415,7 @@ impl Args {
                 limits: migsim_harness::qemu::campaign::Limits {
                     timeout: std::time::Duration::from_secs(timeout.max(1)),
                     rss_limit: 2 << 30,
-                    accel,
+                    accel: stopped_guest_accel(),
                 },
                 json,
             },
@@ -449,7 +443,7 @@ impl Args {
                         limits: migsim_harness::qemu::campaign::Limits {
                             timeout: std::time::Duration::from_secs(timeout.max(1)),
                             rss_limit,
-                            accel,
+                            accel: stopped_guest_accel(),
                         },
                         out,
                     },

@@ -36,15 +36,4 @@ pub fn qemu_or_skip() -> Option<&'static QemuBinary> {
     }
 }
 
-/// Accelerator for guests that never run code (`-S`): `MIGSIM_QEMU_ACCEL`,
-/// else kvm when /dev/kvm opens, else tcg.
-pub fn stopped_guest_accel() -> String {
-    std::env::var("MIGSIM_QEMU_ACCEL").unwrap_or_else(|_| {
-        let kvm = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/kvm")
-            .is_ok();
-        if kvm { "kvm" } else { "tcg" }.to_string()
-    })
-}
+pub use migsim_harness::qemu::stopped_guest_accel;

@@ -312,7 +312,7 @@ fn migsim_load(base: &Base, bytes: &[u8], caps: &Capabilities) -> Result<Vec<u8>
         caps: Some(*caps),
         ..LoadOptions::default()
     };
-    load(&bytes.to_vec(), &opts, &mut dest)?;
+    load(&migsim_format::io::Bytes(bytes), &opts, &mut dest)?;
     let pc = blocks
         .iter()
         .position(|b| b.name == "pc.ram")

@@ -12,3 +12,16 @@ mod qmp;
 pub use binary::{QemuBinary, find};
 pub use process::{QemuProcess, qemu_opt_escape};
 pub use qmp::Qmp;
+
+/// Accelerator for guests that never run code (`-S`): `MIGSIM_QEMU_ACCEL`,
+/// else kvm when /dev/kvm opens, else tcg.
+pub fn stopped_guest_accel() -> String {
+    std::env::var("MIGSIM_QEMU_ACCEL").unwrap_or_else(|_| {
+        let kvm = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok();
+        if kvm { "kvm" } else { "tcg" }.to_string()
+    })
+}
