@@ -61,9 +61,15 @@ struct BigArgs {
 /// `migsim qemu …`.
 #[derive(Subcommand)]
 enum QemuCmd {
-    /// Run a reproducer written by `migsim qemu fuzz --out DIR` again
-    /// (DIR/seed-N.toml: the input is rebuilt from its seed) and exit 1
-    /// when the recorded outcome reproduces, printing it.
+    /// Run a reproducer written by `migsim qemu fuzz --out DIR` again and
+    /// exit 1 when the recorded outcome reproduces, printing it.
+    ///
+    /// DIR/seed-N.toml records the base, the exact mutations (`applied`)
+    /// and the input's SHA-256: the input is rebuilt from them, checked
+    /// against the SHA-256 (a mismatch is said: migsim's bases changed),
+    /// and loaded by a fresh QEMU set up as the campaign did. Exit 0 when
+    /// the outcome or verdict is not the recorded one (fixed, or another
+    /// QEMU).
     Replay {
         /// The reproducer's TOML.
         file: PathBuf,
@@ -88,8 +94,9 @@ enum QemuCmd {
     /// migsim for no documented reason) are deduplicated and, with --out,
     /// saved as the input file and a TOML. QEMU=path picks the binary.
     Fuzz {
-        /// Seed range A..B (end exclusive).
-        #[arg(long, value_parser = parse_range, default_value = "0..200")]
+        /// Seed range A..B (end exclusive). The default, 2,000 loads, is a
+        /// campaign of a few minutes on 2 cores.
+        #[arg(long, value_parser = parse_range, default_value = "0..2000")]
         seeds: (u64, u64),
         /// Stop starting new inputs after SECS seconds.
         #[arg(long, value_name = "SECS")]
@@ -271,7 +278,8 @@ enum Cmd {
         /// Do not measure QEMU even if it is installed.
         #[arg(long)]
         no_qemu: bool,
-        /// Run only these parts: sim, save, restore, qemu (comma-separated).
+        /// Run only these parts: sim, save, restore, qemu, qemu-fuzz
+        /// (comma-separated).
         #[arg(long, value_delimiter = ',', value_name = "PARTS")]
         only: Vec<String>,
         /// Print one JSON object instead of the summary (progress still

@@ -397,7 +397,9 @@ fn bench_summary(r: &BenchReport) -> String {
         m.mem_total as f64 / GIB,
         m.kernel,
         m.dir,
-        if m.page_cache_dropped {
+        if r.restore.is_empty() {
+            ""
+        } else if m.page_cache_dropped {
             " (page cache dropped before reads)"
         } else {
             " (page cache NOT dropped: not root)"
@@ -467,6 +469,27 @@ fn bench_summary(r: &BenchReport) -> String {
     if let Some(why) = &r.qemu_skipped {
         let _ = writeln!(s, "qemu       skipped: {why}");
     }
+    if let Some(f) = &r.qemu_fuzz {
+        let rates: Vec<String> = f
+            .rates
+            .iter()
+            .map(|x| format!("{:.1} loads/s with {} job(s)", x.median, x.jobs))
+            .collect();
+        let outcomes: Vec<String> = f.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(
+            s,
+            "qemu fuzz  seeds 0..{}, -accel {}: {}; outcomes {}{}",
+            f.seeds,
+            f.accel,
+            rates.join(", "),
+            outcomes.join(", "),
+            if f.deterministic {
+                " (the same in every run)"
+            } else {
+                " (NOT the same in every run)"
+            }
+        );
+    }
     for t in &r.targets {
         let _ = writeln!(
             s,
@@ -510,24 +533,45 @@ pub fn qemu_fuzz(r: &migsim_harness::qemu::campaign::CampaignReport) {
 
 /// `migsim qemu replay`'s lines.
 pub fn qemu_replayed(file: &Path, r: &migsim_harness::qemu::campaign::Replayed) {
+    use migsim_harness::qemu::campaign::Outcome;
     let t = &r.trial;
     println!("reproducer {}", file.display());
     println!(
-        "input      seed {} {} {:?}",
-        t.input.seed, t.input.base_name, t.input.mutations
+        "input      seed {} {} {}; {} bytes, sha256 {}{}",
+        t.input.seed,
+        t.input.base_name,
+        t.input.mutations.join(", "),
+        t.input.file_len,
+        &t.input.sha256[..16],
+        if r.same_input {
+            " (as recorded)"
+        } else {
+            " (NOT the recorded input: migsim's base files changed since it was written)"
+        }
     );
-    println!("qemu       {:?}", t.outcome);
+    let detail = match &t.outcome {
+        Outcome::Refused { error } => format!(": {}", term(error)),
+        Outcome::Crashed { last_stderr, .. } if !last_stderr.is_empty() => {
+            format!("; last stderr line: {}", term(last_stderr))
+        }
+        Outcome::MemoryBlowup { rss } => format!(": {rss} bytes resident"),
+        _ => String::new(),
+    };
+    println!("qemu       {}{detail} ({:.2} s)", r.now, t.seconds);
     println!(
         "migsim     {}",
         t.migsim_error.as_deref().map_or("loads".into(), term)
     );
-    println!("verdict    {:?}", t.verdict);
     println!(
-        "{}",
-        if r.reproduced {
-            format!("REPRODUCED the recorded outcome ({})", r.recorded)
-        } else {
-            format!("not reproduced: recorded {}", r.recorded)
-        }
+        "verdict    {}",
+        serde_json::to_value(&t.verdict)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
     );
+    if r.reproduced {
+        println!("REPRODUCED the recorded outcome ({})", r.recorded);
+    } else {
+        println!("not reproduced: recorded {}, now {}", r.recorded, r.now);
+    }
 }

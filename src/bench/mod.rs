@@ -16,11 +16,14 @@
 //! * **qemu** (when QEMU >= 9 is found): QEMU's own mapped-ram save and
 //!   restore of a paused guest with the same RAM size, plain and with 4
 //!   multifd channels, against migsim's.
+//! * **qemu-fuzz** (when QEMU is found): `migsim qemu fuzz`'s loads per
+//!   second, with one QEMU at a time and with one per CPU.
 //!
 //! Every ratio is migsim's throughput over the reference's: above 1 means
 //! migsim is faster. Fields holding ratios have `ratio` in their names.
 
 pub mod qemu;
+pub mod qemu_fuzz;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -216,6 +219,8 @@ pub struct BenchReport {
     pub qemu: Vec<QemuComparison>,
     /// Why QEMU was not measured, if it was not.
     pub qemu_skipped: Option<String>,
+    /// `migsim qemu fuzz`'s loads per second.
+    pub qemu_fuzz: Option<qemu_fuzz::QemuFuzzFigures>,
     /// The targets.
     pub targets: Vec<Target>,
 }
@@ -646,9 +651,9 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
         return Err("--reps must be at least 1".into());
     }
     for p in &o.only {
-        if !["sim", "save", "restore", "qemu"].contains(&p.as_str()) {
+        if !["sim", "save", "restore", "qemu", "qemu-fuzz"].contains(&p.as_str()) {
             return Err(format!(
-                "--only: unknown part {p:?} (use sim, save, restore, qemu)"
+                "--only: unknown part {p:?} (use sim, save, restore, qemu, qemu-fuzz)"
             ));
         }
     }
@@ -680,6 +685,7 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
         restore: Vec::new(),
         qemu: Vec::new(),
         qemu_skipped: None,
+        qemu_fuzz: None,
         targets: Vec::new(),
     };
     if wants(o, "sim") {
@@ -720,6 +726,14 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
     }
     if wants(o, "qemu") {
         qemu_part(o, &mut r, progress);
+    }
+    if wants(o, "qemu-fuzz") && o.qemu {
+        match migsim_harness::qemu::find() {
+            Ok(q) => {
+                r.qemu_fuzz = Some(qemu_fuzz::measure(&q, r.machine.cpus, o.reps, progress)?);
+            }
+            Err(e) => r.qemu_skipped = Some(e),
+        }
     }
     let _ = std::fs::remove_file(o.dir.join("bench-fixed-ram.mig"));
     r.targets = targets(&r);

@@ -2014,7 +2014,7 @@ fn qemu_fuzz_campaign_bases_load_equal_and_seeds_are_deterministic() {
 }
 
 /// A finding of `migsim qemu fuzz`, kept in
-/// `tests/data/qemu/findings/mapped-ram-page-size-0.toml`: QEMU 10.0.2
+/// `tests/data/qemu/findings/mapped-ram-page-size-0-sigfpe.toml`: QEMU 10.0.2
 /// divides a mapped-ram block's length by the header's page_size without
 /// checking it, so a header saying 0 kills QEMU with SIGFPE during
 /// `migrate-incoming`. The test rebuilds the input from QEMU's own save
@@ -2095,39 +2095,56 @@ fn wait_exit(
     }
 }
 
-/// Two more crash classes `migsim qemu fuzz` found in QEMU 10.0.2, kept by
-/// seed (the campaign is deterministic: the seed is the reproducer):
-/// a mapped-ram file cut short inside a page area (seed 255) kills QEMU
-/// with SIGSEGV, and a block list whose used_length is huge (seed 1507:
-/// 0x7fffffffffffffff for /rom@etc/table-loader) makes it abort in
-/// g_malloc ("failed to allocate 281474976710656 bytes", SIGTRAP), as
-/// QEMU sizes the block's bitmap from the file's used_length without
-/// comparing it to its own block for mapped-ram. migsim refuses both
-/// files. On another QEMU version the outcomes are printed, not asserted.
+/// Every finding of `migsim qemu fuzz` kept under
+/// `tests/data/qemu/findings/` (a reproducer TOML each: base, exact
+/// mutations, input SHA-256, QEMU's recorded outcome) replayed through
+/// `migsim qemu replay --json` against the installed QEMU: the rebuilt
+/// input is byte for byte the recorded one (same base, same mutations,
+/// same SHA-256: the campaign is deterministic), and with QEMU 10.0.x the
+/// recorded outcome comes back and the command exits 1 (on another QEMU
+/// version the outcome is printed, not asserted).
 #[test]
-fn qemu_10_crashes_on_a_truncated_page_area_and_a_huge_used_length() {
-    use migsim_harness::qemu::campaign::{Limits, Outcome, bases, input, trial};
+fn every_saved_qemu_finding_reproduces() {
     let Some(info) = qemu() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let bases = bases();
-    let limits = Limits {
-        timeout: Duration::from_secs(20),
-        rss_limit: 2 << 30,
-        accel: info.accel.clone(),
-    };
-    for (seed, signal) in [(255u64, "SIGSEGV"), (1507, "SIGTRAP")] {
-        let t = trial(&info.qemu, &bases, input(&bases, seed), dir.path(), &limits).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/qemu/findings");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{}: {files:?}", dir.display());
+    for f in &files {
+        let out = Command::new(env!("CARGO_BIN_EXE_migsim"))
+            .args(["qemu", "replay", "--json"])
+            .arg(f)
+            .env("QEMU", &info.bin)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; stderr: {}",
+                f.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
         println!(
-            "seed {seed}: {:?} -> {:?}; migsim: {:?}",
-            t.input.mutations, t.outcome, t.migsim_error
+            "{}: recorded {}, now {} (QEMU {})",
+            f.file_name().unwrap().to_string_lossy(),
+            v["recorded"],
+            v["now"],
+            info.short_version()
         );
-        assert!(t.migsim_error.is_some(), "seed {seed}: migsim loaded it");
+        assert_eq!(
+            v["same_input"],
+            true,
+            "{}: the rebuilt input is not the recorded one: migsim's base files changed; \
+             re-record with `migsim qemu fuzz --seeds N..N+1 --out DIR` (seed in the file)",
+            f.display()
+        );
         if info.is_10_0() {
-            assert!(
-                matches!(&t.outcome, Outcome::Crashed { signal: s, .. } if s == signal),
-                "seed {seed}: QEMU 10.0.x no longer dies of {signal}: {:?}",
-                t.outcome
-            );
+            assert_eq!(v["reproduced"], true, "{}: {v}", f.display());
+            assert_eq!(out.status.code(), Some(1), "{}", f.display());
         }
     }
 }

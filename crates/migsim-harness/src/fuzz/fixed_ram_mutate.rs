@@ -35,7 +35,8 @@ pub struct MutateInput {
 }
 
 /// One change to a valid file. `block` is taken modulo the block count.
-#[derive(Clone, Debug, Arbitrary)]
+/// Serialisable, so a reproducer records exactly what was applied.
+#[derive(Clone, Debug, Arbitrary, serde::Serialize, serde::Deserialize)]
 pub enum Mutation {
     /// The fixed-ram header's version (be32 at header+0).
     HeaderVersion {
@@ -133,7 +134,7 @@ pub enum Mutation {
 }
 
 /// A hostile 32-bit value.
-#[derive(Clone, Copy, Debug, Arbitrary)]
+#[derive(Clone, Copy, Debug, Arbitrary, serde::Serialize, serde::Deserialize)]
 pub enum Value32 {
     /// This value.
     Exact(u32),
@@ -143,7 +144,7 @@ pub enum Value32 {
 
 /// A hostile 64-bit value, relative to the field's valid value and the
 /// file's layout.
-#[derive(Clone, Copy, Debug, Arbitrary)]
+#[derive(Clone, Copy, Debug, Arbitrary, serde::Serialize, serde::Deserialize)]
 pub enum Value64 {
     /// This value.
     Exact(u64),

@@ -110,6 +110,8 @@ pub struct Input {
     pub multifd_channels: Option<u32>,
     /// Bytes of the file QEMU loads.
     pub file_len: u64,
+    /// SHA-256 of those bytes (hex): the same seed gives the same one.
+    pub sha256: String,
     /// The mutations themselves.
     #[serde(skip)]
     pub applied: Vec<Mutation>,
@@ -148,9 +150,18 @@ pub fn build(
         mutations: mutations.iter().map(|m| format!("{m:?}")).collect(),
         multifd_channels,
         file_len: bytes.len() as u64,
+        sha256: sha256_hex(&bytes),
         applied: mutations,
         bytes,
     }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The input of `seed`: always the same bytes.
@@ -302,9 +313,13 @@ pub struct Limits {
 /// option ROMs shadow pc.ram) to the end of the guest's RAM.
 const COMPARE_FROM: u64 = 1 << 20;
 
-/// migsim's strict reader on `bytes` into the base's blocks: pc.ram's
-/// bytes from [`COMPARE_FROM`], or the error.
-fn migsim_load(base: &Base, bytes: &[u8], caps: &Capabilities) -> Result<Vec<u8>, LoadError> {
+/// migsim's strict reader on `bytes` into the base's blocks: the loaded
+/// destination and pc.ram's index, or the error.
+fn migsim_load(
+    base: &Base,
+    bytes: &[u8],
+    caps: &Capabilities,
+) -> Result<(Destination, usize), LoadError> {
     let blocks = base.scenario.blocks();
     let mut dest = Destination::new(&blocks, false);
     let opts = LoadOptions {
@@ -317,10 +332,33 @@ fn migsim_load(base: &Base, bytes: &[u8], caps: &Capabilities) -> Result<Vec<u8>
         .iter()
         .position(|b| b.name == "pc.ram")
         .expect("a pc.ram");
-    let first = COMPARE_FROM / 4096;
-    Ok((first..blocks[pc].pages())
-        .flat_map(|p| dest.page(pc, p).to_vec())
-        .collect())
+    Ok((dest, pc))
+}
+
+/// Write `bytes` to `path` as a sparse file: all-zero 4 KiB chunks are
+/// left as holes (a reproducer of a 16 MiB guest is mostly holes, and
+/// the campaign writes one file per input).
+pub fn write_sparse(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::create(path)?;
+    f.set_len(bytes.len() as u64)?;
+    let mut at = 0usize;
+    while at < bytes.len() {
+        // The next run of chunks that are not all zero.
+        let chunk = |i: usize| &bytes[i..(i + 4096).min(bytes.len())];
+        if chunk(at).iter().all(|&b| b == 0) {
+            at += 4096;
+            continue;
+        }
+        let mut end = at;
+        while end < bytes.len() && !chunk(end).iter().all(|&b| b == 0) {
+            end += 4096;
+        }
+        let end = end.min(bytes.len());
+        f.write_all_at(&bytes[at..end], at as u64)?;
+        at = end;
+    }
+    Ok(())
 }
 
 fn signal_name(sig: i32) -> String {
@@ -344,10 +382,64 @@ pub fn trial(
     dir: &Path,
     limits: &Limits,
 ) -> Result<Trial, String> {
-    use std::os::unix::process::ExitStatusExt;
     let base = &bases[input.base];
     let path = dir.join(format!("input-{}.mig", input.seed));
-    std::fs::write(&path, &input.bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    write_sparse(&path, &input.bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut mcaps = Capabilities::for_profile(Profile::MappedRam);
+    if base.layout == Layout::FixedRam {
+        mcaps
+            .set(&[(migsim_format::Capability::MappedRam, true)])
+            .map_err(|e| e.to_string())?;
+    }
+    // migsim's reader works on its own thread while QEMU loads.
+    let (qemu, ours) = std::thread::scope(|s| {
+        let ours = s.spawn(|| migsim_load(base, &input.bytes, &mcaps));
+        let qemu = qemu_load(q, base, &input, &path, dir, limits);
+        (qemu, ours.join())
+    });
+    let _ = std::fs::remove_file(&path);
+    let (outcome, qemu_memory, seconds) = qemu?;
+    let ours = ours.map_err(|_| format!("seed {}: migsim's reader panicked", input.seed))?;
+    let first = (COMPARE_FROM / 4096) as usize * 4096;
+    let verdict = match (&outcome, &ours, &qemu_memory) {
+        (Outcome::Loaded, Ok((d, pc)), Some(q)) if &d.block(*pc)[first..] == q.as_slice() => {
+            Verdict::BothLoadEqual
+        }
+        (Outcome::Loaded, Ok(_), _) => Verdict::MemoryDiffers,
+        (Outcome::Loaded, Err(_), _) => Verdict::QemuLoadsMigsimRefuses,
+        (Outcome::Refused { .. }, Err(_), _) => Verdict::BothRefuse,
+        (Outcome::Refused { .. }, Ok(_), _) => Verdict::QemuRefusesMigsimLoads,
+        _ => Verdict::QemuFailed,
+    };
+    let divergence = match (&verdict, &ours) {
+        (Verdict::QemuLoadsMigsimRefuses, Err(LoadError::SizeMismatch { .. }))
+            if base.layout == Layout::FixedRam =>
+        {
+            Some(KNOWN_DIVERGENCES[0].0)
+        }
+        _ => None,
+    };
+    Ok(Trial {
+        input,
+        outcome,
+        migsim_error: ours.err().map(|e| e.to_string()),
+        verdict,
+        divergence,
+        seconds,
+    })
+}
+
+/// A fresh QEMU loads the file at `path`: its outcome, its memory from
+/// [`COMPARE_FROM`] where it loaded, and the seconds it took.
+fn qemu_load(
+    q: &QemuBinary,
+    base: &Base,
+    input: &Input,
+    path: &Path,
+    dir: &Path,
+    limits: &Limits,
+) -> Result<(Outcome, Option<Vec<u8>>, f64), String> {
+    use std::os::unix::process::ExitStatusExt;
     let log = dir.join(format!("qemu-{}.log", input.seed));
     let mib = base.mib.to_string();
     let args = [
@@ -428,44 +520,12 @@ pub fn trial(
     } else {
         None
     };
-    let seconds = t0.elapsed().as_secs_f64();
-    drop(p);
-    let _ = std::fs::remove_file(&path);
-    let mut mcaps = Capabilities::for_profile(Profile::MappedRam);
-    if base.layout == Layout::FixedRam {
-        mcaps
-            .set(&[(migsim_format::Capability::MappedRam, true)])
-            .map_err(|e| e.to_string())?;
-    }
-    let ours = migsim_load(base, &input.bytes, &mcaps);
-    let verdict = match (&outcome, &ours, &qemu_memory) {
-        (Outcome::Loaded, Ok(m), Some(q)) if m == q => Verdict::BothLoadEqual,
-        (Outcome::Loaded, Ok(_), _) => Verdict::MemoryDiffers,
-        (Outcome::Loaded, Err(_), _) => Verdict::QemuLoadsMigsimRefuses,
-        (Outcome::Refused { .. }, Err(_), _) => Verdict::BothRefuse,
-        (Outcome::Refused { .. }, Ok(_), _) => Verdict::QemuRefusesMigsimLoads,
-        _ => Verdict::QemuFailed,
-    };
-    let divergence = match (&verdict, &ours) {
-        (Verdict::QemuLoadsMigsimRefuses, Err(LoadError::SizeMismatch { .. }))
-            if base.layout == Layout::FixedRam =>
-        {
-            Some(KNOWN_DIVERGENCES[0].0)
-        }
-        _ => None,
-    };
-    Ok(Trial {
-        input,
-        outcome,
-        migsim_error: ours.err().map(|e| e.to_string()),
-        verdict,
-        divergence,
-        seconds,
-    })
+    Ok((outcome, qemu_memory, t0.elapsed().as_secs_f64()))
 }
 
 /// What a finding is, for deduplication: the outcome's kind, signal and
-/// QEMU's last line, or the verdict, and the mutated fields.
+/// QEMU's last line, or the verdict; the mutated fields; and whether
+/// multifd channels loaded the pages.
 pub fn finding_key(t: &Trial) -> String {
     let fields: Vec<&str> = t
         .input
@@ -478,15 +538,21 @@ pub fn finding_key(t: &Trial) -> String {
             signal,
             last_stderr,
         } => {
-            // Numbers (sizes, offsets) vary between inputs of one bug; a
-            // host CPUID warning is not QEMU's last word on the crash.
+            // Numbers (sizes, offsets) vary between inputs of one bug: a
+            // run of digits becomes one `#`. A host CPUID warning is not
+            // QEMU's last word on the crash.
             let line = if last_stderr.contains("host doesn't support requested feature") {
                 String::new()
             } else {
-                last_stderr
-                    .chars()
-                    .map(|c| if c.is_ascii_digit() { '#' } else { c })
-                    .collect()
+                let mut line = String::new();
+                for c in last_stderr.chars() {
+                    match c {
+                        '0'..='9' if line.ends_with('#') => {}
+                        '0'..='9' => line.push('#'),
+                        c => line.push(c),
+                    }
+                }
+                line
             };
             format!("crashed {signal}: {line}")
         }
@@ -494,17 +560,31 @@ pub fn finding_key(t: &Trial) -> String {
         Outcome::MemoryBlowup { .. } => "memory-blowup".into(),
         _ => format!("{:?}", t.verdict),
     };
-    format!("{what} [{}] ({})", fields.join(","), t.input.base_name)
+    // The base is not part of it: one bug shows on every base; whether
+    // multifd loaded the pages is (another code path in QEMU).
+    let path = if t.input.multifd_channels.is_some() {
+        " multifd"
+    } else {
+        ""
+    };
+    format!("{what} [{}]{path}", fields.join(","))
 }
 
-/// The reproducer of a finding: the input file and a TOML describing it.
+/// The reproducer of a finding: a TOML saying what the input is (base,
+/// seed, the exact mutations as JSON in `applied`, their readable form in
+/// `mutations`, the input's SHA-256), how QEMU was set up and what it
+/// did. [`replay`] rebuilds the input from it; the `.mig` beside it holds
+/// the same bytes.
 pub fn reproducer_toml(t: &Trial, q: &QemuBinary) -> String {
+    let applied = serde_json::to_string(&t.input.applied).unwrap_or_default();
     let v: Value = json!({
         "seed": t.input.seed,
         "base": t.input.base_name,
         "mutations": t.input.mutations,
+        "applied": applied,
         "multifd_channels": t.input.multifd_channels,
         "file_len": t.input.file_len,
+        "sha256": t.input.sha256,
         "qemu": q.version_line,
         "outcome": serde_json::to_value(&t.outcome).unwrap_or(Value::Null),
         "verdict": serde_json::to_value(&t.verdict).unwrap_or(Value::Null),
@@ -691,7 +771,7 @@ pub fn run_campaign(
             Some(out) => {
                 std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
                 let stem = out.join(format!("seed-{}", t.input.seed));
-                std::fs::write(stem.with_extension("mig"), &t.input.bytes)
+                write_sparse(&stem.with_extension("mig"), &t.input.bytes)
                     .map_err(|e| format!("{}: {e}", stem.display()))?;
                 std::fs::write(stem.with_extension("toml"), reproducer_toml(t, q))
                     .map_err(|e| format!("{}: {e}", stem.display()))?;
@@ -719,8 +799,17 @@ impl Drop for ScratchDir {
     }
 }
 
+/// The campaign's scratch directory (each input and QEMU's `pmemsave`
+/// pass through a file): under `/dev/shm` (memory, so a load reads no
+/// disk) unless `TMPDIR` names another place or there is no `/dev/shm`.
 fn tempfile_dir() -> Result<ScratchDir, String> {
-    let d = std::env::temp_dir().join(format!("migsim-qemu-fuzz-{}", std::process::id()));
+    let shm = Path::new("/dev/shm");
+    let root = if std::env::var_os("TMPDIR").is_none() && shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let d = root.join(format!("migsim-qemu-fuzz-{}", std::process::id()));
     std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
     Ok(ScratchDir(d))
 }
@@ -730,48 +819,88 @@ fn tempfile_dir() -> Result<ScratchDir, String> {
 pub struct Replayed {
     /// The trial run again.
     pub trial: Trial,
-    /// The outcome the reproducer records.
+    /// The outcome the reproducer records (`crashed SIGSEGV`, `loaded`, ...).
     pub recorded: String,
-    /// Whether the same outcome (and verdict) came back.
+    /// The outcome now, in the same words.
+    pub now: String,
+    /// The rebuilt input has the SHA-256 the reproducer records (`false`:
+    /// migsim's base files changed since it was written; the outcome is
+    /// then of a different file).
+    pub same_input: bool,
+    /// Whether the same outcome (signal included) and verdict came back.
     pub reproduced: bool,
 }
 
-/// Run a reproducer written by [`run_campaign`] again: its input is
-/// rebuilt from the seed (the campaign is deterministic) and minimised
-/// the same way, loaded by a fresh QEMU, and compared with what the file
-/// records.
+/// An outcome in a few words: its kind, and the signal of a crash.
+fn outcome_words(kind: &str, signal: Option<&str>) -> String {
+    match signal {
+        Some(s) => format!("{kind} {s}"),
+        None => kind.to_string(),
+    }
+}
+
+/// Run a reproducer written by [`run_campaign`] again: the input is
+/// rebuilt from its base and the exact mutations it records (`applied`),
+/// checked against the recorded SHA-256, loaded by a fresh QEMU, and the
+/// outcome and verdict compared with what the file records.
 pub fn replay(q: &QemuBinary, toml_path: &Path, limits: &Limits) -> Result<Replayed, String> {
-    let text =
-        std::fs::read_to_string(toml_path).map_err(|e| format!("{}: {e}", toml_path.display()))?;
-    let v: toml::Value =
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", toml_path.display()))?;
+    let at = toml_path.display();
+    let text = std::fs::read_to_string(toml_path).map_err(|e| format!("{at}: {e}"))?;
+    let v: toml::Value = toml::from_str(&text).map_err(|e| format!("{at}: {e}"))?;
+    let str_field = |k: &str| v.get(k).and_then(toml::Value::as_str);
+    let not_one = "not a reproducer written by `migsim qemu fuzz --out`";
+    // The seed only names the input (a reproducer made by hand has none):
+    // the bytes come from the base and `applied`.
     let seed = v
         .get("seed")
         .and_then(toml::Value::as_integer)
-        .ok_or_else(|| format!("{}: no seed", toml_path.display()))? as u64;
-    let recorded = v
-        .get("outcome")
-        .and_then(|o| o.get("outcome"))
-        .and_then(toml::Value::as_str)
-        .unwrap_or("?")
-        .to_string();
-    let verdict = v
-        .get("verdict")
-        .and_then(toml::Value::as_str)
-        .unwrap_or("?");
+        .map_or(0, |s| s as u64);
+    let base_name = str_field("base").ok_or_else(|| format!("{at}: no `base`: {not_one}"))?;
+    let applied: Vec<Mutation> = serde_json::from_str(
+        str_field("applied").ok_or_else(|| format!("{at}: no `applied` mutations: {not_one}"))?,
+    )
+    .map_err(|e| format!("{at}: `applied`: {e}"))?;
+    let multifd = v
+        .get("multifd_channels")
+        .and_then(toml::Value::as_integer)
+        .map(|n| n as u32);
+    let outcome = v.get("outcome");
+    let recorded = outcome_words(
+        outcome
+            .and_then(|o| o.get("outcome"))
+            .and_then(toml::Value::as_str)
+            .unwrap_or("?"),
+        outcome
+            .and_then(|o| o.get("signal"))
+            .and_then(toml::Value::as_str),
+    );
+    let verdict = str_field("verdict").unwrap_or("?");
     let bases = bases();
+    let base = bases
+        .iter()
+        .position(|b| b.name == base_name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = bases.iter().map(|b| b.name.as_str()).collect();
+            format!("{at}: no base {base_name:?} (bases: {})", names.join(", "))
+        })?;
+    let input = build(&bases, seed, base, applied, multifd);
+    let same_input = str_field("sha256") == Some(input.sha256.as_str());
     let dir = tempfile_dir()?;
-    let t = trial(q, &bases, input(&bases, seed), &dir.0, limits)?;
-    let t = if t.is_finding() {
-        minimise(q, &bases, t, &dir.0, limits)?
-    } else {
-        t
-    };
+    let t = trial(q, &bases, input, &dir.0, limits)?;
+    let now = outcome_words(
+        outcome_name(&t.outcome),
+        match &t.outcome {
+            Outcome::Crashed { signal, .. } => Some(signal.as_str()),
+            _ => None,
+        },
+    );
     let got_verdict = serde_json::to_value(&t.verdict).unwrap_or(Value::Null);
-    let reproduced = outcome_name(&t.outcome) == recorded && got_verdict == verdict;
+    let reproduced = now == recorded && got_verdict == verdict;
     Ok(Replayed {
         trial: t,
         recorded,
+        now,
+        same_input,
         reproduced,
     })
 }

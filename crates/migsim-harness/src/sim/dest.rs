@@ -117,6 +117,11 @@ impl Destination {
         }
     }
 
+    /// All of local block `block`'s memory.
+    pub fn block(&self, block: usize) -> &[u8] {
+        &self.mem[block]
+    }
+
     /// One page of local block `block`.
     pub fn page(&self, block: usize, page: u64) -> &[u8] {
         let s = (page * PAGE_SIZE) as usize;
