@@ -61,6 +61,44 @@ struct BigArgs {
 /// `migsim qemu …`.
 #[derive(Subcommand)]
 enum QemuCmd {
+    /// Run a scenario's workload inside a real QEMU guest and judge QEMU's
+    /// own live save of it, once per layout of the scenario.
+    ///
+    /// migsim's guest program (no OS; PVH boot) dirties pc.ram the way
+    /// the scenario's workload does, writing migsim's page contents, while
+    /// QEMU saves it live to a file (mapped-ram for the fixed-ram layout)
+    /// with max-bandwidth and downtime-limit from the scenario's bandwidth
+    /// and downtime (in ticks of --tick-ms), forcing the switchover after
+    /// max_passes dirty syncs. Then migsim's restore of the file, and a
+    /// fresh QEMU's load of it, must equal the stopped source's RAM page
+    /// for page, and the mapped-ram file must sit at migsim's layout
+    /// bound. The guest's pages and contents follow from the seed; QEMU's
+    /// timing (syncs, sizes) does not. Exit 1 when a check fails.
+    /// QEMU=path picks the binary.
+    Run {
+        /// The scenario (pc.ram of whole MiB up to 2 GiB; workload,
+        /// bandwidth, downtime_ticks, max_passes; capabilities multifd at
+        /// most).
+        scenario: PathBuf,
+        /// Milliseconds of one scenario tick: sets QEMU's max-bandwidth
+        /// (bandwidth pages per tick) and downtime-limit, and the guest's
+        /// pace (writes_per_tick per tick).
+        #[arg(long, default_value_t = 10, value_name = "MS")]
+        tick_ms: u64,
+        /// `-accel` of the source: the guest runs code, so TCG by default
+        /// (KVM on these machines runs it slowly).
+        #[arg(long, default_value = "tcg")]
+        accel: String,
+        /// Seconds one save or load may take.
+        #[arg(long, default_value_t = 600, value_name = "SECS")]
+        timeout: u64,
+        /// Keep the files (both layouts' saves, QEMU logs) here.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a reproducer written by `migsim qemu fuzz --out DIR` again and
     /// exit 1 when the recorded outcome reproduces, printing it.
     ///
@@ -291,6 +329,15 @@ enum Cmd {
 
 /// One command, resolved: every default filled in, every input checked.
 pub enum Command {
+    /// `migsim qemu run`.
+    QemuRun {
+        /// The scenario.
+        scenario: Box<Scenario>,
+        /// How it runs.
+        opts: migsim_harness::qemu::live::LiveOptions,
+        /// Print JSON.
+        json: bool,
+    },
     /// `migsim qemu replay`.
     QemuReplay {
         /// The reproducer.
@@ -411,6 +458,34 @@ impl Args {
     pub fn resolve(self) -> Result<Command, String> {
         use migsim_harness::qemu::stopped_guest_accel;
         Ok(match self.cmd {
+            Cmd::Qemu {
+                cmd:
+                    QemuCmd::Run {
+                        scenario,
+                        tick_ms,
+                        accel,
+                        timeout,
+                        out,
+                        json,
+                    },
+            } => {
+                if let Some(dir) = &out {
+                    crate::files::check_output_dir(dir, "--out")?;
+                }
+                if tick_ms == 0 {
+                    return Err("--tick-ms must be at least 1".into());
+                }
+                Command::QemuRun {
+                    scenario: Box::new(Scenario::load(&scenario)?),
+                    opts: migsim_harness::qemu::live::LiveOptions {
+                        accel,
+                        tick_ms,
+                        timeout: std::time::Duration::from_secs(timeout.max(1)),
+                        out,
+                    },
+                    json,
+                }
+            }
             Cmd::Qemu {
                 cmd:
                     QemuCmd::Replay {

@@ -36,6 +36,25 @@ fn main() -> ExitCode {
 fn execute(cmd: Command) -> Result<ExitCode, String> {
     match cmd {
         Command::QemuFuzz { opts, json } => cmd_qemu_fuzz(&opts, json),
+        Command::QemuRun {
+            scenario,
+            opts,
+            json,
+        } => {
+            let q = migsim_harness::qemu::find()?;
+            let quiet = json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let r = migsim_harness::qemu::live::run_live(&q, &scenario, &opts, &mut |m| {
+                if !quiet {
+                    eprintln!("qemu run: {m}");
+                }
+            })?;
+            if json {
+                render::json(&r)?;
+            } else {
+                render::qemu_run(&r);
+            }
+            Ok(exit_code(r.pass))
+        }
         Command::QemuReplay { file, limits, json } => {
             let q = migsim_harness::qemu::find()?;
             let r = migsim_harness::qemu::campaign::replay(&q, &file, &limits)?;

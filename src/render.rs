@@ -575,3 +575,102 @@ pub fn qemu_replayed(file: &Path, r: &migsim_harness::qemu::campaign::Replayed) 
         println!("not reproduced: recorded {}, now {}", r.recorded, r.now);
     }
 }
+
+/// `migsim qemu run`'s summary: per layout, the save (syncs, file size at
+/// each sync), the restores and the bound.
+pub fn qemu_run(r: &migsim_harness::qemu::live::LiveReport) {
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
+    println!("scenario   {} (seed {})", r.scenario, r.seed);
+    println!("qemu       {}; source -accel {}", r.qemu, r.accel);
+    let g = &r.guest;
+    println!(
+        "guest      pc.ram {}; work region pages {:#x}..{:#x} ({} pages), {:?}, {} writes per tick of {} ms{}",
+        mib(r.ram),
+        g.first_page,
+        g.first_page + g.pages,
+        g.pages,
+        g.kind,
+        g.writes_per_tick,
+        r.tick_ms,
+        if g.hot_pages > 0 {
+            format!(", hot set {} pages", g.hot_pages)
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "link       max-bandwidth {}/s, downtime-limit {} ms; switchover forced after {} syncs",
+        mib(r.max_bandwidth),
+        r.downtime_limit_ms,
+        r.force_after_syncs
+    );
+    for x in &r.runs {
+        println!(
+            "{:<10} {}: {} syncs{}, file {} = {:.2}x RAM, sent {}, {} ms ({} ms down), guest {:.0} writes/s",
+            x.layout.name(),
+            if x.pass { "PASS" } else { "FAIL" },
+            x.dirty_syncs,
+            x.forced_at_sync
+                .map_or(String::new(), |s| format!(" (forced at {s})")),
+            mib(x.file_len),
+            x.file_over_ram,
+            mib(x.transferred),
+            x.total_time_ms,
+            x.downtime_ms,
+            x.guest_writes_per_second
+        );
+        let sizes: Vec<String> = x
+            .at_sync
+            .iter()
+            .map(|a| format!("{}:{}", a.sync, mib(a.file_len)))
+            .collect();
+        println!("           file at each sync  {}", sizes.join("  "));
+        let c = &x.source_pages;
+        println!(
+            "           source work region: {} data pages (up to v{}), {} zero, {} foreign{}",
+            c.data,
+            c.max_version,
+            c.zero,
+            c.foreign,
+            if c.foreign > 0 {
+                " (the guest wrote bytes that are not migsim's page contents)"
+            } else {
+                ""
+            }
+        );
+        for c in &x.restores {
+            match &c.error {
+                Some(e) => println!("           {} restore FAILED: {}", c.by, term(e)),
+                None if c.differing == 0 => println!(
+                    "           {} restore equals the stopped source: {} pages",
+                    c.by, c.pages
+                ),
+                None => {
+                    println!(
+                        "           {} restore DIFFERS from the stopped source: {} of {} pages",
+                        c.by, c.differing, c.pages
+                    );
+                    for n in &c.named {
+                        println!("             {n}");
+                    }
+                }
+            }
+        }
+        if let Some(b) = &x.bound {
+            println!(
+                "           bound {}: page areas end at {} (migsim's layout{}), then {} bytes ({} PART sections, device state, vmdesc)",
+                if b.within { "held" } else { "EXCEEDED" },
+                mib(b.ram_end),
+                if b.offsets_match {
+                    ""
+                } else {
+                    ": QEMU's offsets DIFFER"
+                },
+                b.tail,
+                b.parts
+            );
+        }
+    }
+    println!("verdict    {}", if r.pass { "PASS" } else { "FAIL" });
+    println!("note       {}", r.deterministic);
+}

@@ -1,11 +1,15 @@
 //! The QEMU driver shared by `migsim bench`, the interop tests and the
 //! `migsim qemu` commands: [`find`] picks the binary ([`QemuBinary`]),
 //! [`Qmp`] speaks QMP on a unix socket, [`QemuProcess`] is one running
-//! QEMU, killed (its socket and log removed) when dropped.
+//! QEMU, killed (its socket and log removed) when dropped. [`guest`] is
+//! the guest program migsim boots in QEMU and [`live`] runs a scenario's
+//! workload in it (`migsim qemu run`).
 
 mod binary;
 #[cfg(feature = "fuzz")]
 pub mod campaign;
+pub mod guest;
+pub mod live;
 mod process;
 mod qmp;
 
