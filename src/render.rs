@@ -632,10 +632,10 @@ pub fn qemu_run(r: &migsim_harness::qemu::live::LiveReport) {
             c.max_version,
             c.zero,
             c.foreign,
-            if c.foreign > 0 {
-                " (the guest wrote bytes that are not migsim's page contents)"
-            } else {
-                ""
+            match c.foreign {
+                0 => "",
+                1 => " (the page being written when the vCPU stopped, torn)",
+                _ => " (the guest wrote bytes that are not migsim's page contents)",
             }
         );
         for c in &x.restores {

@@ -10,6 +10,7 @@ mod bench;
 mod channels;
 mod explore;
 mod fuzz_corpus;
+mod guest_binary;
 mod properties;
 mod qemu_files;
 mod qemu_files_damaged;

@@ -734,6 +734,7 @@ pub fn run_campaign(
         divergences: Default::default(),
         findings: Vec::new(),
     };
+    let mut minimised: std::collections::BTreeMap<String, usize> = Default::default();
     for t in trials.values() {
         *report
             .outcomes
@@ -750,12 +751,22 @@ pub fn run_campaign(
         if !t.is_finding() {
             continue;
         }
-        let t = &minimise(q, &bases, t.clone(), &dir.0, &opts.limits)?;
-        let key = finding_key(t);
-        if let Some(f) = report.findings.iter_mut().find(|f| f.key == key) {
-            f.count += 1;
+        // A trial whose unminimised key was seen before shrinks the same
+        // way: count it there instead of minimising it again (each try is
+        // a fresh QEMU).
+        let raw = finding_key(t);
+        if let Some(&i) = minimised.get(&raw) {
+            report.findings[i].count += 1;
             continue;
         }
+        let t = &minimise(q, &bases, t.clone(), &dir.0, &opts.limits)?;
+        let key = finding_key(t);
+        if let Some(i) = report.findings.iter().position(|f| f.key == key) {
+            report.findings[i].count += 1;
+            minimised.insert(raw, i);
+            continue;
+        }
+        minimised.insert(raw, report.findings.len());
         let replay = match &opts.out {
             Some(out) => format!(
                 "migsim qemu replay {}",
