@@ -579,6 +579,7 @@ pub fn qemu_replayed(file: &Path, r: &migsim_harness::qemu::campaign::Replayed) 
 /// `migsim qemu run`'s summary: per layout, the save (syncs, file size at
 /// each sync), the restores and the bound.
 pub fn qemu_run(r: &migsim_harness::qemu::live::LiveReport) {
+    const MIB: f64 = (1u64 << 20) as f64;
     let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
     println!("scenario   {} (seed {})", r.scenario, r.seed);
     println!("qemu       {}; source -accel {}", r.qemu, r.accel);
@@ -670,6 +671,63 @@ pub fn qemu_run(r: &migsim_harness::qemu::live::LiveReport) {
                 b.parts
             );
         }
+    }
+    match (&r.simulation, &r.simulation_skipped) {
+        (Some(sim), _) => {
+            println!(
+                "simulated  {}: {} live passes + final ({}), {} pages sent; file size after each pass beside QEMU's at each sync:",
+                sim.verdict.to_uppercase(),
+                sim.passes,
+                if sim.converged {
+                    "converged"
+                } else {
+                    "forced at max_passes"
+                },
+                sim.pages_sent
+            );
+            for (layout, sizes) in &sim.size_after_pass {
+                let s: Vec<String> = sizes
+                    .iter()
+                    .map(|b| format!("{:.1}", *b as f64 / MIB))
+                    .collect();
+                println!(
+                    "           {:<10} sim  MiB after setup, then each pass {}",
+                    layout.name(),
+                    s.join(" ")
+                );
+                if let Some(x) = r.runs.iter().find(|x| x.layout == *layout) {
+                    let q: Vec<String> = x
+                        .at_sync
+                        .iter()
+                        .map(|a| format!("{}:{:.1}", a.sync, a.file_len as f64 / MIB))
+                        .collect();
+                    println!(
+                        "           {:<10} qemu MiB at sync:size {}",
+                        "",
+                        q.join(" ")
+                    );
+                }
+            }
+            let parts: Vec<String> = r
+                .runs
+                .iter()
+                .map(|x| format!("{} {}", x.layout.name(), x.parts))
+                .collect();
+            let syncs: Vec<String> = r
+                .runs
+                .iter()
+                .map(|x| format!("{} {}", x.layout.name(), x.dirty_syncs))
+                .collect();
+            println!(
+                "differs    syncs: the simulation syncs once per pass ({} + the final), QEMU {} (setup, then whenever its pending estimate falls under the threshold, and at completion); RAM PART sections: one per pass simulated, QEMU one per iteration slice ({}); the simulated guest writes every block, the real one only pc.ram from page {:#x} (the ROM blocks are read-only to it)",
+                sim.passes,
+                syncs.join(", "),
+                parts.join(", "),
+                r.guest.first_page
+            );
+        }
+        (None, Some(why)) => println!("simulated  not run: {why}"),
+        (None, None) => {}
     }
     println!("verdict    {}", if r.pass { "PASS" } else { "FAIL" });
     println!("note       {}", r.deterministic);

@@ -24,6 +24,9 @@
 //!    (QEMU's PART sections, 18 bytes each, device state, vmdesc) must be
 //!    small: the file is at its bound however long the save ran.
 //!
+//! The same scenario also runs through migsim's simulator, so the report
+//! sets file sizes per pass (simulation) beside sizes per dirty sync (QEMU).
+//!
 //! The guest's choice of pages, versions and contents follows from the
 //! seed; QEMU's timing does not: syncs, PART sections, bytes sent and file
 //! sizes vary from run to run, and the report says which is which.
@@ -189,10 +192,27 @@ pub struct LayoutRun {
     pub source_pages: Census,
     /// migsim's restore, and QEMU's own load.
     pub restores: Vec<Comparison>,
+    /// RAM PART sections in QEMU's file (one per iteration slice).
+    pub parts: u64,
     /// mapped-ram: the bound.
     pub bound: Option<Bound>,
     /// Every check held.
     pub pass: bool,
+}
+
+/// The same scenario through migsim's simulator, for the side-by-side.
+#[derive(Clone, Debug, Serialize)]
+pub struct Simulated {
+    /// Its verdict (`pass`, ...).
+    pub verdict: String,
+    /// Live passes (each starts with a dirty sync).
+    pub passes: u32,
+    /// Converged before max_passes.
+    pub converged: bool,
+    /// Pages sent.
+    pub pages_sent: u64,
+    /// Per layout: file size after setup and after each pass.
+    pub size_after_pass: Vec<(Layout, Vec<u64>)>,
 }
 
 /// `migsim qemu run`'s result.
@@ -220,6 +240,11 @@ pub struct LiveReport {
     pub force_after_syncs: u64,
     /// One per layout.
     pub runs: Vec<LayoutRun>,
+    /// The simulation of the same scenario.
+    pub simulation: Option<Simulated>,
+    /// Why there is no simulation (its limits, `--file-dir` needed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simulation_skipped: Option<String>,
     /// Every layout passed.
     pub pass: bool,
     /// Which figures follow from the seed and which from QEMU's timing.
@@ -328,6 +353,11 @@ pub fn run_live(
             progress,
         )?);
     }
+    progress("simulating the same scenario");
+    let (simulation, simulation_skipped) = match simulate(s) {
+        Ok(x) => (Some(x), None),
+        Err(e) => (None, Some(e)),
+    };
     let report = LiveReport {
         scenario: s.name.clone(),
         seed: s.seed,
@@ -341,6 +371,8 @@ pub fn run_live(
         downtime_limit_ms,
         force_after_syncs: force_after,
         runs,
+        simulation,
+        simulation_skipped,
         deterministic: DETERMINISTIC,
     };
     if let Some(d) = &opts.out {
@@ -349,6 +381,30 @@ pub fn run_live(
         std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
     }
     Ok(report)
+}
+
+/// `migsim run` of the scenario in memory (when its limits allow).
+fn simulate(s: &Scenario) -> Result<Simulated, String> {
+    let opts = crate::run::RunOptions::default();
+    crate::limits::check_run(s, &opts)?;
+    let r = crate::run::run(s, &opts);
+    if let Some(e) = r.environment_error {
+        return Err(e);
+    }
+    Ok(Simulated {
+        verdict: serde_json::to_value(r.verdict)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        passes: r.passes,
+        converged: r.converged,
+        pages_sent: r.pages_sent,
+        size_after_pass: r
+            .files
+            .iter()
+            .map(|f| (f.writer, f.size_after_pass.clone()))
+            .collect(),
+    })
 }
 
 fn caps_json(layout: Layout, s: &Scenario) -> Vec<Value> {
@@ -535,6 +591,11 @@ fn save_once(
     progress(&format!("{}: a fresh QEMU loads the file", layout.name()));
     let theirs = qemu_restore(q, s, layout, &file, dir, opts, &truth, guest.seed)?;
     let bound = (layout == Layout::FixedRam).then(|| bound(&info, flen));
+    let parts = info
+        .sections
+        .iter()
+        .filter(|x| x.kind == SectionKind::Part && x.idstr == "ram")
+        .count() as u64;
     let mut at_sync: Vec<AtSync> = Vec::new();
     for x in &samples {
         if at_sync.last().is_none_or(|a| a.sync < x.dirty_syncs) {
@@ -572,6 +633,7 @@ fn save_once(
         guest: after,
         source_pages,
         restores,
+        parts,
         bound,
         pass,
     })
