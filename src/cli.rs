@@ -280,6 +280,13 @@ enum Cmd {
         /// Output directory.
         #[arg(short, long, value_name = "DIR")]
         output: PathBuf,
+        /// Instead of running scenarios, report these `migsim qemu run`
+        /// results (its `--json` output, or `qemu-run.json` in its
+        /// `--out`): QEMU's file size over the live save for both layouts,
+        /// beside the simulation of the same scenario (qemu-run.html,
+        /// qemu-run.md, SVG figures).
+        #[arg(long, value_name = "FILE")]
+        qemu_run: Vec<PathBuf>,
         /// Worker threads (default and maximum: the available cores).
         #[arg(long)]
         jobs: Option<usize>,
@@ -385,6 +392,14 @@ pub enum Command {
         /// The block.
         block: String,
         /// Where its bytes go.
+        output: PathBuf,
+    },
+    /// `migsim report`.
+    /// `migsim report --qemu-run`.
+    QemuReport {
+        /// The `migsim qemu run` reports.
+        files: Vec<PathBuf>,
+        /// Output directory.
         output: PathBuf,
     },
     /// `migsim report`.
@@ -590,9 +605,23 @@ impl Args {
                 scenarios,
                 output,
                 jobs,
+                qemu_run,
             } => {
                 let jobs = resolve_jobs(jobs)?;
                 crate::files::check_output_dir(&output, "--output")?;
+                if !qemu_run.is_empty() {
+                    if !scenarios.is_empty() {
+                        return Err(
+                            "--qemu-run reports QEMU runs only: give scenarios to `migsim qemu run` \
+                             (or run `migsim report` without --qemu-run)"
+                                .into(),
+                        );
+                    }
+                    return Ok(Command::QemuReport {
+                        files: qemu_run,
+                        output,
+                    });
+                }
                 Command::Report {
                     scenarios,
                     output,

@@ -36,6 +36,12 @@ fn main() -> ExitCode {
 fn execute(cmd: Command) -> Result<ExitCode, String> {
     match cmd {
         Command::QemuFuzz { opts, json } => cmd_qemu_fuzz(&opts, json),
+        Command::QemuReport { files, output } => {
+            for f in migsim::report::qemu::write_qemu_report(&files, &output)? {
+                println!("wrote {}", f.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::QemuRun {
             scenario,
             opts,

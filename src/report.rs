@@ -1767,3 +1767,5 @@ pub fn join_differences(d: &[Difference]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+pub mod qemu;

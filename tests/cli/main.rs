@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod hardening;
+mod qemu_report;
 
 fn migsim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_migsim"))
