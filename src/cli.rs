@@ -95,6 +95,11 @@ enum QemuCmd {
         /// Keep the files (both layouts' saves, QEMU logs) here.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Show that the judgement can fail: after each save, rewrite the
+        /// last copy of one page in the file as its next version; both
+        /// restores must then differ from the source on that page.
+        #[arg(long)]
+        sabotage: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -481,6 +486,7 @@ impl Args {
                         accel,
                         timeout,
                         out,
+                        sabotage,
                         json,
                     },
             } => {
@@ -497,6 +503,7 @@ impl Args {
                         tick_ms,
                         timeout: std::time::Duration::from_secs(timeout.max(1)),
                         out,
+                        sabotage,
                     },
                     json,
                 }

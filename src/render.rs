@@ -620,6 +620,9 @@ pub fn qemu_run(r: &migsim_harness::qemu::live::LiveReport) {
             x.downtime_ms,
             x.guest_writes_per_second
         );
+        if let Some(what) = &x.sabotaged {
+            println!("           SABOTAGED  {what}");
+        }
         let sizes: Vec<String> = x
             .at_sync
             .iter()
@@ -719,10 +722,21 @@ pub fn qemu_run(r: &migsim_harness::qemu::live::LiveReport) {
                 .map(|x| format!("{} {}", x.layout.name(), x.dirty_syncs))
                 .collect();
             println!(
-                "differs    syncs: the simulation syncs once per pass ({} + the final), QEMU {} (setup, then whenever its pending estimate falls under the threshold, and at completion); RAM PART sections: one per pass simulated, QEMU one per iteration slice ({}); the simulated guest writes every block, the real one only pc.ram from page {:#x} (the ROM blocks are read-only to it)",
+                "differs    syncs: the simulation syncs once per pass ({} + the final), QEMU {} (setup, then whenever its pending estimate falls under the threshold, and at completion); RAM PART sections: one per pass simulated, QEMU one per iteration slice ({}); pages sent: simulated {} (all blocks), QEMU {}; the simulated guest writes every block, the real one only pc.ram from page {:#x} (the ROM blocks are read-only to it)",
                 sim.passes,
                 syncs.join(", "),
                 parts.join(", "),
+                sim.pages_sent,
+                r.runs
+                    .iter()
+                    .map(|x| format!(
+                        "{} {} data + {} zero",
+                        x.layout.name(),
+                        x.pages_sent.0,
+                        x.pages_sent.1
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 r.guest.first_page
             );
         }

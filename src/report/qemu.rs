@@ -268,7 +268,7 @@ fn vs_simulation(r: &Value) -> Result<Option<String>, String> {
 /// The table of one run: per layout, QEMU's figures and the simulation's.
 fn table(r: &Value) -> Result<String, String> {
     let mut t = String::from(
-        "| layout | verdict | dirty syncs (forced at) | file / RAM | file at each sync (MiB) | simulated after each pass (MiB) | RAM PART sections (QEMU / simulated) | migsim restore | QEMU load |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| layout | verdict | dirty syncs (forced at) | file / RAM | file at each sync (MiB) | simulated after each pass (MiB) | RAM PART sections (QEMU / simulated) | pages sent (QEMU data + zero / simulated) | migsim restore | QEMU load |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let sims: Vec<(String, Vec<f64>)> = r["simulation"]["size_after_pass"]
         .as_array()
@@ -329,7 +329,7 @@ fn table(r: &Value) -> Result<String, String> {
         };
         let _ = writeln!(
             t,
-            "| {layout} | {} | {} ({}) | {:.2}x | {} | {sim} | {} / {} | {} | {} |",
+            "| {layout} | {} | {} ({}) | {:.2}x | {} | {sim} | {} / {} | {} + {} / {} | {} | {} |",
             if x["pass"] == true {
                 "PASS"
             } else {
@@ -343,6 +343,11 @@ fn table(r: &Value) -> Result<String, String> {
             sizes.join(", "),
             x["parts"],
             sim_passes.map_or("-".into(), |p| (p + 1).to_string()),
+            x["pages_sent"][0],
+            x["pages_sent"][1],
+            r["simulation"]["pages_sent"]
+                .as_u64()
+                .map_or("-".into(), |p| p.to_string()),
             restore("migsim"),
             restore("qemu"),
         );
@@ -406,8 +411,9 @@ pub fn write_qemu_report(paths: &[PathBuf], dir: &Path) -> Result<Vec<PathBuf>, 
         let differs = "Where simulation and QEMU differ: QEMU syncs at setup and then whenever its \
             estimate of pending pages falls under the threshold, and at completion (the simulation \
             once per pass); QEMU writes a RAM PART section per iteration slice (the simulation one \
-            per pass); the real guest writes only pc.ram from its work region, the simulated one \
-            every block.";
+            per pass); QEMU's pages sent count pc.ram and the ROM blocks as QEMU sees them, the \
+            simulation's every block's pages as it sends them; the real guest writes only pc.ram \
+            from its work region, the simulated one every block.";
         let note = format!(
             "Deterministic {}.",
             r["deterministic"].as_str().unwrap_or("")

@@ -71,6 +71,10 @@ pub struct LiveOptions {
     /// Keep the files here, and the report as `qemu-run.json` (`None`: a
     /// scratch directory, removed).
     pub out: Option<PathBuf>,
+    /// Break the expectation on purpose, to show the judgement fails: after
+    /// each save, the last copy of one page in the file is rewritten as
+    /// that page's next version ([`sabotage`]).
+    pub sabotage: bool,
 }
 
 /// One sample of a live save.
@@ -86,6 +90,10 @@ pub struct Sample {
     pub transferred: u64,
     /// `ram.remaining`.
     pub remaining: u64,
+    /// `ram.normal`: pages sent with data.
+    pub normal_pages: u64,
+    /// `ram.duplicate`: zero pages sent.
+    pub zero_pages: u64,
     /// The file's length.
     pub file_len: u64,
 }
@@ -180,6 +188,9 @@ pub struct LayoutRun {
     pub downtime_ms: u64,
     /// `ram.transferred`.
     pub transferred: u64,
+    /// `ram.normal` and `ram.duplicate` at completion: pages sent with
+    /// data, and zero pages.
+    pub pages_sent: (u64, u64),
     /// The file at each sync.
     pub at_sync: Vec<AtSync>,
     /// Every sample.
@@ -196,6 +207,9 @@ pub struct LayoutRun {
     pub parts: u64,
     /// mapped-ram: the bound.
     pub bound: Option<Bound>,
+    /// `--sabotage`: what was changed in the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sabotaged: Option<String>,
     /// Every check held.
     pub pass: bool,
 }
@@ -530,6 +544,8 @@ fn save_once(
             dirty_syncs: syncs,
             transferred: st["ram"]["transferred"].as_u64().unwrap_or(0),
             remaining: st["ram"]["remaining"].as_u64().unwrap_or(0),
+            normal_pages: st["ram"]["normal"].as_u64().unwrap_or(0),
+            zero_pages: st["ram"]["duplicate"].as_u64().unwrap_or(0),
             file_len: file_len(&file),
         });
         if forced.is_none() && syncs >= force_after {
@@ -563,6 +579,8 @@ fn save_once(
         dirty_syncs: st["ram"]["dirty-sync-count"].as_u64().unwrap_or(0),
         transferred: st["ram"]["transferred"].as_u64().unwrap_or(0),
         remaining: 0,
+        normal_pages: st["ram"]["normal"].as_u64().unwrap_or(0),
+        zero_pages: st["ram"]["duplicate"].as_u64().unwrap_or(0),
         file_len: flen,
     });
     progress(&format!("{}: reading the stopped source", layout.name()));
@@ -584,6 +602,11 @@ fn save_once(
         caps.set(&[(Capability::Multifd, true)])
             .map_err(|e| e.to_string())?;
     }
+    let sabotaged = if opts.sabotage {
+        Some(sabotage(&file, &truth, guest)?)
+    } else {
+        None
+    };
     progress(&format!("{}: migsim restores the file", layout.name()));
     let disk = DiskFile::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
     let info = inspect(&disk).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -626,6 +649,10 @@ fn save_once(
         total_time_ms: st["total-time"].as_u64().unwrap_or(0),
         downtime_ms: st["downtime"].as_u64().unwrap_or(0),
         transferred: st["ram"]["transferred"].as_u64().unwrap_or(0),
+        pages_sent: (
+            st["ram"]["normal"].as_u64().unwrap_or(0),
+            st["ram"]["duplicate"].as_u64().unwrap_or(0),
+        ),
         at_sync,
         samples,
         guest_writes_per_second: after.writes.saturating_sub(before.writes) as f64
@@ -635,8 +662,42 @@ fn save_once(
         restores,
         parts,
         bound,
+        sabotaged,
         pass,
     })
+}
+
+/// Rewrite the last copy of the first data page of the work region in the
+/// saved file as that page's next version (the file then no longer holds
+/// what the source had at switchover): returns what was done.
+pub fn sabotage(file: &Path, truth: &[u8], g: &GuestParams) -> Result<String, String> {
+    use crate::sim::content::{PageState, fill_page};
+    let from = (g.first_page * 4096 - COMPARE_FROM) as usize;
+    let (i, version) = truth[from.min(truth.len())..]
+        .chunks(4096)
+        .enumerate()
+        .find_map(|(i, p)| match identify(g.seed, p) {
+            Identified::Data { version, .. } => Some((i, version)),
+            _ => None,
+        })
+        .ok_or("--sabotage: the source has no data page to change")?;
+    let page = g.first_page + i as u64;
+    let want = &truth[from + i * 4096..from + (i + 1) * 4096];
+    let mut bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let at = bytes
+        .windows(4096)
+        .rposition(|w| w == want)
+        .ok_or_else(|| format!("--sabotage: page {page:#x} v{version} is not in the file"))?;
+    let next = PageState {
+        version: version + 1,
+        zero: false,
+    };
+    fill_page(g.seed, g.block, page, next, &mut bytes[at..at + 4096]);
+    std::fs::write(file, &bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(format!(
+        "pc.ram page {page:#x}: its last copy in the file (at {at:#x}) rewritten from v{version} to v{}",
+        version + 1
+    ))
 }
 
 /// Count the work region's pages in `truth` (RAM from [`COMPARE_FROM`]).
