@@ -185,6 +185,52 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         max_failures: usize,
     },
+    /// Power loss at every write: run SCENARIO once recording every write
+    /// and sync, then for each crash point (writes issued before the power
+    /// loss) and each survival sample of the unsynced writes (lost, kept,
+    /// torn at 512 B or 4 KiB) build the disk image and load it with
+    /// migsim's strict reader. Verdict per crash: exact (memory equals the
+    /// guest's at switchover), refused (the reader's error) or wrong
+    /// (loaded, memory differs). Then ENOSPC, EIO and short writes at a few
+    /// writes: the writer must fail with a clear error and leave no file
+    /// that restores wrong memory.
+    ///
+    /// --mode qemu writes as QEMU 10 does (no fsync, bitmaps last): wrong
+    /// crashes are its documented behaviour and are reported, exit 0.
+    /// --mode durable (pages, sync, bitmaps + EOF + vmdesc, sync, a
+    /// completion mark, sync; the reader requires the mark): exit 1 on any
+    /// wrong crash. Exit 1 also when an I/O fault is not reported or
+    /// leaves a file that restores wrong memory.
+    Faults {
+        /// Scenario file (TOML); guest RAM up to 1 GiB.
+        scenario: PathBuf,
+        /// qemu (QEMU 10's protocol) or durable.
+        #[arg(long, default_value = "qemu", value_parser = parse_mode)]
+        mode: migsim_format::Durability,
+        /// Crash points: all (every write index), or N drawn from the
+        /// fault stream (the first and the last included).
+        #[arg(long, default_value = "all", value_parser = parse_points)]
+        points: migsim_harness::faults::Points,
+        /// Survival samples per crash point (0 all lost, 1 all kept, 2 one
+        /// lost, 3 one torn, then random subsets).
+        #[arg(long, default_value_t = 6, value_name = "N")]
+        samples: u32,
+        /// Replay one crash: the point (with --sample).
+        #[arg(long, value_name = "K", requires = "sample")]
+        point: Option<usize>,
+        /// Replay one crash: the sample (with --point).
+        #[arg(long, value_name = "S", requires = "point")]
+        sample: Option<u32>,
+        /// I/O fault points per kind (ENOSPC, EIO, short write) and layout.
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        io_points: usize,
+        /// Inject a deliberately wrong variant, e.g. durable-mark-unsynced.
+        #[arg(long, value_name = "VARIANT")]
+        bug: Option<Bug>,
+        /// Print one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run every scenario and check its expectations (verdict, error text,
     /// digest, size ratio). Exits 1 on any difference and says how to
     /// re-run the scenario that differed.
@@ -305,6 +351,17 @@ pub enum Command {
     Explore {
         /// What to explore.
         opts: ExploreOptions,
+        /// Print JSON.
+        json: bool,
+    },
+    /// `migsim faults`.
+    Faults {
+        /// The scenario, loaded.
+        scenario: Box<Scenario>,
+        /// Its path, for the replay commands printed.
+        path: PathBuf,
+        /// What to try.
+        opts: migsim_harness::faults::FaultsOptions,
         /// Print JSON.
         json: bool,
     },
@@ -486,6 +543,37 @@ impl Args {
                 },
                 json,
             },
+            Cmd::Faults {
+                scenario,
+                mode,
+                points,
+                samples,
+                point,
+                sample,
+                io_points,
+                bug,
+                json,
+            } => {
+                let s = Scenario::load(&scenario)?;
+                migsim_harness::limits::check_faults(&s)?;
+                if samples == 0 {
+                    return Err("--samples must be at least 1".into());
+                }
+                Command::Faults {
+                    scenario: Box::new(s),
+                    path: scenario,
+                    opts: migsim_harness::faults::FaultsOptions {
+                        mode,
+                        points,
+                        samples,
+                        only: point.zip(sample),
+                        bug,
+                        io_points,
+                        ..migsim_harness::faults::FaultsOptions::default()
+                    },
+                    json,
+                }
+            }
             Cmd::Replay { paths, bless } => {
                 let files = scenario::scenario_files(&paths)?;
                 if files.is_empty() {
@@ -570,6 +658,7 @@ fn resolve_run(
             direct_io: big.direct_io,
             channels: big.channels,
             progress: None,
+            ..RunOptions::default()
         },
         scenario: s,
         json,
@@ -663,4 +752,23 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
         return Err(format!("shard {k}/{n}: need 1 <= K <= N"));
     }
     Ok((k, n))
+}
+
+fn parse_mode(s: &str) -> Result<migsim_format::Durability, String> {
+    match s {
+        "qemu" => Ok(migsim_format::Durability::QemuCompatible),
+        "durable" => Ok(migsim_format::Durability::Durable),
+        _ => Err(format!("{s:?}: one of qemu, durable")),
+    }
+}
+
+fn parse_points(s: &str) -> Result<migsim_harness::faults::Points, String> {
+    use migsim_harness::faults::Points;
+    if s == "all" {
+        return Ok(Points::All);
+    }
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(Points::Sampled(n)),
+        _ => Err(format!("{s:?}: `all` or a number of points >= 1")),
+    }
 }

@@ -288,6 +288,23 @@ pub enum LoadError {
         /// Why.
         why: String,
     },
+    /// The stream reaches its EOF byte without the RAM END section: the
+    /// save did not complete (a file cut short, or a hole of zeros where
+    /// the next section should be, after a power loss).
+    #[error("EOF at offset {offset:#x} before the RAM END section: the save did not complete")]
+    NoRamEnd {
+        /// Offset of the EOF byte.
+        offset: u64,
+    },
+    /// A durable save was asked for ([`crate::LoadOptions::require_durable`])
+    /// and the file does not end with its completion mark right after the
+    /// vmdesc trailer: the save did not finish, or was cut by a crash
+    /// before its last sync (see [`crate::durable`]).
+    #[error("no completion mark: the save did not finish durably ({why})")]
+    NotDurable {
+        /// What is there instead.
+        why: String,
+    },
     /// Device (FULL) sections, but no vmdesc trailer to walk them with: a
     /// device payload has no length prefix. [`crate::reader::load`] always
     /// refuses such a file (after the RAM before it went to the sink);

@@ -12,6 +12,8 @@
 //! file at once through [`SharedWrite`], which a file offers with
 //! [`MigFile::shared`]; the file is told about those writes afterwards
 //! with [`MigFile::note_shared_write`] so a write log stays complete.
+//! [`MigFile::sync`] is fdatasync (a durable save calls it, see
+//! [`crate::durable`]; QEMU never does).
 
 use std::fs::File;
 use std::io;
@@ -44,6 +46,11 @@ pub trait MigFile: Sync {
     fn note_shared_write(&mut self, offset: u64, len: u64) {
         let _ = (offset, len);
     }
+    /// Make every write so far durable (fdatasync). Files that live only
+    /// in memory have nothing to do (the default).
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Positioned writes from several threads at once.
@@ -71,6 +78,9 @@ impl<T: MigFile + ?Sized> MigFile for &mut T {
     }
     fn note_shared_write(&mut self, offset: u64, len: u64) {
         (**self).note_shared_write(offset, len)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        (**self).sync()
     }
 }
 
@@ -156,11 +166,6 @@ impl DiskFile {
         Ok(self.file.metadata()?.blocks() * 512)
     }
 
-    /// Flush data to the device (fsync).
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_all()
-    }
-
     /// The descriptor for an I/O of `len` bytes at `offset` from or to
     /// `ptr`: the O_DIRECT one when there is one and all three are aligned.
     fn fd_for(&self, offset: u64, len: usize, ptr: *const u8) -> &File {
@@ -216,6 +221,11 @@ impl MigFile for DiskFile {
     }
     fn note_shared_write(&mut self, offset: u64, len: u64) {
         self.len = self.len.max(offset + len);
+    }
+    /// fdatasync: the data, and the size when it grew (O_DIRECT writes
+    /// included: they bypass the cache, not the device's write cache).
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
     }
 }
 

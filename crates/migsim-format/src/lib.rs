@@ -11,6 +11,8 @@
 //!   every length and offset in a file as hostile and names each fault
 //!   ([`LoadError`]); pages go to a [`RamSink`].
 //! * [`extract`]: one RAMBlock's memory out of a file.
+//! * [`durable`]: the opt-in durable save ([`Durability`]): syncs in an
+//!   order that survives power loss, and the completion mark.
 //! * The byte layout, one module each: [`stream`] (framing), [`ram`] (RAM
 //!   records), [`fixed_ram`] (the per-block header), [`bitmap`], [`vmdesc`]
 //!   (the JSON trailer), [`wire`] (primitive encodings); [`io`] is the file
@@ -24,6 +26,7 @@
 pub mod bitmap;
 pub mod caps;
 pub mod container;
+pub mod durable;
 pub mod error;
 pub mod extract;
 pub mod fixed_ram;
@@ -40,6 +43,7 @@ pub mod writer;
 
 pub use caps::{Capabilities, Capability, CapsError, MigrationConfig, Parameters, Profile};
 pub use container::{Container, StreamStart, find_stream};
+pub use durable::Durability;
 pub use error::{LoadError, SaveError};
 pub use extract::{ExtractError, extract};
 pub use hooks::SaveHooks;

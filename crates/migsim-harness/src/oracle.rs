@@ -146,6 +146,9 @@ pub struct OracleInput<'a> {
     pub bug: Option<crate::bugs::Bug>,
     /// Reader channels for the restore (the verdict does not depend on it).
     pub channels: usize,
+    /// How the files were finished: a durable save ends with the
+    /// completion mark, which the restore then requires.
+    pub durability: migsim_format::Durability,
 }
 
 impl OracleInput<'_> {
@@ -205,57 +208,11 @@ impl OracleInput<'_> {
             skip_page_data: false,
             clear_bit_pages: crate::bugs::clear_bit_pages(self.bug),
             channels: self.channels,
+            require_durable: self.durability == migsim_format::Durability::Durable,
             ..LoadOptions::default()
         };
         load(f.file, &opts, &mut dest).map_err(|e| format!("the reader refused the file: {e}"))?;
-        let mut stories = Vec::new();
-        let mut bad = 0u64;
-        let mut total = 0u64;
-        for (b, blk) in self.blocks.iter().enumerate() {
-            for p in 0..blk.pages() {
-                total += 1;
-                let st = self.states[b][p as usize];
-                let want = if st.zero || st.version == 0 {
-                    Identified::Zero
-                } else {
-                    Identified::Data {
-                        block: b as u32,
-                        page: p,
-                        version: st.version,
-                    }
-                };
-                let held = dest.held(b, p);
-                if held == want {
-                    continue;
-                }
-                bad += 1;
-                if stories.len() < 5 {
-                    let restored = match held {
-                        Identified::Zero => "zero".to_string(),
-                        Identified::Data {
-                            block,
-                            page,
-                            version,
-                        } if block == b as u32 && page == p => {
-                            format!("v{version}")
-                        }
-                        Identified::Data {
-                            block,
-                            page,
-                            version,
-                        } => {
-                            format!("v{version} of {} page {page:#x}", self.block_name(block))
-                        }
-                        Identified::Garbage => "garbage".to_string(),
-                    };
-                    stories.push(format!(
-                        "{} page {p:#x}: restored {restored}, expected {}",
-                        blk.name,
-                        describe(st)
-                    ));
-                }
-            }
-        }
+        let (bad, total, stories) = compare_restored(self.blocks, self.states, &dest, 5);
         if bad == 0 {
             Ok(format!("{total} pages equal"))
         } else {
@@ -297,7 +254,11 @@ impl OracleInput<'_> {
             .iter()
             .map(|d| 1 + 4 + 1 + d.idstr.len() as u64 + 4 + 4 + d.payload.len() as u64 + 5)
             .sum();
-        secs + 1 + 1 + 4 + vmdesc::encode(self.machine, caps, self.devices).len() as u64
+        let mark = match self.durability {
+            migsim_format::Durability::Durable => migsim_format::durable::MARK_LEN,
+            migsim_format::Durability::QemuCompatible => 0,
+        };
+        secs + 1 + 1 + 4 + vmdesc::encode(self.machine, caps, self.devices).len() as u64 + mark
     }
 
     /// (pages_offset, header_offset) of each block, laid out here.
@@ -524,4 +485,61 @@ impl OracleInput<'_> {
             Err(e) => Err(format!("expected \"{want}\", got \"{e}\"")),
         }
     }
+}
+
+/// Compare a restored destination with the guest's pages at switchover
+/// (`states`): (pages that differ, pages in all, the first `max_stories`
+/// differences told as `pc.ram page 0x12: restored v3, expected v5`).
+pub fn compare_restored(
+    blocks: &[RamBlockDesc],
+    states: &[Vec<PageState>],
+    dest: &VerifyingDestination,
+    max_stories: usize,
+) -> (u64, u64, Vec<String>) {
+    let block_name = |b: u32| blocks.get(b as usize).map_or("?", |x| x.name.as_str());
+    let mut stories = Vec::new();
+    let mut bad = 0u64;
+    let mut total = 0u64;
+    for (b, blk) in blocks.iter().enumerate() {
+        for p in 0..blk.pages() {
+            total += 1;
+            let st = states[b][p as usize];
+            let want = if st.zero || st.version == 0 {
+                Identified::Zero
+            } else {
+                Identified::Data {
+                    block: b as u32,
+                    page: p,
+                    version: st.version,
+                }
+            };
+            let held = dest.held(b, p);
+            if held == want {
+                continue;
+            }
+            bad += 1;
+            if stories.len() < max_stories {
+                let restored = match held {
+                    Identified::Zero => "zero".to_string(),
+                    Identified::Data {
+                        block,
+                        page,
+                        version,
+                    } if block == b as u32 && page == p => format!("v{version}"),
+                    Identified::Data {
+                        block,
+                        page,
+                        version,
+                    } => format!("v{version} of {} page {page:#x}", block_name(block)),
+                    Identified::Garbage => "garbage".to_string(),
+                };
+                stories.push(format!(
+                    "{} page {p:#x}: restored {restored}, expected {}",
+                    blk.name,
+                    describe(st)
+                ));
+            }
+        }
+    }
+    (bad, total, stories)
 }

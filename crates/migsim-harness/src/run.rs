@@ -15,11 +15,12 @@ use crate::sim::dest::VerifyingDestination;
 use crate::sim::guest::Guest;
 use crate::sim::precopy::{PassStats, run_precopy};
 use crate::sim::rng;
-use crate::sim::simfile::{SimFile, WriteRecord};
+use crate::sim::simfile::{IoFault, SimFile, WriteRecord};
 use crate::sim::workload::Workload;
 use migsim_format::Layout;
 use migsim_format::SaveError;
 use migsim_format::caps::{Capabilities, MigrationConfig, Parameters};
+use migsim_format::durable::Durability;
 use migsim_format::io::MigFile;
 use migsim_format::reader::{LoadOptions, NullSink, load};
 use migsim_format::writer::RamBlockDesc;
@@ -114,6 +115,14 @@ pub struct RunOptions {
     pub channels: usize,
     /// Told of the pages sent as the migration goes (a progress bar).
     pub progress: Option<Progress>,
+    /// How the writers order writes and syncs (QEMU's by default; the
+    /// durable mode changes the files' bytes: the completion mark).
+    pub durability: Durability,
+    /// Keep every file's journal (writes with their bytes, syncs) for the
+    /// fault model ([`crate::faults`]); files in memory only.
+    pub journal: bool,
+    /// Fail one write of one writer's file ([`IoFault`]).
+    pub io_fault: Option<(Layout, usize, IoFault)>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -124,6 +133,9 @@ impl std::fmt::Debug for RunOptions {
             .field("direct_io", &self.direct_io)
             .field("channels", &self.channels)
             .field("progress", &self.progress.is_some())
+            .field("durability", &self.durability)
+            .field("journal", &self.journal)
+            .field("io_fault", &self.io_fault)
             .finish()
     }
 }
@@ -248,12 +260,17 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
             }
             None => SimFile::new(),
         };
+        let file = if o.journal { file.with_journal() } else { file };
+        let file = match o.io_fault {
+            Some((layout, at, fault)) if layout == kind => file.fail_write(at, fault),
+            _ => file,
+        };
         let caps = match writer_caps(s, kind) {
             Ok(c) => c,
             Err(e) => return refused(report, e, &file),
         };
         match MigrationWriter::start(file, &s.guest.machine, &caps, blocks.clone()) {
-            Ok(w) => writers.push(w.with_hooks(BugHooks(bug))),
+            Ok(w) => writers.push(w.with_durability(o.durability).with_hooks(BugHooks(bug))),
             Err(e) => return refused(report, e.to_string(), &SimFile::new()),
         }
         caps_of.push((kind, caps));
@@ -284,6 +301,12 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
             ));
             return report;
         }
+        Err(e @ SaveError::Io(_)) if o.io_fault.is_some() => {
+            report.verdict = Verdict::Error;
+            report.error = Some(e.to_string());
+            report.digest = digest(&report);
+            return report;
+        }
         Err(e) => return refused(report, e.to_string(), &SimFile::new()),
     };
     let devs = devices(s, &guest);
@@ -306,6 +329,7 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         profile: s.migration.profile,
         bug,
         channels,
+        durability: o.durability,
     };
     report.fixed_ram_bound = oracle.fixed_ram_bound();
 
