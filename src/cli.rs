@@ -211,9 +211,10 @@ enum Cmd {
         /// fault stream (the first and the last included).
         #[arg(long, default_value = "all", value_parser = parse_points)]
         points: migsim_harness::faults::Points,
-        /// Survival samples per crash point (0 all lost, 1 all kept, 2 one
-        /// lost, 3 one torn, then random subsets).
-        #[arg(long, default_value_t = 6, value_name = "N")]
+        /// Survival samples per crash point (0 all unsynced writes lost, 1
+        /// all kept, 2 the newer half kept, 3 all but one kept, 4 one
+        /// sector lost, then random subsets).
+        #[arg(long, default_value_t = 8, value_name = "N")]
         samples: u32,
         /// Replay one crash: the point (with --sample).
         #[arg(long, value_name = "K", requires = "sample")]

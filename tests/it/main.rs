@@ -9,6 +9,7 @@
 mod bench;
 mod channels;
 mod explore;
+mod faults;
 mod fuzz_corpus;
 mod properties;
 mod qemu_files;

@@ -21,7 +21,8 @@
 //!
 //! Which subset survives is the **sample** ([`Survival::of`]): 0 all lost,
 //! 1 all kept (also what a *cancelled* migration leaves: the source
-//! stopped after write `k`), 2 all but one kept, 3 all kept but one
+//! stopped after write `k`), 2 the newer half kept and the older lost
+//! (writeback in reverse order), 3 all but one kept, 4 all kept but one
 //! 512 B sector of one write lost, then random subsets (whole, lost or torn) from
 //! the fault stream `faults/<layout>/<point>/<sample>` of the scenario
 //! seed (each write kept with odds 6 in 8, lost 1 in 8, torn 1 in 8 with
@@ -78,9 +79,13 @@ pub enum Survival {
     AllLost,
     /// All did (a clean cut; a cancelled migration).
     AllKept,
+    /// The newer half did, the older half did not: writeback in reverse
+    /// order (a trailer on disk before what it describes).
+    NewerHalf,
     /// All but one (chosen by the fault stream).
     OneLost,
-    /// All, but one of them has one 512 B sector lost (torn).
+    /// All, but one 512 B sector of them (each sector as likely) is lost:
+    /// one write torn.
     OneTorn,
     /// Each kept (6 in 8), lost (1 in 8) or torn at the given sector size
     /// (1 in 8), at random.
@@ -93,9 +98,10 @@ impl Survival {
         match n {
             0 => Survival::AllLost,
             1 => Survival::AllKept,
-            2 => Survival::OneLost,
-            3 => Survival::OneTorn,
-            n if n % 2 == 0 => Survival::Random(512),
+            2 => Survival::NewerHalf,
+            3 => Survival::OneLost,
+            4 => Survival::OneTorn,
+            n if n % 2 == 1 => Survival::Random(512),
             _ => Survival::Random(4096),
         }
     }
@@ -105,6 +111,9 @@ impl Survival {
         match self {
             Survival::AllLost => "every unsynced write lost".into(),
             Survival::AllKept => "every write kept (a clean cut, or a cancelled save)".into(),
+            Survival::NewerHalf => {
+                "the newer half of the unsynced writes kept, the older lost".into()
+            }
             Survival::OneLost => "every unsynced write kept but one".into(),
             Survival::OneTorn => {
                 "every unsynced write kept, one sector of one lost (torn at 512 B)".into()
@@ -132,7 +141,8 @@ pub struct FaultsOptions {
     pub mode: Durability,
     /// Which crash points.
     pub points: Points,
-    /// Survival samples per point ([`Survival::of`] 0..samples).
+    /// Survival samples per point ([`Survival::of`] 0..samples; 8 by
+    /// default).
     pub samples: u32,
     /// Only this crash (point, sample), for replay.
     pub only: Option<(usize, u32)>,
@@ -149,7 +159,7 @@ impl Default for FaultsOptions {
         FaultsOptions {
             mode: Durability::QemuCompatible,
             points: Points::All,
-            samples: 6,
+            samples: 8,
             only: None,
             bug: None,
             io_points: 4,
@@ -349,8 +359,13 @@ fn apply(image: &mut Vec<u8>, offset: u64, data: &[u8]) {
 enum Tear {
     /// Each sector survives with probability one half.
     Half,
-    /// Exactly one sector (chosen at random) is lost.
-    OneSector,
+    /// Exactly this sector (index among the write's pieces) is lost.
+    OneSector(u64),
+}
+
+/// Sector pieces (`sector`-aligned in the file) of a write.
+fn pieces(offset: u64, len: usize, sector: u64) -> u64 {
+    (offset + len as u64).div_ceil(sector) - offset / sector
 }
 
 /// Apply the sector pieces (`sector`-aligned in the file) of a torn write
@@ -363,8 +378,6 @@ fn apply_torn(
     tear: Tear,
     r: &mut ChaCha8Rng,
 ) {
-    let pieces = (offset + data.len() as u64).div_ceil(sector) - offset / sector;
-    let lost = r.gen_range(0..pieces.max(1));
     let mut done = 0usize;
     let mut piece = 0;
     while done < data.len() {
@@ -372,7 +385,7 @@ fn apply_torn(
         let n = ((sector - pos % sector) as usize).min(data.len() - done);
         let keep = match tear {
             Tear::Half => r.gen_bool(0.5),
-            Tear::OneSector => piece != lost,
+            Tear::OneSector(lost) => piece != lost,
         };
         if keep {
             apply(image, pos, &data[done..done + n]);
@@ -406,18 +419,36 @@ fn crash_image_into(
 ) {
     image.clear();
     image.extend_from_slice(base);
-    let chosen = if volatile.is_empty() {
-        None
-    } else {
-        Some(r.gen_range(0..volatile.len()))
-    };
+    let mut chosen = None;
+    let mut lost_piece = 0;
+    match survival {
+        _ if volatile.is_empty() => {}
+        Survival::OneLost => chosen = Some(r.gen_range(0..volatile.len())),
+        Survival::OneTorn => {
+            // One 512 B sector of all the unsynced ones, each as likely.
+            let total: u64 = volatile.iter().map(|(o, d)| pieces(*o, d.len(), 512)).sum();
+            let mut at = r.gen_range(0..total.max(1));
+            for (i, (o, d)) in volatile.iter().enumerate() {
+                let n = pieces(*o, d.len(), 512);
+                if at < n {
+                    chosen = Some(i);
+                    lost_piece = at;
+                    break;
+                }
+                at -= n;
+            }
+        }
+        _ => {}
+    }
     for (i, &(off, data)) in volatile.iter().enumerate() {
         match survival {
             Survival::AllLost => {}
             Survival::AllKept => apply(image, off, data),
+            Survival::NewerHalf if i >= volatile.len() / 2 => apply(image, off, data),
+            Survival::NewerHalf => {}
             Survival::OneLost if chosen == Some(i) => {}
             Survival::OneTorn if chosen == Some(i) => {
-                apply_torn(image, off, data, 512, Tear::OneSector, r)
+                apply_torn(image, off, data, 512, Tear::OneSector(lost_piece), r)
             }
             Survival::OneLost | Survival::OneTorn => apply(image, off, data),
             Survival::Random(sector) => match r.gen_range(0..8u8) {

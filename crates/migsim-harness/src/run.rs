@@ -271,6 +271,15 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         };
         match MigrationWriter::start(file, &s.guest.machine, &caps, blocks.clone()) {
             Ok(w) => writers.push(w.with_durability(o.durability).with_hooks(BugHooks(bug))),
+            // The header could not be written (a full or failing disk):
+            // the environment, not a verdict, as for the writes later.
+            Err(SaveError::Io(e)) if o.file_dir.is_some() => {
+                report.environment_error = Some(format!(
+                    "writing the migration files in {}: {e}",
+                    o.file_dir.as_deref().unwrap_or(Path::new("")).display()
+                ));
+                return report;
+            }
             Err(e) => return refused(report, e.to_string(), &SimFile::new()),
         }
         caps_of.push((kind, caps));
