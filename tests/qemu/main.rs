@@ -7,7 +7,10 @@
 //!   `migsim extract` of QEMU's saves, QEMU 10.0.2's load-side behaviours.
 //! * [`caps_differential`]: the capability checker against QEMU's recorded
 //!   answers (no QEMU needed) and a live re-asked sample.
+//! * [`durable`]: QEMU loads migsim's durable saves (completion mark after
+//!   the vmdesc trailer) with memory equal.
 
 mod caps_differential;
+mod durable;
 mod interop;
 mod support;
