@@ -207,6 +207,10 @@ enum Cmd {
         /// qemu (QEMU 10's protocol) or durable.
         #[arg(long, default_value = "qemu", value_parser = parse_mode)]
         mode: migsim_format::Durability,
+        /// Files carry the integrity trailer (a CRC-32 per 1 MiB after the
+        /// vmdesc trailer), which the reader verifies before loading.
+        #[arg(long)]
+        integrity: bool,
         /// Crash points: all (every write index), or N drawn from the
         /// fault stream (the first and the last included).
         #[arg(long, default_value = "all", value_parser = parse_points)]
@@ -547,6 +551,7 @@ impl Args {
             Cmd::Faults {
                 scenario,
                 mode,
+                integrity,
                 points,
                 samples,
                 point,
@@ -565,6 +570,7 @@ impl Args {
                     path: scenario,
                     opts: migsim_harness::faults::FaultsOptions {
                         mode,
+                        integrity,
                         points,
                         samples,
                         only: point.zip(sample),

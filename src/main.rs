@@ -189,6 +189,9 @@ fn cmd_faults(
         path.display(),
         opts.mode.name()
     );
+    if opts.integrity {
+        base += " --integrity";
+    }
     if let Some(b) = opts.bug {
         base += &format!(" --bug {}", b.name());
     }

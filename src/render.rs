@@ -187,7 +187,14 @@ pub fn faults(r: &migsim_harness::faults::FaultsReport, seconds: f64) {
         }
     };
     println!("scenario   {} (seed {})", term(&r.scenario), r.seed);
-    println!("mode       {mode}");
+    println!(
+        "mode       {mode}{}",
+        if r.integrity {
+            "; integrity trailer (CRC-32 per 1 MiB) verified before loading"
+        } else {
+            ""
+        }
+    );
     if let Some(e) = &r.run_error {
         println!("           {}", term(e));
         return;

@@ -256,3 +256,104 @@ fn start_on(f: DiskFile) -> Result<(), migsim_format::SaveError> {
     w.finish(&[])?;
     Ok(())
 }
+
+#[test]
+fn with_the_integrity_trailer_even_qemus_protocol_restores_no_wrong_memory() {
+    let s = scenario("power-loss-small");
+    for mode in [Durability::QemuCompatible, Durability::Durable] {
+        let r = faults(
+            &s,
+            &FaultsOptions {
+                mode,
+                integrity: true,
+                io_points: 2,
+                ..FaultsOptions::default()
+            },
+        );
+        assert_eq!(r.run_error, None);
+        for l in &r.layouts {
+            assert_eq!(l.points, l.writes + 1);
+            assert_eq!(l.wrong, 0, "{mode:?} {}: {:?}", l.layout, l.first_wrong);
+            assert!(l.exact >= 1);
+        }
+        assert_eq!(r.wrong(), 0);
+    }
+}
+
+fn integrity_file(durable: bool) -> Vec<u8> {
+    let caps = fixed_ram();
+    let mode = if durable {
+        Durability::Durable
+    } else {
+        Durability::QemuCompatible
+    };
+    let mut w = start(&caps, vec![block("pc.ram", 300), block("vga.vram", 4)])
+        .unwrap()
+        .with_durability(mode)
+        .with_integrity(true);
+    w.begin_iteration().unwrap();
+    for p in 0..300 {
+        w.save_page(0, p, &page(p as u8)).unwrap();
+    }
+    w.save_page(1, 3, &page(9)).unwrap();
+    w.end_iteration().unwrap();
+    w.begin_completion().unwrap();
+    w.finish(&[]).unwrap().0
+}
+
+#[test]
+fn the_integrity_trailer_names_the_first_bad_chunk_of_a_torn_or_flipped_file() {
+    let caps = fixed_ram();
+    let mut strict = load_opts(caps);
+    strict.require_integrity = true;
+    for durable in [false, true] {
+        let f = integrity_file(durable);
+        strict.require_durable = durable;
+        let info = load(&f, &strict, &mut NullSink).unwrap();
+        let at = info.integrity_trailer.expect("trailer recognised");
+        assert!(info.warnings.is_empty(), "{:?}", info.warnings);
+        assert_eq!(info.completion_mark.is_some(), durable);
+        // inspect and a plain load see the trailer and do not mind it.
+        assert_eq!(inspect(&f).unwrap().integrity_trailer, Some(at));
+        load(&f, &load_opts(caps), &mut NullSink).unwrap();
+        // pc.ram's page area starts at 1 MiB: page 0x105 is in chunk 2.
+        let pages_offset = inspect(&f).unwrap().blocks[0]
+            .fixed_ram
+            .as_ref()
+            .unwrap()
+            .pages_offset;
+        let byte = pages_offset + 0x105 * PAGE + 17;
+        let chunk = byte >> 20;
+        let mut flipped = f.clone();
+        flipped[byte as usize] ^= 0x04;
+        let mut torn = f.clone();
+        let sector = (byte / 512 * 512) as usize;
+        torn[sector..sector + 512].fill(0);
+        for (what, bad) in [("bit flip", &flipped), ("torn sector", &torn)] {
+            // Without the check the damage loads; with it, it is refused.
+            load(bad, &load_opts(caps), &mut NullSink).unwrap();
+            match load(bad, &strict, &mut NullSink) {
+                Err(LoadError::IntegrityMismatch {
+                    chunk: c, start, ..
+                }) => {
+                    assert_eq!((c, start), (chunk, chunk << 20), "{what}")
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        let e = load(&flipped, &strict, &mut NullSink)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("integrity check failed: chunk {chunk} ")),
+            "{e}"
+        );
+    }
+    // No trailer, asked for one.
+    strict.require_durable = false;
+    let q = durable_file(Durability::QemuCompatible);
+    match load(&q, &strict, &mut NullSink) {
+        Err(LoadError::NoIntegrity { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,8 +1,10 @@
 //! QEMU 10 loads migsim's durable saves (`Durability::Durable`: synced in
-//! order, with the completion mark after the vmdesc trailer) with memory
-//! equal to the guest's at switchover: the mark does not stop a QEMU
-//! load (its loader stops reading after the trailer). migsim's reader
-//! loads the same files with the mark required.
+//! order, with the completion mark after the vmdesc trailer) and files
+//! with the integrity trailer (CRC-32s after the vmdesc trailer, before a
+//! mark) with memory equal to the guest's at switchover: neither stops a
+//! QEMU load (its loader stops reading after the vmdesc trailer).
+//! migsim's reader loads the same files with the mark and the trailer
+//! required.
 
 use std::path::Path;
 use std::time::Duration;
@@ -73,6 +75,7 @@ fn qemu_loads(scenario: &str, opts: &RunOptions, what: &str) {
             machine: Some(s.guest.machine.clone()),
             caps: Some(dest_caps),
             require_durable: opts.durability == Durability::Durable,
+            require_integrity: opts.integrity,
             ..LoadOptions::default()
         };
         let info = load(&DiskFile::open(&file).unwrap(), &lo, &mut NullSink)
@@ -145,10 +148,11 @@ fn qemu_loads(scenario: &str, opts: &RunOptions, what: &str) {
             compared += (end - start) / PAGE;
         }
         println!(
-            "{what}: QEMU {} loaded the {} file ({} bytes, completion mark {:?}): {compared} pc.ram pages equal",
+            "{what}: QEMU {} loaded the {} file ({} bytes, integrity trailer {:?}, completion mark {:?}): {compared} pc.ram pages equal",
             q.version_tuple().0,
             f.writer,
             f.file.len_bytes(),
+            info.integrity_trailer,
             info.completion_mark
         );
     }
@@ -164,4 +168,22 @@ fn qemu_10_loads_migsim_durable_saves_with_memory_equal() {
         },
         "durable save",
     );
+}
+
+#[test]
+fn qemu_10_loads_files_with_the_integrity_trailer_with_memory_equal() {
+    for (durability, what) in [
+        (Durability::QemuCompatible, "integrity trailer"),
+        (Durability::Durable, "durable save with integrity trailer"),
+    ] {
+        qemu_loads(
+            "pc-16m-zero-after-data.toml",
+            &RunOptions {
+                durability,
+                integrity: true,
+                ..RunOptions::default()
+            },
+            what,
+        );
+    }
 }

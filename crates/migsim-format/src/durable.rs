@@ -11,7 +11,8 @@
 //!
 //! 1. write every page (and header) as usual, then **fdatasync**;
 //! 2. write the bitmaps, the END section, the device sections, EOF and the
-//!    vmdesc trailer, then **fdatasync**;
+//!    vmdesc trailer (and the integrity trailer, [`crate::integrity`], when
+//!    asked for), then **fdatasync**;
 //! 3. append the completion mark below, then **fdatasync**.
 //!
 //! If the mark is on disk, everything before the second sync is too. A
@@ -21,7 +22,7 @@
 //! names are.
 //!
 //! Byte layout of the mark (the last 16 bytes of the file, right after the
-//! vmdesc trailer; QEMU's loader stops reading after the trailer, so it
+//! vmdesc trailer or the integrity trailer; QEMU's loader stops reading after the trailer, so it
 //! ignores them):
 //!
 //! ```text

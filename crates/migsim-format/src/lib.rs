@@ -12,7 +12,8 @@
 //!   ([`LoadError`]); pages go to a [`RamSink`].
 //! * [`extract`]: one RAMBlock's memory out of a file.
 //! * [`durable`]: the opt-in durable save ([`Durability`]): syncs in an
-//!   order that survives power loss, and the completion mark.
+//!   order that survives power loss, and the completion mark;
+//!   [`integrity`]: the opt-in trailer of per-chunk CRC-32s.
 //! * The byte layout, one module each: [`stream`] (framing), [`ram`] (RAM
 //!   records), [`fixed_ram`] (the per-block header), [`bitmap`], [`vmdesc`]
 //!   (the JSON trailer), [`wire`] (primitive encodings); [`io`] is the file
@@ -31,6 +32,7 @@ pub mod error;
 pub mod extract;
 pub mod fixed_ram;
 pub mod hooks;
+pub mod integrity;
 pub mod io;
 pub mod layout;
 pub(crate) mod parallel;

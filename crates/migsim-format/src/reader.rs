@@ -163,6 +163,11 @@ pub struct LoadOptions {
     /// [`LoadError::NotDurable`]: checked before any page is loaded, and
     /// again where the trailer ends.
     pub require_durable: bool,
+    /// Refuse a file without a valid integrity trailer right after its
+    /// vmdesc trailer ([`crate::integrity`]): every chunk is checked
+    /// before any page is loaded, and the first that differs is named
+    /// ([`LoadError::IntegrityMismatch`]).
+    pub require_integrity: bool,
 }
 
 /// What a fixed-ram load does with pages whose bitmap bit is clear (pages
@@ -300,6 +305,10 @@ pub struct StreamInfo {
     /// Offset of a durable save's completion mark right after the vmdesc
     /// trailer ([`crate::durable`]), if the file has one.
     pub completion_mark: Option<u64>,
+    /// Offset of an integrity trailer right after the vmdesc trailer
+    /// ([`crate::integrity`]), if the file has one (verified only with
+    /// [`LoadOptions::require_integrity`]).
+    pub integrity_trailer: Option<u64>,
     /// Things QEMU would only warn about.
     pub warnings: Vec<String>,
 }
@@ -438,6 +447,16 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
             return Err(LoadError::NotDurable {
                 why: "the file's last 16 bytes are not a completion mark".into(),
             });
+        }
+        let tail_end = mark.unwrap_or(self.cur.file_len());
+        let trailer = crate::integrity::find(self.cur.file(), tail_end)?;
+        if self.opts.require_integrity {
+            let Some(at) = trailer else {
+                return Err(LoadError::NoIntegrity {
+                    why: "the file does not end with one".into(),
+                });
+            };
+            crate::integrity::verify(self.cur.file(), self.opts.stream_offset, at, tail_end)?;
         }
         let magic = self.cur.be32("magic")?;
         if magic != MAGIC {
@@ -580,6 +599,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         let mut vmdesc_offset = None;
         let mut vmdesc_devices = 0;
         let mut completion_mark = None;
+        let mut integrity_trailer = None;
         if !ram_ended && unwalked.is_none() {
             warnings.push(format!(
                 "EOF at {eof_offset:#x} before the RAM END section: the save did not complete"
@@ -635,6 +655,10 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                     }
                     None => {}
                 }
+                if trailer.is_some() && trailer == Some(self.cur.pos()) {
+                    integrity_trailer = trailer;
+                    self.cur.seek(tail_end);
+                }
                 if mark == Some(self.cur.pos()) {
                     completion_mark = mark;
                     self.cur.seek(self.cur.file_len());
@@ -650,6 +674,14 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
             None => warnings
                 .push("Expected vmdescription section, but got 0 (no trailer after EOF)".into()),
         }
+        if self.opts.require_integrity && integrity_trailer.is_none() {
+            return Err(LoadError::NoIntegrity {
+                why: format!(
+                    "the trailer at {:#x} does not follow the vmdesc trailer",
+                    trailer.unwrap_or(0)
+                ),
+            });
+        }
         if self.opts.require_durable && completion_mark.is_none() {
             return Err(LoadError::NotDurable {
                 why: match vmdesc_offset {
@@ -660,6 +692,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         }
         Ok(StreamInfo {
             completion_mark,
+            integrity_trailer,
             file_len: self.cur.file_len(),
             stream_offset: self.opts.stream_offset,
             version,

@@ -21,7 +21,9 @@
 //!
 //! Durability: by default the writer never syncs, as QEMU 10;
 //! [`MigrationWriter::with_durability`] with [`Durability::Durable`] syncs
-//! in `finish` and appends the completion mark ([`crate::durable`]).
+//! in `finish` and appends the completion mark ([`crate::durable`]);
+//! [`MigrationWriter::with_integrity`] appends the integrity trailer
+//! before it ([`crate::integrity`]).
 
 use serde::Serialize;
 
@@ -113,6 +115,10 @@ pub struct MigrationWriter<F: MigFile, H: SaveHooks = ()> {
     /// One run buffer per channel, kept between batches.
     bufs: Vec<AlignedBuf>,
     durability: Durability,
+    /// Append the integrity trailer in `finish`.
+    integrity: bool,
+    /// Where the stream starts (`start_at`).
+    stream_start: u64,
 }
 
 /// Where [`MigrationWriter::save_pages`] gets page bytes. Called from
@@ -201,6 +207,8 @@ impl<F: MigFile> MigrationWriter<F> {
             hooks: (),
             bufs: Vec::new(),
             durability: Durability::QemuCompatible,
+            integrity: false,
+            stream_start: offset,
         };
         stream::encode_preamble(&mut w.pending, machine, &w.validated);
         stream::encode_section_start(
@@ -247,6 +255,8 @@ impl<F: MigFile> MigrationWriter<F> {
             hooks,
             bufs: self.bufs,
             durability: self.durability,
+            integrity: self.integrity,
+            stream_start: self.stream_start,
         }
     }
 }
@@ -265,6 +275,14 @@ impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
     /// `finish` changes).
     pub fn with_durability(mut self, d: Durability) -> Self {
         self.durability = d;
+        self
+    }
+
+    /// The same writer, appending the integrity trailer after the vmdesc
+    /// trailer in `finish` when `on` ([`crate::integrity`]; the file is
+    /// read back then, so it must be seekable and readable).
+    pub fn with_integrity(mut self, on: bool) -> Self {
+        self.integrity = on;
         self
     }
 
@@ -545,6 +563,16 @@ impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
             .be32(json.len() as u32)
             .bytes(&json);
         self.flush()?;
+        if self.integrity {
+            if !self.file.seekable() {
+                return Err(SaveError::Setup(
+                    "the integrity trailer needs a seekable file (it is computed by reading the file back)".into(),
+                ));
+            }
+            let t = crate::integrity::encode(&self.file, self.stream_start, self.pos)?;
+            self.file.write_at(self.pos, &t)?;
+            self.pos += t.len() as u64;
+        }
         if durable {
             if self.hooks.sync_before_mark() {
                 self.file.sync()?;

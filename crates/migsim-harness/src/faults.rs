@@ -33,7 +33,9 @@
 //! the scenario's: fresh or dirty) and judged against the guest's memory
 //! at switchover: **exact** (equal), **refused** (the reader's error), or
 //! **wrong** (loaded, memory differs: the failure). In durable mode the
-//! reader requires the completion mark ([`migsim_format::durable`]).
+//! reader requires the completion mark ([`migsim_format::durable`]); with
+//! the integrity trailer ([`migsim_format::integrity`]) it verifies every
+//! chunk first.
 //!
 //! I/O faults ([`IoFault`]): the scenario is run again with write `k` of
 //! one file failing; the writer must return a clear error (no panic), and
@@ -139,6 +141,8 @@ pub enum Points {
 pub struct FaultsOptions {
     /// How the writers order writes and syncs.
     pub mode: Durability,
+    /// Files carry the integrity trailer, which the reader verifies.
+    pub integrity: bool,
     /// Which crash points.
     pub points: Points,
     /// Survival samples per point ([`Survival::of`] 0..samples; 8 by
@@ -158,6 +162,7 @@ impl Default for FaultsOptions {
     fn default() -> Self {
         FaultsOptions {
             mode: Durability::QemuCompatible,
+            integrity: false,
             points: Points::All,
             samples: 8,
             only: None,
@@ -248,6 +253,8 @@ pub struct FaultsReport {
     pub seed: u64,
     /// The writers' mode.
     pub mode: Durability,
+    /// With the integrity trailer.
+    pub integrity: bool,
     /// Samples per point.
     pub samples: u32,
     /// Per layout.
@@ -494,6 +501,7 @@ pub fn faults(s: &Scenario, o: &FaultsOptions) -> FaultsReport {
         scenario: s.name.clone(),
         seed: s.seed,
         mode: o.mode,
+        integrity: o.integrity,
         samples: o.samples,
         layouts: Vec::new(),
         io: Vec::new(),
@@ -504,6 +512,7 @@ pub fn faults(s: &Scenario, o: &FaultsOptions) -> FaultsReport {
         &RunOptions {
             bug: o.bug,
             durability: o.mode,
+            integrity: o.integrity,
             journal: true,
             ..RunOptions::default()
         },
@@ -535,6 +544,7 @@ pub fn faults(s: &Scenario, o: &FaultsOptions) -> FaultsReport {
                 machine: Some(s.guest.machine.clone()),
                 caps: Some(caps),
                 require_durable: o.mode == Durability::Durable,
+                require_integrity: o.integrity,
                 ..LoadOptions::default()
             },
             dirty: s.destination.dirty_memory,
@@ -657,6 +667,7 @@ fn io_faults(
                 &RunOptions {
                     bug: o.bug,
                     durability: o.mode,
+                    integrity: o.integrity,
                     io_fault: Some((layout, k, fault)),
                     ..RunOptions::default()
                 },

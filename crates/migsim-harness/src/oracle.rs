@@ -149,6 +149,9 @@ pub struct OracleInput<'a> {
     /// How the files were finished: a durable save ends with the
     /// completion mark, which the restore then requires.
     pub durability: migsim_format::Durability,
+    /// The files carry the integrity trailer, which the restore then
+    /// verifies.
+    pub integrity: bool,
 }
 
 impl OracleInput<'_> {
@@ -209,6 +212,7 @@ impl OracleInput<'_> {
             clear_bit_pages: crate::bugs::clear_bit_pages(self.bug),
             channels: self.channels,
             require_durable: self.durability == migsim_format::Durability::Durable,
+            require_integrity: self.integrity,
             ..LoadOptions::default()
         };
         load(f.file, &opts, &mut dest).map_err(|e| format!("the reader refused the file: {e}"))?;
@@ -254,11 +258,22 @@ impl OracleInput<'_> {
             .iter()
             .map(|d| 1 + 4 + 1 + d.idstr.len() as u64 + 4 + 4 + d.payload.len() as u64 + 5)
             .sum();
+        secs + 1 + 1 + 4 + vmdesc::encode(self.machine, caps, self.devices).len() as u64
+    }
+
+    /// migsim's trailers after a stream of `stream_len` bytes: the
+    /// integrity trailer, a durable save's completion mark.
+    fn trailers_len(&self, stream_len: u64) -> u64 {
         let mark = match self.durability {
             migsim_format::Durability::Durable => migsim_format::durable::MARK_LEN,
             migsim_format::Durability::QemuCompatible => 0,
         };
-        secs + 1 + 1 + 4 + vmdesc::encode(self.machine, caps, self.devices).len() as u64 + mark
+        let integrity = if self.integrity {
+            migsim_format::integrity::trailer_len(stream_len)
+        } else {
+            0
+        };
+        mark + integrity
     }
 
     /// (pages_offset, header_offset) of each block, laid out here.
@@ -290,12 +305,13 @@ impl OracleInput<'_> {
     /// Bound on the fixed-ram file for this run's layout and parameters.
     pub fn fixed_ram_bound(&self) -> u64 {
         let (_, ram_end) = self.fixed_layout();
-        ram_end
+        let stream = ram_end
             + Self::SECTION_TAIL
             + u64::from(self.max_passes) * Self::EMPTY_SECTION
             + Self::SWITCHOVER
             + Self::EMPTY_SECTION
-            + self.devices_len(&[self.profile.name()])
+            + self.devices_len(&[self.profile.name()]);
+        stream + self.trailers_len(stream)
     }
 
     fn sequential_size(&self, file: &SimFile) -> Result<String, String> {
@@ -318,6 +334,7 @@ impl OracleInput<'_> {
             expect += if s.zero { 1 } else { PAGE };
         }
         expect += self.devices_len(&[]);
+        expect += self.trailers_len(expect);
         let mut end = 0;
         for w in file.log() {
             if w.offset != end {

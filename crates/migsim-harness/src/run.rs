@@ -118,6 +118,9 @@ pub struct RunOptions {
     /// How the writers order writes and syncs (QEMU's by default; the
     /// durable mode changes the files' bytes: the completion mark).
     pub durability: Durability,
+    /// Append the integrity trailer to every file (changes the files'
+    /// bytes), which the restore then verifies.
+    pub integrity: bool,
     /// Keep every file's journal (writes with their bytes, syncs) for the
     /// fault model ([`crate::faults`]); files in memory only.
     pub journal: bool,
@@ -134,6 +137,7 @@ impl std::fmt::Debug for RunOptions {
             .field("channels", &self.channels)
             .field("progress", &self.progress.is_some())
             .field("durability", &self.durability)
+            .field("integrity", &self.integrity)
             .field("journal", &self.journal)
             .field("io_fault", &self.io_fault)
             .finish()
@@ -270,7 +274,11 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
             Err(e) => return refused(report, e, &file),
         };
         match MigrationWriter::start(file, &s.guest.machine, &caps, blocks.clone()) {
-            Ok(w) => writers.push(w.with_durability(o.durability).with_hooks(BugHooks(bug))),
+            Ok(w) => writers.push(
+                w.with_durability(o.durability)
+                    .with_integrity(o.integrity)
+                    .with_hooks(BugHooks(bug)),
+            ),
             // The header could not be written (a full or failing disk):
             // the environment, not a verdict, as for the writes later.
             Err(SaveError::Io(e)) if o.file_dir.is_some() => {
@@ -339,6 +347,7 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         bug,
         channels,
         durability: o.durability,
+        integrity: o.integrity,
     };
     report.fixed_ram_bound = oracle.fixed_ram_bound();
 
