@@ -211,8 +211,9 @@ enum Cmd {
         /// vmdesc trailer), which the reader verifies before loading.
         #[arg(long)]
         integrity: bool,
-        /// Crash points: all (every write index), or N drawn from the
-        /// fault stream (the first and the last included).
+        /// Crash points: all (every write index), N drawn from the fault
+        /// stream (the first and the last included), or last (after the
+        /// last write: the save complete, nothing written back yet).
         #[arg(long, default_value = "all", value_parser = parse_points)]
         points: migsim_harness::faults::Points,
         /// Survival samples per crash point (0 all unsynced writes lost, 1
@@ -322,7 +323,9 @@ enum Cmd {
         /// Do not measure QEMU even if it is installed.
         #[arg(long)]
         no_qemu: bool,
-        /// Run only these parts: sim, save, restore, qemu (comma-separated).
+        /// Run only these parts: sim, save, durable, restore, qemu
+        /// (comma-separated). durable: the durable save mode against the
+        /// QEMU-compatible one, same RAM and file.
         #[arg(long, value_delimiter = ',', value_name = "PARTS")]
         only: Vec<String>,
         /// Print one JSON object instead of the summary (progress still
@@ -771,11 +774,13 @@ fn parse_mode(s: &str) -> Result<migsim_format::Durability, String> {
 
 fn parse_points(s: &str) -> Result<migsim_harness::faults::Points, String> {
     use migsim_harness::faults::Points;
-    if s == "all" {
-        return Ok(Points::All);
+    match s {
+        "all" => return Ok(Points::All),
+        "last" => return Ok(Points::Last),
+        _ => {}
     }
     match s.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(Points::Sampled(n)),
-        _ => Err(format!("{s:?}: `all` or a number of points >= 1")),
+        _ => Err(format!("{s:?}: `all`, `last` or a number of points >= 1")),
     }
 }

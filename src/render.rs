@@ -546,6 +546,19 @@ fn bench_summary(r: &BenchReport) -> String {
             x.fixed_ram_vs_presized_write_ratio
         );
     }
+    if let Some(d) = &r.durability {
+        let _ = writeln!(
+            s,
+            "durable    buffered  qemu-compatible {} ({} with an fsync after close), durable {}, durable + integrity trailer {}; ratio durable/qemu-compatible {:.2}, vs +fsync {:.2}, integrity/durable {:.2}",
+            rate(&d.qemu_compatible),
+            rate(&d.qemu_compatible_fsync),
+            rate(&d.durable),
+            rate(&d.durable_integrity),
+            d.durable_vs_qemu_compatible_ratio,
+            d.durable_vs_qemu_compatible_fsync_ratio,
+            d.integrity_vs_durable_ratio
+        );
+    }
     for x in &r.restore {
         let _ = writeln!(
             s,

@@ -134,6 +134,10 @@ pub enum Points {
     /// This many, drawn from the fault stream (always with the first and
     /// the last).
     Sampled(usize),
+    /// Only the point after the last write: the save is complete as far
+    /// as the writer knows, and a power loss comes before writeback (with
+    /// many samples: the page cache's states after a save).
+    Last,
 }
 
 /// What `faults` does.
@@ -471,6 +475,7 @@ fn crash_image_into(
 fn points(n: usize, which: Points, r: &mut ChaCha8Rng) -> Vec<usize> {
     match which {
         Points::All => (0..=n).collect(),
+        Points::Last => vec![n],
         Points::Sampled(m) if m > n => (0..=n).collect(),
         Points::Sampled(m) => {
             let mut v: Vec<usize> = vec![0, n];
