@@ -357,3 +357,29 @@ fn the_integrity_trailer_names_the_first_bad_chunk_of_a_torn_or_flipped_file() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_crash_image_rebuilt_alone_gets_the_verdict_faults_gave_it() {
+    let s = scenario("power-loss-small");
+    let o = FaultsOptions::default();
+    let r = faults(&s, &o);
+    let w = &r.layouts[1].first_wrong[0];
+    let image =
+        migsim_harness::faults::crash_image_of(&s, &o, w.layout, w.point, w.sample).unwrap();
+    // It loads (that is what makes it wrong), and not as the guest was.
+    let mut dest = migsim_harness::sim::dest::VerifyingDestination::new(
+        run_report(&s).content_seed,
+        &s.blocks(),
+        false,
+    );
+    load(&image, &load_opts(fixed_ram()), &mut dest).unwrap();
+    let rr = run_report(&s);
+    let (bad, _, stories) =
+        migsim_harness::oracle::compare_restored(&s.blocks(), &rr.switchover, &dest, 3);
+    assert_eq!(bad, w.bad_pages);
+    assert!(w.detail.contains(&stories[0]), "{} / {stories:?}", w.detail);
+}
+
+fn run_report(s: &migsim_harness::scenario::Scenario) -> migsim_harness::run::RunReport {
+    migsim_harness::run::run(s, &migsim_harness::run::RunOptions::default())
+}

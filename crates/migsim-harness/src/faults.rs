@@ -636,6 +636,54 @@ pub fn faults(s: &Scenario, o: &FaultsOptions) -> FaultsReport {
     out
 }
 
+/// The disk image of one crash, for loading elsewhere (into QEMU): `s`
+/// run as `o` says, the `layout` file, a power loss at `point` (clamped to
+/// the number of writes) with survival `sample`. The same bytes `faults`
+/// judges for that crash.
+pub fn crash_image_of(
+    s: &Scenario,
+    o: &FaultsOptions,
+    layout: Layout,
+    point: usize,
+    sample: u32,
+) -> Result<Vec<u8>, String> {
+    let r = run(
+        s,
+        &RunOptions {
+            bug: o.bug,
+            durability: o.mode,
+            integrity: o.integrity,
+            journal: true,
+            ..RunOptions::default()
+        },
+    );
+    if r.verdict != RunVerdict::Pass {
+        return Err(format!("the run did not pass: {:?}", r.error));
+    }
+    let f = r
+        .files
+        .iter()
+        .find(|f| f.writer == layout)
+        .ok_or_else(|| format!("the scenario has no {layout} writer"))?;
+    let journal = Journal::new(f.file.journal().expect("journal kept"));
+    let k = point.min(journal.writes.len());
+    let d = journal.durable_at(k);
+    let mut base = Vec::new();
+    for &(off, data) in &journal.writes[..d] {
+        apply(&mut base, off, data);
+    }
+    let mut image = Vec::new();
+    let mut cr = case_rng(s.seed, layout, k, sample);
+    crash_image_into(
+        &mut image,
+        &base,
+        &journal.writes[d..k],
+        Survival::of(sample),
+        &mut cr,
+    );
+    Ok(image)
+}
+
 /// Fail write `k` of the `layout` file with each [`IoFault`], at
 /// `o.io_points` points drawn from the fault stream: the run must fail
 /// with a clear error, and the file left behind must not restore wrong.
