@@ -383,3 +383,55 @@ fn a_crash_image_rebuilt_alone_gets_the_verdict_faults_gave_it() {
 fn run_report(s: &migsim_harness::scenario::Scenario) -> migsim_harness::run::RunReport {
     migsim_harness::run::run(s, &migsim_harness::run::RunOptions::default())
 }
+
+#[test]
+fn a_save_that_fails_on_disk_leaves_the_previous_file_and_no_temporary() {
+    use migsim_harness::run::{RunOptions, run};
+    let s = scenario("power-loss-small");
+    let dir = tempfile::tempdir().unwrap();
+    let fixed = dir.path().join("power-loss-small.fixed-ram.mig");
+    std::fs::write(&fixed, b"the previous save").unwrap();
+    let names = || {
+        let mut v: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    for fault in IoFault::ALL {
+        let r = run(
+            &s,
+            &RunOptions {
+                file_dir: Some(dir.path().to_path_buf()),
+                io_fault: Some((migsim_format::Layout::FixedRam, 20, fault)),
+                ..RunOptions::default()
+            },
+        );
+        let e = r.environment_error.expect("the failing disk is reported");
+        assert!(e.contains("write 20"), "{e}");
+        assert_eq!(std::fs::read(&fixed).unwrap(), b"the previous save");
+        assert_eq!(names(), ["power-loss-small.fixed-ram.mig"], "{fault:?}");
+    }
+    // A run that completes replaces it, and leaves no temporary file.
+    let r = run(
+        &s,
+        &RunOptions {
+            file_dir: Some(dir.path().to_path_buf()),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(r.environment_error, None);
+    assert_eq!(r.digest, s.expect.digest.clone().unwrap());
+    assert_eq!(
+        names(),
+        [
+            "power-loss-small.fixed-ram.mig",
+            "power-loss-small.sequential.mig"
+        ]
+    );
+    assert_eq!(
+        std::fs::read(&fixed).unwrap().len() as u64,
+        r.fixed_ram_size.unwrap()
+    );
+}

@@ -309,7 +309,7 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         channels,
         &progress,
     );
-    let (outcome, files) = match result {
+    let (outcome, mut files) = match result {
         Ok(x) => x,
         Err(SaveError::Io(e)) if o.file_dir.is_some() => {
             report.environment_error = Some(format!(
@@ -326,6 +326,17 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         }
         Err(e) => return refused(report, e.to_string(), &SimFile::new()),
     };
+    // Complete: the files on disk replace what was at their paths (a run
+    // that failed above dropped them, leaving the previous files).
+    for f in files.iter_mut() {
+        if let Err(e) = f.commit() {
+            report.environment_error = Some(format!(
+                "writing the migration files in {}: {e}",
+                o.file_dir.as_deref().unwrap_or(Path::new("")).display()
+            ));
+            return report;
+        }
+    }
     let devs = devices(s, &guest);
     report.passes = outcome.passes;
     report.converged = outcome.converged;

@@ -188,17 +188,25 @@ impl SimFile {
 
     /// A seekable file stored at `path` on disk (created or truncated);
     /// `direct` adds O_DIRECT for aligned page writes.
+    /// The file replaces what is at `path` only on [`SimFile::commit`]
+    /// ([`DiskFile::create_replacing`]): a run that fails leaves the
+    /// previous file.
     pub fn on_disk(path: &Path, direct: bool) -> io::Result<Self> {
-        let disk = if direct {
-            DiskFile::create_direct(path)?
-        } else {
-            DiskFile::create(path)?
-        };
+        let disk = DiskFile::create_replacing(path, direct)?;
         Ok(Self {
             store: Store::Disk(disk),
             seekable: true,
             ..Self::default()
         })
+    }
+
+    /// A disk-backed file takes its path now (see [`SimFile::on_disk`]);
+    /// nothing to do in memory.
+    pub fn commit(&mut self) -> io::Result<()> {
+        match &mut self.store {
+            Store::Disk(d) => d.commit(),
+            Store::Memory(_) => Ok(()),
+        }
     }
 
     /// Keep a journal from now on: every write with its bytes, and every
