@@ -56,6 +56,38 @@ struct BigArgs {
     /// QEMU's multifd channels do. Files, verdict and digest do not change.
     #[arg(long, default_value_t = 1, value_name = "N")]
     channels: usize,
+    /// Save durably: pages, fdatasync, bitmaps + EOF + vmdesc, fdatasync,
+    /// a completion mark after the vmdesc trailer (QEMU ignores it),
+    /// fdatasync; the restore requires the mark. Changes the files' bytes.
+    #[arg(long)]
+    durable: bool,
+    /// Append the integrity trailer (a CRC-32 per 1 MiB after the vmdesc
+    /// trailer; QEMU ignores it), verified by the restore.
+    #[arg(long)]
+    integrity: bool,
+    /// Fail one write, as a full or broken disk does: WRITER:INDEX:KIND,
+    /// e.g. fixed-ram:20:eio (KIND: enospc, eio, short-write; INDEX: the
+    /// write's number in that file, from 0).
+    #[arg(long, value_name = "WRITER:INDEX:KIND", value_parser = parse_fail_write)]
+    fail_write: Option<(Layout, usize, migsim_harness::sim::simfile::IoFault)>,
+}
+
+fn parse_fail_write(
+    s: &str,
+) -> Result<(Layout, usize, migsim_harness::sim::simfile::IoFault), String> {
+    use migsim_harness::sim::simfile::IoFault;
+    let bad = || format!("{s:?}: expected WRITER:INDEX:KIND, e.g. fixed-ram:20:eio");
+    let mut it = s.split(':');
+    let (Some(w), Some(i), Some(k), None) = (it.next(), it.next(), it.next(), it.next()) else {
+        return Err(bad());
+    };
+    let layout: Layout = w.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    let index: usize = i.parse().map_err(|_| bad())?;
+    let kind = IoFault::ALL
+        .into_iter()
+        .find(|f| f.name() == k)
+        .ok_or_else(|| format!("{s:?}: KIND is one of enospc, eio, short-write"))?;
+    Ok((layout, index, kind))
 }
 
 /// `migsim qemu …`.
@@ -668,6 +700,13 @@ fn resolve_run(
             direct_io: big.direct_io,
             channels: big.channels,
             progress: None,
+            durability: if big.durable {
+                migsim_format::Durability::Durable
+            } else {
+                migsim_format::Durability::QemuCompatible
+            },
+            integrity: big.integrity,
+            io_fault: big.fail_write,
             ..RunOptions::default()
         },
         scenario: s,
@@ -703,6 +742,15 @@ impl BigArgs {
         if self.channels > 1 {
             c.push_str(&format!(" --channels {}", self.channels));
         }
+        if self.durable {
+            c.push_str(" --durable");
+        }
+        if self.integrity {
+            c.push_str(" --integrity");
+        }
+        if let Some((l, i, k)) = self.fail_write {
+            c.push_str(&format!(" --fail-write {}:{i}:{}", l.name(), k.name()));
+        }
         c
     }
 
@@ -728,6 +776,15 @@ impl BigArgs {
         }
         if self.channels == 0 {
             return Err("--channels must be at least 1".into());
+        }
+        // Other bytes, or a run that fails: the recorded digest and
+        // verdict no longer apply.
+        if self.durable || self.integrity {
+            s.expect.digest = None;
+        }
+        if self.fail_write.is_some() {
+            s.expect.digest = None;
+            s.expect.error = None;
         }
         if let Some(d) = &self.file_dir {
             crate::files::check_output_dir(d, "--file-dir")?;

@@ -479,6 +479,12 @@ pub fn inspect(path: &Path, start: &StreamStart, i: &StreamInfo) {
         ),
         None => println!("vmdesc        none"),
     }
+    if let Some(o) = i.integrity_trailer {
+        println!("integrity     trailer @{o:#x} (CRC-32 per 1 MiB; not verified by inspect)");
+    }
+    if let Some(o) = i.completion_mark {
+        println!("durable       completion mark @{o:#x}");
+    }
     for w in &i.warnings {
         println!("warning       {}", term(w));
     }

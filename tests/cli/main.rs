@@ -642,3 +642,53 @@ fn run_on_a_full_disk_is_an_environment_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("No space left on device"), "{err}");
 }
+
+/// `migsim run` with the durable mode and the integrity trailer keeps
+/// files that `inspect` shows with their trailers; `--fail-write` makes
+/// the chosen write fail: exit 2 with the disk's error under --file-dir,
+/// and a bad spec is a usage error.
+#[test]
+fn run_durable_integrity_and_a_failing_write() {
+    let sc = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/power-loss-small.toml");
+    let sc = sc.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = migsim(&["run", sc, "--durable", "--integrity", "--file-dir", d]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let f = dir.path().join("power-loss-small.fixed-ram.mig");
+    let i = stdout(&migsim(&["inspect", f.to_str().unwrap()]));
+    assert!(i.contains("integrity     trailer @0x"), "{i}");
+    assert!(i.contains("durable       completion mark @0x"), "{i}");
+    assert!(!i.contains("warning"), "{i}");
+
+    let before = std::fs::read(&f).unwrap();
+    let o = migsim(&[
+        "run",
+        sc,
+        "--file-dir",
+        d,
+        "--fail-write",
+        "fixed-ram:20:eio",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Input/output error (os error 5): write 20"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&f).unwrap(),
+        before,
+        "the previous file stays"
+    );
+
+    for bad in [
+        "fixed-ram:x:eio",
+        "fixed-ram:1:fire",
+        "disk:1:eio",
+        "fixed-ram:1",
+    ] {
+        let o = migsim(&["run", sc, "--fail-write", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+    }
+}
