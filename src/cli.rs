@@ -243,6 +243,10 @@ enum Cmd {
         /// vmdesc trailer), which the reader verifies before loading.
         #[arg(long)]
         integrity: bool,
+        /// With --mode durable: judge as a reader that ignores the
+        /// completion mark (as QEMU does) would.
+        #[arg(long)]
+        ignore_mark: bool,
         /// Crash points: all (every write index), N drawn from the fault
         /// stream (the first and the last included), or last (after the
         /// last write: the save complete, nothing written back yet).
@@ -587,6 +591,7 @@ impl Args {
                 scenario,
                 mode,
                 integrity,
+                ignore_mark,
                 points,
                 samples,
                 point,
@@ -606,6 +611,7 @@ impl Args {
                     opts: migsim_harness::faults::FaultsOptions {
                         mode,
                         integrity,
+                        ignore_mark,
                         points,
                         samples,
                         only: point.zip(sample),

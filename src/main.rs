@@ -192,6 +192,9 @@ fn cmd_faults(
     if opts.integrity {
         base += " --integrity";
     }
+    if opts.ignore_mark {
+        base += " --ignore-mark";
+    }
     if let Some(b) = opts.bug {
         base += &format!(" --bug {}", b.name());
     }
@@ -212,9 +215,9 @@ fn cmd_faults(
         r.io.iter()
             .any(|c| c.error.is_none() || c.outcome == migsim_harness::faults::Outcome::Wrong);
     let crash_wrong: usize = r.layouts.iter().map(|l| l.wrong).sum();
-    Ok(exit_code(
-        !io_bad && (opts.mode == Durability::QemuCompatible || crash_wrong == 0),
-    ))
+    // Wrong crashes fail the durable mode only as migsim reads it.
+    let judged_durable = opts.mode == Durability::Durable && !opts.ignore_mark;
+    Ok(exit_code(!io_bad && (!judged_durable || crash_wrong == 0)))
 }
 
 fn cmd_replay(files: &[PathBuf], bless: bool) -> Result<ExitCode, String> {

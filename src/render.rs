@@ -195,6 +195,9 @@ pub fn faults(r: &migsim_harness::faults::FaultsReport, seconds: f64) {
             ""
         }
     );
+    if r.ignore_mark && r.mode == Durability::Durable {
+        println!("reader     the completion mark is not required (as QEMU reads the file)");
+    }
     if let Some(e) = &r.run_error {
         println!("           {}", term(e));
         return;
@@ -263,6 +266,10 @@ pub fn faults(r: &migsim_harness::faults::FaultsReport, seconds: f64) {
             "verdict    {n} crashes restore wrong memory: expected of QEMU's protocol (it never \
              fsyncs; after a power loss the bitmaps, EOF and vmdesc can be on disk while pages \
              are not, and the file loads); exit 0"
+        ),
+        (Durability::Durable, n) if r.ignore_mark => println!(
+            "verdict    {n} crashes restore wrong memory for a reader that ignores the completion \
+             mark (as QEMU); migsim's reader requires it; exit 0"
         ),
         (Durability::Durable, 0) => println!("verdict    PASS: every crash exact or refused"),
         (Durability::Durable, n) => {

@@ -147,6 +147,9 @@ pub struct FaultsOptions {
     pub mode: Durability,
     /// Files carry the integrity trailer, which the reader verifies.
     pub integrity: bool,
+    /// Judge durable files as a reader that ignores the completion mark
+    /// does (QEMU): the mark is not required.
+    pub ignore_mark: bool,
     /// Which crash points.
     pub points: Points,
     /// Survival samples per point ([`Survival::of`] 0..samples; 8 by
@@ -167,6 +170,7 @@ impl Default for FaultsOptions {
         FaultsOptions {
             mode: Durability::QemuCompatible,
             integrity: false,
+            ignore_mark: false,
             points: Points::All,
             samples: 8,
             only: None,
@@ -259,6 +263,8 @@ pub struct FaultsReport {
     pub mode: Durability,
     /// With the integrity trailer.
     pub integrity: bool,
+    /// The completion mark was not required.
+    pub ignore_mark: bool,
     /// Samples per point.
     pub samples: u32,
     /// Per layout.
@@ -507,6 +513,7 @@ pub fn faults(s: &Scenario, o: &FaultsOptions) -> FaultsReport {
         seed: s.seed,
         mode: o.mode,
         integrity: o.integrity,
+        ignore_mark: o.ignore_mark,
         samples: o.samples,
         layouts: Vec::new(),
         io: Vec::new(),
@@ -548,7 +555,7 @@ pub fn faults(s: &Scenario, o: &FaultsOptions) -> FaultsReport {
             opts: LoadOptions {
                 machine: Some(s.guest.machine.clone()),
                 caps: Some(caps),
-                require_durable: o.mode == Durability::Durable,
+                require_durable: o.mode == Durability::Durable && !o.ignore_mark,
                 require_integrity: o.integrity,
                 ..LoadOptions::default()
             },
