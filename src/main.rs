@@ -203,6 +203,24 @@ fn cmd_faults(
             c.replay = format!("{base} --point {} --sample {}", c.point, c.sample);
         }
     }
+    for c in &mut r.io {
+        c.replay = format!(
+            "migsim run {} --fail-write {}:{}:{}{}{}",
+            path.display(),
+            c.layout.name(),
+            c.write,
+            c.fault.name(),
+            if opts.mode == Durability::Durable {
+                " --durable"
+            } else {
+                ""
+            },
+            if opts.integrity { " --integrity" } else { "" }
+        );
+        if let Some(b) = opts.bug {
+            c.replay += &format!(" --bug {}", b.name());
+        }
+    }
     if json {
         render::json(&r)?;
     } else {

@@ -256,6 +256,9 @@ pub fn faults(r: &migsim_harness::faults::FaultsReport, seconds: f64) {
             c.error.as_deref().map(term).unwrap_or_default(),
             outcome_name(c.outcome)
         );
+        if status != "ok" {
+            println!("           replay: {}", c.replay);
+        }
     }
     let wrong: usize = r.layouts.iter().map(|l| l.wrong).sum();
     match (r.mode, wrong) {

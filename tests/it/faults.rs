@@ -405,6 +405,9 @@ fn a_save_that_fails_on_disk_leaves_the_previous_file_and_no_temporary() {
             &RunOptions {
                 file_dir: Some(dir.path().to_path_buf()),
                 io_fault: Some((migsim_format::Layout::FixedRam, 20, fault)),
+                // Channels would write pages past write_at: the failing
+                // file must still see write 20.
+                channels: 2,
                 ..RunOptions::default()
             },
         );

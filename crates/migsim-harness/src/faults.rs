@@ -250,6 +250,10 @@ pub struct IoCase {
     pub outcome: Outcome,
     /// The reader's error or the differing pages.
     pub detail: String,
+    /// The command that shows the writer's error (filled in by the
+    /// caller).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub replay: String,
 }
 
 /// Everything `faults` found.
@@ -752,6 +756,7 @@ fn io_faults(
                 error,
                 outcome,
                 detail,
+                replay: String::new(),
             });
         }
     }

@@ -349,8 +349,9 @@ impl MigFile for SimFile {
 
     fn shared(&self) -> Option<&dyn SharedWrite> {
         match &self.store {
-            Store::Disk(d) => Some(d),
-            Store::Memory(_) => None,
+            // A write chosen to fail must go through write_at.
+            Store::Disk(d) if self.fail.is_none() => Some(d),
+            _ => None,
         }
     }
 
