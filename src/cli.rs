@@ -216,6 +216,11 @@ enum Cmd {
         /// Stop shrinking after this many failures (0 = all).
         #[arg(long, default_value_t = 5)]
         max_failures: usize,
+        /// Also save each passing scenario durably and crash it at 8 write
+        /// indices (5 survival samples each, `migsim faults`): a wrong
+        /// restore is a failure (finds durable-mark-unsynced).
+        #[arg(long)]
+        faults: bool,
     },
     /// Power loss at every write: run SCENARIO once recording every write
     /// and sync, then for each crash point (writes issued before the power
@@ -576,6 +581,7 @@ impl Args {
                 regressions,
                 dry_run,
                 max_failures,
+                faults,
             } => Command::Explore {
                 opts: ExploreOptions {
                     seeds: SeedSet::new(seeds.0, seeds.1, shard),
@@ -583,6 +589,7 @@ impl Args {
                     bug,
                     shrink: !no_shrink,
                     max_failures,
+                    faults,
                     regressions: (!dry_run).then_some(regressions),
                 },
                 json,

@@ -548,6 +548,18 @@ pub enum Difference {
         /// The recorded one.
         want: String,
     },
+    /// A power loss during a durable save restores wrong memory (the
+    /// fault model, [`crate::faults`]: `explore --faults`).
+    Crash {
+        /// The file's layout.
+        layout: Layout,
+        /// Writes issued before the power loss.
+        point: usize,
+        /// Survival sample.
+        sample: u32,
+        /// Which pages, and why.
+        detail: String,
+    },
 }
 
 /// What a difference is about, ignoring figures and stories: shrinking
@@ -566,6 +578,8 @@ pub enum DifferenceKind {
     Converged,
     /// The digest.
     Digest,
+    /// A durable save's crash restoring wrong memory.
+    Crash,
 }
 
 impl Difference {
@@ -578,6 +592,7 @@ impl Difference {
             Difference::SequentialRatio { .. } => DifferenceKind::SequentialRatio,
             Difference::Converged { .. } => DifferenceKind::Converged,
             Difference::Digest { .. } => DifferenceKind::Digest,
+            Difference::Crash { .. } => DifferenceKind::Crash,
         }
     }
 }
@@ -612,6 +627,16 @@ impl std::fmt::Display for Difference {
                 write!(f, "converged = {got}, expected {want}")
             }
             Difference::Digest { got, want } => write!(f, "digest {got}, expected {want}"),
+            Difference::Crash {
+                layout,
+                point,
+                sample,
+                detail,
+            } => write!(
+                f,
+                "durable save: a power loss after write {point} of the {layout} file \
+                 (sample {sample}) restores wrong memory: {detail}"
+            ),
         }
     }
 }
