@@ -56,6 +56,38 @@ struct BigArgs {
     /// QEMU's multifd channels do. Files, verdict and digest do not change.
     #[arg(long, default_value_t = 1, value_name = "N")]
     channels: usize,
+    /// Save durably: pages, fdatasync, bitmaps + EOF + vmdesc, fdatasync,
+    /// a completion mark after the vmdesc trailer (QEMU ignores it),
+    /// fdatasync; the restore requires the mark. Changes the files' bytes.
+    #[arg(long)]
+    durable: bool,
+    /// Append the integrity trailer (a CRC-32 per 1 MiB after the vmdesc
+    /// trailer; QEMU ignores it), verified by the restore.
+    #[arg(long)]
+    integrity: bool,
+    /// Fail one write, as a full or broken disk does: WRITER:INDEX:KIND,
+    /// e.g. fixed-ram:20:eio (KIND: enospc, eio, short-write; INDEX: the
+    /// write's number in that file, from 0).
+    #[arg(long, value_name = "WRITER:INDEX:KIND", value_parser = parse_fail_write)]
+    fail_write: Option<(Layout, usize, migsim_harness::sim::simfile::IoFault)>,
+}
+
+fn parse_fail_write(
+    s: &str,
+) -> Result<(Layout, usize, migsim_harness::sim::simfile::IoFault), String> {
+    use migsim_harness::sim::simfile::IoFault;
+    let bad = || format!("{s:?}: expected WRITER:INDEX:KIND, e.g. fixed-ram:20:eio");
+    let mut it = s.split(':');
+    let (Some(w), Some(i), Some(k), None) = (it.next(), it.next(), it.next(), it.next()) else {
+        return Err(bad());
+    };
+    let layout: Layout = w.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    let index: usize = i.parse().map_err(|_| bad())?;
+    let kind = IoFault::ALL
+        .into_iter()
+        .find(|f| f.name() == k)
+        .ok_or_else(|| format!("{s:?}: KIND is one of enospc, eio, short-write"))?;
+    Ok((layout, index, kind))
 }
 
 /// `migsim qemu …`.
@@ -234,6 +266,67 @@ enum Cmd {
         /// Stop shrinking after this many failures (0 = all).
         #[arg(long, default_value_t = 5)]
         max_failures: usize,
+        /// Also save each passing scenario durably and crash it at 8 write
+        /// indices (5 survival samples each, `migsim faults`): a wrong
+        /// restore is a failure (finds durable-mark-unsynced).
+        #[arg(long)]
+        faults: bool,
+    },
+    /// Power loss at every write: run SCENARIO once recording every write
+    /// and sync, then for each crash point (writes issued before the power
+    /// loss) and each survival sample of the unsynced writes (lost, kept,
+    /// torn at 512 B or 4 KiB) build the disk image and load it with
+    /// migsim's strict reader. Verdict per crash: exact (memory equals the
+    /// guest's at switchover), refused (the reader's error) or wrong
+    /// (loaded, memory differs). Then ENOSPC, EIO and short writes at a few
+    /// writes: the writer must fail with a clear error and leave no file
+    /// that restores wrong memory.
+    ///
+    /// --mode qemu writes as QEMU 10 does (no fsync, bitmaps last): wrong
+    /// crashes are its documented behaviour and are reported, exit 0.
+    /// --mode durable (pages, sync, bitmaps + EOF + vmdesc, sync, a
+    /// completion mark, sync; the reader requires the mark): exit 1 on any
+    /// wrong crash. Exit 1 also when an I/O fault is not reported or
+    /// leaves a file that restores wrong memory.
+    Faults {
+        /// Scenario file (TOML); guest RAM up to 1 GiB.
+        scenario: PathBuf,
+        /// qemu (QEMU 10's protocol) or durable.
+        #[arg(long, default_value = "qemu", value_parser = parse_mode)]
+        mode: migsim_format::Durability,
+        /// Files carry the integrity trailer (a CRC-32 per 1 MiB after the
+        /// vmdesc trailer), which the reader verifies before loading.
+        #[arg(long)]
+        integrity: bool,
+        /// With --mode durable: judge as a reader that ignores the
+        /// completion mark (as QEMU does) would.
+        #[arg(long)]
+        ignore_mark: bool,
+        /// Crash points: all (every write index), N drawn from the fault
+        /// stream (the first and the last included), or last (after the
+        /// last write: the save complete, nothing written back yet).
+        #[arg(long, default_value = "all", value_parser = parse_points)]
+        points: migsim_harness::faults::Points,
+        /// Survival samples per crash point (0 all unsynced writes lost, 1
+        /// all kept, 2 the newer half kept, 3 all but one kept, 4 one
+        /// sector lost, then random subsets).
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        samples: u32,
+        /// Replay one crash: the point (with --sample).
+        #[arg(long, value_name = "K", requires = "sample")]
+        point: Option<usize>,
+        /// Replay one crash: the sample (with --point).
+        #[arg(long, value_name = "S", requires = "point")]
+        sample: Option<u32>,
+        /// I/O fault points per kind (ENOSPC, EIO, short write) and layout.
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        io_points: usize,
+        /// Inject a deliberately wrong variant, e.g. durable-mark-unsynced.
+        #[arg(long, value_name = "VARIANT")]
+        bug: Option<Bug>,
+        /// Print one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
     },
     /// Run every scenario and check its expectations (verdict, error text,
     /// digest, size ratio). Exits 1 on any difference and says how to
@@ -328,8 +421,10 @@ enum Cmd {
         /// Do not measure QEMU even if it is installed.
         #[arg(long)]
         no_qemu: bool,
-        /// Run only these parts: sim, save, restore, qemu, qemu-fuzz
-        /// (comma-separated).
+        /// Run only these parts: sim, save, durable, restore, qemu,
+        /// qemu-fuzz (comma-separated). durable: the durable save mode
+        /// against the QEMU-compatible one, same RAM and file; qemu-fuzz:
+        /// `migsim qemu fuzz`'s loads per second.
         #[arg(long, value_delimiter = ',', value_name = "PARTS")]
         only: Vec<String>,
         /// Print one JSON object instead of the summary (progress still
@@ -372,6 +467,17 @@ pub enum Command {
     Explore {
         /// What to explore.
         opts: ExploreOptions,
+        /// Print JSON.
+        json: bool,
+    },
+    /// `migsim faults`.
+    Faults {
+        /// The scenario, loaded.
+        scenario: Box<Scenario>,
+        /// Its path, for the replay commands printed.
+        path: PathBuf,
+        /// What to try.
+        opts: migsim_harness::faults::FaultsOptions,
         /// Print JSON.
         json: bool,
     },
@@ -580,6 +686,7 @@ impl Args {
                 regressions,
                 dry_run,
                 max_failures,
+                faults,
             } => Command::Explore {
                 opts: ExploreOptions {
                     seeds: SeedSet::new(seeds.0, seeds.1, shard),
@@ -587,10 +694,46 @@ impl Args {
                     bug,
                     shrink: !no_shrink,
                     max_failures,
+                    faults,
                     regressions: (!dry_run).then_some(regressions),
                 },
                 json,
             },
+            Cmd::Faults {
+                scenario,
+                mode,
+                integrity,
+                ignore_mark,
+                points,
+                samples,
+                point,
+                sample,
+                io_points,
+                bug,
+                json,
+            } => {
+                let s = Scenario::load(&scenario)?;
+                migsim_harness::limits::check_faults(&s)?;
+                if samples == 0 {
+                    return Err("--samples must be at least 1".into());
+                }
+                Command::Faults {
+                    scenario: Box::new(s),
+                    path: scenario,
+                    opts: migsim_harness::faults::FaultsOptions {
+                        mode,
+                        integrity,
+                        ignore_mark,
+                        points,
+                        samples,
+                        only: point.zip(sample),
+                        bug,
+                        io_points,
+                        ..migsim_harness::faults::FaultsOptions::default()
+                    },
+                    json,
+                }
+            }
             Cmd::Replay { paths, bless } => {
                 let files = scenario::scenario_files(&paths)?;
                 if files.is_empty() {
@@ -689,6 +832,14 @@ fn resolve_run(
             direct_io: big.direct_io,
             channels: big.channels,
             progress: None,
+            durability: if big.durable {
+                migsim_format::Durability::Durable
+            } else {
+                migsim_format::Durability::QemuCompatible
+            },
+            integrity: big.integrity,
+            io_fault: big.fail_write,
+            ..RunOptions::default()
         },
         scenario: s,
         json,
@@ -723,6 +874,15 @@ impl BigArgs {
         if self.channels > 1 {
             c.push_str(&format!(" --channels {}", self.channels));
         }
+        if self.durable {
+            c.push_str(" --durable");
+        }
+        if self.integrity {
+            c.push_str(" --integrity");
+        }
+        if let Some((l, i, k)) = self.fail_write {
+            c.push_str(&format!(" --fail-write {}:{i}:{}", l.name(), k.name()));
+        }
         c
     }
 
@@ -748,6 +908,15 @@ impl BigArgs {
         }
         if self.channels == 0 {
             return Err("--channels must be at least 1".into());
+        }
+        // Other bytes, or a run that fails: the recorded digest and
+        // verdict no longer apply.
+        if self.durable || self.integrity {
+            s.expect.digest = None;
+        }
+        if self.fail_write.is_some() {
+            s.expect.digest = None;
+            s.expect.error = None;
         }
         if let Some(d) = &self.file_dir {
             crate::files::check_output_dir(d, "--file-dir")?;
@@ -782,4 +951,25 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
         return Err(format!("shard {k}/{n}: need 1 <= K <= N"));
     }
     Ok((k, n))
+}
+
+fn parse_mode(s: &str) -> Result<migsim_format::Durability, String> {
+    match s {
+        "qemu" => Ok(migsim_format::Durability::QemuCompatible),
+        "durable" => Ok(migsim_format::Durability::Durable),
+        _ => Err(format!("{s:?}: one of qemu, durable")),
+    }
+}
+
+fn parse_points(s: &str) -> Result<migsim_harness::faults::Points, String> {
+    use migsim_harness::faults::Points;
+    match s {
+        "all" => return Ok(Points::All),
+        "last" => return Ok(Points::Last),
+        _ => {}
+    }
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(Points::Sampled(n)),
+        _ => Err(format!("{s:?}: `all`, `last` or a number of points >= 1")),
+    }
 }

@@ -72,6 +72,12 @@ fn execute(cmd: Command) -> Result<ExitCode, String> {
             Ok(exit_code(!r.reproduced))
         }
         Command::Run(c) => cmd_run(&c),
+        Command::Faults {
+            scenario,
+            path,
+            opts,
+            json,
+        } => cmd_faults(&scenario, &path, &opts, json),
         Command::Explore { opts, json } => cmd_explore(&opts, json),
         Command::Replay { files, bless } => cmd_replay(&files, bless),
         Command::Inspect { file, json } => cmd_inspect(&file, json),
@@ -192,6 +198,69 @@ fn cmd_explore(opts: &ExploreOptions, json: bool) -> Result<ExitCode, String> {
         render::explore(&report, start.elapsed().as_secs_f64());
     }
     Ok(exit_code(report.passed == report.seeds_run))
+}
+
+fn cmd_faults(
+    s: &migsim_harness::scenario::Scenario,
+    path: &Path,
+    opts: &migsim_harness::faults::FaultsOptions,
+    json: bool,
+) -> Result<ExitCode, String> {
+    use migsim_format::Durability;
+    let start = Instant::now();
+    let mut r = migsim_harness::faults::faults(s, opts);
+    let mut base = format!(
+        "migsim faults {} --mode {}",
+        path.display(),
+        opts.mode.name()
+    );
+    if opts.integrity {
+        base += " --integrity";
+    }
+    if opts.ignore_mark {
+        base += " --ignore-mark";
+    }
+    if let Some(b) = opts.bug {
+        base += &format!(" --bug {}", b.name());
+    }
+    for l in &mut r.layouts {
+        for c in l.first_wrong.iter_mut().chain(l.case.as_mut()) {
+            c.replay = format!("{base} --point {} --sample {}", c.point, c.sample);
+        }
+    }
+    for c in &mut r.io {
+        c.replay = format!(
+            "migsim run {} --fail-write {}:{}:{}{}{}",
+            path.display(),
+            c.layout.name(),
+            c.write,
+            c.fault.name(),
+            if opts.mode == Durability::Durable {
+                " --durable"
+            } else {
+                ""
+            },
+            if opts.integrity { " --integrity" } else { "" }
+        );
+        if let Some(b) = opts.bug {
+            c.replay += &format!(" --bug {}", b.name());
+        }
+    }
+    if json {
+        render::json(&r)?;
+    } else {
+        render::faults(&r, start.elapsed().as_secs_f64());
+    }
+    if let Some(e) = &r.run_error {
+        return Err(e.clone());
+    }
+    let io_bad =
+        r.io.iter()
+            .any(|c| c.error.is_none() || c.outcome == migsim_harness::faults::Outcome::Wrong);
+    let crash_wrong: usize = r.layouts.iter().map(|l| l.wrong).sum();
+    // Wrong crashes fail the durable mode only as migsim reads it.
+    let judged_durable = opts.mode == Durability::Durable && !opts.ignore_mark;
+    Ok(exit_code(!io_bad && (!judged_durable || crash_wrong == 0)))
 }
 
 fn cmd_replay(files: &[PathBuf], bless: bool) -> Result<ExitCode, String> {

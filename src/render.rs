@@ -175,6 +175,121 @@ pub fn explore(report: &ExploreReport, seconds: f64) {
     );
 }
 
+/// `migsim faults`: counts per layout, the first wrong crashes with their
+/// replay commands, the I/O faults, and what the counts mean.
+pub fn faults(r: &migsim_harness::faults::FaultsReport, seconds: f64) {
+    use migsim_format::Durability;
+    use migsim_harness::faults::Outcome;
+    let mode = match r.mode {
+        Durability::QemuCompatible => "qemu (as QEMU 10: no fsync, bitmaps last)",
+        Durability::Durable => {
+            "durable (pages, sync, bitmaps + EOF + vmdesc, sync, completion mark, sync)"
+        }
+    };
+    println!("scenario   {} (seed {})", term(&r.scenario), r.seed);
+    println!(
+        "mode       {mode}{}",
+        if r.integrity {
+            "; integrity trailer (CRC-32 per 1 MiB) verified before loading"
+        } else {
+            ""
+        }
+    );
+    if r.ignore_mark && r.mode == Durability::Durable {
+        println!("reader     the completion mark is not required (as QEMU reads the file)");
+    }
+    if let Some(e) = &r.run_error {
+        println!("           {}", term(e));
+        return;
+    }
+    for l in &r.layouts {
+        if let Some(c) = &l.case {
+            println!(
+                "{:<10} point {} of {} writes, sample {} ({}; {} unsynced): {}",
+                l.layout.name(),
+                c.point,
+                l.writes,
+                c.sample,
+                c.survival,
+                c.volatile,
+                outcome_name(c.outcome)
+            );
+            println!("           {}", term(&c.detail));
+            continue;
+        }
+        println!(
+            "{:<10} {} writes, {} syncs; {} crash points x {} samples = {} crashes: exact {}, refused {}, wrong {} (at {} points)",
+            l.layout.name(),
+            l.writes,
+            l.syncs,
+            l.points,
+            r.samples,
+            l.cases,
+            l.exact,
+            l.refused,
+            l.wrong,
+            l.wrong_points
+        );
+        for c in &l.first_wrong {
+            println!(
+                "  WRONG    point {}, sample {} ({}; {} unsynced): {}",
+                c.point,
+                c.sample,
+                c.survival,
+                c.volatile,
+                term(&c.detail)
+            );
+            println!("           replay: {}", c.replay);
+        }
+    }
+    for c in &r.io {
+        let status = match (&c.error, c.outcome) {
+            (None, _) => "NOT REPORTED",
+            (Some(_), Outcome::Wrong) => "WRONG",
+            (Some(_), _) => "ok",
+        };
+        println!(
+            "{:<10} {} at write {}: {status}; writer: {}; file left: {}",
+            c.layout.name(),
+            c.fault.name(),
+            c.write,
+            c.error.as_deref().map(term).unwrap_or_default(),
+            outcome_name(c.outcome)
+        );
+        if status != "ok" {
+            println!("           replay: {}", c.replay);
+        }
+    }
+    let wrong: usize = r.layouts.iter().map(|l| l.wrong).sum();
+    match (r.mode, wrong) {
+        (Durability::QemuCompatible, 0) => {
+            println!("verdict    no crash restored wrong memory")
+        }
+        (Durability::QemuCompatible, n) => println!(
+            "verdict    {n} crashes restore wrong memory: expected of QEMU's protocol (it never \
+             fsyncs; after a power loss the bitmaps, EOF and vmdesc can be on disk while pages \
+             are not, and the file loads); exit 0"
+        ),
+        (Durability::Durable, n) if r.ignore_mark => println!(
+            "verdict    {n} crashes restore wrong memory for a reader that ignores the completion \
+             mark (as QEMU); migsim's reader requires it; exit 0"
+        ),
+        (Durability::Durable, 0) => println!("verdict    PASS: every crash exact or refused"),
+        (Durability::Durable, n) => {
+            println!("verdict    FAIL: {n} crashes restore wrong memory in durable mode")
+        }
+    }
+    println!("time       {seconds:.1} s");
+}
+
+fn outcome_name(o: migsim_harness::faults::Outcome) -> &'static str {
+    match o {
+        migsim_harness::faults::Outcome::Exact => "exact",
+        migsim_harness::faults::Outcome::Refused => "refused",
+        migsim_harness::faults::Outcome::Wrong => "wrong",
+    }
+}
+
 /// One replayed scenario file.
 pub fn replayed(r: &Replayed) {
     let path = r.path.display();
@@ -374,6 +489,12 @@ pub fn inspect(path: &Path, start: &StreamStart, i: &StreamInfo) {
         ),
         None => println!("vmdesc        none"),
     }
+    if let Some(o) = i.integrity_trailer {
+        println!("integrity     trailer @{o:#x} (CRC-32 per 1 MiB; not verified by inspect)");
+    }
+    if let Some(o) = i.completion_mark {
+        println!("durable       completion mark @{o:#x}");
+    }
     for w in &i.warnings {
         println!("warning       {}", term(w));
     }
@@ -441,6 +562,19 @@ fn bench_summary(r: &BenchReport) -> String {
             x.fixed_ram_vs_sequential_write_ratio,
             rate(&x.sequential_write_presized),
             x.fixed_ram_vs_presized_write_ratio
+        );
+    }
+    if let Some(d) = &r.durability {
+        let _ = writeln!(
+            s,
+            "durable    buffered  qemu-compatible {} ({} with an fsync after close), durable {}, durable + integrity trailer {}; ratio durable/qemu-compatible {:.2}, vs +fsync {:.2}, integrity/durable {:.2}",
+            rate(&d.qemu_compatible),
+            rate(&d.qemu_compatible_fsync),
+            rate(&d.durable),
+            rate(&d.durable_integrity),
+            d.durable_vs_qemu_compatible_ratio,
+            d.durable_vs_qemu_compatible_fsync_ratio,
+            d.integrity_vs_durable_ratio
         );
     }
     for x in &r.restore {

@@ -60,7 +60,7 @@ pub struct BenchOptions {
     pub channels: usize,
     /// Measure QEMU too, when it is found.
     pub qemu: bool,
-    /// Which parts to run (empty: all): sim, save, restore, qemu.
+    /// Which parts to run (empty: all): sim, save, durable, restore, qemu.
     pub only: Vec<String>,
 }
 
@@ -164,6 +164,29 @@ pub struct RestoreFigures {
     pub verified: bool,
 }
 
+/// The durable save's cost: migsim's fixed-ram save of the same RAM to a
+/// real file (buffered, as QEMU saves by default) in each finishing mode,
+/// interleaved in one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct DurabilityFigures {
+    /// QEMU-compatible (no fsync, as QEMU 10), until the file is closed.
+    pub qemu_compatible: Timing,
+    /// QEMU-compatible, then one fsync of the closed file (what a
+    /// management layer must add to make QEMU's file durable).
+    pub qemu_compatible_fsync: Timing,
+    /// `Durability::Durable` (three fdatasyncs in `finish`), until closed.
+    pub durable: Timing,
+    /// Durable with the integrity trailer (the file read back for its
+    /// CRC-32s), until closed.
+    pub durable_integrity: Timing,
+    /// durable throughput / qemu_compatible throughput.
+    pub durable_vs_qemu_compatible_ratio: f64,
+    /// durable throughput / qemu_compatible_fsync throughput.
+    pub durable_vs_qemu_compatible_fsync_ratio: f64,
+    /// durable_integrity throughput / durable throughput.
+    pub integrity_vs_durable_ratio: f64,
+}
+
 /// QEMU against migsim for one configuration.
 #[derive(Clone, Debug, Serialize)]
 pub struct QemuComparison {
@@ -213,6 +236,8 @@ pub struct BenchReport {
     pub sim_vs_fresh_memcpy_ratio: Option<f64>,
     /// Saves, buffered and O_DIRECT.
     pub save: Vec<SaveFigures>,
+    /// The durable save against the QEMU-compatible one (part `durable`).
+    pub durability: Option<DurabilityFigures>,
     /// Restores, buffered and O_DIRECT.
     pub restore: Vec<RestoreFigures>,
     /// QEMU comparisons, one per configuration.
@@ -635,6 +660,101 @@ fn restore(
     })
 }
 
+/// migsim's fixed-ram save of `ram` (buffered) finishing as `mode`, with
+/// or without the integrity trailer: seconds until the writer is done and
+/// the file closed, plus one fsync after that when `fsync`.
+fn save_finishing(
+    ram: &[u8],
+    path: &Path,
+    mode: migsim_format::Durability,
+    integrity: bool,
+    fsync: bool,
+    channels: usize,
+) -> Result<(f64, u64), String> {
+    let caps = Capabilities::from_enabled(&[Capability::FixedRam]).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(path);
+    let t = Instant::now();
+    let file = DiskFile::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut w = MigrationWriter::start(file, MACHINE, &caps, bench_blocks(ram.len() as u64))
+        .map_err(|e| e.to_string())?
+        .with_durability(mode)
+        .with_integrity(integrity);
+    w.begin_completion().map_err(|e| e.to_string())?;
+    let source = RamSource(ram);
+    let pages = ram.len() as u64 / 4096;
+    let mut batch = Vec::with_capacity(1 << 16);
+    let mut p = 0;
+    while p < pages {
+        batch.clear();
+        batch.extend((p..pages.min(p + (1 << 16))).map(|q| (0usize, q)));
+        w.save_pages(&batch, &source, channels)
+            .map_err(|e| e.to_string())?;
+        p += batch.len() as u64;
+    }
+    let (file, _) = w.finish(&[]).map_err(|e| e.to_string())?;
+    drop(file);
+    if fsync {
+        std::fs::File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    Ok((secs, len))
+}
+
+/// The durable save against the QEMU-compatible one, same RAM, same
+/// file, the four modes interleaved `o.reps` times.
+fn durability(
+    o: &BenchOptions,
+    ram: &[u8],
+    progress: &mut dyn FnMut(&str),
+) -> Result<DurabilityFigures, String> {
+    use migsim_format::Durability::{Durable, QemuCompatible};
+    let path = o.dir.join("bench-durable.mig");
+    let cases = [
+        (QemuCompatible, false, false),
+        (QemuCompatible, false, true),
+        (Durable, false, false),
+        (Durable, true, false),
+    ];
+    let mut secs: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    let mut lens = [0u64; 4];
+    for i in 0..o.reps {
+        for (k, &(mode, integrity, fsync)) in cases.iter().enumerate() {
+            let (t, len) = save_finishing(ram, &path, mode, integrity, fsync, o.channels)?;
+            secs[k].push(t);
+            lens[k] = len;
+        }
+        progress(&format!(
+            "durable {}/{}: qemu-compatible {:.2} s (+fsync {:.2} s), durable {:.2} s, durable+integrity {:.2} s",
+            i + 1,
+            o.reps,
+            secs[0][i],
+            secs[1][i],
+            secs[2][i],
+            secs[3][i]
+        ));
+    }
+    let _ = std::fs::remove_file(&path);
+    let mut t = secs.into_iter().zip(lens).map(|(s, l)| Timing::new(l, s));
+    let (q, qf, d, di) = (
+        t.next().expect("4"),
+        t.next().expect("4"),
+        t.next().expect("4"),
+        t.next().expect("4"),
+    );
+    Ok(DurabilityFigures {
+        durable_vs_qemu_compatible_ratio: d.gib_s / q.gib_s,
+        durable_vs_qemu_compatible_fsync_ratio: d.gib_s / qf.gib_s,
+        integrity_vs_durable_ratio: di.gib_s / d.gib_s,
+        qemu_compatible: q,
+        qemu_compatible_fsync: qf,
+        durable: d,
+        durable_integrity: di,
+    })
+}
+
 fn wants(o: &BenchOptions, part: &str) -> bool {
     o.only.is_empty() || o.only.iter().any(|p| p == part)
 }
@@ -651,9 +771,9 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
         return Err("--reps must be at least 1".into());
     }
     for p in &o.only {
-        if !["sim", "save", "restore", "qemu", "qemu-fuzz"].contains(&p.as_str()) {
+        if !["sim", "save", "durable", "restore", "qemu", "qemu-fuzz"].contains(&p.as_str()) {
             return Err(format!(
-                "--only: unknown part {p:?} (use sim, save, restore, qemu, qemu-fuzz)"
+                "--only: unknown part {p:?} (use sim, save, durable, restore, qemu, qemu-fuzz)"
             ));
         }
     }
@@ -682,6 +802,7 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
         sim_vs_memcpy_ratio: None,
         sim_vs_fresh_memcpy_ratio: None,
         save: Vec::new(),
+        durability: None,
         restore: Vec::new(),
         qemu: Vec::new(),
         qemu_skipped: None,
@@ -701,6 +822,11 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
         r.memcpy_hot = Some(hot);
         r.memcpy_fresh = Some(fresh);
         r.sim = Some(s);
+    }
+    if wants(o, "durable") {
+        let mut ram = AlignedBuf::zeroed(o.size as usize);
+        fill_ram(&mut ram);
+        r.durability = Some(durability(o, &ram, progress)?);
     }
     let need_file = wants(o, "save") || wants(o, "restore") || wants(o, "qemu");
     if need_file {

@@ -558,3 +558,138 @@ fn extract_a_block_named_with_control_characters_by_its_raw_name() {
     }
     assert!(got[0] == got[1], "both layouts give the same block");
 }
+
+/// `migsim faults`: QEMU's protocol reports wrong crashes as its
+/// documented behaviour (exit 0), the durable mode passes, its bug
+/// variant fails with a replay command that reproduces the crash, and bad
+/// flags are usage errors.
+#[test]
+fn faults_reports_per_mode_and_exits_as_documented() {
+    let sc = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/power-loss-small.toml");
+    let sc = sc.to_str().unwrap();
+    let q = migsim(&["faults", sc]);
+    assert_eq!(q.status.code(), Some(0), "{}", stdout(&q));
+    let out = stdout(&q);
+    assert!(
+        out.contains("mode       qemu (as QEMU 10: no fsync, bitmaps last)"),
+        "{out}"
+    );
+    assert!(out.contains("expected of QEMU's protocol"), "{out}");
+    assert!(out.contains("enospc at write 0: ok"), "{out}");
+
+    let d = migsim(&["faults", sc, "--mode", "durable", "--json"]);
+    assert_eq!(d.status.code(), Some(0), "{}", stdout(&d));
+    let j: Value = serde_json::from_slice(&d.stdout).unwrap();
+    assert_eq!(j["mode"], "durable");
+    for l in j["layouts"].as_array().unwrap() {
+        assert_eq!(l["wrong"], 0, "{l}");
+        assert_eq!(l["syncs"], 3);
+    }
+
+    let b = migsim(&[
+        "faults",
+        sc,
+        "--mode",
+        "durable",
+        "--bug",
+        "durable-mark-unsynced",
+        "--io-points",
+        "0",
+    ]);
+    assert_eq!(b.status.code(), Some(1), "{}", stdout(&b));
+    let out = stdout(&b);
+    assert!(out.contains("FAIL"), "{out}");
+    let replay = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay: "))
+        .unwrap_or_else(|| panic!("no replay command: {out}"));
+    let args: Vec<&str> = replay.split(' ').skip(1).collect();
+    let r = migsim(&args);
+    assert_eq!(r.status.code(), Some(1), "{}", stdout(&r));
+    assert!(stdout(&r).contains(": wrong"), "{}", stdout(&r));
+
+    for bad in [
+        &["faults", sc, "--points", "0"][..],
+        &["faults", sc, "--mode", "fast"],
+        &["faults", sc, "--point", "3"],
+        &["faults", "/nonexistent.toml"],
+    ] {
+        assert_eq!(migsim(bad).status.code(), Some(2), "{bad:?}");
+    }
+}
+
+/// A full disk under `--file-dir` (here /dev/full, which answers every
+/// write with ENOSPC) is the environment: exit 2 with the OS's message.
+#[test]
+fn run_on_a_full_disk_is_an_environment_error() {
+    if !Path::new("/dev/full").exists() {
+        eprintln!("skipped: no /dev/full");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        "/dev/full",
+        dir.path().join("power-loss-small.fixed-ram.mig"),
+    )
+    .unwrap();
+    let sc = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/power-loss-small.toml");
+    let o = migsim(&[
+        "run",
+        sc.to_str().unwrap(),
+        "--file-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("No space left on device"), "{err}");
+}
+
+/// `migsim run` with the durable mode and the integrity trailer keeps
+/// files that `inspect` shows with their trailers; `--fail-write` makes
+/// the chosen write fail: exit 2 with the disk's error under --file-dir,
+/// and a bad spec is a usage error.
+#[test]
+fn run_durable_integrity_and_a_failing_write() {
+    let sc = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/power-loss-small.toml");
+    let sc = sc.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = migsim(&["run", sc, "--durable", "--integrity", "--file-dir", d]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let f = dir.path().join("power-loss-small.fixed-ram.mig");
+    let i = stdout(&migsim(&["inspect", f.to_str().unwrap()]));
+    assert!(i.contains("integrity     trailer @0x"), "{i}");
+    assert!(i.contains("durable       completion mark @0x"), "{i}");
+    assert!(!i.contains("warning"), "{i}");
+
+    let before = std::fs::read(&f).unwrap();
+    let o = migsim(&[
+        "run",
+        sc,
+        "--file-dir",
+        d,
+        "--fail-write",
+        "fixed-ram:20:eio",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Input/output error (os error 5): write 20"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&f).unwrap(),
+        before,
+        "the previous file stays"
+    );
+
+    for bad in [
+        "fixed-ram:x:eio",
+        "fixed-ram:1:fire",
+        "disk:1:eio",
+        "fixed-ram:1",
+    ] {
+        let o = migsim(&["run", sc, "--fail-write", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+    }
+}

@@ -21,6 +21,7 @@ fn opts(seeds: SeedSet, jobs: usize, bug: Option<Bug>) -> ExploreOptions {
         bug,
         shrink: true,
         max_failures: 1,
+        faults: false,
         regressions: None,
     }
 }
@@ -151,4 +152,45 @@ fn explore_seeds_of_a_huge_range_cost_nothing_up_front() {
     assert_eq!(s.nth(0), 2);
     assert_eq!(s.nth(s.len() - 1), 999_999_999_994);
     assert_eq!(s.iter().take(3).collect::<Vec<_>>(), [2, 9, 16]);
+}
+
+#[test]
+fn explore_with_faults_catches_the_durable_bug_variant_and_passes_correct_code() {
+    use migsim_harness::faults::{FaultsOptions, faults};
+    let bug = Bug::DurableMarkUnsynced;
+    let mut o = opts(SeedSet::new(0, SEED_BUDGET, None), 2, Some(bug));
+    o.faults = true;
+    let report = explore(&o, &|_, _| {}).unwrap();
+    let f = report
+        .failures
+        .first()
+        .unwrap_or_else(|| panic!("{} not found in {SEED_BUDGET} seeds", bug.name()));
+    assert!(f.replay.starts_with("migsim faults "), "{}", f.replay);
+    assert!(
+        f.shrunk_differences[0]
+            .to_string()
+            .contains("restores wrong memory"),
+        "{:?}",
+        f.shrunk_differences
+    );
+    // Without faults the variant is invisible: a plain run passes.
+    let s = Scenario::from_toml(&f.scenario_toml).unwrap();
+    assert_eq!(run(&s, &RunOptions::with_bug(bug)).verdict, Verdict::Pass);
+    // The replay command's fault run finds it; correct code does not.
+    let durable = FaultsOptions {
+        mode: migsim_format::Durability::Durable,
+        io_points: 0,
+        ..FaultsOptions::default()
+    };
+    let with_bug = FaultsOptions {
+        bug: Some(bug),
+        ..durable.clone()
+    };
+    assert!(faults(&s, &with_bug).wrong() > 0);
+    assert_eq!(faults(&s, &durable).wrong(), 0);
+    // A sweep of correct code with faults passes.
+    let mut o = opts(SeedSet::new(0, 30, None), 2, None);
+    o.faults = true;
+    let report = explore(&o, &|_, _| {}).unwrap();
+    assert_eq!(report.passed, 30, "{:?}", report.failures.first());
 }

@@ -7,7 +7,12 @@
 //!   `migsim extract` of QEMU's saves, QEMU 10.0.2's load-side behaviours.
 //! * [`caps_differential`]: the capability checker against QEMU's recorded
 //!   answers (no QEMU needed) and a live re-asked sample.
+//! * [`durable`]: QEMU loads migsim's durable saves (completion mark after
+//!   the vmdesc trailer) and files with the integrity trailer with memory
+//!   equal, and loads the crash images `migsim faults` judges wrong for
+//!   its own protocol with exactly the pages migsim names wrong.
 
 mod caps_differential;
+mod durable;
 mod interop;
 mod support;

@@ -288,6 +288,55 @@ pub enum LoadError {
         /// Why.
         why: String,
     },
+    /// The stream reaches its EOF byte without the RAM END section: the
+    /// save did not complete (a file cut short, or a hole of zeros where
+    /// the next section should be, after a power loss).
+    #[error("EOF at offset {offset:#x} before the RAM END section: the save did not complete")]
+    NoRamEnd {
+        /// Offset of the EOF byte.
+        offset: u64,
+    },
+    /// A durable save was asked for ([`crate::LoadOptions::require_durable`])
+    /// and the file does not end with its completion mark right after the
+    /// vmdesc trailer: the save did not finish, or was cut by a crash
+    /// before its last sync (see [`crate::durable`]).
+    #[error("no completion mark: the save did not finish durably ({why})")]
+    NotDurable {
+        /// What is there instead.
+        why: String,
+    },
+    /// [`crate::LoadOptions::require_integrity`] and the file has no
+    /// integrity trailer ([`crate::integrity`]) where it must be.
+    #[error("no integrity trailer: {why}")]
+    NoIntegrity {
+        /// What is there instead.
+        why: String,
+    },
+    /// The integrity trailer itself is malformed or damaged.
+    #[error("integrity trailer at offset {offset:#x}: {why}")]
+    IntegrityTrailer {
+        /// Its offset.
+        offset: u64,
+        /// What is wrong.
+        why: String,
+    },
+    /// A chunk's bytes are not the ones the trailer vouches for: a write
+    /// lost or torn, or bits changed, after the save.
+    #[error(
+        "integrity check failed: chunk {chunk} (bytes {start:#x}..{end:#x}) has CRC-32 {got:#010x}, the trailer says {want:#010x}: the file is not as it was written (a lost or torn write, or damage)"
+    )]
+    IntegrityMismatch {
+        /// Chunk index.
+        chunk: u64,
+        /// First byte.
+        start: u64,
+        /// End (exclusive).
+        end: u64,
+        /// CRC-32 of the bytes read.
+        got: u32,
+        /// CRC-32 in the trailer.
+        want: u32,
+    },
     /// Device (FULL) sections, but no vmdesc trailer to walk them with: a
     /// device payload has no length prefix. [`crate::reader::load`] always
     /// refuses such a file (after the RAM before it went to the sink);

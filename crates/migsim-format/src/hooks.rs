@@ -1,8 +1,9 @@
 //! Seams in the writer for a harness that makes it deliberately wrong.
 //!
 //! [`MigrationWriter`](crate::writer::MigrationWriter) asks its hooks
-//! where a page goes, which bitmap bit a sent page gets and what the
-//! bitmap bytes are just before they are written. The `()` implementation
+//! where a page goes, which bitmap bit a sent page gets, what the
+//! bitmap bytes are just before they are written and (durable saves)
+//! whether it syncs before the completion mark. The `()` implementation
 //! gives the correct answers and compiles away (the hooks are a type
 //! parameter, as `vm-memory` does with its dirty bitmaps); a test harness
 //! implements the trait to inject a known bug class and prove its oracle
@@ -33,6 +34,15 @@ pub trait SaveHooks: Sync {
     #[inline]
     fn bitmap_bytes(&self, block: usize, bytes: &mut [u8]) {
         let _ = (block, bytes);
+    }
+
+    /// A durable save ([`crate::Durability::Durable`]): whether the file is
+    /// synced after the vmdesc trailer, before the completion mark is
+    /// written. Correct: `true` (else the mark can reach the disk before
+    /// the pages and bitmaps it vouches for).
+    #[inline]
+    fn sync_before_mark(&self) -> bool {
+        true
     }
 }
 

@@ -12,11 +12,13 @@
 //! file at once through [`SharedWrite`], which a file offers with
 //! [`MigFile::shared`]; the file is told about those writes afterwards
 //! with [`MigFile::note_shared_write`] so a write log stays complete.
+//! [`MigFile::sync`] is fdatasync (a durable save calls it, see
+//! [`crate::durable`]; QEMU never does).
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Positioned I/O on a migration file or transport. `Sync`, so reader
 /// channels can read one file from several threads.
@@ -43,6 +45,11 @@ pub trait MigFile: Sync {
     /// Called once per write, in a deterministic order, after the writes.
     fn note_shared_write(&mut self, offset: u64, len: u64) {
         let _ = (offset, len);
+    }
+    /// Make every write so far durable (fdatasync). Files that live only
+    /// in memory have nothing to do (the default).
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -72,6 +79,9 @@ impl<T: MigFile + ?Sized> MigFile for &mut T {
     fn note_shared_write(&mut self, offset: u64, len: u64) {
         (**self).note_shared_write(offset, len)
     }
+    fn sync(&mut self) -> io::Result<()> {
+        (**self).sync()
+    }
 }
 
 /// Alignment O_DIRECT needs for offsets, lengths and buffers.
@@ -84,6 +94,17 @@ pub struct DiskFile {
     /// Second descriptor opened with O_DIRECT, for aligned writes.
     direct: Option<File>,
     len: u64,
+    /// [`DiskFile::create_replacing`]: (the temporary file, the path it
+    /// replaces on [`DiskFile::commit`]); removed if dropped uncommitted.
+    replacing: Option<(PathBuf, PathBuf)>,
+}
+
+impl Drop for DiskFile {
+    fn drop(&mut self) {
+        if let Some((tmp, _)) = self.replacing.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 impl DiskFile {
@@ -99,7 +120,84 @@ impl DiskFile {
             file,
             direct: None,
             len: 0,
+            replacing: None,
         })
+    }
+
+    /// A new file that will replace `path` only when [`DiskFile::commit`]
+    /// says so: written as a temporary file beside it (`.NAME.tmp-PID`),
+    /// fdatasynced and renamed over `path` (and the directory synced) on
+    /// commit, removed if dropped before. A save that fails (ENOSPC, EIO)
+    /// or a crash before the rename leaves the previous file at `path` as
+    /// it was. Where `path` is not a regular file or absent (a device such
+    /// as `/dev/null`, a FIFO, a symlink) there is nothing to replace
+    /// atomically: it is opened as [`DiskFile::create`] does. `direct`
+    /// adds O_DIRECT ([`DiskFile::create_direct`]).
+    pub fn create_replacing(path: &Path, direct: bool) -> io::Result<Self> {
+        let regular_or_absent = match std::fs::symlink_metadata(path) {
+            Ok(m) => m.file_type().is_file(),
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        };
+        let name = path.file_name().filter(|_| regular_or_absent);
+        let Some(name) = name else {
+            return if direct {
+                Self::create_direct(path)
+            } else {
+                Self::create(path)
+            };
+        };
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".tmp-{}", std::process::id()));
+        let tmp = path.with_file_name(tmp_name);
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+        };
+        let file = match open() {
+            // Left by an earlier process of this pid that died: stale.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                std::fs::remove_file(&tmp)?;
+                open()?
+            }
+            r => r?,
+        };
+        let f = Self {
+            file,
+            direct: None,
+            len: 0,
+            replacing: Some((tmp.clone(), path.to_path_buf())),
+        };
+        if direct {
+            f.with_direct(&tmp, true)
+        } else {
+            Ok(f)
+        }
+    }
+
+    /// Make a [`DiskFile::create_replacing`] file the one at its path:
+    /// fdatasync, rename over the path, fsync the directory. A no-op for
+    /// other files. The file stays open and readable.
+    pub fn commit(&mut self) -> io::Result<()> {
+        let Some((tmp, path)) = self.replacing.take() else {
+            return Ok(());
+        };
+        let done = self
+            .file
+            .sync_data()
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = done {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        File::open(dir)?.sync_all()
     }
 
     /// Create `path` like [`DiskFile::create`], plus an O_DIRECT
@@ -136,6 +234,7 @@ impl DiskFile {
             file,
             direct: None,
             len,
+            replacing: None,
         })
     }
 
@@ -154,11 +253,6 @@ impl DiskFile {
     pub fn allocated(&self) -> io::Result<u64> {
         use std::os::unix::fs::MetadataExt;
         Ok(self.file.metadata()?.blocks() * 512)
-    }
-
-    /// Flush data to the device (fsync).
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_all()
     }
 
     /// The descriptor for an I/O of `len` bytes at `offset` from or to
@@ -216,6 +310,11 @@ impl MigFile for DiskFile {
     }
     fn note_shared_write(&mut self, offset: u64, len: u64) {
         self.len = self.len.max(offset + len);
+    }
+    /// fdatasync: the data, and the size when it grew (O_DIRECT writes
+    /// included: they bypass the cache, not the device's write cache).
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
     }
 }
 
@@ -403,6 +502,36 @@ mod tests {
         let mut tail = vec![0; 100];
         assert_eq!(d.read_at(big.len() as u64 - 40, &mut tail).unwrap(), 40);
         assert_eq!(tail[..40], big[big.len() - 40..]);
+    }
+
+    #[test]
+    fn a_replacing_file_takes_its_path_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.mig");
+        let count = || std::fs::read_dir(dir.path()).unwrap().count();
+        std::fs::write(&path, b"old").unwrap();
+        // Dropped before commit: the old file stays, the temporary goes.
+        let mut d = DiskFile::create_replacing(&path, false).unwrap();
+        d.write_at(0, b"new!").unwrap();
+        assert_eq!(count(), 2);
+        drop(d);
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(count(), 1);
+        // Committed: the new bytes, one file, still readable.
+        let mut d = DiskFile::create_replacing(&path, false).unwrap();
+        d.write_at(0, b"new!").unwrap();
+        d.commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new!");
+        assert_eq!(count(), 1);
+        let mut b = [0u8; 4];
+        assert_eq!(d.read_at(0, &mut b).unwrap(), 4);
+        d.commit().unwrap();
+        drop(d);
+        assert_eq!(count(), 1);
+        // A device is written in place: nothing to replace.
+        let mut n = DiskFile::create_replacing(Path::new("/dev/null"), false).unwrap();
+        n.write_at(0, b"x").unwrap();
+        n.commit().unwrap();
     }
 
     #[test]

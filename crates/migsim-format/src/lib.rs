@@ -11,6 +11,9 @@
 //!   every length and offset in a file as hostile and names each fault
 //!   ([`LoadError`]); pages go to a [`RamSink`].
 //! * [`extract`]: one RAMBlock's memory out of a file.
+//! * [`durable`]: the opt-in durable save ([`Durability`]): syncs in an
+//!   order that survives power loss, and the completion mark;
+//!   [`integrity`]: the opt-in trailer of per-chunk CRC-32s.
 //! * The byte layout, one module each: [`stream`] (framing), [`ram`] (RAM
 //!   records), [`fixed_ram`] (the per-block header), [`bitmap`], [`vmdesc`]
 //!   (the JSON trailer), [`wire`] (primitive encodings); [`io`] is the file
@@ -24,10 +27,12 @@
 pub mod bitmap;
 pub mod caps;
 pub mod container;
+pub mod durable;
 pub mod error;
 pub mod extract;
 pub mod fixed_ram;
 pub mod hooks;
+pub mod integrity;
 pub mod io;
 pub mod layout;
 pub(crate) mod parallel;
@@ -40,6 +45,7 @@ pub mod writer;
 
 pub use caps::{Capabilities, Capability, CapsError, MigrationConfig, Parameters, Profile};
 pub use container::{Container, StreamStart, find_stream};
+pub use durable::Durability;
 pub use error::{LoadError, SaveError};
 pub use extract::{ExtractError, extract};
 pub use hooks::SaveHooks;

@@ -158,6 +158,16 @@ pub struct LoadOptions {
     /// idea), when the sink can be split ([`RamSink::split`]); 0 and 1
     /// mean one. The result does not depend on it.
     pub channels: usize,
+    /// Refuse a file that does not end with a durable save's completion
+    /// mark right after its vmdesc trailer ([`crate::durable`]), with
+    /// [`LoadError::NotDurable`]: checked before any page is loaded, and
+    /// again where the trailer ends.
+    pub require_durable: bool,
+    /// Refuse a file without a valid integrity trailer right after its
+    /// vmdesc trailer ([`crate::integrity`]): every chunk is checked
+    /// before any page is loaded, and the first that differs is named
+    /// ([`LoadError::IntegrityMismatch`]).
+    pub require_integrity: bool,
 }
 
 /// What a fixed-ram load does with pages whose bitmap bit is clear (pages
@@ -292,6 +302,13 @@ pub struct StreamInfo {
     pub vmdesc_offset: Option<u64>,
     /// Devices the vmdesc describes.
     pub vmdesc_devices: usize,
+    /// Offset of a durable save's completion mark right after the vmdesc
+    /// trailer ([`crate::durable`]), if the file has one.
+    pub completion_mark: Option<u64>,
+    /// Offset of an integrity trailer right after the vmdesc trailer
+    /// ([`crate::integrity`]), if the file has one (verified only with
+    /// [`LoadOptions::require_integrity`]).
+    pub integrity_trailer: Option<u64>,
     /// Things QEMU would only warn about.
     pub warnings: Vec<String>,
 }
@@ -425,6 +442,22 @@ pub fn inspect<F: MigFile + ?Sized>(file: &F) -> Result<StreamInfo, LoadError> {
 
 impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
     fn run(&mut self) -> Result<StreamInfo, LoadError> {
+        let mark = crate::durable::find_mark(self.cur.file())?;
+        if self.opts.require_durable && mark.is_none() {
+            return Err(LoadError::NotDurable {
+                why: "the file's last 16 bytes are not a completion mark".into(),
+            });
+        }
+        let tail_end = mark.unwrap_or(self.cur.file_len());
+        let trailer = crate::integrity::find(self.cur.file(), tail_end)?;
+        if self.opts.require_integrity {
+            let Some(at) = trailer else {
+                return Err(LoadError::NoIntegrity {
+                    why: "the file does not end with one".into(),
+                });
+            };
+            crate::integrity::verify(self.cur.file(), self.opts.stream_offset, at, tail_end)?;
+        }
         let magic = self.cur.be32("magic")?;
         if magic != MAGIC {
             return Err(LoadError::BadMagic(magic));
@@ -555,9 +588,23 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         if !ram_started {
             return Err(LoadError::NoRam);
         }
+        // QEMU always ends RAM with an END section (ram_save_complete); a
+        // zero byte where the next section should be is a hole in a file
+        // cut short, not the end of a save. A restore refuses it; inspect
+        // and extract warn below.
+        if !ram_ended && !self.stop_at_unwalkable {
+            return Err(LoadError::NoRamEnd { offset: eof_offset });
+        }
         let mut warnings = Vec::new();
         let mut vmdesc_offset = None;
         let mut vmdesc_devices = 0;
+        let mut completion_mark = None;
+        let mut integrity_trailer = None;
+        if !ram_ended && unwalked.is_none() {
+            warnings.push(format!(
+                "EOF at {eof_offset:#x} before the RAM END section: the save did not complete"
+            ));
+        }
         if let Some(u) = &unwalked {
             warnings.push(format!(
                 "no vmdesc trailer: device sections after offset {:#x} cannot be walked \
@@ -608,7 +655,14 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                     }
                     None => {}
                 }
-                if self.cur.remaining() > 0 {
+                if trailer.is_some() && trailer == Some(self.cur.pos()) {
+                    integrity_trailer = trailer;
+                    self.cur.seek(tail_end);
+                }
+                if mark == Some(self.cur.pos()) {
+                    completion_mark = mark;
+                    self.cur.seek(self.cur.file_len());
+                } else if self.cur.remaining() > 0 {
                     warnings.push(format!(
                         "{} bytes after the vmdesc trailer at {:#x}",
                         self.cur.remaining(),
@@ -620,7 +674,25 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
             None => warnings
                 .push("Expected vmdescription section, but got 0 (no trailer after EOF)".into()),
         }
+        if self.opts.require_integrity && integrity_trailer.is_none() {
+            return Err(LoadError::NoIntegrity {
+                why: format!(
+                    "the trailer at {:#x} does not follow the vmdesc trailer",
+                    trailer.unwrap_or(0)
+                ),
+            });
+        }
+        if self.opts.require_durable && completion_mark.is_none() {
+            return Err(LoadError::NotDurable {
+                why: match vmdesc_offset {
+                    Some(at) => format!("the mark does not follow the vmdesc trailer at {at:#x}"),
+                    None => "no vmdesc trailer before it".into(),
+                },
+            });
+        }
         Ok(StreamInfo {
+            completion_mark,
+            integrity_trailer,
             file_len: self.cur.file_len(),
             stream_offset: self.opts.stream_offset,
             version,

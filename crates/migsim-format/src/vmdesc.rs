@@ -53,8 +53,11 @@ pub struct Vmdesc {
 
 impl Vmdesc {
     /// Find and parse the trailer, if the file has one.
+    /// migsim's trailers after it (an integrity trailer, a durable save's
+    /// completion mark: [`crate::integrity::stream_end`]) are not part of
+    /// it.
     pub fn locate<F: MigFile + ?Sized>(file: &F) -> Result<Option<Vmdesc>, LoadError> {
-        let len = file.len();
+        let len = crate::integrity::stream_end(file)?;
         let tail_len = len.min(MAX_TAIL);
         let start = len - tail_len;
         let mut tail = vec![0; tail_len as usize];

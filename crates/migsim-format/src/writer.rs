@@ -18,11 +18,18 @@
 //! (the multifd idea) splits the batch into contiguous shares written by
 //! concurrent threads. Pages land at fixed offsets, so the file's bytes do
 //! not depend on the number of channels.
+//!
+//! Durability: by default the writer never syncs, as QEMU 10;
+//! [`MigrationWriter::with_durability`] with [`Durability::Durable`] syncs
+//! in `finish` and appends the completion mark ([`crate::durable`]);
+//! [`MigrationWriter::with_integrity`] appends the integrity trailer
+//! before it ([`crate::integrity`]).
 
 use serde::Serialize;
 
 use crate::bitmap::PageBitmap;
 use crate::caps::{Capabilities, CapsError};
+use crate::durable::{self, Durability};
 use crate::error::SaveError;
 use crate::fixed_ram::BlockLayout;
 use crate::hooks::SaveHooks;
@@ -107,6 +114,11 @@ pub struct MigrationWriter<F: MigFile, H: SaveHooks = ()> {
     hooks: H,
     /// One run buffer per channel, kept between batches.
     bufs: Vec<AlignedBuf>,
+    durability: Durability,
+    /// Append the integrity trailer in `finish`.
+    integrity: bool,
+    /// Where the stream starts (`start_at`).
+    stream_start: u64,
 }
 
 /// Where [`MigrationWriter::save_pages`] gets page bytes. Called from
@@ -194,6 +206,9 @@ impl<F: MigFile> MigrationWriter<F> {
             validated: caps.validated_names(),
             hooks: (),
             bufs: Vec::new(),
+            durability: Durability::QemuCompatible,
+            integrity: false,
+            stream_start: offset,
         };
         stream::encode_preamble(&mut w.pending, machine, &w.validated);
         stream::encode_section_start(
@@ -239,6 +254,9 @@ impl<F: MigFile> MigrationWriter<F> {
             validated: self.validated,
             hooks,
             bufs: self.bufs,
+            durability: self.durability,
+            integrity: self.integrity,
+            stream_start: self.stream_start,
         }
     }
 }
@@ -251,6 +269,26 @@ impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
             self.pending.buf.clear();
         }
         Ok(())
+    }
+
+    /// The same writer, finishing with `d` (see [`crate::durable`]; only
+    /// `finish` changes).
+    pub fn with_durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+
+    /// The same writer, appending the integrity trailer after the vmdesc
+    /// trailer in `finish` when `on` ([`crate::integrity`]; the file is
+    /// read back then, so it must be seekable and readable).
+    pub fn with_integrity(mut self, on: bool) -> Self {
+        self.integrity = on;
+        self
+    }
+
+    /// How this writer finishes.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// The blocks being migrated.
@@ -480,11 +518,19 @@ impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
     }
 
     /// Close the END section (fixed-ram: write every bitmap first), write
-    /// each device as a FULL section, EOF and the vmdesc trailer. Returns
-    /// the file.
+    /// each device as a FULL section, EOF and the vmdesc trailer; a
+    /// durable writer syncs before and after that and appends the
+    /// completion mark (see [`crate::durable`]). Returns the file.
     pub fn finish(mut self, devices: &[DeviceState]) -> Result<(F, WriterStats), SaveError> {
         if self.open != Open::End {
             return Err(SaveError::Setup("finish without begin_completion".into()));
+        }
+        let durable = self.durability == Durability::Durable;
+        if durable {
+            // Every page (and the sequential stream so far) before any
+            // bitmap: a loader that trusts a bitmap finds its pages.
+            self.flush()?;
+            self.file.sync()?;
         }
         if let LayoutState::FixedRam { blocks, bitmaps } = &self.layout {
             for (i, (l, bm)) in blocks.iter().zip(bitmaps).enumerate() {
@@ -517,6 +563,25 @@ impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
             .be32(json.len() as u32)
             .bytes(&json);
         self.flush()?;
+        if self.integrity {
+            if !self.file.seekable() {
+                return Err(SaveError::Setup(
+                    "the integrity trailer needs a seekable file (it is computed by reading the file back)".into(),
+                ));
+            }
+            let t = crate::integrity::encode(&self.file, self.stream_start, self.pos)?;
+            self.file.write_at(self.pos, &t)?;
+            self.pos += t.len() as u64;
+        }
+        if durable {
+            if self.hooks.sync_before_mark() {
+                self.file.sync()?;
+            }
+            let at = self.pos;
+            self.file.write_at(at, &durable::encode_mark(at))?;
+            self.pos += durable::MARK_LEN;
+            self.file.sync()?;
+        }
         Ok((self.file, self.stats))
     }
 }

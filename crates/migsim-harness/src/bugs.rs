@@ -34,6 +34,12 @@ pub enum Bug {
     ReaderSkipsClearBits,
     /// Driver: no final dirty sync at switchover.
     SkipFinalSync,
+    /// Durable writer: no sync between the vmdesc trailer and the
+    /// completion mark, so the mark can reach the disk before the pages
+    /// and bitmaps it vouches for. Only a power loss shows it (`migsim
+    /// faults --mode durable`), so it is not in [`Bug::ALL`] (what
+    /// `explore` must find).
+    DurableMarkUnsynced,
 }
 
 impl Bug {
@@ -47,6 +53,9 @@ impl Bug {
         Bug::SkipFinalSync,
     ];
 
+    /// Variants only the fault model finds (`migsim faults`).
+    pub const FAULTS: [Bug; 1] = [Bug::DurableMarkUnsynced];
+
     /// Kebab-case name, as on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -56,6 +65,7 @@ impl Bug {
             Bug::BitmapWrongBitOrder => "bitmap-wrong-bit-order",
             Bug::ReaderSkipsClearBits => "reader-skips-clear-bits",
             Bug::SkipFinalSync => "skip-final-sync",
+            Bug::DurableMarkUnsynced => "durable-mark-unsynced",
         }
     }
 
@@ -74,6 +84,9 @@ impl Bug {
                 "load leaves clear-bit pages untouched (QEMU 10), wrong on dirty memory"
             }
             Bug::SkipFinalSync => "no final dirty sync at switchover",
+            Bug::DurableMarkUnsynced => {
+                "durable save: completion mark written without a sync before it"
+            }
         }
     }
 }
@@ -88,8 +101,9 @@ impl FromStr for Bug {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Bug::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+        let all = Bug::ALL.into_iter().chain(Bug::FAULTS);
+        all.clone().find(|b| b.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = all.map(|b| b.name()).collect();
             format!("unknown bug variant {s:?} (one of: {})", names.join(", "))
         })
     }
@@ -122,6 +136,10 @@ impl SaveHooks for BugHooks {
         if active(self.0, Bug::BitmapWrongBitOrder) {
             bytes.iter_mut().for_each(|b| *b = b.reverse_bits());
         }
+    }
+
+    fn sync_before_mark(&self) -> bool {
+        !active(self.0, Bug::DurableMarkUnsynced)
     }
 }
 

@@ -5,7 +5,9 @@
 //! expected outcome comes from an independent model of the capability and
 //! transport rules ([`model_expect`]). A seed fails when its run differs
 //! from that expectation (a broken oracle invariant, a wrong refusal, or a
-//! missing one). Seeds run in parallel, results are ordered by seed, and
+//! missing one); with [`ExploreOptions::faults`], also when a power loss
+//! during a durable save of the scenario restores wrong memory
+//! ([`crate::faults`]). Seeds run in parallel, results are ordered by seed, and
 //! shrinking is serial, so the same seeds give the same results whatever
 //! the number of jobs.
 
@@ -288,6 +290,41 @@ pub fn differences(s: &Scenario, bug: Option<Bug>) -> Vec<Difference> {
     check_expectations(&s, &r)
 }
 
+/// [`differences`], and when there are none and `faults` is set, the
+/// fault model on a durable save of the same scenario
+/// ([`crate::faults`]: 8 crash points drawn from the fault stream, 5
+/// survival samples each): the first wrong crash of each layout.
+pub fn differences_with(s: &Scenario, bug: Option<Bug>, faults: bool) -> Vec<Difference> {
+    let d = differences(s, bug);
+    if !d.is_empty() || !faults {
+        return d;
+    }
+    let mut s = s.clone();
+    s.expect.digest = None;
+    let r = crate::faults::faults(
+        &s,
+        &crate::faults::FaultsOptions {
+            mode: migsim_format::Durability::Durable,
+            points: crate::faults::Points::Sampled(8),
+            samples: 5,
+            io_points: 0,
+            bug,
+            max_wrong: 1,
+            ..crate::faults::FaultsOptions::default()
+        },
+    );
+    r.layouts
+        .iter()
+        .filter_map(|l| l.first_wrong.first())
+        .map(|c| Difference::Crash {
+            layout: c.layout,
+            point: c.point,
+            sample: c.sample,
+            detail: c.detail.clone(),
+        })
+        .collect()
+}
+
 /// What a failure is about, to keep shrinking on the same failure: the
 /// failed invariants, or else what the first difference is about.
 fn signature(diffs: &[Difference]) -> BTreeSet<DifferenceKind> {
@@ -396,8 +433,18 @@ fn candidates(s: &Scenario) -> Vec<Scenario> {
 /// same failure remains. Returns the minimal scenario, its differences and
 /// the number of simplifications taken.
 pub fn shrink(s: &Scenario, bug: Option<Bug>) -> (Scenario, Vec<Difference>, usize) {
+    shrink_with(s, bug, false)
+}
+
+/// [`shrink`], judging with [`differences_with`] (`faults`: crashes of a
+/// durable save count).
+pub fn shrink_with(
+    s: &Scenario,
+    bug: Option<Bug>,
+    faults: bool,
+) -> (Scenario, Vec<Difference>, usize) {
     let mut cur = s.clone();
-    let mut diffs = differences(&cur, bug);
+    let mut diffs = differences_with(&cur, bug, faults);
     let sig = signature(&diffs);
     let mut steps = 0;
     'outer: while steps < 200 {
@@ -405,7 +452,7 @@ pub fn shrink(s: &Scenario, bug: Option<Bug>) -> (Scenario, Vec<Difference>, usi
             if c.validate().is_err() {
                 continue;
             }
-            let d = differences(&c, bug);
+            let d = differences_with(&c, bug, faults);
             if !d.is_empty() && !signature(&d).is_disjoint(&sig) {
                 cur = c;
                 diffs = d;
@@ -468,6 +515,9 @@ pub struct ExploreOptions {
     pub shrink: bool,
     /// Stop after this many failures (0 = never).
     pub max_failures: usize,
+    /// Also crash a durable save of every passing scenario at a few
+    /// points ([`differences_with`]).
+    pub faults: bool,
     /// Where regression scenarios go (None = not written).
     pub regressions: Option<PathBuf>,
 }
@@ -548,7 +598,7 @@ pub fn explore(
             if i >= total {
                 break;
             }
-            let d = differences(&generate(seeds.nth(i)), opts.bug);
+            let d = differences_with(&generate(seeds.nth(i)), opts.bug, opts.faults);
             if d.is_empty() {
                 passed.fetch_add(1, Ordering::Relaxed);
             } else {
@@ -586,7 +636,7 @@ pub fn explore(
         let seed = seeds.nth(i);
         let generated = generate(seed);
         let (mut shrunk, shrunk_diffs, steps) = if opts.shrink {
-            shrink(&generated, opts.bug)
+            shrink_with(&generated, opts.bug, opts.faults)
         } else {
             (generated.clone(), d.clone(), 0)
         };
@@ -596,9 +646,17 @@ pub fn explore(
         };
         let path = opts.regressions.as_ref().map(|dir| dir.join(&file_name));
         let shown = path.clone().unwrap_or_else(|| PathBuf::from(&file_name));
+        let crash = shrunk_diffs
+            .iter()
+            .any(|d| d.kind() == DifferenceKind::Crash);
+        let command = if crash {
+            format!("migsim faults {} --mode durable", shown.display())
+        } else {
+            format!("migsim run {}", shown.display())
+        };
         let replay = match opts.bug {
-            Some(b) => format!("migsim run {} --bug {}", shown.display(), b.name()),
-            None => format!("migsim run {}", shown.display()),
+            Some(b) => format!("{command} --bug {}", b.name()),
+            None => command,
         };
         tidy(&mut shrunk);
         shrunk.name = file_name.trim_end_matches(".toml").to_string();
@@ -633,8 +691,9 @@ pub fn explore(
             written_to: path,
             replay,
             rerun_seed: format!(
-                "migsim explore --seeds {seed}..{} --no-shrink --dry-run{}",
+                "migsim explore --seeds {seed}..{} --no-shrink --dry-run{}{}",
                 seed + 1,
+                if opts.faults { " --faults" } else { "" },
                 opts.bug
                     .map(|b| format!(" --bug {}", b.name()))
                     .unwrap_or_default()

@@ -8,6 +8,8 @@
 //! * [`run`]: one scenario end to end, with its digest; [`replay`]:
 //!   scenario files against their recorded expectations (and `--bless`).
 //! * [`explore`]: seeded scenario generation and shrinking.
+//! * [`faults`]: power loss at every write (lost, kept, torn writes),
+//!   ENOSPC/EIO/short writes, and the verdict per crash point.
 //! * [`bugs`]: deliberately wrong variants, injected through the product's
 //!   [`migsim_format::SaveHooks`] and the driver.
 //! * [`qemu`]: the QEMU driver (finder, QMP client, process guard).
@@ -15,6 +17,7 @@
 
 pub mod bugs;
 pub mod explore;
+pub mod faults;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
 pub mod limits;

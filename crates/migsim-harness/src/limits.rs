@@ -137,6 +137,25 @@ pub fn check_run(s: &Scenario, o: &RunOptions) -> Result<(), String> {
     Ok(())
 }
 
+/// Guest RAM `migsim faults` takes: it keeps every write's bytes (the
+/// journal) and builds a disk image per crash in memory.
+pub const MAX_FAULTS_RAM: u64 = 1 << 30;
+
+/// Refuse a `faults` run whose journals would not fit: [`check_run`] for
+/// files in memory, and guest RAM within [`MAX_FAULTS_RAM`].
+pub fn check_faults(s: &Scenario) -> Result<(), String> {
+    check_run(s, &RunOptions::default())?;
+    let ram: u64 = s.blocks().iter().map(|b| b.used_length).sum();
+    if ram > MAX_FAULTS_RAM {
+        return Err(format!(
+            "guest RAM is {:.2} GiB; `faults` keeps every write's bytes and one disk image per              crash in memory, so it takes at most {} GiB of guest RAM",
+            gib(ram),
+            MAX_FAULTS_RAM >> 30
+        ));
+    }
+    Ok(())
+}
+
 fn gib(b: u64) -> f64 {
     b as f64 / (1u64 << 30) as f64
 }

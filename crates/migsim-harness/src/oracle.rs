@@ -146,6 +146,12 @@ pub struct OracleInput<'a> {
     pub bug: Option<crate::bugs::Bug>,
     /// Reader channels for the restore (the verdict does not depend on it).
     pub channels: usize,
+    /// How the files were finished: a durable save ends with the
+    /// completion mark, which the restore then requires.
+    pub durability: migsim_format::Durability,
+    /// The files carry the integrity trailer, which the restore then
+    /// verifies.
+    pub integrity: bool,
 }
 
 impl OracleInput<'_> {
@@ -205,57 +211,12 @@ impl OracleInput<'_> {
             skip_page_data: false,
             clear_bit_pages: crate::bugs::clear_bit_pages(self.bug),
             channels: self.channels,
+            require_durable: self.durability == migsim_format::Durability::Durable,
+            require_integrity: self.integrity,
             ..LoadOptions::default()
         };
         load(f.file, &opts, &mut dest).map_err(|e| format!("the reader refused the file: {e}"))?;
-        let mut stories = Vec::new();
-        let mut bad = 0u64;
-        let mut total = 0u64;
-        for (b, blk) in self.blocks.iter().enumerate() {
-            for p in 0..blk.pages() {
-                total += 1;
-                let st = self.states[b][p as usize];
-                let want = if st.zero || st.version == 0 {
-                    Identified::Zero
-                } else {
-                    Identified::Data {
-                        block: b as u32,
-                        page: p,
-                        version: st.version,
-                    }
-                };
-                let held = dest.held(b, p);
-                if held == want {
-                    continue;
-                }
-                bad += 1;
-                if stories.len() < 5 {
-                    let restored = match held {
-                        Identified::Zero => "zero".to_string(),
-                        Identified::Data {
-                            block,
-                            page,
-                            version,
-                        } if block == b as u32 && page == p => {
-                            format!("v{version}")
-                        }
-                        Identified::Data {
-                            block,
-                            page,
-                            version,
-                        } => {
-                            format!("v{version} of {} page {page:#x}", self.block_name(block))
-                        }
-                        Identified::Garbage => "garbage".to_string(),
-                    };
-                    stories.push(format!(
-                        "{} page {p:#x}: restored {restored}, expected {}",
-                        blk.name,
-                        describe(st)
-                    ));
-                }
-            }
-        }
+        let (bad, total, stories) = compare_restored(self.blocks, self.states, &dest, 5);
         if bad == 0 {
             Ok(format!("{total} pages equal"))
         } else {
@@ -300,6 +261,21 @@ impl OracleInput<'_> {
         secs + 1 + 1 + 4 + vmdesc::encode(self.machine, caps, self.devices).len() as u64
     }
 
+    /// migsim's trailers after a stream of `stream_len` bytes: the
+    /// integrity trailer, a durable save's completion mark.
+    fn trailers_len(&self, stream_len: u64) -> u64 {
+        let mark = match self.durability {
+            migsim_format::Durability::Durable => migsim_format::durable::MARK_LEN,
+            migsim_format::Durability::QemuCompatible => 0,
+        };
+        let integrity = if self.integrity {
+            migsim_format::integrity::trailer_len(stream_len)
+        } else {
+            0
+        };
+        mark + integrity
+    }
+
     /// (pages_offset, header_offset) of each block, laid out here.
     fn fixed_layout(&self) -> (Vec<(u64, u64)>, u64) {
         let mut pos = self.preamble_len(&[self.profile.name()]) + Self::START_HEADER;
@@ -329,12 +305,13 @@ impl OracleInput<'_> {
     /// Bound on the fixed-ram file for this run's layout and parameters.
     pub fn fixed_ram_bound(&self) -> u64 {
         let (_, ram_end) = self.fixed_layout();
-        ram_end
+        let stream = ram_end
             + Self::SECTION_TAIL
             + u64::from(self.max_passes) * Self::EMPTY_SECTION
             + Self::SWITCHOVER
             + Self::EMPTY_SECTION
-            + self.devices_len(&[self.profile.name()])
+            + self.devices_len(&[self.profile.name()]);
+        stream + self.trailers_len(stream)
     }
 
     fn sequential_size(&self, file: &SimFile) -> Result<String, String> {
@@ -357,6 +334,7 @@ impl OracleInput<'_> {
             expect += if s.zero { 1 } else { PAGE };
         }
         expect += self.devices_len(&[]);
+        expect += self.trailers_len(expect);
         let mut end = 0;
         for w in file.log() {
             if w.offset != end {
@@ -524,4 +502,61 @@ impl OracleInput<'_> {
             Err(e) => Err(format!("expected \"{want}\", got \"{e}\"")),
         }
     }
+}
+
+/// Compare a restored destination with the guest's pages at switchover
+/// (`states`): (pages that differ, pages in all, the first `max_stories`
+/// differences told as `pc.ram page 0x12: restored v3, expected v5`).
+pub fn compare_restored(
+    blocks: &[RamBlockDesc],
+    states: &[Vec<PageState>],
+    dest: &VerifyingDestination,
+    max_stories: usize,
+) -> (u64, u64, Vec<String>) {
+    let block_name = |b: u32| blocks.get(b as usize).map_or("?", |x| x.name.as_str());
+    let mut stories = Vec::new();
+    let mut bad = 0u64;
+    let mut total = 0u64;
+    for (b, blk) in blocks.iter().enumerate() {
+        for p in 0..blk.pages() {
+            total += 1;
+            let st = states[b][p as usize];
+            let want = if st.zero || st.version == 0 {
+                Identified::Zero
+            } else {
+                Identified::Data {
+                    block: b as u32,
+                    page: p,
+                    version: st.version,
+                }
+            };
+            let held = dest.held(b, p);
+            if held == want {
+                continue;
+            }
+            bad += 1;
+            if stories.len() < max_stories {
+                let restored = match held {
+                    Identified::Zero => "zero".to_string(),
+                    Identified::Data {
+                        block,
+                        page,
+                        version,
+                    } if block == b as u32 && page == p => format!("v{version}"),
+                    Identified::Data {
+                        block,
+                        page,
+                        version,
+                    } => format!("v{version} of {} page {page:#x}", block_name(block)),
+                    Identified::Garbage => "garbage".to_string(),
+                };
+                stories.push(format!(
+                    "{} page {p:#x}: restored {restored}, expected {}",
+                    blk.name,
+                    describe(st)
+                ));
+            }
+        }
+    }
+    (bad, total, stories)
 }

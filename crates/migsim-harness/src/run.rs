@@ -15,11 +15,12 @@ use crate::sim::dest::VerifyingDestination;
 use crate::sim::guest::Guest;
 use crate::sim::precopy::{PassStats, run_precopy};
 use crate::sim::rng;
-use crate::sim::simfile::{SimFile, WriteRecord};
+use crate::sim::simfile::{IoFault, SimFile, WriteRecord};
 use crate::sim::workload::Workload;
 use migsim_format::Layout;
 use migsim_format::SaveError;
 use migsim_format::caps::{Capabilities, MigrationConfig, Parameters};
+use migsim_format::durable::Durability;
 use migsim_format::io::MigFile;
 use migsim_format::reader::{LoadOptions, NullSink, load};
 use migsim_format::writer::RamBlockDesc;
@@ -114,6 +115,17 @@ pub struct RunOptions {
     pub channels: usize,
     /// Told of the pages sent as the migration goes (a progress bar).
     pub progress: Option<Progress>,
+    /// How the writers order writes and syncs (QEMU's by default; the
+    /// durable mode changes the files' bytes: the completion mark).
+    pub durability: Durability,
+    /// Append the integrity trailer to every file (changes the files'
+    /// bytes), which the restore then verifies.
+    pub integrity: bool,
+    /// Keep every file's journal (writes with their bytes, syncs) for the
+    /// fault model ([`crate::faults`]); files in memory only.
+    pub journal: bool,
+    /// Fail one write of one writer's file ([`IoFault`]).
+    pub io_fault: Option<(Layout, usize, IoFault)>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -124,6 +136,10 @@ impl std::fmt::Debug for RunOptions {
             .field("direct_io", &self.direct_io)
             .field("channels", &self.channels)
             .field("progress", &self.progress.is_some())
+            .field("durability", &self.durability)
+            .field("integrity", &self.integrity)
+            .field("journal", &self.journal)
+            .field("io_fault", &self.io_fault)
             .finish()
     }
 }
@@ -248,12 +264,30 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
             }
             None => SimFile::new(),
         };
+        let file = if o.journal { file.with_journal() } else { file };
+        let file = match o.io_fault {
+            Some((layout, at, fault)) if layout == kind => file.fail_write(at, fault),
+            _ => file,
+        };
         let caps = match writer_caps(s, kind) {
             Ok(c) => c,
             Err(e) => return refused(report, e, &file),
         };
         match MigrationWriter::start(file, &s.guest.machine, &caps, blocks.clone()) {
-            Ok(w) => writers.push(w.with_hooks(BugHooks(bug))),
+            Ok(w) => writers.push(
+                w.with_durability(o.durability)
+                    .with_integrity(o.integrity)
+                    .with_hooks(BugHooks(bug)),
+            ),
+            // The header could not be written (a full or failing disk):
+            // the environment, not a verdict, as for the writes later.
+            Err(SaveError::Io(e)) if o.file_dir.is_some() => {
+                report.environment_error = Some(format!(
+                    "writing the migration files in {}: {e}",
+                    o.file_dir.as_deref().unwrap_or(Path::new("")).display()
+                ));
+                return report;
+            }
             Err(e) => return refused(report, e.to_string(), &SimFile::new()),
         }
         caps_of.push((kind, caps));
@@ -275,7 +309,7 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         channels,
         &progress,
     );
-    let (outcome, files) = match result {
+    let (outcome, mut files) = match result {
         Ok(x) => x,
         Err(SaveError::Io(e)) if o.file_dir.is_some() => {
             report.environment_error = Some(format!(
@@ -284,8 +318,25 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
             ));
             return report;
         }
+        Err(e @ SaveError::Io(_)) if o.io_fault.is_some() => {
+            report.verdict = Verdict::Error;
+            report.error = Some(e.to_string());
+            report.digest = digest(&report);
+            return report;
+        }
         Err(e) => return refused(report, e.to_string(), &SimFile::new()),
     };
+    // Complete: the files on disk replace what was at their paths (a run
+    // that failed above dropped them, leaving the previous files).
+    for f in files.iter_mut() {
+        if let Err(e) = f.commit() {
+            report.environment_error = Some(format!(
+                "writing the migration files in {}: {e}",
+                o.file_dir.as_deref().unwrap_or(Path::new("")).display()
+            ));
+            return report;
+        }
+    }
     let devs = devices(s, &guest);
     report.passes = outcome.passes;
     report.converged = outcome.converged;
@@ -306,6 +357,8 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         profile: s.migration.profile,
         bug,
         channels,
+        durability: o.durability,
+        integrity: o.integrity,
     };
     report.fixed_ram_bound = oracle.fixed_ram_bound();
 
@@ -495,6 +548,18 @@ pub enum Difference {
         /// The recorded one.
         want: String,
     },
+    /// A power loss during a durable save restores wrong memory (the
+    /// fault model, [`crate::faults`]: `explore --faults`).
+    Crash {
+        /// The file's layout.
+        layout: Layout,
+        /// Writes issued before the power loss.
+        point: usize,
+        /// Survival sample.
+        sample: u32,
+        /// Which pages, and why.
+        detail: String,
+    },
 }
 
 /// What a difference is about, ignoring figures and stories: shrinking
@@ -513,6 +578,8 @@ pub enum DifferenceKind {
     Converged,
     /// The digest.
     Digest,
+    /// A durable save's crash restoring wrong memory.
+    Crash,
 }
 
 impl Difference {
@@ -525,6 +592,7 @@ impl Difference {
             Difference::SequentialRatio { .. } => DifferenceKind::SequentialRatio,
             Difference::Converged { .. } => DifferenceKind::Converged,
             Difference::Digest { .. } => DifferenceKind::Digest,
+            Difference::Crash { .. } => DifferenceKind::Crash,
         }
     }
 }
@@ -559,6 +627,16 @@ impl std::fmt::Display for Difference {
                 write!(f, "converged = {got}, expected {want}")
             }
             Difference::Digest { got, want } => write!(f, "digest {got}, expected {want}"),
+            Difference::Crash {
+                layout,
+                point,
+                sample,
+                detail,
+            } => write!(
+                f,
+                "durable save: a power loss after write {point} of the {layout} file \
+                 (sample {sample}) restores wrong memory: {detail}"
+            ),
         }
     }
 }

@@ -8,6 +8,12 @@
 //! so file size over the course of a migration can be reported and the
 //! oracle can check where every write landed. The non-seekable variant
 //! refuses any write not at the end, like a socket or pipe.
+//!
+//! For the fault model ([`crate::faults`]) a file can also keep a
+//! *journal*: every write with its bytes and every sync, in order, from
+//! which the disk image after a power loss at any write is rebuilt; and it
+//! can fail one chosen write with ENOSPC, EIO or a short write
+//! ([`IoFault`]), as a full or failing disk does.
 
 use std::io;
 use std::path::Path;
@@ -64,6 +70,77 @@ pub struct WriteRecord {
     pub file_len: u64,
 }
 
+/// One event of a file's journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JournalEntry {
+    /// A write: absolute offset and the bytes.
+    Write {
+        /// Absolute offset.
+        offset: u64,
+        /// What was written.
+        data: Vec<u8>,
+    },
+    /// fdatasync: every write before it is durable.
+    Sync,
+}
+
+/// A failure injected at one write ([`SimFile::fail_write`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IoFault {
+    /// The write fails with ENOSPC, nothing written.
+    Enospc,
+    /// The write fails with EIO, nothing written.
+    Eio,
+    /// Half the write (rounded down to 512 bytes) lands, then ENOSPC: what
+    /// `write_all` sees when the disk fills during a write.
+    ShortWrite,
+}
+
+impl IoFault {
+    /// Every kind.
+    pub const ALL: [IoFault; 3] = [IoFault::Enospc, IoFault::Eio, IoFault::ShortWrite];
+
+    /// Name as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            IoFault::Enospc => "enospc",
+            IoFault::Eio => "eio",
+            IoFault::ShortWrite => "short-write",
+        }
+    }
+
+    /// Bytes of a `len`-byte write that land.
+    pub fn landed(self, len: usize) -> usize {
+        match self {
+            IoFault::ShortWrite => len / 2 / 512 * 512,
+            _ => 0,
+        }
+    }
+
+    fn error(self, index: usize, offset: u64, len: usize) -> io::Error {
+        let (kind, what) = match self {
+            IoFault::Enospc => (
+                io::ErrorKind::StorageFull,
+                "No space left on device (os error 28)",
+            ),
+            IoFault::Eio => (io::ErrorKind::Other, "Input/output error (os error 5)"),
+            IoFault::ShortWrite => (
+                io::ErrorKind::StorageFull,
+                "short write, then No space left on device (os error 28)",
+            ),
+        };
+        io::Error::new(
+            kind,
+            format!(
+                "{what}: write {index} ({len} bytes at {offset:#x}), {} landed (simulated {})",
+                self.landed(len),
+                self.name()
+            ),
+        )
+    }
+}
+
 #[derive(Debug)]
 enum Store {
     Memory(Vec<Option<Box<[u8; CHUNK]>>>),
@@ -87,6 +164,9 @@ pub struct SimFile {
     /// The pass the driver is in; stamped on every write.
     pub pass: u32,
     log: Vec<WriteRecord>,
+    journal: Option<Vec<JournalEntry>>,
+    /// Fail the write with this index (0-based, in log order).
+    fail: Option<(usize, IoFault)>,
 }
 
 impl SimFile {
@@ -108,17 +188,44 @@ impl SimFile {
 
     /// A seekable file stored at `path` on disk (created or truncated);
     /// `direct` adds O_DIRECT for aligned page writes.
+    /// The file replaces what is at `path` only on [`SimFile::commit`]
+    /// ([`DiskFile::create_replacing`]): a run that fails leaves the
+    /// previous file.
     pub fn on_disk(path: &Path, direct: bool) -> io::Result<Self> {
-        let disk = if direct {
-            DiskFile::create_direct(path)?
-        } else {
-            DiskFile::create(path)?
-        };
+        let disk = DiskFile::create_replacing(path, direct)?;
         Ok(Self {
             store: Store::Disk(disk),
             seekable: true,
             ..Self::default()
         })
+    }
+
+    /// A disk-backed file takes its path now (see [`SimFile::on_disk`]);
+    /// nothing to do in memory.
+    pub fn commit(&mut self) -> io::Result<()> {
+        match &mut self.store {
+            Store::Disk(d) => d.commit(),
+            Store::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Keep a journal from now on: every write with its bytes, and every
+    /// sync ([`SimFile::journal`]).
+    pub fn with_journal(mut self) -> Self {
+        self.journal = Some(Vec::new());
+        self
+    }
+
+    /// Fail write number `index` (0-based) with `fault`; every write after
+    /// it fails the same way (the disk stays full or broken).
+    pub fn fail_write(mut self, index: usize, fault: IoFault) -> Self {
+        self.fail = Some((index, fault));
+        self
+    }
+
+    /// The journal, if one is kept.
+    pub fn journal(&self) -> Option<&[JournalEntry]> {
+        self.journal.as_deref()
     }
 
     /// Every write so far, in order.
@@ -188,14 +295,6 @@ impl SimFile {
         Ok(())
     }
 
-    /// Flush a disk-backed file to the device (no-op in memory).
-    pub fn sync(&self) -> io::Result<()> {
-        match &self.store {
-            Store::Disk(d) => d.sync(),
-            Store::Memory(_) => Ok(()),
-        }
-    }
-
     fn record(&mut self, offset: u64, len: u64) {
         let end = offset + len;
         if len > 0 {
@@ -219,6 +318,69 @@ impl SimFile {
 
 impl MigFile for SimFile {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if let Some((at, fault)) = self.fail
+            && self.log.len() >= at
+        {
+            let index = self.log.len();
+            let landed = if index == at {
+                fault.landed(data.len())
+            } else {
+                0
+            };
+            if landed > 0 {
+                self.store_write(offset, &data[..landed])?;
+            }
+            return Err(fault.error(index, offset, data.len()));
+        }
+        self.store_write(offset, data)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_stored(offset, buf)
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn seekable(&self) -> bool {
+        self.seekable
+    }
+
+    fn shared(&self) -> Option<&dyn SharedWrite> {
+        match &self.store {
+            // A write chosen to fail must go through write_at.
+            Store::Disk(d) if self.fail.is_none() => Some(d),
+            _ => None,
+        }
+    }
+
+    fn note_shared_write(&mut self, offset: u64, len: u64) {
+        self.record(offset, len);
+        if self.journal.is_some() {
+            // The channels' writes are disjoint and done: read them back.
+            let mut data = vec![0u8; len as usize];
+            let n = self.read_stored(offset, &mut data).unwrap_or(0);
+            data.truncate(n);
+            if let Some(j) = &mut self.journal {
+                j.push(JournalEntry::Write { offset, data });
+            }
+        }
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        if let Store::Disk(d) = &mut self.store {
+            d.sync()?;
+        }
+        if let Some(j) = &mut self.journal {
+            j.push(JournalEntry::Sync);
+        }
+        Ok(())
+    }
+}
+
+impl SimFile {
+    fn store_write(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         if !self.seekable && offset != self.len {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -245,10 +407,17 @@ impl MigFile for SimFile {
             }
         }
         self.record(offset, data.len() as u64);
+        if let Some(j) = &mut self.journal {
+            j.push(JournalEntry::Write {
+                offset,
+                data: data.to_vec(),
+            });
+        }
         Ok(())
     }
 
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    /// Read up to `buf.len()` bytes at `offset` (holes read as zeros).
+    fn read_stored(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         if offset >= self.len {
             return Ok(0);
         }
@@ -266,27 +435,6 @@ impl MigFile for SimFile {
         Ok(n)
     }
 
-    fn len(&self) -> u64 {
-        self.len
-    }
-
-    fn seekable(&self) -> bool {
-        self.seekable
-    }
-
-    fn shared(&self) -> Option<&dyn SharedWrite> {
-        match &self.store {
-            Store::Disk(d) => Some(d),
-            Store::Memory(_) => None,
-        }
-    }
-
-    fn note_shared_write(&mut self, offset: u64, len: u64) {
-        self.record(offset, len);
-    }
-}
-
-impl SimFile {
     /// Logical length in bytes.
     pub fn len_bytes(&self) -> u64 {
         self.len
