@@ -258,9 +258,17 @@ fn cmd_faults(
         r.io.iter()
             .any(|c| c.error.is_none() || c.outcome == migsim_harness::faults::Outcome::Wrong);
     let crash_wrong: usize = r.layouts.iter().map(|l| l.wrong).sum();
+    // A killed destination's load must fail and its restart be exact, in
+    // every mode (it is the reader's doing, not the save protocol's).
+    let kill_bad = r
+        .kills
+        .iter()
+        .any(|k| k.killed_load.is_none() || k.restart != migsim_harness::faults::Outcome::Exact);
     // Wrong crashes fail the durable mode only as migsim reads it.
     let judged_durable = opts.mode == Durability::Durable && !opts.ignore_mark;
-    Ok(exit_code(!io_bad && (!judged_durable || crash_wrong == 0)))
+    Ok(exit_code(
+        !io_bad && !kill_bad && (!judged_durable || crash_wrong == 0),
+    ))
 }
 
 fn cmd_replay(files: &[PathBuf], bless: bool) -> Result<ExitCode, String> {

@@ -260,6 +260,40 @@ pub fn faults(r: &migsim_harness::faults::FaultsReport, seconds: f64) {
             println!("           replay: {}", c.replay);
         }
     }
+    for layout in r.layouts.iter().map(|l| l.layout) {
+        let k: Vec<_> = r.kills.iter().filter(|k| k.layout == layout).collect();
+        if k.is_empty() {
+            continue;
+        }
+        let failed = k.iter().filter(|k| k.killed_load.is_some()).count();
+        let exact = k.iter().filter(|k| k.restart == Outcome::Exact).count();
+        println!(
+            "{:<10} destination killed mid-load at {} of its {} page writes: {} loads failed (of {}), {} restarts into the half-written memory exact",
+            layout.name(),
+            k.iter()
+                .map(|k| k.at_write.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            k[0].of_writes,
+            failed,
+            k.len(),
+            exact
+        );
+        for k in k
+            .iter()
+            .filter(|k| k.killed_load.is_none() || k.restart != Outcome::Exact)
+        {
+            println!(
+                "  WRONG    killed at page write {}: the load {}; the restart {}: {}",
+                k.at_write,
+                k.killed_load
+                    .as_ref()
+                    .map_or("REPORTED SUCCESS".to_string(), |e| format!("failed ({e})")),
+                outcome_name(k.restart),
+                term(&k.detail)
+            );
+        }
+    }
     let wrong: usize = r.layouts.iter().map(|l| l.wrong).sum();
     match (r.mode, wrong) {
         (Durability::QemuCompatible, 0) => {

@@ -460,3 +460,44 @@ fn the_completion_mark_is_what_makes_the_durable_mode_exact() {
         assert!(c.point >= fixed.writes - 4, "{c:?}");
     }
 }
+
+/// A destination killed mid-load (its page writes failing from the k-th
+/// on, at 8 points of each layout's load): every such load reports the
+/// failure, and a restarted load of the same file into the half-written
+/// memory is exact. It once was not for fixed-ram: the destination kept
+/// the killed load's block declarations, so the restart's block indexes
+/// pointed at the wrong blocks (`pc.ram page 0x0: restored v3 of vga.vram
+/// page 0x0`).
+#[test]
+fn a_destination_killed_mid_load_fails_and_its_restart_is_exact() {
+    for mode in [Durability::QemuCompatible, Durability::Durable] {
+        let r = crash_all("power-loss-small", mode, None);
+        for layout in [
+            migsim_format::Layout::Sequential,
+            migsim_format::Layout::FixedRam,
+        ] {
+            let k: Vec<_> = r.kills.iter().filter(|k| k.layout == layout).collect();
+            assert_eq!(k.len(), 8, "{layout:?}: {k:?}");
+            assert!(
+                k.iter()
+                    .all(|k| k.at_write >= 1 && k.at_write <= k.of_writes)
+            );
+            for k in k {
+                assert!(
+                    k.killed_load
+                        .as_deref()
+                        .is_some_and(|e| e.contains("destination killed mid-load")),
+                    "{layout:?} {mode:?}: killed at {} the load said {:?}",
+                    k.at_write,
+                    k.killed_load
+                );
+                assert_eq!(
+                    k.restart,
+                    Outcome::Exact,
+                    "{layout:?} {mode:?}: {}",
+                    k.detail
+                );
+            }
+        }
+    }
+}

@@ -42,9 +42,15 @@
 //! the file it leaves (writes before `k`, and a short write's landed
 //! part) must not restore wrong memory either.
 //!
-//! Not modelled: a destination killed mid-load (the load has no result to
-//! judge; a restarted load reads the same file again), metadata other than
-//! the file size, and device write caches that lie about fdatasync.
+//! A **destination killed mid-load** ([`KillCase`]): the complete file is
+//! loaded with the destination failing at its `k`-th page write (the VMM
+//! killed, its memory left as far as it got), for [`KILL_POINTS`] points
+//! spread over the load. The load must report the failure (never
+//! success), and a restarted load of the same file into that half-written
+//! memory must be exact.
+//!
+//! Not modelled: metadata other than the file size, and device write
+//! caches that lie about fdatasync.
 
 use serde::Serialize;
 
@@ -56,8 +62,9 @@ use crate::sim::dest::VerifyingDestination;
 use crate::sim::rng;
 use crate::sim::simfile::{IoFault, JournalEntry};
 use migsim_format::Layout;
+use migsim_format::LoadError;
 use migsim_format::durable::Durability;
-use migsim_format::reader::{LoadOptions, load};
+use migsim_format::reader::{LoadOptions, RamSink, load};
 use migsim_format::writer::RamBlockDesc;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -256,6 +263,120 @@ pub struct IoCase {
     pub replay: String,
 }
 
+/// Points at which a destination is killed mid-load, per layout.
+pub const KILL_POINTS: u64 = 8;
+
+/// A destination killed mid-load, then the load restarted.
+#[derive(Clone, Debug, Serialize)]
+pub struct KillCase {
+    /// The file's layout.
+    pub layout: Layout,
+    /// The destination failed at this page write (1-based) ...
+    pub at_write: u64,
+    /// ... of this many in a whole load.
+    pub of_writes: u64,
+    /// What the killed load returned: its error, or `None` when it
+    /// reported success (the failure).
+    pub killed_load: Option<String>,
+    /// The restarted load into the same memory.
+    pub restart: Outcome,
+    /// Its error or differing pages.
+    pub detail: String,
+}
+
+/// A destination that dies at its `kill_at`-th page write (1-based; 0:
+/// never), counting them. Pages go through `write_pages` and
+/// `zero_pages` one call at a time (no direct buffers, no channel
+/// split), so every call is a point.
+struct Killing<'a, S: RamSink> {
+    inner: &'a mut S,
+    calls: u64,
+    kill_at: u64,
+}
+
+impl<S: RamSink> Killing<'_, S> {
+    fn tick(&mut self) -> Result<(), LoadError> {
+        self.calls += 1;
+        if self.calls == self.kill_at {
+            return Err(LoadError::Io(std::io::Error::other(
+                "destination killed mid-load",
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<S: RamSink> RamSink for Killing<'_, S> {
+    fn declare_block(&mut self, name: &str, used_length: u64) -> Result<(), LoadError> {
+        self.inner.declare_block(name, used_length)
+    }
+    fn write_pages(&mut self, block: usize, first: u64, data: &[u8]) -> Result<(), LoadError> {
+        self.tick()?;
+        self.inner.write_pages(block, first, data)
+    }
+    fn zero_pages(&mut self, block: usize, first: u64, count: u64) -> Result<(), LoadError> {
+        self.tick()?;
+        self.inner.zero_pages(block, first, count)
+    }
+}
+
+/// Kill the destination at [`KILL_POINTS`] points of a load of `file`,
+/// then restart the load into the same memory.
+fn kills(judge: &Judge<'_>, layout: Layout, file: &crate::sim::simfile::SimFile) -> Vec<KillCase> {
+    // How many page writes a whole load makes.
+    let mut dest = VerifyingDestination::new(judge.seed, &judge.blocks, judge.dirty);
+    let mut count = Killing {
+        inner: &mut dest,
+        calls: 0,
+        kill_at: 0,
+    };
+    if load(file, &judge.opts, &mut count).is_err() {
+        return Vec::new();
+    }
+    let total = count.calls;
+    let mut at: Vec<u64> = (1..=KILL_POINTS)
+        .map(|i| (total * i / KILL_POINTS).max(1))
+        .collect();
+    at.dedup();
+    at.into_iter()
+        .map(|k| {
+            let mut dest = VerifyingDestination::new(judge.seed, &judge.blocks, judge.dirty);
+            let mut sink = Killing {
+                inner: &mut dest,
+                calls: 0,
+                kill_at: k,
+            };
+            let killed_load = match load(file, &judge.opts, &mut sink) {
+                Ok(_) => None,
+                Err(e) => Some(e.to_string()),
+            };
+            let (restart, detail) = match load(file, &judge.opts, &mut dest) {
+                Err(e) => (Outcome::Refused, e.to_string()),
+                Ok(_) => {
+                    let (bad, total, stories) =
+                        crate::oracle::compare_restored(&judge.blocks, judge.states, &dest, 3);
+                    if bad == 0 {
+                        (Outcome::Exact, format!("{total} pages equal"))
+                    } else {
+                        (
+                            Outcome::Wrong,
+                            format!("{bad} of {total} pages differ: {}", stories.join("; ")),
+                        )
+                    }
+                }
+            };
+            KillCase {
+                layout,
+                at_write: k,
+                of_writes: total,
+                killed_load,
+                restart,
+                detail,
+            }
+        })
+        .collect()
+}
+
 /// Everything `faults` found.
 #[derive(Clone, Debug, Serialize)]
 pub struct FaultsReport {
@@ -275,6 +396,8 @@ pub struct FaultsReport {
     pub layouts: Vec<LayoutFaults>,
     /// I/O faults.
     pub io: Vec<IoCase>,
+    /// Destinations killed mid-load, then restarted.
+    pub kills: Vec<KillCase>,
     /// The run itself did not migrate (a refusal or failure): nothing to
     /// crash.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -289,6 +412,11 @@ impl FaultsReport {
                 .io
                 .iter()
                 .filter(|c| c.outcome == Outcome::Wrong || c.error.is_none())
+                .count()
+            + self
+                .kills
+                .iter()
+                .filter(|k| k.killed_load.is_none() || k.restart != Outcome::Exact)
                 .count()
     }
 }
@@ -521,6 +649,7 @@ pub fn faults(s: &Scenario, o: &FaultsOptions) -> FaultsReport {
         samples: o.samples,
         layouts: Vec::new(),
         io: Vec::new(),
+        kills: Vec::new(),
         run_error: None,
     };
     let r = run(
@@ -641,6 +770,9 @@ pub fn faults(s: &Scenario, o: &FaultsOptions) -> FaultsReport {
         }
         if o.only.is_none() && o.io_points > 0 {
             out.io.extend(io_faults(s, o, f.writer, &journal, &judge));
+        }
+        if o.only.is_none() {
+            out.kills.extend(kills(&judge, f.writer, &f.file));
         }
         out.layouts.push(lf);
     }

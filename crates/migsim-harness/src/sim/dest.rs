@@ -60,6 +60,12 @@ impl BlockMap {
                 local: local[i].used_length,
             });
         }
+        // A stream declares each block once: a block declared again is a
+        // new load into the same memory (a restart after a failed one),
+        // whose block indexes start again from 0.
+        if self.map.contains(&i) {
+            self.map.clear();
+        }
         self.map.push(i);
         Ok(())
     }
