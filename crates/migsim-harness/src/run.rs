@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::bugs::{Bug, BugHooks};
 use crate::oracle::{Invariant, InvariantResult, Judged, OracleInput, WrittenFile};
@@ -485,7 +484,7 @@ fn digest(r: &RunReport) -> String {
         per_pass: &'a [PassStats],
         invariants: &'a [InvariantResult],
     }
-    let mut h = Sha256::new();
+    let mut h = blake3::Hasher::new();
     let figures = Figures {
         seed: r.seed,
         verdict: r.verdict,
@@ -497,12 +496,32 @@ fn digest(r: &RunReport) -> String {
         per_pass: &r.per_pass,
         invariants: &r.invariants,
     };
-    h.update(serde_json::to_vec(&figures).expect("figures serialize"));
-    for f in &r.files {
+    h.update(&serde_json::to_vec(&figures).expect("figures serialize"));
+    // Each file hashed on its own thread (the calling one if none starts).
+    let hashes: Vec<blake3::Hash> = std::thread::scope(|s| {
+        let handles: Vec<_> = r
+            .files
+            .iter()
+            .map(|f| {
+                std::thread::Builder::new()
+                    .spawn_scoped(s, || f.file.content_hash())
+                    .ok()
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(&r.files)
+            .map(|(t, f)| match t.map(|t| t.join()) {
+                Some(Ok(hash)) => hash,
+                _ => f.file.content_hash(),
+            })
+            .collect()
+    });
+    for (f, hash) in r.files.iter().zip(hashes) {
         h.update(f.writer.name().as_bytes());
-        f.file.hash_into(&mut h);
+        h.update(hash.as_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize().to_hex().to_string()
 }
 
 /// How a run differed from its scenario's expectations. `Display` gives
