@@ -48,6 +48,7 @@ fn execute(cmd: Command) -> Result<ExitCode, String> {
         }
         Command::Run(c) => cmd_run(&c),
         Command::Explore { opts, json } => cmd_explore(&opts, json),
+        Command::Merge { reports, json } => cmd_merge(&reports, json),
         Command::Replay { files, bless } => cmd_replay(&files, bless),
         Command::Inspect { file, json } => cmd_inspect(&file, json),
         Command::Extract {
@@ -167,6 +168,25 @@ fn cmd_explore(opts: &ExploreOptions, json: bool) -> Result<ExitCode, String> {
         render::explore(&report, start.elapsed().as_secs_f64());
     }
     Ok(exit_code(report.passed == report.seeds_run))
+}
+
+fn cmd_merge(paths: &[PathBuf], json: bool) -> Result<ExitCode, String> {
+    let mut reports = Vec::with_capacity(paths.len());
+    for p in paths {
+        let name = p.display().to_string();
+        let text = files::read_regular(p).map_err(|e| format!("{name}: {e}"))?;
+        reports.push((
+            name.clone(),
+            migsim_harness::merge::parse_report(&name, &text)?,
+        ));
+    }
+    let merged = migsim_harness::merge::merge(&reports)?;
+    if json {
+        render::json(&merged)?;
+    } else {
+        render::merged(&merged, reports.len());
+    }
+    Ok(exit_code(merged.passed == merged.seeds_run))
 }
 
 fn cmd_replay(files: &[PathBuf], bless: bool) -> Result<ExitCode, String> {

@@ -7,7 +7,8 @@
 //! * [`scenario`]: scenario files (TOML), their schema and limits.
 //! * [`run`]: one scenario end to end, with its digest; [`replay`]:
 //!   scenario files against their recorded expectations (and `--bless`).
-//! * [`explore`]: seeded scenario generation and shrinking.
+//! * [`explore`]: seeded scenario generation and shrinking; [`merge`]:
+//!   the reports of a sweep split into shards, merged into one.
 //! * [`bugs`]: deliberately wrong variants, injected through the product's
 //!   [`migsim_format::SaveHooks`] and the driver.
 //! * [`qemu`]: the QEMU driver (finder, QMP client, process guard).
@@ -18,6 +19,7 @@ pub mod explore;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
 pub mod limits;
+pub mod merge;
 pub mod oracle;
 pub mod qemu;
 pub mod replay;
