@@ -9,9 +9,10 @@
 //! A target that panics fails the test with the target, the file and the
 //! panic message; every file is tried before the test fails.
 //!
-//! `cargo test --test fuzz_corpus -- --ignored regenerate_seed_corpus`
+//! `cargo test --release --test it -- --ignored regenerate_seed_corpus`
 //! rewrites the checked-in seeds (`seed_corpus()` plus the smallest real
-//! QEMU save, `tests/data/qemu/seq.mig.gz`).
+//! QEMU save, `tests/data/qemu/seq.mig.gz`, made cheap to fuzz by
+//! `compact_qemu_seed`).
 
 use std::fs;
 use std::io::Read;
