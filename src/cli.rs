@@ -328,6 +328,19 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Merge the `explore --shard K/N --json` reports of one sweep (every
+    /// shard 1..N exactly once, same seed range, bug, shrinking and
+    /// --max-failures) into the report of the whole sweep, as the unsplit
+    /// run would give it. Exits 1 if any seed failed, 2 on a missing,
+    /// overlapping or mismatched shard.
+    Merge {
+        /// The shards' JSON reports, in any order.
+        #[arg(required = true, value_name = "REPORT")]
+        reports: Vec<PathBuf>,
+        /// Print the merged report as one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run every scenario and check its expectations (verdict, error text,
     /// digest, size ratio). Exits 1 on any difference and says how to
     /// re-run the scenario that differed.
@@ -478,6 +491,13 @@ pub enum Command {
         path: PathBuf,
         /// What to try.
         opts: migsim_harness::faults::FaultsOptions,
+        /// Print JSON.
+        json: bool,
+    },
+    /// `migsim merge`.
+    Merge {
+        /// The shards' reports.
+        reports: Vec<PathBuf>,
         /// Print JSON.
         json: bool,
     },
@@ -734,6 +754,7 @@ impl Args {
                     json,
                 }
             }
+            Cmd::Merge { reports, json } => Command::Merge { reports, json },
             Cmd::Replay { paths, bless } => {
                 let files = scenario::scenario_files(&paths)?;
                 if files.is_empty() {

@@ -60,6 +60,30 @@ pub fn open(path: &Path) -> Result<(DiskFile, std::fs::Metadata), String> {
     Ok((file, meta))
 }
 
+/// Largest report `migsim merge` reads: a shard keeps at most 1,000
+/// failures of a few KiB each.
+pub const MAX_REPORT_BYTES: u64 = 64 << 20;
+
+/// Read a JSON report for `migsim merge`: a regular file (checked before
+/// opening, as for [`open`]) of at most [`MAX_REPORT_BYTES`], as UTF-8.
+/// The error does not repeat the path (the caller adds it).
+pub fn read_regular(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err(format!(
+            "is {}; give the JSON file `migsim explore --json` wrote",
+            file_kind(meta.file_type())
+        ));
+    }
+    if meta.len() > MAX_REPORT_BYTES {
+        return Err(format!(
+            "{} bytes, more than an explore report can be ({MAX_REPORT_BYTES})",
+            meta.len()
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| e.to_string())
+}
+
 /// A file migsim created itself (`create_new`, so never anyone else's),
 /// removed when dropped unless [`TempOut::rename_to`] moved it into place.
 struct TempOut {

@@ -79,6 +79,7 @@ fn execute(cmd: Command) -> Result<ExitCode, String> {
             json,
         } => cmd_faults(&scenario, &path, &opts, json),
         Command::Explore { opts, json } => cmd_explore(&opts, json),
+        Command::Merge { reports, json } => cmd_merge(&reports, json),
         Command::Replay { files, bless } => cmd_replay(&files, bless),
         Command::Inspect { file, json } => cmd_inspect(&file, json),
         Command::Extract {
@@ -269,6 +270,25 @@ fn cmd_faults(
     Ok(exit_code(
         !io_bad && !kill_bad && (!judged_durable || crash_wrong == 0),
     ))
+}
+
+fn cmd_merge(paths: &[PathBuf], json: bool) -> Result<ExitCode, String> {
+    let mut reports = Vec::with_capacity(paths.len());
+    for p in paths {
+        let name = p.display().to_string();
+        let text = files::read_regular(p).map_err(|e| format!("{name}: {e}"))?;
+        reports.push((
+            name.clone(),
+            migsim_harness::merge::parse_report(&name, &text)?,
+        ));
+    }
+    let merged = migsim_harness::merge::merge(&reports)?;
+    if json {
+        render::json(&merged)?;
+    } else {
+        render::merged(&merged, reports.len());
+    }
+    Ok(exit_code(merged.passed == merged.seeds_run))
 }
 
 fn cmd_replay(files: &[PathBuf], bless: bool) -> Result<ExitCode, String> {

@@ -1,5 +1,5 @@
 //! Everything the command line prints for people: the run summary, the
-//! explore, replay and report lines, `inspect`'s layout listing and the
+//! explore, merge, replay and report lines, `inspect`'s layout listing and the
 //! bench summary. JSON output is [`json`]: one object, pretty-printed.
 
 use std::path::Path;
@@ -322,6 +322,27 @@ fn outcome_name(o: migsim_harness::faults::Outcome) -> &'static str {
         migsim_harness::faults::Outcome::Refused => "refused",
         migsim_harness::faults::Outcome::Wrong => "wrong",
     }
+}
+
+/// `migsim merge`'s closing line, and the failures' seeds and replays.
+pub fn merged(r: &migsim_harness::merge::ReportFile, shards: usize) {
+    for f in &r.failures {
+        let text = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+        println!("FAIL  seed {}", f["seed"]);
+        println!("      replay: {}", text("replay"));
+        println!("      rerun the seed unshrunk: {}", text("rerun_seed"));
+    }
+    println!(
+        "merge: {shards} shard(s) of seeds {}..{}{}: {} seeds, {} passed, {} failed",
+        r.seeds.start,
+        r.seeds.end,
+        r.bug
+            .map(|b| format!(" with bug variant {}", b.name()))
+            .unwrap_or_default(),
+        r.seeds_run,
+        r.passed,
+        r.failed()
+    );
 }
 
 /// One replayed scenario file.

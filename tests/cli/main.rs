@@ -1,6 +1,7 @@
 //! The `migsim` command line as a user meets it. [`hardening`]: what the
 //! CLI and the scenario loader do with hostile and odd input, one test
-//! per point of the hardening issue, named after it.
+//! per point of the hardening issue, named after it. [`merge`]: a sweep
+//! split with `explore --shard K/N` and merged again.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod hardening;
+mod merge;
 mod qemu_report;
 
 fn migsim(args: &[&str]) -> Output {

@@ -9,9 +9,10 @@
 //! A target that panics fails the test with the target, the file and the
 //! panic message; every file is tried before the test fails.
 //!
-//! `cargo test --test fuzz_corpus -- --ignored regenerate_seed_corpus`
+//! `cargo test --release --test it -- --ignored regenerate_seed_corpus`
 //! rewrites the checked-in seeds (`seed_corpus()` plus the smallest real
-//! QEMU save, `tests/data/qemu/seq.mig.gz`).
+//! QEMU save, `tests/data/qemu/seq.mig.gz`, made cheap to fuzz by
+//! `compact_qemu_seed`).
 
 use std::fs;
 use std::io::Read;
@@ -19,6 +20,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use migsim_harness::fuzz::seeds::{QEMU_SEED_DROPPED_DEVICE, compact_qemu_seed};
 use migsim_harness::fuzz::{RawTarget, TARGETS, seed_corpus};
 
 /// Every target: the harness's, and `cli` from the root crate.
@@ -168,5 +170,55 @@ fn regenerate_seed_corpus() {
     flate2::read::GzDecoder::new(fs::File::open(&gz).expect("open seq.mig.gz"))
         .read_to_end(&mut raw)
         .expect("gunzip seq.mig.gz");
-    fs::write(corpus.join("reader").join("qemu-seq.mig"), raw).expect("write QEMU seed");
+    let seed = compact_qemu_seed(&raw).expect("compact the QEMU seed");
+    fs::write(corpus.join("reader").join("qemu-seq.mig"), seed).expect("write QEMU seed");
+}
+
+/// The compacted QEMU seed is still a real QEMU save to the reader: the
+/// same blocks, sections and devices (less the one left out), its vmdesc
+/// found, and a fraction of the size.
+#[test]
+fn compacted_qemu_seed_keeps_the_structure_of_the_save() {
+    let gz = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/qemu/seq.mig.gz");
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(fs::File::open(&gz).expect("open seq.mig.gz"))
+        .read_to_end(&mut raw)
+        .expect("gunzip seq.mig.gz");
+    let seed = compact_qemu_seed(&raw).expect("compact");
+    let a = migsim_format::reader::inspect(&raw).expect("the save inspects");
+    let b = migsim_format::reader::inspect(&seed).expect("the compacted seed inspects");
+    assert!(
+        seed.len() * 5 < raw.len(),
+        "{} of {} bytes",
+        seed.len(),
+        raw.len()
+    );
+    assert_eq!((a.layout, &a.machine), (b.layout, &b.machine));
+    let blocks = |i: &migsim_format::reader::StreamInfo| {
+        i.blocks
+            .iter()
+            .map(|b| (b.name.clone(), b.used_length))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(blocks(&a), blocks(&b));
+    let kinds = |i: &migsim_format::reader::StreamInfo, drop: &str| {
+        i.sections
+            .iter()
+            .filter(|s| s.idstr != drop)
+            .map(|s| (s.kind, s.idstr.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kinds(&a, QEMU_SEED_DROPPED_DEVICE), kinds(&b, ""));
+    assert_eq!(b.vmdesc_devices + 1, a.vmdesc_devices);
+    // Each block keeps its first page's data; the other pages are zero records.
+    for (x, y) in a.blocks.iter().zip(&b.blocks) {
+        assert!(y.pages_present >= 1 || x.pages_present == 0, "{}", x.name);
+        assert!(y.pages_present <= x.pages_present, "{}", x.name);
+    }
+    // The checked-in seed is this file.
+    let checked_in = fs::read(fuzz_dir().join("corpus/reader/qemu-seq.mig")).unwrap();
+    assert!(
+        checked_in == seed,
+        "fuzz/corpus/reader/qemu-seq.mig is not compact_qemu_seed(seq.mig.gz): regenerate"
+    );
 }

@@ -31,6 +31,26 @@ use crate::wire::Cursor;
 
 /// How far from the end the trailer is searched for.
 pub const MAX_TAIL: u64 = 16 << 20;
+/// The first part of the tail [`Vmdesc::locate`] reads.
+pub const FIRST_WINDOW: u64 = 64 << 10;
+
+/// The last index of `byte` in `hay`: eight bytes a step (a word holds
+/// `byte` iff the classic has-zero-byte test on `word ^ byte*0x01..01`
+/// says so), then the word's bytes one by one.
+fn rfind_byte(hay: &[u8], byte: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO * u64::from(byte);
+    let mut end = hay.len();
+    while end >= 8 {
+        let word = u64::from_le_bytes(hay[end - 8..end].try_into().expect("8 bytes")) ^ pattern;
+        if word.wrapping_sub(LO) & !word & HI != 0 {
+            break;
+        }
+        end -= 8;
+    }
+    hay[..end].iter().rposition(|&b| b == byte)
+}
 /// Upper bound on walk steps over the whole file (all device sections
 /// together), so neither hostile `array_len`s nor many sections repeating
 /// an expensive walk can hang the reader. QEMU's own files need a few
@@ -55,29 +75,55 @@ impl Vmdesc {
     /// Find and parse the trailer, if the file has one.
     /// migsim's trailers after it (an integrity trailer, a durable save's
     /// completion mark: [`crate::integrity::stream_end`]) are not part of
-    /// it.
+    /// it: the search ends where they begin.
+    ///
+    /// Candidates (a 0x06 byte after EOF whose length reaches exactly the
+    /// end, then `{`) are tried from the end of the file back, at most
+    /// [`MAX_TAIL`] bytes back; the first whose JSON parses wins. The tail
+    /// is read in growing windows ([`FIRST_WINDOW`], then 8 times larger),
+    /// each scanning only the offsets the smaller one could not, eight
+    /// bytes at a time for a 0x06: the same candidates in the same order
+    /// as one byte-by-byte pass over the whole tail, but a file whose
+    /// trailer is near its end costs about its trailer, not up to 16 MiB
+    /// of copying and scanning (the fuzz targets load every input several
+    /// times).
     pub fn locate<F: MigFile + ?Sized>(file: &F) -> Result<Option<Vmdesc>, LoadError> {
         let len = crate::integrity::stream_end(file)?;
-        let tail_len = len.min(MAX_TAIL);
-        let start = len - tail_len;
-        let mut tail = vec![0; tail_len as usize];
-        if file.read_at(start, &mut tail)? != tail.len() {
-            return Ok(None);
+        let max = len.min(MAX_TAIL);
+        let mut window = max.min(FIRST_WINDOW);
+        // Candidate offsets (of the 0x06 byte) at or past this were tried.
+        let mut tried_from = len.saturating_sub(5);
+        loop {
+            let start = len - window;
+            let mut tail = vec![0; window as usize];
+            if file.read_at(start, &mut tail)? != tail.len() {
+                return Ok(None);
+            }
+            // p: index of the 0x06 byte in `tail`; needs the EOF byte before it.
+            let mut below = tried_from.saturating_sub(start) as usize;
+            while let Some(p) = rfind_byte(&tail[..below], kind::VMDESCRIPTION) {
+                below = p;
+                if p == 0 {
+                    break;
+                }
+                if tail[p - 1] != kind::EOF {
+                    continue;
+                }
+                let n =
+                    u32::from_be_bytes(tail[p + 1..p + 5].try_into().expect("4 bytes")) as usize;
+                if p + 5 + n != tail.len() || tail.get(p + 5) != Some(&b'{') {
+                    continue;
+                }
+                if let Some(v) = Self::parse(start + p as u64, &tail[p + 5..]) {
+                    return Ok(Some(v));
+                }
+            }
+            if window == max {
+                return Ok(None);
+            }
+            tried_from = start + 1;
+            window = max.min(window * 8);
         }
-        // p: index of the 0x06 byte in `tail`; needs the EOF byte before it.
-        for p in (1..tail.len().saturating_sub(5)).rev() {
-            if tail[p] != kind::VMDESCRIPTION || tail[p - 1] != kind::EOF {
-                continue;
-            }
-            let n = u32::from_be_bytes(tail[p + 1..p + 5].try_into().expect("4 bytes")) as usize;
-            if p + 5 + n != tail.len() || tail.get(p + 5) != Some(&b'{') {
-                continue;
-            }
-            if let Some(v) = Self::parse(start + p as u64, &tail[p + 5..]) {
-                return Ok(Some(v));
-            }
-        }
-        Ok(None)
     }
 
     /// Parse a trailer's JSON read directly.
@@ -343,6 +389,141 @@ mod tests {
         let mut g = f.clone();
         g[13..].copy_from_slice(b"[]");
         assert!(found(&g).is_none(), "not a JSON object");
+    }
+
+    /// The search as it was before the windows: one read of the whole tail.
+    fn locate_in_one_read(file: &[u8]) -> Option<(u64, u64)> {
+        let start = file.len() - file.len().min(MAX_TAIL as usize);
+        let tail = &file[start..];
+        (1..tail.len().saturating_sub(5)).rev().find_map(|p| {
+            let n = u32::from_be_bytes(tail[p + 1..p + 5].try_into().unwrap()) as usize;
+            let ok = tail[p] == kind::VMDESCRIPTION
+                && tail[p - 1] == kind::EOF
+                && p + 5 + n == tail.len()
+                && tail.get(p + 5) == Some(&b'{');
+            ok.then(|| Vmdesc::parse((start + p) as u64, &tail[p + 5..]))
+                .flatten()
+                .map(|v| (v.offset, v.json_len))
+        })
+    }
+
+    #[test]
+    fn rfind_byte_finds_the_last_occurrence() {
+        let mut hay: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) | 0x40).collect();
+        assert_eq!(rfind_byte(&hay, 6), None);
+        for at in [0, 1, 7, 8, 9, 31, 62, 63] {
+            let mut h = hay.clone();
+            h[at] = 6;
+            assert_eq!(rfind_byte(&h, 6), Some(at), "at {at}");
+            assert_eq!(rfind_byte(&h[..at], 6), None, "below {at}");
+            // 0x86 and 0x07 next to it (borrows in the word test) change nothing.
+            h[at.saturating_sub(1)] = 0x86;
+            h[(at + 1).min(63)] = 0x07;
+            h[at] = 6;
+            assert_eq!(rfind_byte(&h, 6), Some(at), "at {at}, neighbours");
+        }
+        hay[3] = 6;
+        hay[40] = 6;
+        assert_eq!(rfind_byte(&hay, 6), Some(40));
+        assert_eq!(rfind_byte(&hay[..40], 6), Some(3));
+        assert_eq!(rfind_byte(&[], 6), None);
+    }
+
+    #[test]
+    fn windowed_search_finds_what_one_read_of_the_tail_finds() {
+        // Trailers whose JSON ends inside the first window, straddles the
+        // window boundaries, or starts past MAX_TAIL; decoys (`00 06 len`
+        // reaching the end but not JSON, or JSON that does not parse) on
+        // either side of a boundary; no trailer at all.
+        let json = |n: usize| format!("{{\"pad\": \"{}\"}}", "x".repeat(n)).into_bytes();
+        let trailer = |j: &[u8]| {
+            let mut t = b"\x00\x06".to_vec();
+            t.extend_from_slice(&(j.len() as u32).to_be_bytes());
+            t.extend_from_slice(j);
+            t
+        };
+        let w = FIRST_WINDOW as usize;
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for body in [
+            0,
+            10,
+            w - 20,
+            w - 17,
+            w - 16,
+            w - 15,
+            w - 7,
+            w,
+            w + 3,
+            8 * w - 6,
+            8 * w + 100,
+        ] {
+            for pad in [0usize, 1, 7, w] {
+                let mut f = vec![0x06u8; pad];
+                f.extend(trailer(&json(body)));
+                cases.push(f);
+            }
+        }
+        // A decoy inside the real JSON's text is tried first and refused.
+        let inner = trailer(b"{not json");
+        let mut j = b"{\"s\": \"".to_vec();
+        j.extend(std::iter::repeat_n(b'y', 3 * w));
+        j.extend(b"\"}");
+        let mut f = vec![0u8; 5];
+        f.extend(trailer(&j));
+        let at = f.len() - w - 2;
+        f[at..at + 6].copy_from_slice(&inner[..6]);
+        cases.push(f);
+        // A trailer further back than MAX_TAIL is not found.
+        let mut f = vec![0u8; 3];
+        f.extend(trailer(&json(MAX_TAIL as usize)));
+        cases.push(f);
+        cases.push(vec![0u8; 9 * w]);
+        cases.push(b"\x00\x06\x00\x00\x00\x00".to_vec());
+        for (i, f) in cases.iter().enumerate() {
+            let got = Vmdesc::locate(f).unwrap().map(|v| (v.offset, v.json_len));
+            assert_eq!(got, locate_in_one_read(f), "case {i} ({} bytes)", f.len());
+        }
+        assert!(Vmdesc::locate(cases.last().unwrap()).unwrap().is_none());
+        assert!(
+            locate_in_one_read(&cases[cases.len() - 3]).is_none(),
+            "past MAX_TAIL"
+        );
+        assert!(locate_in_one_read(&cases[0]).is_some());
+    }
+
+    #[test]
+    fn windowed_search_agrees_on_random_tails() {
+        // Bytes from a small alphabet (EOF, 0x06, braces, quotes, lengths)
+        // so candidates are everywhere, with a trailer of random length
+        // planted at a random place; sizes across the window boundaries.
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let alphabet = [0u8, 6, b'{', b'}', b'"', b'a', 0, 6, 0, 1];
+        for case in 0..120 {
+            let len = (next() % (3 * FIRST_WINDOW)) as usize + 1;
+            let mut f: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            if case % 2 == 0 && len > 8 {
+                let at = (next() % (len as u64 - 7)) as usize;
+                let n = len - at - 6;
+                f[at] = 0;
+                f[at + 1] = 6;
+                f[at + 2..at + 6].copy_from_slice(&(n as u32).to_be_bytes());
+                if n >= 2 {
+                    f[at + 6] = b'{';
+                    f[at + 7..].fill(b' ');
+                    f[len - 1] = b'}';
+                }
+            }
+            let got = Vmdesc::locate(&f).unwrap().map(|v| (v.offset, v.json_len));
+            assert_eq!(got, locate_in_one_read(&f), "case {case} ({len} bytes)");
+        }
     }
 
     #[test]

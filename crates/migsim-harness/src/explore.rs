@@ -489,6 +489,8 @@ pub struct Failure {
 /// What an exploration found.
 #[derive(Debug, Serialize)]
 pub struct ExploreReport {
+    /// The seeds asked for: the range and the shard (1/1 when unsharded).
+    pub seeds: SeedRange,
     /// Seeds run.
     pub seeds_run: u64,
     /// Seeds whose run met its expectation.
@@ -498,8 +500,27 @@ pub struct ExploreReport {
     /// Worker threads that ran (at most `jobs`; fewer if the system
     /// refused some).
     pub jobs: usize,
+    /// Whether failures were shrunk.
+    pub shrink: bool,
+    /// `--max-failures`: failures kept (smallest seeds first); 0 keeps up
+    /// to [`MAX_FAILURES_KEPT`].
+    pub max_failures: usize,
     /// Failures, by seed.
     pub failures: Vec<Failure>,
+}
+
+/// The seeds of a report as given: `start..end`, shard `shard` of
+/// `shards` (1-based; 1 of 1 when the sweep was not split).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SeedRange {
+    /// First seed.
+    pub start: u64,
+    /// End of the range (exclusive).
+    pub end: u64,
+    /// This shard, `1..=shards`.
+    pub shard: u64,
+    /// Shards the range was split into.
+    pub shards: u64,
 }
 
 /// Exploration settings.
@@ -566,6 +587,21 @@ impl SeedSet {
     pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
         (0..self.len()).map(|i| self.nth(i))
     }
+
+    /// Whether `seed` is one of these seeds.
+    pub fn contains(&self, seed: u64) -> bool {
+        (self.start..self.end).contains(&seed) && (seed - self.start) % self.n == self.k - 1
+    }
+
+    /// The range and shard, as a report records them.
+    pub fn range(&self) -> SeedRange {
+        SeedRange {
+            start: self.start,
+            end: self.end,
+            shard: self.k,
+            shards: self.n,
+        }
+    }
 }
 
 /// Failures kept (smallest seeds first) when `max_failures` is 0: the
@@ -626,10 +662,13 @@ pub fn explore(
     });
     let failed = failed.into_inner().expect("failures lock");
     let mut report = ExploreReport {
+        seeds: seeds.range(),
         seeds_run: total,
         passed: passed.into_inner(),
         bug: opts.bug,
         jobs,
+        shrink: opts.shrink,
+        max_failures: opts.max_failures,
         failures: Vec::new(),
     };
     for (i, d) in failed {

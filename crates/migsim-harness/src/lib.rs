@@ -10,6 +10,7 @@
 //! * [`explore`]: seeded scenario generation and shrinking.
 //! * [`faults`]: power loss at every write (lost, kept, torn writes),
 //!   ENOSPC/EIO/short writes, and the verdict per crash point.
+//! * [`merge`]: the reports of a sweep split into shards, merged into one.
 //! * [`bugs`]: deliberately wrong variants, injected through the product's
 //!   [`migsim_format::SaveHooks`] and the driver.
 //! * [`qemu`]: the QEMU driver (finder, QMP client, process guard).
@@ -21,6 +22,7 @@ pub mod faults;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
 pub mod limits;
+pub mod merge;
 pub mod oracle;
 pub mod qemu;
 pub mod replay;
