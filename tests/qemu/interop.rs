@@ -2153,6 +2153,35 @@ fn every_saved_qemu_finding_reproduces() {
 // Real QEMU runs the scenario (migsim qemu run)
 // ---------------------------------------------------------------------------
 
+/// `migsim qemu run scenarios/qemu/NAME.toml --tick-ms 100 --json EXTRA`
+/// with the installed QEMU: its exit code and its JSON.
+fn migsim_qemu_run(info: &QemuInfo, name: &str, extra: &[&str]) -> (Option<i32>, Value) {
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/qemu/{name}.toml"));
+    let out = Command::new(env!("CARGO_BIN_EXE_migsim"))
+        .args([
+            "qemu",
+            "run",
+            "--tick-ms",
+            "100",
+            "--timeout",
+            "120",
+            "--json",
+        ])
+        .args(extra)
+        .arg(&scenario)
+        .env("QEMU", &info.bin)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "migsim qemu run {name} {extra:?}: {e}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), v)
+}
+
 /// `migsim qemu run` on the smallest QEMU-shaped scenario, ticks of 100 ms
 /// (10 MiB/s, 4,000 guest writes a second): migsim's guest program boots,
 /// dirties pc.ram with migsim's page contents, QEMU saves it live with
@@ -2164,28 +2193,8 @@ fn every_saved_qemu_finding_reproduces() {
 fn qemu_runs_the_scenario_live_and_both_restores_equal_the_source() {
     let Some(info) = qemu() else { return };
     let t0 = Instant::now();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/qemu/pc-16m-redirty.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_migsim"))
-        .args([
-            "qemu",
-            "run",
-            "--tick-ms",
-            "100",
-            "--timeout",
-            "120",
-            "--json",
-        ])
-        .arg(&scenario)
-        .env("QEMU", &info.bin)
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "migsim qemu run: {e}; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    let (code, v) = migsim_qemu_run(info, "pc-16m-redirty", &[]);
+    assert_eq!(code, Some(0), "{v:#}");
     assert_eq!(v["pass"], true);
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
@@ -2233,21 +2242,8 @@ fn qemu_runs_the_scenario_live_and_both_restores_equal_the_source() {
 #[test]
 fn qemu_run_catches_a_page_changed_in_the_saved_file() {
     let Some(info) = qemu() else { return };
-    let scenario =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/qemu/pc-16m-zero-after-data.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_migsim"))
-        .args(["qemu", "run", "--tick-ms", "100", "--sabotage", "--json"])
-        .arg(&scenario)
-        .env("QEMU", &info.bin)
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "migsim qemu run --sabotage: {e}; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    let (code, v) = migsim_qemu_run(info, "pc-16m-zero-after-data", &["--sabotage"]);
+    assert_eq!(code, Some(1), "{v:#}");
     assert_eq!(v["pass"], false);
     for r in v["runs"].as_array().unwrap() {
         let what = r["sabotaged"].as_str().unwrap();

@@ -353,16 +353,8 @@ fn kills(judge: &Judge<'_>, layout: Layout, file: &crate::sim::simfile::SimFile)
             let (restart, detail) = match load(file, &judge.opts, &mut dest) {
                 Err(e) => (Outcome::Refused, e.to_string()),
                 Ok(_) => {
-                    let (bad, total, stories) =
-                        crate::oracle::compare_restored(&judge.blocks, judge.states, &dest, 3);
-                    if bad == 0 {
-                        (Outcome::Exact, format!("{total} pages equal"))
-                    } else {
-                        (
-                            Outcome::Wrong,
-                            format!("{bad} of {total} pages differ: {}", stories.join("; ")),
-                        )
-                    }
+                    let (outcome, _, detail) = judge.compare(&dest);
+                    (outcome, detail)
                 }
             };
             KillCase {
@@ -436,8 +428,13 @@ impl Judge<'_> {
         if let Err(e) = load(image, &self.opts, &mut dest) {
             return (Outcome::Refused, 0, e.to_string());
         }
+        self.compare(&dest)
+    }
+
+    /// A destination that loaded, against the guest at switchover.
+    fn compare(&self, dest: &VerifyingDestination) -> (Outcome, u64, String) {
         let (bad, total, stories) =
-            crate::oracle::compare_restored(&self.blocks, self.states, &dest, 3);
+            crate::oracle::compare_restored(&self.blocks, self.states, dest, 3);
         if bad == 0 {
             (Outcome::Exact, 0, format!("{total} pages equal"))
         } else {
@@ -652,16 +649,7 @@ pub fn faults(s: &Scenario, o: &FaultsOptions) -> FaultsReport {
         kills: Vec::new(),
         run_error: None,
     };
-    let r = run(
-        s,
-        &RunOptions {
-            bug: o.bug,
-            durability: o.mode,
-            integrity: o.integrity,
-            journal: true,
-            ..RunOptions::default()
-        },
-    );
+    let r = journal_run(s, o);
     if r.verdict != RunVerdict::Pass {
         let failed: Vec<String> = r
             .invariants
@@ -779,6 +767,20 @@ pub fn faults(s: &Scenario, o: &FaultsOptions) -> FaultsReport {
     out
 }
 
+/// `s` run as `o` says, every file keeping its journal.
+fn journal_run(s: &Scenario, o: &FaultsOptions) -> crate::run::RunReport {
+    run(
+        s,
+        &RunOptions {
+            bug: o.bug,
+            durability: o.mode,
+            integrity: o.integrity,
+            journal: true,
+            ..RunOptions::default()
+        },
+    )
+}
+
 /// The disk image of one crash, for loading elsewhere (into QEMU): `s`
 /// run as `o` says, the `layout` file, a power loss at `point` (clamped to
 /// the number of writes) with survival `sample`. The same bytes `faults`
@@ -790,16 +792,7 @@ pub fn crash_image_of(
     point: usize,
     sample: u32,
 ) -> Result<Vec<u8>, String> {
-    let r = run(
-        s,
-        &RunOptions {
-            bug: o.bug,
-            durability: o.mode,
-            integrity: o.integrity,
-            journal: true,
-            ..RunOptions::default()
-        },
-    );
+    let r = journal_run(s, o);
     if r.verdict != RunVerdict::Pass {
         return Err(format!("the run did not pass: {:?}", r.error));
     }

@@ -811,16 +811,9 @@ impl Drop for ScratchDir {
 }
 
 /// The campaign's scratch directory (each input and QEMU's `pmemsave`
-/// pass through a file): under `/dev/shm` (memory, so a load reads no
-/// disk) unless `TMPDIR` names another place or there is no `/dev/shm`.
+/// pass through a file), under [`super::scratch_root`].
 fn tempfile_dir() -> Result<ScratchDir, String> {
-    let shm = Path::new("/dev/shm");
-    let root = if std::env::var_os("TMPDIR").is_none() && shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    };
-    let d = root.join(format!("migsim-qemu-fuzz-{}", std::process::id()));
+    let d = super::scratch_root().join(format!("migsim-qemu-fuzz-{}", std::process::id()));
     std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
     Ok(ScratchDir(d))
 }

@@ -334,13 +334,7 @@ pub fn run_live(
             }
         }
         None => {
-            let root = Path::new("/dev/shm");
-            let root = if std::env::var_os("TMPDIR").is_none() && root.is_dir() {
-                root.to_path_buf()
-            } else {
-                std::env::temp_dir()
-            };
-            let d = root.join(format!("migsim-qemu-run-{}", std::process::id()));
+            let d = super::scratch_root().join(format!("migsim-qemu-run-{}", std::process::id()));
             std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
             Dir {
                 path: d,

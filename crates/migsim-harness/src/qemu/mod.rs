@@ -17,6 +17,18 @@ pub use binary::{QemuBinary, find};
 pub use process::{QemuProcess, qemu_opt_escape};
 pub use qmp::Qmp;
 
+/// Where the qemu commands keep scratch files (inputs, `pmemsave`
+/// output): `/dev/shm` (memory: a load reads no disk) unless `TMPDIR`
+/// names another place or there is no `/dev/shm`.
+pub fn scratch_root() -> std::path::PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    if std::env::var_os("TMPDIR").is_none() && shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 /// Accelerator for guests that never run code (`-S`): `MIGSIM_QEMU_ACCEL`,
 /// else kvm when /dev/kvm opens, else tcg.
 pub fn stopped_guest_accel() -> String {
