@@ -395,6 +395,30 @@ fn sim(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<SimFigures, S
     })
 }
 
+/// Every page of `ram` through `w` in the completion phase, in batches
+/// of 64 Ki pages, then the file finished and closed.
+fn save_all_pages(
+    mut w: MigrationWriter<DiskFile>,
+    ram: &[u8],
+    channels: usize,
+) -> Result<(), String> {
+    w.begin_completion().map_err(|e| e.to_string())?;
+    let source = RamSource(ram);
+    let pages = ram.len() as u64 / 4096;
+    let mut batch = Vec::with_capacity(1 << 16);
+    let mut p = 0;
+    while p < pages {
+        batch.clear();
+        batch.extend((p..pages.min(p + (1 << 16))).map(|q| (0usize, q)));
+        w.save_pages(&batch, &source, channels)
+            .map_err(|e| e.to_string())?;
+        p += batch.len() as u64;
+    }
+    let (file, _) = w.finish(&[]).map_err(|e| e.to_string())?;
+    drop(file);
+    Ok(())
+}
+
 /// Guest RAM in memory, lent to the writer without a copy (as QEMU
 /// writes from guest RAM).
 struct RamSource<'a>(&'a [u8]);
@@ -434,22 +458,9 @@ fn fixed_ram_save(
         DiskFile::create(path)
     }
     .map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut w = MigrationWriter::start(file, MACHINE, &caps, bench_blocks(ram.len() as u64))
+    let w = MigrationWriter::start(file, MACHINE, &caps, bench_blocks(ram.len() as u64))
         .map_err(|e| e.to_string())?;
-    w.begin_completion().map_err(|e| e.to_string())?;
-    let source = RamSource(ram);
-    let pages = ram.len() as u64 / 4096;
-    let mut batch = Vec::with_capacity(1 << 16);
-    let mut p = 0;
-    while p < pages {
-        batch.clear();
-        batch.extend((p..pages.min(p + (1 << 16))).map(|q| (0usize, q)));
-        w.save_pages(&batch, &source, channels)
-            .map_err(|e| e.to_string())?;
-        p += batch.len() as u64;
-    }
-    let (file, _) = w.finish(&[]).map_err(|e| e.to_string())?;
-    drop(file);
+    save_all_pages(w, ram, channels)?;
     let closed = t.elapsed().as_secs_f64();
     // fsync flushes the file's data whichever descriptor wrote it.
     std::fs::File::open(path)
@@ -675,24 +686,11 @@ fn save_finishing(
     let _ = std::fs::remove_file(path);
     let t = Instant::now();
     let file = DiskFile::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut w = MigrationWriter::start(file, MACHINE, &caps, bench_blocks(ram.len() as u64))
+    let w = MigrationWriter::start(file, MACHINE, &caps, bench_blocks(ram.len() as u64))
         .map_err(|e| e.to_string())?
         .with_durability(mode)
         .with_integrity(integrity);
-    w.begin_completion().map_err(|e| e.to_string())?;
-    let source = RamSource(ram);
-    let pages = ram.len() as u64 / 4096;
-    let mut batch = Vec::with_capacity(1 << 16);
-    let mut p = 0;
-    while p < pages {
-        batch.clear();
-        batch.extend((p..pages.min(p + (1 << 16))).map(|q| (0usize, q)));
-        w.save_pages(&batch, &source, channels)
-            .map_err(|e| e.to_string())?;
-        p += batch.len() as u64;
-    }
-    let (file, _) = w.finish(&[]).map_err(|e| e.to_string())?;
-    drop(file);
+    save_all_pages(w, ram, channels)?;
     if fsync {
         std::fs::File::open(path)
             .and_then(|f| f.sync_all())

@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use migsim_format::Durability;
 use migsim_format::Layout;
@@ -84,31 +84,16 @@ fn qemu_loads(scenario: &str, opts: &RunOptions, what: &str) {
             .unwrap_or_else(|e| panic!("{what} {}: {e}", f.writer));
 
         let log = dir.path().join(format!("{}.log", f.writer));
-        let mib = (ram / MIB).to_string();
-        let accel = stopped_guest_accel();
-        let args = [
-            "-M",
+        let mut qp = QemuProcess::start_incoming(
+            q,
+            what,
             &s.guest.machine,
-            "-m",
-            &mib,
-            "-nodefaults",
-            "-display",
-            "none",
-            "-accel",
-            &accel,
-            "-S",
-            "-incoming",
-            "defer",
-        ];
-        let mut qp = QemuProcess::start(q, what, &args, &log).unwrap_or_else(|e| panic!("{e}"));
-        if !caps.is_empty() {
-            let list: Vec<Value> = caps
-                .iter()
-                .map(|c| json!({ "capability": c, "state": true }))
-                .collect();
-            qp.cmd("migrate-set-capabilities", json!({ "capabilities": list }))
-                .unwrap();
-        }
+            ram / MIB,
+            &stopped_guest_accel(),
+            &log,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        qp.enable_caps(caps).unwrap();
         qp.cmd(
             "migrate-incoming",
             json!({ "uri": format!("file:{}", file.display()), "exit-on-error": false }),
@@ -251,31 +236,16 @@ fn qemu_10_loads_wrong_memory_from_a_crash_image_of_its_own_protocol() {
         let mut want = vec![0u8; PAGE as usize];
 
         let log = dir.path().join(format!("{}.log", l.layout));
-        let mib = (ram / MIB).to_string();
-        let accel = stopped_guest_accel();
-        let args = [
-            "-M",
+        let mut qp = QemuProcess::start_incoming(
+            q,
+            "crash image",
             &s.guest.machine,
-            "-m",
-            &mib,
-            "-nodefaults",
-            "-display",
-            "none",
-            "-accel",
-            &accel,
-            "-S",
-            "-incoming",
-            "defer",
-        ];
-        let mut qp = QemuProcess::start(q, "crash image", &args, &log).unwrap();
-        if !caps.is_empty() {
-            let list: Vec<Value> = caps
-                .iter()
-                .map(|c| json!({ "capability": c, "state": true }))
-                .collect();
-            qp.cmd("migrate-set-capabilities", json!({ "capabilities": list }))
-                .unwrap();
-        }
+            ram / MIB,
+            &stopped_guest_accel(),
+            &log,
+        )
+        .unwrap();
+        qp.enable_caps(caps).unwrap();
         qp.cmd(
             "migrate-incoming",
             json!({ "uri": format!("file:{}", file.display()), "exit-on-error": false }),

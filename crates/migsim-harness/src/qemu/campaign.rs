@@ -441,34 +441,24 @@ fn qemu_load(
 ) -> Result<(Outcome, Option<Vec<u8>>, f64), String> {
     use std::os::unix::process::ExitStatusExt;
     let log = dir.join(format!("qemu-{}.log", input.seed));
-    let mib = base.mib.to_string();
-    let args = [
-        "-M",
-        base.machine_alias,
-        "-m",
-        &mib,
-        "-nodefaults",
-        "-display",
-        "none",
-        "-S",
-        "-accel",
-        &limits.accel,
-        "-incoming",
-        "defer",
-    ];
     let t0 = Instant::now();
-    let mut p = QemuProcess::start(q, &format!("qemu fuzz seed {}", input.seed), &args, &log)?;
+    let mut p = QemuProcess::start_incoming(
+        q,
+        &format!("qemu fuzz seed {}", input.seed),
+        base.machine_alias,
+        base.mib,
+        &limits.accel,
+        &log,
+    )?;
     p.set_reply_timeout(limits.timeout)?;
     let mut caps = vec![];
     if base.layout == Layout::FixedRam {
-        caps.push(json!({ "capability": "mapped-ram", "state": true }));
+        caps.push("mapped-ram");
     }
     if input.multifd_channels.is_some() {
-        caps.push(json!({ "capability": "multifd", "state": true }));
+        caps.push("multifd");
     }
-    if !caps.is_empty() {
-        p.cmd("migrate-set-capabilities", json!({ "capabilities": caps }))?;
-    }
+    p.enable_caps(&caps)?;
     if let Some(n) = input.multifd_channels {
         p.cmd("migrate-set-parameters", json!({ "multifd-channels": n }))?;
     }

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::guest::{GUEST_ELF, GuestParams, GuestStatus, LOW_RAM_MAX, PARAMS_GPA, tsc_hz};
 use super::{QemuBinary, QemuProcess};
@@ -349,17 +349,16 @@ pub fn run_live(
     let mut runs = Vec::new();
     for &layout in &s.migration.writers {
         progress(&format!("{}: booting the guest", layout.name()));
-        runs.push(save_once(
-            q,
-            s,
-            opts,
-            &guest,
-            layout,
-            &dir,
-            (&elf, &params),
-            (max_bandwidth, downtime_limit_ms, force_after),
-            progress,
-        )?);
+        let plan = Plan {
+            guest: &guest,
+            elf: &elf,
+            params: &params,
+            ram,
+            max_bandwidth,
+            downtime_ms: downtime_limit_ms,
+            force_after,
+        };
+        runs.push(save_once(q, s, opts, &plan, layout, &dir, progress)?);
     }
     progress("simulating the same scenario");
     let (simulation, simulation_skipped) = match simulate(s) {
@@ -415,13 +414,14 @@ fn simulate(s: &Scenario) -> Result<Simulated, String> {
     })
 }
 
-fn caps_json(layout: Layout, s: &Scenario) -> Vec<Value> {
+/// The capabilities QEMU gets for `layout` of `s`.
+fn caps(layout: Layout, s: &Scenario) -> Vec<&'static str> {
     let mut caps = Vec::new();
     if layout == Layout::FixedRam {
-        caps.push(json!({ "capability": "mapped-ram", "state": true }));
+        caps.push("mapped-ram");
     }
     if s.migration.capabilities.contains(&Capability::Multifd) {
-        caps.push(json!({ "capability": "multifd", "state": true }));
+        caps.push("multifd");
     }
     caps
 }
@@ -430,10 +430,7 @@ fn caps_json(layout: Layout, s: &Scenario) -> Vec<Value> {
 const MULTIFD_CHANNELS: u64 = 4;
 
 fn set_up(p: &mut QemuProcess, layout: Layout, s: &Scenario) -> Result<(), String> {
-    let caps = caps_json(layout, s);
-    if !caps.is_empty() {
-        p.cmd("migrate-set-capabilities", json!({ "capabilities": caps }))?;
-    }
+    p.enable_caps(&caps(layout, s))?;
     if s.migration.capabilities.contains(&Capability::Multifd) {
         p.cmd(
             "migrate-set-parameters",
@@ -446,23 +443,38 @@ fn set_up(p: &mut QemuProcess, layout: Layout, s: &Scenario) -> Result<(), Strin
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every layout's save of one run shares.
+struct Plan<'a> {
+    guest: &'a GuestParams,
+    /// The guest program and its parameter page, as files.
+    elf: &'a Path,
+    params: &'a Path,
+    /// pc.ram bytes.
+    ram: u64,
+    max_bandwidth: u64,
+    downtime_ms: u64,
+    /// Syncs before the switchover is forced.
+    force_after: u64,
+}
+
 fn save_once(
     q: &QemuBinary,
     s: &Scenario,
     opts: &LiveOptions,
-    guest: &GuestParams,
+    plan: &Plan<'_>,
     layout: Layout,
     dir: &Dir,
-    (elf, params): (&Path, &Path),
-    (max_bandwidth, downtime_ms, force_after): (u64, u64, u64),
     progress: &mut dyn FnMut(&str),
 ) -> Result<LayoutRun, String> {
-    let ram = s
-        .blocks()
-        .iter()
-        .find(|b| b.name == "pc.ram")
-        .map_or(0, |b| b.used_length);
+    let &Plan {
+        guest,
+        elf,
+        params,
+        ram,
+        max_bandwidth,
+        downtime_ms,
+        force_after,
+    } = plan;
     let mib = (ram >> 20).to_string();
     let loader = format!(
         "loader,file={},addr={PARAMS_GPA:#x},force-raw=on",
@@ -494,13 +506,13 @@ fn save_once(
     let scratch = dir.path.join("status.bin");
     // The guest filled its region and runs the workload.
     let t0 = Instant::now();
-    let status = loop {
+    loop {
         let st = GuestStatus::parse(&src.pmemsave(PARAMS_GPA, 4096, &scratch)?);
         if st.status == 0xBAD {
             return Err("the guest program refused its parameter page".into());
         }
         if st.status == 2 && st.ticks > 0 {
-            break st;
+            break;
         }
         if t0.elapsed() > opts.timeout {
             return Err(format!(
@@ -511,8 +523,7 @@ fn save_once(
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = status;
+    }
     set_up(&mut src, layout, s)?;
     src.cmd(
         "migrate-set-parameters",
@@ -607,12 +618,12 @@ fn save_once(
     let ours = migsim_restore(&disk, &info, s, &caps, &truth, guest.seed);
     progress(&format!("{}: a fresh QEMU loads the file", layout.name()));
     let theirs = qemu_restore(q, s, layout, &file, dir, opts, &truth, guest.seed)?;
-    let bound = (layout == Layout::FixedRam).then(|| bound(&info, flen));
     let parts = info
         .sections
         .iter()
         .filter(|x| x.kind == SectionKind::Part && x.idstr == "ram")
         .count() as u64;
+    let bound = (layout == Layout::FixedRam).then(|| bound(&info, flen, parts));
     let mut at_sync: Vec<AtSync> = Vec::new();
     for x in &samples {
         if at_sync.last().is_none_or(|a| a.sync < x.dirty_syncs) {
@@ -819,33 +830,13 @@ fn qemu_restore(
     seed: u64,
 ) -> Result<Comparison, String> {
     let ram = truth.len() as u64 + COMPARE_FROM;
-    let mib = (s
-        .blocks()
-        .iter()
-        .find(|b| b.name == "pc.ram")
-        .map_or(0, |b| b.used_length)
-        >> 20)
-        .to_string();
-    let accel = super::stopped_guest_accel();
-    let args = [
-        "-M",
-        &s.guest.machine,
-        "-m",
-        &mib,
-        "-nodefaults",
-        "-display",
-        "none",
-        "-S",
-        "-accel",
-        &accel,
-        "-incoming",
-        "defer",
-    ];
     let log = dir.path.join(format!("qemu-{}-dest.log", layout.name()));
-    let mut d = QemuProcess::start(
+    let mut d = QemuProcess::start_incoming(
         q,
         &format!("qemu run {} destination", layout.name()),
-        &args,
+        &s.guest.machine,
+        ram >> 20,
+        &super::stopped_guest_accel(),
         &log,
     )?;
     set_up(&mut d, layout, s)?;
@@ -876,7 +867,7 @@ fn qemu_restore(
     Ok(compare("qemu", &got, truth, seed))
 }
 
-fn bound(info: &migsim_format::reader::StreamInfo, flen: u64) -> Bound {
+fn bound(info: &migsim_format::reader::StreamInfo, flen: u64, parts: u64) -> Bound {
     let mut offsets_match = true;
     let mut ram_end = 0;
     for b in &info.blocks {
@@ -889,11 +880,6 @@ fn bound(info: &migsim_format::reader::StreamInfo, flen: u64) -> Bound {
             && plan.header.pages_offset == f.pages_offset;
         ram_end = ram_end.max(plan.end());
     }
-    let parts = info
-        .sections
-        .iter()
-        .filter(|x| x.kind == SectionKind::Part && x.idstr == "ram")
-        .count() as u64;
     let tail = flen.saturating_sub(ram_end);
     Bound {
         offsets_match,

@@ -100,6 +100,49 @@ impl QemuProcess {
         }
     }
 
+    /// A fresh destination that has not run: `-M machine -m MIB
+    /// -nodefaults -display none -S -accel ACCEL -incoming defer`, stderr
+    /// into `log`.
+    pub fn start_incoming(
+        bin: &QemuBinary,
+        what: &str,
+        machine: &str,
+        mib: u64,
+        accel: &str,
+        log: &Path,
+    ) -> Result<QemuProcess, String> {
+        let mib = mib.to_string();
+        let args = [
+            "-M",
+            machine,
+            "-m",
+            &mib,
+            "-nodefaults",
+            "-display",
+            "none",
+            "-S",
+            "-accel",
+            accel,
+            "-incoming",
+            "defer",
+        ];
+        QemuProcess::start(bin, what, &args, log)
+    }
+
+    /// Turn on each named migration capability (`mapped-ram`, `multifd`);
+    /// none named: no command.
+    pub fn enable_caps(&mut self, caps: &[&str]) -> Result<(), String> {
+        if caps.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<Value> = caps
+            .iter()
+            .map(|c| json!({ "capability": c, "state": true }))
+            .collect();
+        self.cmd("migrate-set-capabilities", json!({ "capabilities": list }))
+            .map(|_| ())
+    }
+
     /// What it is, as given to [`QemuProcess::start`].
     pub fn what(&self) -> &str {
         &self.what

@@ -14,6 +14,11 @@
 //! Version 0 and zero writes are all-zero pages. So the oracle needs only
 //! each page's expected `(version, zero)`, and a wrong page can be named:
 //! `identify` reads the header back to say which version it holds.
+//!
+//! The guest program `migsim qemu run` boots (`guest/src/main.rs`, a
+//! `no_std` crate of its own) writes the same bytes with its own copy of
+//! `splitmix` and `key`; `qemu run` checks every page it wrote with
+//! [`identify`], so the two cannot drift apart unnoticed.
 
 use migsim_format::ram::PAGE_SIZE;
 
