@@ -91,6 +91,31 @@ impl PageBitmap {
         std::mem::replace(self, empty)
     }
 
+    /// The first set bit at or after `from` (QEMU's `find_next_bit`).
+    pub fn next_one(&self, from: u64) -> Option<u64> {
+        if from >= self.len {
+            return None;
+        }
+        let mut wi = (from / 64) as usize;
+        let mut w = self.words[wi] & (u64::MAX << (from % 64));
+        loop {
+            if w != 0 {
+                let i = wi as u64 * 64 + u64::from(w.trailing_zeros());
+                return (i < self.len).then_some(i);
+            }
+            wi += 1;
+            w = *self.words.get(wi)?;
+        }
+    }
+
+    /// Set every bit that is set in `other` (same length).
+    pub fn or_assign(&mut self, other: &PageBitmap) {
+        debug_assert_eq!(self.len, other.len);
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a |= *b;
+        }
+    }
+
     /// Size in bytes of the on-disk form: whole 64-bit words.
     pub fn encoded_len(pages: u64) -> u64 {
         pages.div_ceil(64) * 8
@@ -115,5 +140,37 @@ impl PageBitmap {
         };
         b.clear_tail();
         b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PageBitmap;
+
+    #[test]
+    fn next_one_finds_each_set_bit_in_order_and_none_past_the_end() {
+        let mut b = PageBitmap::new(200);
+        for i in [3, 63, 64, 130, 199] {
+            b.set(i, true);
+        }
+        let mut found = Vec::new();
+        let mut at = 0;
+        while let Some(i) = b.next_one(at) {
+            found.push(i);
+            at = i + 1;
+        }
+        assert_eq!(found, vec![3, 63, 64, 130, 199]);
+        assert_eq!(b.next_one(200), None);
+        assert_eq!(PageBitmap::full(70).next_one(69), Some(69));
+    }
+
+    #[test]
+    fn or_assign_sets_the_union() {
+        let mut a = PageBitmap::new(100);
+        let mut b = PageBitmap::new(100);
+        a.set(1, true);
+        b.set(99, true);
+        a.or_assign(&b);
+        assert_eq!(a.iter_ones().collect::<Vec<_>>(), vec![1, 99]);
     }
 }

@@ -119,6 +119,9 @@ pub struct MigrationWriter<F: MigFile, H: SaveHooks = ()> {
     integrity: bool,
     /// Where the stream starts (`start_at`).
     stream_start: u64,
+    /// Detect all-zero pages (QEMU's `zero-page-detection` other than
+    /// `none`); when off, every page is written as data.
+    detect_zero: bool,
 }
 
 /// Where [`MigrationWriter::save_pages`] gets page bytes. Called from
@@ -140,6 +143,9 @@ impl<F: Fn(usize, u64, &mut [u8]) + Sync> PageSource for F {
         self(block, page, buf)
     }
 }
+
+#[path = "writer_channel.rs"]
+mod channel;
 
 /// Pages per fixed-ram write at most (1 MiB).
 const RUN_PAGES: usize = 256;
@@ -209,6 +215,7 @@ impl<F: MigFile> MigrationWriter<F> {
             durability: Durability::QemuCompatible,
             integrity: false,
             stream_start: offset,
+            detect_zero: true,
         };
         stream::encode_preamble(&mut w.pending, machine, &w.validated);
         stream::encode_section_start(
@@ -257,6 +264,7 @@ impl<F: MigFile> MigrationWriter<F> {
             durability: self.durability,
             integrity: self.integrity,
             stream_start: self.stream_start,
+            detect_zero: self.detect_zero,
         }
     }
 }
@@ -283,6 +291,15 @@ impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
     /// read back then, so it must be seekable and readable).
     pub fn with_integrity(mut self, on: bool) -> Self {
         self.integrity = on;
+        self
+    }
+
+    /// The same writer, detecting all-zero pages when `on` (the default;
+    /// QEMU's `zero-page-detection` `legacy` or `multifd`) or writing every
+    /// page as data (`none`: a PAGE record, or a page write with its bit
+    /// set).
+    pub fn with_zero_page_detection(mut self, on: bool) -> Self {
+        self.detect_zero = on;
         self
     }
 
@@ -398,7 +415,7 @@ impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
     /// bit (fixed-ram).
     pub fn save_page(&mut self, block: usize, page: u64, data: &[u8]) -> Result<(), SaveError> {
         self.check_page(block, page, data.len())?;
-        let zero = is_zero_page(data);
+        let zero = self.detect_zero && is_zero_page(data);
         self.note_page(block, page, zero);
         let hooks = &self.hooks;
         match &mut self.layout {
@@ -447,7 +464,7 @@ impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
         for &(b, p) in pages {
             self.check_page(b, p, PAGE_SIZE as usize)?;
         }
-        if self.layout() != Layout::FixedRam {
+        if self.layout() != Layout::FixedRam || !self.detect_zero {
             let mut buf = vec![0u8; PAGE_SIZE as usize];
             for &(b, p) in pages {
                 source.fill(b, p, &mut buf);

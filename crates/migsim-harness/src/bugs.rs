@@ -40,6 +40,29 @@ pub enum Bug {
     /// faults --mode durable`), so it is not in [`Bug::ALL`] (what
     /// `explore` must find).
     DurableMarkUnsynced,
+    /// Concurrency model: the migration thread does not wait for the send
+    /// channels when the walk wraps (QEMU 9d01778af8 keeps that sync for
+    /// mapped-ram), so an older copy of a page can land after a newer one.
+    NoChannelFlushAtRound,
+    /// Concurrency model: the file bitmaps are written while send channels
+    /// still hold pages (no flush at the final walk's wrap).
+    BitmapBeforeChannelsDrain,
+    /// Concurrency model: multifd zero-page detection clears the bits of
+    /// the wrong range of the packet, i.e. none (QEMU 8fa1a21c6e): a page
+    /// that went from data to zero keeps its bit.
+    MultifdZeroClearsWrongRange,
+    /// Concurrency model: a page's dirty-log bit is cleared after its copy
+    /// instead of before, so a vCPU write during the copy (a torn page) is
+    /// never resent.
+    DirtyClearedAfterCopy,
+    /// Concurrency model: an all-zero packet leaves the channel's previous
+    /// page list in place (QEMU cdc3970f85): the previous pages go out
+    /// again and the zero pages are never applied.
+    AllZeroBatchKeepsPageList,
+    /// Concurrency model: the destination reports the load complete
+    /// without waiting for its receive channels (QEMU 4ce5622908 is the
+    /// same race at cleanup).
+    RecvChannelAfterCompletion,
 }
 
 impl Bug {
@@ -51,6 +74,17 @@ impl Bug {
         Bug::BitmapWrongBitOrder,
         Bug::ReaderSkipsClearBits,
         Bug::SkipFinalSync,
+    ];
+
+    /// Variants of the concurrency model (scenarios with `[concurrency]`);
+    /// `explore` generates such scenarios and must find each.
+    pub const CONCURRENCY: [Bug; 6] = [
+        Bug::NoChannelFlushAtRound,
+        Bug::BitmapBeforeChannelsDrain,
+        Bug::MultifdZeroClearsWrongRange,
+        Bug::DirtyClearedAfterCopy,
+        Bug::AllZeroBatchKeepsPageList,
+        Bug::RecvChannelAfterCompletion,
     ];
 
     /// Variants only the fault model finds (`migsim faults`).
@@ -66,6 +100,12 @@ impl Bug {
             Bug::ReaderSkipsClearBits => "reader-skips-clear-bits",
             Bug::SkipFinalSync => "skip-final-sync",
             Bug::DurableMarkUnsynced => "durable-mark-unsynced",
+            Bug::NoChannelFlushAtRound => "no-channel-flush-at-round",
+            Bug::BitmapBeforeChannelsDrain => "bitmap-before-channels-drain",
+            Bug::MultifdZeroClearsWrongRange => "multifd-zero-clears-wrong-range",
+            Bug::DirtyClearedAfterCopy => "dirty-cleared-after-copy",
+            Bug::AllZeroBatchKeepsPageList => "all-zero-batch-keeps-page-list",
+            Bug::RecvChannelAfterCompletion => "recv-channel-after-completion",
         }
     }
 
@@ -87,6 +127,24 @@ impl Bug {
             Bug::DurableMarkUnsynced => {
                 "durable save: completion mark written without a sync before it"
             }
+            Bug::NoChannelFlushAtRound => {
+                "multifd: no wait for the send channels when the walk wraps"
+            }
+            Bug::BitmapBeforeChannelsDrain => {
+                "multifd: file bitmaps written while channels still hold pages"
+            }
+            Bug::MultifdZeroClearsWrongRange => {
+                "multifd zero-page detection never clears a zero page's bit"
+            }
+            Bug::DirtyClearedAfterCopy => {
+                "dirty bit cleared after the copy: a torn page not resent"
+            }
+            Bug::AllZeroBatchKeepsPageList => {
+                "an all-zero packet reuses the previous page list; zero pages not applied"
+            }
+            Bug::RecvChannelAfterCompletion => {
+                "destination reports success before its receive channels finish"
+            }
         }
     }
 }
@@ -101,7 +159,10 @@ impl FromStr for Bug {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let all = Bug::ALL.into_iter().chain(Bug::FAULTS);
+        let all = Bug::ALL
+            .into_iter()
+            .chain(Bug::FAULTS)
+            .chain(Bug::CONCURRENCY);
         all.clone().find(|b| b.name() == s).ok_or_else(|| {
             let names: Vec<&str> = all.map(|b| b.name()).collect();
             format!("unknown bug variant {s:?} (one of: {})", names.join(", "))

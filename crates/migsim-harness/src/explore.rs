@@ -165,6 +165,7 @@ pub fn generate(seed: u64) -> Scenario {
             dirty_memory: r.gen_bool(0.5),
             blocks: None,
         },
+        concurrency: None,
         expect: Expect::default(),
     };
     s.expect = model_expect(&s);

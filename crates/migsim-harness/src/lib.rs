@@ -28,4 +28,5 @@ pub mod qemu;
 pub mod replay;
 pub mod run;
 pub mod scenario;
+pub mod sched;
 pub mod sim;

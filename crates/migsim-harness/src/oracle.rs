@@ -55,6 +55,17 @@ pub enum Invariant {
     CapabilityValidatedOnLoad,
     /// A migration refused at setup wrote nothing (judged by the run).
     RefusalWritesNothing,
+    /// Concurrency: no page write lands after a newer copy of the same page.
+    NoStalePageWrite,
+    /// Concurrency: each page's bitmap bit is what its last send found.
+    BitmapReflectsLastSend,
+    /// Concurrency: nothing is written to the file after the bitmaps.
+    NothingAfterBitmap,
+    /// Concurrency: the destination's channels are done before the load
+    /// reports success.
+    DestinationDoneBeforeSuccess,
+    /// Concurrency: a torn copy is always sent again.
+    TornCopyResent,
 }
 
 impl Invariant {
@@ -67,6 +78,11 @@ impl Invariant {
             Invariant::FixedRamWritesInPlace => "fixed-ram-writes-in-place",
             Invariant::CapabilityValidatedOnLoad => "capability-validated-on-load",
             Invariant::RefusalWritesNothing => "refusal-writes-nothing",
+            Invariant::NoStalePageWrite => "no-stale-page-write",
+            Invariant::BitmapReflectsLastSend => "bitmap-reflects-last-send",
+            Invariant::NothingAfterBitmap => "nothing-after-bitmap",
+            Invariant::DestinationDoneBeforeSuccess => "destination-done-before-success",
+            Invariant::TornCopyResent => "torn-copy-resent",
         }
     }
 }
@@ -136,6 +152,11 @@ pub struct OracleInput<'a> {
     pub passes: u32,
     /// The max_passes parameter.
     pub max_passes: u32,
+    /// RAM PART sections written: one per live pass with the simple
+    /// driver, one per tick with the QEMU driver ([`crate::sched`]).
+    pub part_sections: u64,
+    /// The most PART sections the driver may write (the bound's share).
+    pub max_part_sections: u64,
     /// Device state written.
     pub devices: &'a [DeviceState],
     /// Destination starts dirty.
@@ -307,7 +328,7 @@ impl OracleInput<'_> {
         let (_, ram_end) = self.fixed_layout();
         let stream = ram_end
             + Self::SECTION_TAIL
-            + u64::from(self.max_passes) * Self::EMPTY_SECTION
+            + self.max_part_sections * Self::EMPTY_SECTION
             + Self::SWITCHOVER
             + Self::EMPTY_SECTION
             + self.devices_len(&[self.profile.name()]);
@@ -323,7 +344,7 @@ impl OracleInput<'_> {
             .sum::<u64>();
         expect += Self::SECTION_TAIL;
         // One PART per live pass plus the END with its command.
-        expect += u64::from(self.passes + 1) * Self::EMPTY_SECTION + Self::SWITCHOVER;
+        expect += (self.part_sections + 1) * Self::EMPTY_SECTION + Self::SWITCHOVER;
         let mut last = None;
         for s in self.sends {
             expect += 8;

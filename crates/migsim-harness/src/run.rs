@@ -93,6 +93,9 @@ pub struct RunReport {
     /// verdict, and the other fields mean nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub environment_error: Option<String>,
+    /// With `[concurrency]`: each writer's run of the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Vec<crate::sched::run::ConcurrencyFigures>>,
 }
 
 /// Called with the pages sent so far, after every batch.
@@ -155,7 +158,7 @@ impl RunOptions {
 
 /// Simulated devices written after RAM: contents are a pure function of
 /// the seed and the guest's write count at switchover.
-fn devices(s: &Scenario, guest: &Guest) -> Vec<DeviceState> {
+pub(crate) fn devices(s: &Scenario, guest: &Guest) -> Vec<DeviceState> {
     if !s.guest.devices {
         return Vec::new();
     }
@@ -237,6 +240,7 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         content_seed: guest.seed(),
         switchover: Vec::new(),
         environment_error: None,
+        concurrency: None,
     };
 
     // Set up every writer; a refusal must leave its file untouched.
@@ -292,6 +296,9 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         caps_of.push((kind, caps));
     }
 
+    if let Some(spec) = &s.concurrency {
+        return crate::sched::run::run_concurrent(s, o, spec, writers, caps_of, report);
+    }
     let content_seed = guest.seed();
     let progress = |sent: u64| {
         if let Some(p) = &o.progress {
@@ -351,6 +358,8 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         sends: &outcome.sends,
         passes: outcome.passes,
         max_passes: s.parameters.max_passes,
+        part_sections: u64::from(outcome.passes),
+        max_part_sections: u64::from(s.parameters.max_passes),
         devices: &devs,
         dirty_destination: s.destination.dirty_memory,
         profile: s.migration.profile,
@@ -442,7 +451,7 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
     report
 }
 
-fn size_after_pass(log: &[WriteRecord]) -> Vec<u64> {
+pub(crate) fn size_after_pass(log: &[WriteRecord]) -> Vec<u64> {
     let mut sizes: Vec<u64> = Vec::new();
     for w in log {
         let p = w.pass as usize;
@@ -471,7 +480,7 @@ fn refused(mut report: RunReport, message: String, untouched: &SimFile) -> RunRe
     report
 }
 
-fn digest(r: &RunReport) -> String {
+pub(crate) fn digest(r: &RunReport) -> String {
     #[derive(Serialize)]
     struct Figures<'a> {
         seed: u64,
@@ -483,6 +492,8 @@ fn digest(r: &RunReport) -> String {
         guest_writes: u64,
         per_pass: &'a [PassStats],
         invariants: &'a [InvariantResult],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        concurrency: Option<&'a [crate::sched::run::ConcurrencyFigures]>,
     }
     let mut h = blake3::Hasher::new();
     let figures = Figures {
@@ -495,6 +506,7 @@ fn digest(r: &RunReport) -> String {
         guest_writes: r.guest_writes,
         per_pass: &r.per_pass,
         invariants: &r.invariants,
+        concurrency: r.concurrency.as_deref(),
     };
     h.update(&serde_json::to_vec(&figures).expect("figures serialize"));
     // Each file hashed on its own thread (the calling one if none starts).

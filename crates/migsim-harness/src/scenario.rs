@@ -41,6 +41,11 @@ pub struct Scenario {
     /// The destination's settings.
     #[serde(default)]
     pub destination: DestinationSpec,
+    /// QEMU's iteration structure under the seeded scheduler: vCPUs,
+    /// multifd channels, a concurrent destination ([`crate::sched`]).
+    /// Absent: the simple driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<crate::sched::ConcurrencySpec>,
     /// What the run must produce.
     #[serde(default)]
     pub expect: Expect,
@@ -325,6 +330,16 @@ impl Scenario {
                  migration.profile)",
                 c.name()
             ));
+        }
+        if let Some(c) = &self.concurrency {
+            c.validate(m.capabilities.contains(&Capability::Multifd))?;
+            if self.destination.blocks.is_some() || self.destination.fixed_ram.is_some() {
+                return Err(
+                    "destination.blocks and destination.fixed_ram are not modelled with \
+                            [concurrency]: drop one of them"
+                        .into(),
+                );
+            }
         }
         let e = &self.expect;
         match (e.verdict, &e.error) {

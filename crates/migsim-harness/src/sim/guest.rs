@@ -120,6 +120,22 @@ impl Guest {
         });
     }
 
+    /// Whether the dirty log has this page.
+    pub fn is_dirty(&self, block: usize, page: u64) -> bool {
+        self.dirty[block].get(page)
+    }
+
+    /// Clear one page's dirty-log bit (QEMU re-arms dirty logging of a page
+    /// when the migration clears its bit: `migration_clear_memory_region_dirty_bitmap`).
+    pub fn clear_dirty_page(&mut self, block: usize, page: u64) {
+        self.dirty[block].set(page, false);
+    }
+
+    /// Whether the guest still runs (not stopped for switchover).
+    pub fn running(&self) -> bool {
+        self.running
+    }
+
     /// Pages dirty right now.
     pub fn dirty_pages(&self) -> u64 {
         self.dirty.iter().map(PageBitmap::count_ones).sum()

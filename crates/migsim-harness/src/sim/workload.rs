@@ -104,28 +104,46 @@ impl Workload {
 
     /// Perform one tick's writes.
     pub fn tick(&mut self, guest: &mut Guest) {
-        let total = guest.total_pages();
+        if self.spec.kind == WorkloadKind::Idle {
+            return;
+        }
         for _ in 0..self.spec.writes_per_tick {
-            let global = match self.spec.kind {
-                WorkloadKind::Idle => return,
-                WorkloadKind::Uniform => self.rng.gen_range(0..total),
-                WorkloadKind::HotSet => {
-                    if self.rng.gen_bool(self.spec.hot_share) {
-                        self.hot[self.rng.gen_range(0..self.hot.len())]
-                    } else {
-                        self.rng.gen_range(0..total)
-                    }
-                }
-                WorkloadKind::Sweep => {
-                    let g = self.cursor;
-                    self.cursor = (self.cursor + 1) % total;
-                    g
-                }
-            };
-            let zero = self.spec.zero_share > 0.0 && self.rng.gen_bool(self.spec.zero_share);
-            let (b, p) = guest.locate(global);
+            let (b, p, zero) = self.next_write(guest);
             guest.write(b, p, zero);
         }
+    }
+
+    /// Writes per tick.
+    pub fn writes_per_tick(&self) -> u64 {
+        if self.spec.kind == WorkloadKind::Idle {
+            0
+        } else {
+            self.spec.writes_per_tick
+        }
+    }
+
+    /// The next write the workload makes, as `(block, page, zero)`, without
+    /// making it (a vCPU of the concurrency model makes it as one step).
+    pub fn next_write(&mut self, guest: &Guest) -> (usize, u64, bool) {
+        let total = guest.total_pages();
+        let global = match self.spec.kind {
+            WorkloadKind::Idle | WorkloadKind::Uniform => self.rng.gen_range(0..total),
+            WorkloadKind::HotSet => {
+                if self.rng.gen_bool(self.spec.hot_share) {
+                    self.hot[self.rng.gen_range(0..self.hot.len())]
+                } else {
+                    self.rng.gen_range(0..total)
+                }
+            }
+            WorkloadKind::Sweep => {
+                let g = self.cursor;
+                self.cursor = (self.cursor + 1) % total;
+                g
+            }
+        };
+        let zero = self.spec.zero_share > 0.0 && self.rng.gen_bool(self.spec.zero_share);
+        let (b, p) = guest.locate(global);
+        (b, p, zero)
     }
 
     /// Write a share of the guest's pages once before migration starts
