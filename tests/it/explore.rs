@@ -28,7 +28,7 @@ fn opts(seeds: SeedSet, jobs: usize, bug: Option<Bug>) -> ExploreOptions {
 
 #[test]
 fn explore_catches_every_bug_variant_within_the_seed_budget() {
-    for bug in Bug::ALL {
+    for bug in Bug::ALL.into_iter().chain(Bug::CONCURRENCY) {
         let start = Instant::now();
         let report = explore(
             &opts(SeedSet::new(0, SEED_BUDGET, None), 2, Some(bug)),
@@ -76,7 +76,7 @@ fn explore_catches_every_bug_variant_within_the_seed_budget() {
 fn regression_scenarios_fail_with_their_bug_and_pass_without() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/regressions");
     let mut seen = 0;
-    for bug in Bug::ALL {
+    for bug in Bug::ALL.into_iter().chain(Bug::CONCURRENCY) {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let p = entry.unwrap().path();
             let name = p.file_name().unwrap().to_string_lossy().into_owned();

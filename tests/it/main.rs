@@ -8,6 +8,7 @@
 
 mod bench;
 mod channels;
+mod concurrency;
 mod explore;
 mod faults;
 mod fuzz_corpus;

@@ -25,6 +25,7 @@ use crate::run::{Difference, DifferenceKind, RunOptions, check_expectations, run
 use crate::scenario::{
     BlockSpec, DestinationSpec, Expect, GuestSpec, MigrationSpec, Scenario, Size, Verdict,
 };
+use crate::sched::{ConcurrencySpec, ZeroPageDetection};
 use crate::sim::precopy::PrecopyParams;
 use crate::sim::rng;
 use crate::sim::workload::{WorkloadKind, WorkloadSpec};
@@ -168,8 +169,52 @@ pub fn generate(seed: u64) -> Scenario {
         concurrency: None,
         expect: Expect::default(),
     };
+    add_concurrency(&mut s, seed);
     s.expect = model_expect(&s);
     s
+}
+
+/// Half the seeds run QEMU's iteration structure under the scheduler
+/// ([`crate::sched`]), drawn from their own stream so the other fields of
+/// every seed stay what they were: mapped-ram, multifd channels (or the
+/// migration thread alone), vCPUs, zero-page detection, packet size, and
+/// the interleaving named by its seed.
+fn add_concurrency(s: &mut Scenario, seed: u64) {
+    let mut r = rng::stream(seed, "explore-concurrency");
+    if !r.gen_bool(0.5) {
+        return;
+    }
+    let channels = *[0u32, 1, 2, 3, 4, 4].choose(&mut r).expect("non-empty");
+    let spec = ConcurrencySpec {
+        vcpus: r.gen_range(1..=3),
+        channels,
+        dest_channels: Some(r.gen_range(0..=4)),
+        zero_page_detection: *[
+            ZeroPageDetection::None,
+            ZeroPageDetection::Legacy,
+            ZeroPageDetection::Multifd,
+            ZeroPageDetection::Multifd,
+        ]
+        .choose(&mut r)
+        .expect("non-empty"),
+        packet_pages: *[2u32, 4, 8, 16, 128].choose(&mut r).expect("non-empty"),
+        guest_ticks: None,
+        schedule_seed: Some(rng::derive(seed, "interleaving")),
+    };
+    let m = &mut s.migration;
+    m.profile = Profile::MappedRam;
+    m.transport = Transport::File;
+    m.multifd_compression = MultifdCompression::None;
+    m.direct_io = false;
+    if channels > 0 {
+        m.capabilities = vec![Capability::Multifd];
+        m.writers = vec![Layout::FixedRam];
+    } else {
+        m.capabilities.clear();
+    }
+    s.destination.fixed_ram = None;
+    s.destination.blocks = None;
+    s.concurrency = Some(spec);
 }
 
 /// What a correct implementation does with this scenario, from a model of
@@ -365,6 +410,13 @@ fn complexity(s: &Scenario) -> u64 {
         + u64::from(s.guest.initial_fill != 1.0) * 50
         + u64::from(s.migration.multifd_compression != MultifdCompression::None) * 300
         + u64::from(s.migration.direct_io) * 20
+        + s.concurrency.as_ref().map_or(0, |c| {
+            u64::from(c.vcpus) * 40
+                + u64::from(c.channels) * 40
+                + u64::from(c.dest_channels()) * 30
+                + u64::from(c.packet_pages)
+                + u64::from(c.zero_page_detection != ZeroPageDetection::Multifd) * 10
+        })
 }
 
 /// Hot-set knobs are unused by other workloads: reset them so a shrunk
@@ -426,6 +478,30 @@ fn candidates(s: &Scenario) -> Vec<Scenario> {
     push(&|c| c.workload.zero_share = 0.0);
     push(&|c| c.guest.initial_fill = 1.0);
     push(&|c| c.guest.initial_fill = 0.0);
+    if let Some(k) = &s.concurrency {
+        let with = |f: &dyn Fn(&mut ConcurrencySpec)| {
+            let mut c = s.clone();
+            if let Some(k) = c.concurrency.as_mut() {
+                f(k);
+            }
+            c
+        };
+        let mut simpler = vec![
+            with(&|k| k.vcpus = (k.vcpus - 1).max(1)),
+            with(&|k| k.dest_channels = Some(k.dest_channels().saturating_sub(1))),
+            with(&|k| k.packet_pages = (k.packet_pages / 2).max(1)),
+            with(&|k| k.zero_page_detection = ZeroPageDetection::Multifd),
+        ];
+        if k.channels > 1 {
+            simpler.push(with(&|k| k.channels -= 1));
+        }
+        for mut c in simpler {
+            if complexity(&c) < complexity(s) {
+                c.expect = model_expect(&c);
+                out.push(c);
+            }
+        }
+    }
     out
 }
 

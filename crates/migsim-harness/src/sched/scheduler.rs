@@ -2,9 +2,12 @@
 //!
 //! Every actor of the concurrency model (vCPUs, the migration thread, send
 //! channels, the destination's loader and receive channels) advances one
-//! step at a time, and the scheduler picks the next one uniformly among
-//! those that can run, from its own `rand_chacha` stream. The same seed
-//! gives the same interleaving on any machine; the trace digest names it.
+//! step at a time, and the scheduler picks the next one among those that
+//! can run, from its own `rand_chacha` stream. Each actor gets a speed
+//! when it first appears (1, 2, 8 or 32, drawn from the same stream), and
+//! is picked in proportion to it: a slow channel next to a fast migration
+//! thread is how the ordering bugs of multifd show up. The same seed gives
+//! the same interleaving on any machine; the trace digest names it.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -41,6 +44,8 @@ impl std::fmt::Display for Actor {
 /// Picks actors; counts steps; hashes the interleaving.
 pub struct Scheduler {
     rng: ChaCha8Rng,
+    speeds: std::collections::BTreeMap<Actor, u32>,
+    weights: Vec<u32>,
     steps: u64,
     trace: blake3::Hasher,
 }
@@ -50,6 +55,8 @@ impl Scheduler {
     pub fn new(seed: u64) -> Self {
         Self {
             rng: rng::stream(seed, "schedule"),
+            speeds: std::collections::BTreeMap::new(),
+            weights: Vec::new(),
             steps: 0,
             trace: blake3::Hasher::new(),
         }
@@ -57,7 +64,23 @@ impl Scheduler {
 
     /// Pick one of `runnable` (not empty) for the next step.
     pub fn pick(&mut self, runnable: &[Actor]) -> Actor {
-        let a = runnable[self.rng.gen_range(0..runnable.len())];
+        self.weights.clear();
+        for a in runnable {
+            let rng = &mut self.rng;
+            let w = *self
+                .speeds
+                .entry(*a)
+                .or_insert_with(|| [1, 2, 8, 32][rng.gen_range(0..4)]);
+            self.weights.push(w);
+        }
+        let total: u32 = self.weights.iter().sum();
+        let mut x = self.rng.gen_range(0..total);
+        let mut k = 0;
+        while x >= self.weights[k] {
+            x -= self.weights[k];
+            k += 1;
+        }
+        let a = runnable[k];
         self.steps += 1;
         let tag: [u8; 5] = match a {
             Actor::Vcpu(i) => tag(0, i),

@@ -473,7 +473,9 @@ impl Source<'_> {
         loop {
             match self.find(&mut search) {
                 Found::Page(b, p) => {
-                    self.last = (b, p);
+                    // `ram_save_host_page` leaves the search just past the
+                    // page (the end of its host page).
+                    self.last = (b, p + 1);
                     return self.save_page(b, p);
                 }
                 Found::AllClean => {
