@@ -435,9 +435,10 @@ enum Cmd {
         #[arg(long)]
         no_qemu: bool,
         /// Run only these parts: sim, save, durable, restore, qemu,
-        /// qemu-fuzz (comma-separated). durable: the durable save mode
-        /// against the QEMU-compatible one, same RAM and file; qemu-fuzz:
-        /// `migsim qemu fuzz`'s loads per second.
+        /// qemu-fuzz, sched (comma-separated). durable: the durable save
+        /// mode against the QEMU-compatible one, same RAM and file;
+        /// qemu-fuzz: `migsim qemu fuzz`'s loads per second; sched: the
+        /// concurrency model's pages per second against the simple driver.
         #[arg(long, value_delimiter = ',', value_name = "PARTS")]
         only: Vec<String>,
         /// Print one JSON object instead of the summary (progress still

@@ -679,6 +679,20 @@ fn bench_summary(r: &BenchReport) -> String {
             }
         );
     }
+    if let Some(f) = &r.sched {
+        let d: Vec<String> = f
+            .drivers
+            .iter()
+            .map(|d| format!("{} {:.0} pages/s", d.driver, d.pages_per_second))
+            .collect();
+        let _ = writeln!(
+            s,
+            "scheduler  {}: {}; ratio {:.3}",
+            f.scenario,
+            d.join(", "),
+            f.ratio
+        );
+    }
     for t in &r.targets {
         let _ = writeln!(
             s,

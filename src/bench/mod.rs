@@ -24,6 +24,7 @@
 
 pub mod qemu;
 pub mod qemu_fuzz;
+pub mod sched;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -246,6 +247,8 @@ pub struct BenchReport {
     pub qemu_skipped: Option<String>,
     /// `migsim qemu fuzz`'s loads per second.
     pub qemu_fuzz: Option<qemu_fuzz::QemuFuzzFigures>,
+    /// The concurrency model's speed against the simple driver.
+    pub sched: Option<sched::SchedFigures>,
     /// The targets.
     pub targets: Vec<Target>,
 }
@@ -769,9 +772,9 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
         return Err("--reps must be at least 1".into());
     }
     for p in &o.only {
-        if !["sim", "save", "durable", "restore", "qemu", "qemu-fuzz"].contains(&p.as_str()) {
+        if !["sim", "save", "durable", "restore", "qemu", "qemu-fuzz", "sched"].contains(&p.as_str()) {
             return Err(format!(
-                "--only: unknown part {p:?} (use sim, save, durable, restore, qemu, qemu-fuzz)"
+                "--only: unknown part {p:?} (use sim, save, durable, restore, qemu, qemu-fuzz, sched)"
             ));
         }
     }
@@ -805,6 +808,7 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
         qemu: Vec::new(),
         qemu_skipped: None,
         qemu_fuzz: None,
+        sched: None,
         targets: Vec::new(),
     };
     if wants(o, "sim") {
@@ -858,6 +862,9 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
             }
             Err(e) => r.qemu_skipped = Some(e),
         }
+    }
+    if wants(o, "sched") {
+        r.sched = Some(sched::measure(o.reps, progress)?);
     }
     let _ = std::fs::remove_file(o.dir.join("bench-fixed-ram.mig"));
     r.targets = targets(&r);
