@@ -772,7 +772,17 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
         return Err("--reps must be at least 1".into());
     }
     for p in &o.only {
-        if !["sim", "save", "durable", "restore", "qemu", "qemu-fuzz", "sched"].contains(&p.as_str()) {
+        if ![
+            "sim",
+            "save",
+            "durable",
+            "restore",
+            "qemu",
+            "qemu-fuzz",
+            "sched",
+        ]
+        .contains(&p.as_str())
+        {
             return Err(format!(
                 "--only: unknown part {p:?} (use sim, save, durable, restore, qemu, qemu-fuzz, sched)"
             ));

@@ -59,6 +59,20 @@ fn bench_json_has_every_measurement_and_ratio() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The scheduler against the simple driver, same scenario.
+    let sched = &v["sched"];
+    let drivers = sched["drivers"].as_array().expect("sched.drivers");
+    assert_eq!(drivers.len(), 2);
+    assert_eq!(drivers[0]["driver"], "qemu");
+    assert_eq!(drivers[1]["driver"], "simple");
+    assert!(drivers[0]["steps"].as_u64().unwrap() > drivers[0]["pages_sent"].as_u64().unwrap());
+    assert_eq!(drivers[1]["steps"], 0);
+    let rates: Vec<f64> = drivers
+        .iter()
+        .map(|d| d["pages_per_second"].as_f64().unwrap())
+        .collect();
+    assert!(rates.iter().all(|&r| r > 0.0), "{rates:?}");
+    assert!((sched["ratio"].as_f64().unwrap() - rates[0] / rates[1]).abs() < 1e-9);
     assert_eq!(v["size"], 32 << 20);
     assert_eq!(v["channels"], 2);
     assert!(v["machine"]["cpus"].as_u64().unwrap() >= 1);
