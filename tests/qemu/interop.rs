@@ -731,6 +731,13 @@ fn migsim_pc_16m_redirty_files_load_into_qemu() {
     migsim_to_qemu("pc-16m-redirty.toml", 16);
 }
 
+/// The same guest through the concurrency model's QEMU driver (a PART per
+/// tick, mid-walk syncs): its files load into QEMU too.
+#[test]
+fn migsim_pc_16m_redirty_qemu_driver_files_load_into_qemu() {
+    migsim_to_qemu("pc-16m-redirty-qemu-driver.toml", 16);
+}
+
 #[test]
 fn migsim_q35_32m_redirty_files_load_into_qemu() {
     migsim_to_qemu("q35-32m-redirty.toml", 32);
