@@ -100,3 +100,31 @@ fn four_channels_and_two_vcpus_interleave_by_seed_but_restore_the_same_memory_an
     );
     println!("{torn_seen} of 40 interleavings tore a copy (each resent)");
 }
+
+#[test]
+fn a_concurrency_table_that_does_not_fit_its_limits_is_refused_clearly() {
+    let cases: [(&dyn Fn(&mut Scenario), &str); 4] = [
+        (
+            &|s| s.migration.capabilities.clear(),
+            "concurrency.channels = 4 needs \"multifd\" in migration.capabilities",
+        ),
+        (
+            &|s| s.concurrency.as_mut().unwrap().channels = 0,
+            "migration.capabilities has \"multifd\": concurrency.channels must be at least 1",
+        ),
+        (
+            &|s| s.concurrency.as_mut().unwrap().vcpus = 0,
+            "concurrency.vcpus = 0 must be 1..=16",
+        ),
+        (
+            &|s| s.guest.blocks[0].size = migsim_harness::scenario::Size(200 << 30),
+            "scheduler steps; the limit is 200000000",
+        ),
+    ];
+    for (change, want) in cases {
+        let mut s = scenario();
+        change(&mut s);
+        let e = s.validate().unwrap_err();
+        assert!(e.contains(want), "{e}");
+    }
+}

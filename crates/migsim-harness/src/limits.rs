@@ -57,8 +57,18 @@ pub struct Bounds {
 pub fn bounds(s: &Scenario) -> Bounds {
     let pages: u64 = s.guest.blocks.iter().map(|b| b.size.0 / PAGE).sum();
     let passes = u64::from(s.parameters.max_passes);
-    let sends = pages.saturating_mul(passes + 1);
-    let ticks = passes.saturating_mul(pages.div_ceil(s.parameters.bandwidth.max(1)));
+    let (sends, ticks) = if s.concurrency.is_some() {
+        // The QEMU driver: at most `bandwidth` pages a tick, then a final
+        // walk over every page; completion forced after max_ticks.
+        let ticks = crate::sched::source::max_ticks(&s.parameters, pages.max(1));
+        let sends = ticks
+            .saturating_mul(s.parameters.bandwidth)
+            .saturating_add(pages);
+        (sends, ticks)
+    } else {
+        let ticks = passes.saturating_mul(pages.div_ceil(s.parameters.bandwidth.max(1)));
+        (pages.saturating_mul(passes + 1), ticks)
+    };
     let guest_writes = s.workload.writes_per_tick.saturating_mul(ticks);
     let has = |l| s.migration.writers.contains(&l);
     // Headers, sections and device state are a few KiB a block at most.
@@ -98,6 +108,20 @@ pub fn check_scenario(s: &Scenario) -> Result<(), String> {
              the limit is {MAX_GUEST_WRITES} (lower writes_per_tick or max_passes)",
             s.workload.writes_per_tick, s.parameters.max_passes, b.guest_writes
         ));
+    }
+    if s.concurrency.is_some() {
+        // Each send takes a few steps (queue, detect, bitmap, two half
+        // reads, the write), each guest write one.
+        let steps = b.sends.saturating_mul(6).saturating_add(b.guest_writes);
+        if steps > crate::sched::source::MAX_STEPS {
+            return Err(format!(
+                "[concurrency]: {} page sends and {} guest writes could take {steps} scheduler \
+                 steps; the limit is {} (lower the guest's size, writes_per_tick or max_passes)",
+                b.sends,
+                b.guest_writes,
+                crate::sched::source::MAX_STEPS
+            ));
+        }
     }
     if b.sends > MAX_SENDS {
         return Err(format!(
