@@ -225,7 +225,11 @@ enum Cmd {
         /// Inject a deliberately wrong variant, e.g. to replay what explore
         /// found: off-by-one-later-block, dirty-cleared-after-pass,
         /// zero-page-keeps-bit, bitmap-wrong-bit-order,
-        /// reader-skips-clear-bits, skip-final-sync.
+        /// reader-skips-clear-bits, skip-final-sync; with a [concurrency]
+        /// scenario also no-channel-flush-at-round,
+        /// bitmap-before-channels-drain, multifd-zero-clears-wrong-range,
+        /// dirty-cleared-after-copy, all-zero-batch-keeps-page-list,
+        /// recv-channel-after-completion.
         #[arg(long, value_name = "VARIANT")]
         bug: Option<Bug>,
         #[command(flatten)]

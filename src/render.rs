@@ -95,6 +95,17 @@ fn print_summary(r: &RunReport, replay: &str) {
                 "max_passes reached, did not converge"
             }
         );
+        for c in r.concurrency.iter().flatten() {
+            println!(
+                "scheduler  {}: {} syncs, {} PART sections, {} steps{}; interleaving {}",
+                c.writer,
+                c.syncs,
+                c.sections,
+                c.steps,
+                if c.multifd { " (multifd)" } else { "" },
+                &c.interleaving[..16]
+            );
+        }
         println!(
             "pages      {} sent; guest wrote {}",
             r.pages_sent, r.guest_writes
