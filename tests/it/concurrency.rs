@@ -103,7 +103,8 @@ fn four_channels_and_two_vcpus_interleave_by_seed_but_restore_the_same_memory_an
 
 #[test]
 fn a_concurrency_table_that_does_not_fit_its_limits_is_refused_clearly() {
-    let cases: [(&dyn Fn(&mut Scenario), &str); 4] = [
+    type Change<'a> = &'a dyn Fn(&mut Scenario);
+    let cases: [(Change, &str); 4] = [
         (
             &|s| s.migration.capabilities.clear(),
             "concurrency.channels = 4 needs \"multifd\" in migration.capabilities",
