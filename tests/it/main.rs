@@ -9,6 +9,7 @@
 mod bench;
 mod channels;
 mod explore;
+mod extents;
 mod faults;
 mod fuzz_corpus;
 mod guest_binary;
