@@ -189,10 +189,10 @@ impl GuestMemory for ExtentGuest {
         if !self.running {
             return;
         }
-        let mut s = self.state(block, page);
+        // One walk of the map (this is the hot path of a huge run).
+        let s = self.changed[block].entry(page).or_insert(self.base[block]);
         s.version += 1;
         s.zero = zero;
-        self.changed[block].insert(page, s);
         self.dirty[block].insert(page);
         self.writes += 1;
     }
