@@ -111,17 +111,25 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         writer,
         |g| devices_after(s, g.writes()),
         bug,
+        crate::limits::MAX_EXTENT_EXCEPTIONS,
         &progress,
     );
     let (outcome, sends, file) = match result {
         Ok(x) => x,
-        Err(e @ SaveError::Io(_)) => {
+        Err(precopy::DriveError::Exceptions(e)) => {
+            // A limit, as those checked before the run: not a verdict.
+            report.environment_error = Some(e);
+            return report;
+        }
+        Err(precopy::DriveError::Save(e @ SaveError::Io(_))) => {
             report.verdict = Verdict::Error;
             report.error = Some(e.to_string());
             report.digest = digest_with(&report, []);
             return report;
         }
-        Err(e) => return refused(report, e.to_string(), &SimFile::new()),
+        Err(precopy::DriveError::Save(e)) => {
+            return refused(report, e.to_string(), &SimFile::new());
+        }
     };
     let devs = devices_after(s, guest.writes());
     report.passes = outcome.passes;

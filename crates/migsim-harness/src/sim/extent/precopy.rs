@@ -33,8 +33,28 @@ pub struct RunSend {
     pub zero: bool,
 }
 
-/// Migrate `guest` through `writer` (fixed-ram). Returns what the driver
-/// did (its `sends` empty: see the run sends), the run sends and the file.
+/// Why the driver stopped before the end.
+#[derive(Debug)]
+pub enum DriveError {
+    /// The writer or the file refused.
+    Save(SaveError),
+    /// The guest re-dirtied more distinct pages than the mode keeps
+    /// (`max_exceptions`): the message says how many and what to lower.
+    Exceptions(String),
+}
+
+impl From<SaveError> for DriveError {
+    fn from(e: SaveError) -> Self {
+        DriveError::Save(e)
+    }
+}
+
+/// Migrate `guest` through `writer` (fixed-ram), stopping with
+/// [`DriveError::Exceptions`] once the guest holds more than
+/// `max_exceptions` re-dirtied pages (checked after every tick). Returns
+/// what the driver did (its `sends` empty: see the run sends), the run
+/// sends and the file.
+#[allow(clippy::too_many_arguments)]
 pub fn run_precopy(
     guest: &mut ExtentGuest,
     workload: &mut Workload,
@@ -42,8 +62,9 @@ pub fn run_precopy(
     mut writer: MigrationWriter<ExtentFile, BugHooks>,
     devices: impl Fn(&ExtentGuest) -> Vec<DeviceState>,
     bug: Option<Bug>,
+    max_exceptions: u64,
     progress: &dyn Fn(u64),
-) -> Result<(PrecopyOutcome, Vec<RunSend>, ExtentFile), SaveError> {
+) -> Result<(PrecopyOutcome, Vec<RunSend>, ExtentFile), DriveError> {
     let late_clear = bugs::active(bug, Bug::DirtyClearedAfterPass);
     let threshold = params.bandwidth.saturating_mul(params.downtime_ticks);
     let mut out = PrecopyOutcome {
@@ -72,6 +93,7 @@ pub fn run_precopy(
         writer.file_mut().pass = pass;
         writer.begin_iteration()?;
         let mut ticks = 0;
+        let mut over = false;
         let sent = send_pass(
             guest,
             &mut writer,
@@ -84,8 +106,17 @@ pub fn run_precopy(
             |g| {
                 workload.tick(g);
                 ticks += 1;
+                over = g.exceptions() > max_exceptions;
+                !over
             },
         )?;
+        if over {
+            return Err(DriveError::Exceptions(format!(
+                "the guest re-dirtied more than {max_exceptions} distinct pages in pass {pass}; \
+                 the extent mode keeps at most that many (about 400 bytes each): lower \
+                 workload.writes_per_tick or parameters.max_passes, or raise bandwidth"
+            )));
+        }
         out.ticks += ticks;
         out.per_pass.push(PassStats {
             pass,
@@ -116,7 +147,7 @@ pub fn run_precopy(
         params.bandwidth,
         &mut out.pages_sent,
         progress,
-        |_| {},
+        |_| true,
     )?;
     out.per_pass.push(PassStats {
         pass,
@@ -130,7 +161,8 @@ pub fn run_precopy(
 }
 
 /// Send the runs of `to_send`, `bandwidth` pages a batch, calling
-/// `before_batch` first each time. Returns the pages sent.
+/// `before_batch` first each time (it returns `false` to stop the pass
+/// there). Returns the pages sent.
 #[allow(clippy::too_many_arguments)]
 fn send_pass(
     guest: &mut ExtentGuest,
@@ -141,7 +173,7 @@ fn send_pass(
     bandwidth: u64,
     total_sent: &mut u64,
     progress: &dyn Fn(u64),
-    mut before_batch: impl FnMut(&mut ExtentGuest),
+    mut before_batch: impl FnMut(&mut ExtentGuest) -> bool,
 ) -> Result<u64, SaveError> {
     let runs: Vec<(usize, u64, u64)> = to_send
         .iter()
@@ -152,7 +184,9 @@ fn send_pass(
     let (mut next, mut done) = (0usize, 0u64);
     let mut sent = 0;
     while next < runs.len() {
-        before_batch(guest);
+        if !before_batch(guest) {
+            break;
+        }
         let mut room = bandwidth;
         while room > 0 && next < runs.len() {
             let (b, f, n) = runs[next];
@@ -190,4 +224,62 @@ fn send_run(
         })
     });
     writer.save_run(block, first, count, guest)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The driver stops with a clear error once the guest re-dirtied more
+    //! pages than the mode keeps.
+
+    use super::*;
+    use crate::sim::rng;
+    use crate::sim::workload::{WorkloadKind, WorkloadSpec};
+    use migsim_format::caps::{Capabilities, Capability};
+    use migsim_format::writer::RamBlockDesc;
+
+    fn drive(max_exceptions: u64) -> Result<PrecopyOutcome, DriveError> {
+        let blocks = vec![RamBlockDesc {
+            name: "pc.ram".into(),
+            used_length: 256 * 4096,
+        }];
+        let mut guest = ExtentGuest::new(5, blocks.clone(), 1.0).unwrap();
+        let spec = WorkloadSpec {
+            kind: WorkloadKind::Uniform,
+            writes_per_tick: 16,
+            hot_fraction: 0.1,
+            hot_share: 0.9,
+            zero_share: 0.0,
+        };
+        let mut workload = Workload::new(spec, &guest, rng::stream(5, "workload"));
+        let caps = Capabilities::from_enabled(&[Capability::FixedRam]).unwrap();
+        let writer = MigrationWriter::start(ExtentFile::new(5), "pc", &caps, blocks)
+            .unwrap()
+            .with_hooks(BugHooks(None));
+        let params = PrecopyParams {
+            bandwidth: 8,
+            downtime_ticks: 1,
+            max_passes: 3,
+        };
+        run_precopy(
+            &mut guest,
+            &mut workload,
+            &params,
+            writer,
+            |_| Vec::new(),
+            None,
+            max_exceptions,
+            &|_| {},
+        )
+        .map(|(o, _, _)| o)
+    }
+
+    #[test]
+    fn too_many_redirtied_pages_stop_the_run_with_the_limit_named() {
+        match drive(20) {
+            Err(DriveError::Exceptions(e)) => assert!(e.contains("more than 20"), "{e}"),
+            other => panic!("expected the exceptions limit, got {other:?}"),
+        }
+        let o = drive(1 << 20).unwrap();
+        assert_eq!(o.passes, 3);
+    }
 }
