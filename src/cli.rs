@@ -41,6 +41,12 @@ struct BigArgs {
     /// with --file-dir a guest may be larger than this machine's memory.
     #[arg(long, value_name = "SIZE", value_parser = scenario::parse_size)]
     ram: Option<u64>,
+    /// Keep page identities by range instead of bytes (the extent mode, as
+    /// `[guest] extents = true`): guests up to 32 TiB in a few GiB,
+    /// fixed-ram writer only, files in memory. The digest differs from
+    /// the byte-level run's; the verdict does not.
+    #[arg(long)]
+    extents: bool,
     /// Run only these writers: sequential, fixed-ram (comma-separated).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     writers: Option<Vec<Layout>>,
@@ -229,7 +235,8 @@ enum Cmd {
         /// scenario also no-channel-flush-at-round,
         /// bitmap-before-channels-drain, multifd-zero-clears-wrong-range,
         /// dirty-cleared-after-copy, all-zero-batch-keeps-page-list,
-        /// recv-channel-after-completion.
+        /// recv-channel-after-completion; page-index-32-bit (seen only by
+        /// guests over 16 TiB, with --extents).
         #[arg(long, value_name = "VARIANT")]
         bug: Option<Bug>,
         #[command(flatten)]
@@ -874,6 +881,11 @@ fn resolve_run(
     .and_then(|c| {
         migsim_harness::limits::check_run(&c.scenario, &c.options)?;
         if let Some(dir) = &c.out {
+            if c.scenario.guest.extents {
+                return Err(
+                    "--out needs the files' bytes; the extent mode keeps page identities".into(),
+                );
+            }
             crate::files::check_output_dir(dir, "--out")?;
         }
         Ok(c)
@@ -890,6 +902,9 @@ impl BigArgs {
         if let Some(w) = &self.writers {
             let names: Vec<&str> = w.iter().map(|l| l.name()).collect();
             c.push_str(&format!(" --writers {}", names.join(",")));
+        }
+        if self.extents {
+            c.push_str(" --extents");
         }
         if let Some(d) = &self.file_dir {
             c.push_str(&format!(" --file-dir {}", d.display()));
@@ -925,6 +940,10 @@ impl BigArgs {
                 .first_mut()
                 .ok_or("the scenario has no RAMBlock to resize")?;
             first.size = scenario::Size(r);
+            s.expect.digest = None;
+        }
+        if self.extents && !s.guest.extents {
+            s.guest.extents = true;
             s.expect.digest = None;
         }
         if let Some(ws) = &self.writers {

@@ -229,6 +229,7 @@ fn check_scenario_text(text: &str) {
             .as_ref()
             .map(|d| ("destination.blocks", d)),
     );
+    let max_ram = limits::max_guest_ram(&s);
     for (field, blocks) in lists {
         assert!(
             !blocks.is_empty() && blocks.len() <= limits::MAX_BLOCKS,
@@ -239,7 +240,7 @@ fn check_scenario_text(text: &str) {
         let mut names = std::collections::HashSet::new();
         for b in blocks {
             assert!(
-                b.size.0 > 0 && b.size.0.is_multiple_of(4096) && b.size.0 <= limits::MAX_GUEST_RAM,
+                b.size.0 > 0 && b.size.0.is_multiple_of(4096) && b.size.0 <= max_ram,
                 "accepted {field} block {:?} of size {}",
                 b.name,
                 b.size.0
@@ -251,10 +252,7 @@ fn check_scenario_text(text: &str) {
             );
             total = total.checked_add(b.size.0).expect("block sizes overflow");
         }
-        assert!(
-            total <= limits::MAX_GUEST_RAM,
-            "accepted {field} of {total} bytes in all"
-        );
+        assert!(total <= max_ram, "accepted {field} of {total} bytes in all");
     }
     if let Err(e) = limits::check_scenario(&s) {
         panic!("accepted scenario fails limits::check_scenario: {e}");

@@ -44,8 +44,23 @@ pub fn json<T: serde::Serialize>(v: &T) -> Result<(), String> {
     Ok(())
 }
 
+/// Bytes in MiB, or in TiB from 1 TiB on (extent-mode guests).
 fn mib(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+    let (div, unit) = unit_of(b);
+    format!(
+        "{:.1$} {unit}",
+        b as f64 / div,
+        if unit == "TiB" { 3 } else { 1 }
+    )
+}
+
+/// The divisor and name of the unit sizes up to `max` are shown in.
+fn unit_of(max: u64) -> (f64, &'static str) {
+    if max >= 1 << 40 {
+        ((1u64 << 40) as f64, "TiB")
+    } else {
+        ((1u64 << 20) as f64, "MiB")
+    }
 }
 
 /// `migsim run`'s summary, then where the files are, time and memory, and
@@ -133,10 +148,11 @@ fn print_summary(r: &RunReport, replay: &str) {
         }
     }
     for f in &r.files {
+        let (div, unit) = unit_of(f.size_after_pass.iter().copied().max().unwrap_or(0));
         println!(
-            "{:<10} size after setup, each pass: {} MiB",
+            "{:<10} size after setup, each pass: {} {unit}",
             f.writer,
-            size_series(&f.size_after_pass)
+            size_series(&f.size_after_pass, div)
         );
     }
     println!("digest     {}", r.digest);
@@ -146,8 +162,9 @@ fn print_summary(r: &RunReport, replay: &str) {
 }
 
 /// "0.0 30.8 46.0 … 146.5": up to 16 figures, else the middle elided.
-fn size_series(sizes: &[u64]) -> String {
-    let fmt = |b: &u64| format!("{:.1}", *b as f64 / (1 << 20) as f64);
+fn size_series(sizes: &[u64], div: f64) -> String {
+    let digits = if div > (1u64 << 20) as f64 { 3 } else { 1 };
+    let fmt = |b: &u64| format!("{:.digits$}", *b as f64 / div);
     if sizes.len() <= 16 {
         return sizes.iter().map(fmt).collect::<Vec<_>>().join(" ");
     }

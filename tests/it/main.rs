@@ -10,6 +10,7 @@ mod bench;
 mod channels;
 mod concurrency;
 mod explore;
+mod extents;
 mod faults;
 mod fuzz_corpus;
 mod guest_binary;

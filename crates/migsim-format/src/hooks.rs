@@ -20,6 +20,31 @@ pub trait SaveHooks: Sync {
         page
     }
 
+    /// Where a run of pages `first..first + count` of block `block` goes:
+    /// `(slot of page first, n)`, the first `n >= 1` pages of the run
+    /// landing at consecutive slots from there. Used by
+    /// [`MigrationWriter::save_run`](crate::writer::MigrationWriter::save_run).
+    /// Must agree with [`SaveHooks::page_slot`]; the default asks it page
+    /// by page. Correct: `(first, count)`.
+    #[inline]
+    fn slot_run(&self, block: usize, first: u64, count: u64) -> (u64, u64) {
+        let slot = self.page_slot(block, first);
+        let mut n = 1;
+        while n < count && self.page_slot(block, first + n) == slot + n {
+            n += 1;
+        }
+        (slot, n)
+    }
+
+    /// The bit every page of a sent run gets, when it does not depend on
+    /// the page or its previous bit (`None`: ask [`SaveHooks::bitmap_bit`]
+    /// page by page). Must agree with it. Correct: `Some(!zero)`.
+    #[inline]
+    fn bitmap_run(&self, block: usize, zero: bool) -> Option<bool> {
+        let _ = (block, zero);
+        None
+    }
+
     /// The fixed-ram bitmap bit recorded for a sent page: `zero` says the
     /// page is all zeros, `was_set` what the bit held before. Correct:
     /// `!zero`.
@@ -47,4 +72,14 @@ pub trait SaveHooks: Sync {
 }
 
 /// The correct writer.
-impl SaveHooks for () {}
+impl SaveHooks for () {
+    #[inline]
+    fn slot_run(&self, _block: usize, first: u64, count: u64) -> (u64, u64) {
+        (first, count)
+    }
+
+    #[inline]
+    fn bitmap_run(&self, _block: usize, zero: bool) -> Option<bool> {
+        Some(!zero)
+    }
+}

@@ -51,6 +51,18 @@ pub trait MigFile: Sync {
     fn sync(&mut self) -> io::Result<()> {
         Ok(())
     }
+    /// Write `run` (pages named by reference, see
+    /// [`crate::writer::PageRun`]) at `offset`, keeping the reference
+    /// rather than bytes. Only a file that can resolve references later
+    /// supports it (a simulated file of page identities); a file of bytes
+    /// refuses with [`io::ErrorKind::Unsupported`] (the default).
+    fn write_run_at(&mut self, offset: u64, run: &crate::writer::PageRun) -> io::Result<()> {
+        let _ = (offset, run);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this file keeps bytes: a run of pages by reference needs a file of page identities",
+        ))
+    }
 }
 
 /// Positioned writes from several threads at once.
@@ -81,6 +93,9 @@ impl<T: MigFile + ?Sized> MigFile for &mut T {
     }
     fn sync(&mut self) -> io::Result<()> {
         (**self).sync()
+    }
+    fn write_run_at(&mut self, offset: u64, run: &crate::writer::PageRun) -> io::Result<()> {
+        (**self).write_run_at(offset, run)
     }
 }
 

@@ -39,6 +39,9 @@ use crate::ram::{PAGE_SIZE, flag, is_zero_page};
 use crate::stream::{self, CMD_SWITCHOVER_START, RAM_IDSTR, RAM_VERSION, kind};
 use crate::wire::Encoder;
 
+mod range;
+pub use range::{PageRun, RunContent, RunSource};
+
 /// A RAMBlock as the source declares it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RamBlockDesc {

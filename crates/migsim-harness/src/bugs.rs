@@ -63,6 +63,12 @@ pub enum Bug {
     /// without waiting for its receive channels (QEMU 4ce5622908 is the
     /// same race at cleanup).
     RecvChannelAfterCompletion,
+    /// Fixed-ram writer: the page index is truncated to 32 bits when the
+    /// page's offset is computed (`pages_offset + (page as u32) * 4096`),
+    /// so page `2^32 + i` overwrites page `i`. Only a guest of more than
+    /// 2^32 pages (16 TiB) shows it (the extent mode,
+    /// `scenarios/huge-24t.toml`), so it is not in [`Bug::ALL`].
+    PageIndex32Bit,
 }
 
 impl Bug {
@@ -90,6 +96,10 @@ impl Bug {
     /// Variants only the fault model finds (`migsim faults`).
     pub const FAULTS: [Bug; 1] = [Bug::DurableMarkUnsynced];
 
+    /// Variants only a guest larger than 2^32 pages finds (the extent
+    /// mode, `scenarios/huge-24t.toml`).
+    pub const HUGE: [Bug; 1] = [Bug::PageIndex32Bit];
+
     /// Kebab-case name, as on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -106,6 +116,7 @@ impl Bug {
             Bug::DirtyClearedAfterCopy => "dirty-cleared-after-copy",
             Bug::AllZeroBatchKeepsPageList => "all-zero-batch-keeps-page-list",
             Bug::RecvChannelAfterCompletion => "recv-channel-after-completion",
+            Bug::PageIndex32Bit => "page-index-32-bit",
         }
     }
 
@@ -145,6 +156,9 @@ impl Bug {
             Bug::RecvChannelAfterCompletion => {
                 "destination reports success before its receive channels finish"
             }
+            Bug::PageIndex32Bit => {
+                "fixed-ram page offsets from a 32-bit page index (only guests over 16 TiB)"
+            }
         }
     }
 }
@@ -162,7 +176,8 @@ impl FromStr for Bug {
         let all = Bug::ALL
             .into_iter()
             .chain(Bug::FAULTS)
-            .chain(Bug::CONCURRENCY);
+            .chain(Bug::CONCURRENCY)
+            .chain(Bug::HUGE);
         all.clone().find(|b| b.name() == s).ok_or_else(|| {
             let names: Vec<&str> = all.map(|b| b.name()).collect();
             format!("unknown bug variant {s:?} (one of: {})", names.join(", "))
@@ -184,8 +199,27 @@ impl SaveHooks for BugHooks {
     fn page_slot(&self, block: usize, page: u64) -> u64 {
         if active(self.0, Bug::OffByOneLaterBlock) && block > 0 {
             page + 1
+        } else if active(self.0, Bug::PageIndex32Bit) {
+            u64::from(page as u32)
         } else {
             page
+        }
+    }
+
+    fn slot_run(&self, block: usize, first: u64, count: u64) -> (u64, u64) {
+        if active(self.0, Bug::PageIndex32Bit) {
+            // Consecutive up to the next multiple of 2^32, where it wraps.
+            let to_wrap = (1u64 << 32) - (first & 0xffff_ffff);
+            return (self.page_slot(block, first), count.min(to_wrap));
+        }
+        (self.page_slot(block, first), count)
+    }
+
+    fn bitmap_run(&self, _block: usize, zero: bool) -> Option<bool> {
+        if zero && active(self.0, Bug::ZeroPageKeepsBit) {
+            None
+        } else {
+            Some(!zero)
         }
     }
 

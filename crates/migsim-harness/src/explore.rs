@@ -142,6 +142,7 @@ pub fn generate(seed: u64) -> Scenario {
             blocks,
             initial_fill: *[0.0, 0.3, 0.7, 1.0].choose(&mut r).expect("non-empty"),
             devices: true,
+            extents: false,
         },
         workload,
         migration: MigrationSpec {

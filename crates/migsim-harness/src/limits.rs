@@ -14,6 +14,78 @@ pub const MAX_SCENARIO_BYTES: u64 = 4 << 20;
 /// bytes a page each: 256 GiB costs about 1 GiB), for the guest's and the
 /// destination's blocks alike.
 pub const MAX_GUEST_RAM: u64 = 256 << 30;
+/// Guest RAM in all in the extent mode ([`crate::sim::extent`]): nothing
+/// is kept per page but the fixed-ram bitmaps (1 bit a page, real bytes,
+/// up to three copies while they are written and read back: 3 GiB at the
+/// limit).
+pub const MAX_EXTENT_GUEST_RAM: u64 = 32 << 40;
+/// Distinct pages the guest may re-dirty in the extent mode, checked as
+/// the run goes (the workload decides, not the scenario alone): about 400
+/// bytes each over the guest, the dirty set, the file and the logs, so
+/// about 6.5 GiB at the limit. The 24 TiB scenario re-dirties 3.2 million.
+pub const MAX_EXTENT_EXCEPTIONS: u64 = 1 << 24;
+/// Hot-set pages in the extent mode (the workload lists them: 8 bytes
+/// each, 128 MiB at the limit).
+pub const MAX_EXTENT_HOT_PAGES: u64 = 1 << 24;
+
+/// The guest RAM limit for `s`: [`MAX_EXTENT_GUEST_RAM`] in the extent
+/// mode, [`MAX_GUEST_RAM`] otherwise.
+pub fn max_guest_ram(s: &Scenario) -> u64 {
+    if s.guest.extents {
+        MAX_EXTENT_GUEST_RAM
+    } else {
+        MAX_GUEST_RAM
+    }
+}
+
+/// The refusal of `total` bytes of RAM in `field` over `limit`.
+pub fn guest_ram_refusal(field: &str, total: u64, limit: u64) -> String {
+    if limit == MAX_GUEST_RAM {
+        format!(
+            "{field}: {total} bytes or more of RAM exceeds the simulator's limit of \
+             {MAX_GUEST_RAM} bytes (256 GiB; the byte-level path keeps 8 bytes a page: \
+             set [guest] extents = true or pass --extents for larger guests)"
+        )
+    } else {
+        format!(
+            "{field}: {total} bytes or more of RAM exceeds the extent mode's limit of \
+             {limit} bytes ({} TiB)",
+            limit >> 40
+        )
+    }
+}
+
+/// What the extent mode refuses: another writer than fixed-ram, a
+/// partial initial fill, a hot set too large to list.
+pub fn check_extents(s: &Scenario) -> Result<(), String> {
+    if s.migration.writers != [Layout::FixedRam] {
+        return Err(
+            "guest.extents: the extent mode runs the fixed-ram writer only \
+             (migration.writers = [\"fixed-ram\"]): a sequential file holds every page's bytes"
+                .into(),
+        );
+    }
+    let fill = s.guest.initial_fill;
+    if fill != 0.0 && fill != 1.0 {
+        return Err(format!(
+            "guest.initial_fill = {fill}: the extent mode needs 0 or 1 (a partly filled guest \
+             is not one extent a block)"
+        ));
+    }
+    if s.workload.kind == crate::sim::workload::WorkloadKind::HotSet {
+        let pages = bounds(s).pages;
+        let hot = (pages as f64 * s.workload.hot_fraction).ceil() as u64;
+        if hot > MAX_EXTENT_HOT_PAGES {
+            return Err(format!(
+                "workload.hot_fraction = {} makes a hot set of {hot} pages; the extent mode \
+                 lists at most {MAX_EXTENT_HOT_PAGES} (lower hot_fraction)",
+                s.workload.hot_fraction
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// RAMBlocks in a guest or a destination (real guests have tens; 100,000
 /// one-page blocks run in about 5 s).
 pub const MAX_BLOCKS: usize = 65_536;
@@ -101,6 +173,9 @@ pub fn bounds(s: &Scenario) -> Bounds {
 /// Refuse a scenario whose work exceeds the limits (`Err` names the limit
 /// and what to change).
 pub fn check_scenario(s: &Scenario) -> Result<(), String> {
+    if s.guest.extents {
+        check_extents(s)?;
+    }
     let b = bounds(s);
     if b.guest_writes > MAX_GUEST_WRITES {
         return Err(format!(
@@ -123,7 +198,8 @@ pub fn check_scenario(s: &Scenario) -> Result<(), String> {
             ));
         }
     }
-    if b.sends > MAX_SENDS {
+    // The extent mode logs sends as runs, not pages.
+    if b.sends > MAX_SENDS && !s.guest.extents {
         return Err(format!(
             "{} guest pages over up to {} passes could mean {} page sends; the oracle logs at \
              most {MAX_SENDS} (lower max_passes or the guest's size)",
@@ -141,6 +217,28 @@ pub fn check_run(s: &Scenario, o: &RunOptions) -> Result<(), String> {
     check_scenario(s)?;
     if o.channels > MAX_CHANNELS {
         return Err(format!("--channels {}: at most {MAX_CHANNELS}", o.channels));
+    }
+    if s.guest.extents {
+        let flag = [
+            (o.file_dir.is_some(), "--file-dir"),
+            (o.direct_io, "--direct-io"),
+            (
+                o.durability != migsim_format::Durability::QemuCompatible,
+                "--durable",
+            ),
+            (o.integrity, "--integrity"),
+            (o.io_fault.is_some(), "--fail-write"),
+            (o.journal, "the fault model's journal"),
+        ]
+        .into_iter()
+        .find_map(|(on, name)| on.then_some(name));
+        if let Some(name) = flag {
+            return Err(format!(
+                "{name} needs the files' bytes; the extent mode keeps page identities \
+                 (its file is in memory, its size grows with the pages re-dirtied)"
+            ));
+        }
+        return Ok(());
     }
     if o.file_dir.is_none() {
         let b = bounds(s);
@@ -168,6 +266,11 @@ pub const MAX_FAULTS_RAM: u64 = 1 << 30;
 /// Refuse a `faults` run whose journals would not fit: [`check_run`] for
 /// files in memory, and guest RAM within [`MAX_FAULTS_RAM`].
 pub fn check_faults(s: &Scenario) -> Result<(), String> {
+    if s.guest.extents {
+        return Err(
+            "`faults` replays every write's bytes; the extent mode keeps page identities".into(),
+        );
+    }
     check_run(s, &RunOptions::default())?;
     let ram: u64 = s.blocks().iter().map(|b| b.used_length).sum();
     if ram > MAX_FAULTS_RAM {

@@ -32,6 +32,7 @@ use crate::sim::precopy::PageSend;
 use crate::sim::simfile::SimFile;
 use migsim_format::Layout;
 use migsim_format::caps::{Capabilities, Profile};
+use migsim_format::io::MigFile;
 use migsim_format::reader::{LoadOptions, load};
 use migsim_format::vmdesc;
 use migsim_format::writer::{DeviceState, RamBlockDesc};
@@ -298,7 +299,7 @@ impl OracleInput<'_> {
     }
 
     /// (pages_offset, header_offset) of each block, laid out here.
-    fn fixed_layout(&self) -> (Vec<(u64, u64)>, u64) {
+    pub(crate) fn fixed_layout(&self) -> (Vec<(u64, u64)>, u64) {
         let mut pos = self.preamble_len(&[self.profile.name()]) + Self::START_HEADER;
         let mut v = Vec::new();
         for b in self.blocks {
@@ -496,32 +497,41 @@ impl OracleInput<'_> {
     }
 
     fn validated_on_load(&self, f: &WrittenFile<'_>) -> Result<String, String> {
-        let layout = f.caps.profile().layout_capability();
-        let stream_on = f.caps.has(layout);
-        let mut flipped = Capabilities::for_profile(f.caps.profile());
-        flipped
-            .set(&[(layout, !stream_on)])
-            .map_err(|e| e.to_string())?;
-        let opts = LoadOptions {
-            machine: None,
-            caps: Some(flipped),
-            skip_page_data: true,
-            ..LoadOptions::default()
-        };
-        let on_off = |b: bool| if b { "on" } else { "off" };
-        let want = format!(
-            "Capability {layout} is {}, but received capability is {}",
-            on_off(!stream_on),
-            on_off(stream_on)
-        );
-        match load(f.file, &opts, &mut migsim_format::reader::NullSink) {
-            Ok(_) => Err(format!(
-                "a destination with fixed-ram {} accepted the stream",
-                on_off(!stream_on)
-            )),
-            Err(e) if e.to_string() == want => Ok(want),
-            Err(e) => Err(format!("expected \"{want}\", got \"{e}\"")),
-        }
+        validated_on_load(f.caps, f.file)
+    }
+}
+
+/// Invariant 5 for a file written with `caps`: a destination with the
+/// other layout setting refuses it with the exact message.
+pub(crate) fn validated_on_load<F: MigFile>(
+    caps: Capabilities,
+    file: &F,
+) -> Result<String, String> {
+    let layout = caps.profile().layout_capability();
+    let stream_on = caps.has(layout);
+    let mut flipped = Capabilities::for_profile(caps.profile());
+    flipped
+        .set(&[(layout, !stream_on)])
+        .map_err(|e| e.to_string())?;
+    let opts = LoadOptions {
+        machine: None,
+        caps: Some(flipped),
+        skip_page_data: true,
+        ..LoadOptions::default()
+    };
+    let on_off = |b: bool| if b { "on" } else { "off" };
+    let want = format!(
+        "Capability {layout} is {}, but received capability is {}",
+        on_off(!stream_on),
+        on_off(stream_on)
+    );
+    match load(file, &opts, &mut migsim_format::reader::NullSink) {
+        Ok(_) => Err(format!(
+            "a destination with fixed-ram {} accepted the stream",
+            on_off(!stream_on)
+        )),
+        Err(e) if e.to_string() == want => Ok(want),
+        Err(e) => Err(format!("expected \"{want}\", got \"{e}\"")),
     }
 }
 
@@ -534,7 +544,6 @@ pub fn compare_restored(
     dest: &VerifyingDestination,
     max_stories: usize,
 ) -> (u64, u64, Vec<String>) {
-    let block_name = |b: u32| blocks.get(b as usize).map_or("?", |x| x.name.as_str());
     let mut stories = Vec::new();
     let mut bad = 0u64;
     let mut total = 0u64;
@@ -542,42 +551,60 @@ pub fn compare_restored(
         for p in 0..blk.pages() {
             total += 1;
             let st = states[b][p as usize];
-            let want = if st.zero || st.version == 0 {
-                Identified::Zero
-            } else {
-                Identified::Data {
-                    block: b as u32,
-                    page: p,
-                    version: st.version,
-                }
-            };
+            let want = expected(b, p, st);
             let held = dest.held(b, p);
             if held == want {
                 continue;
             }
             bad += 1;
             if stories.len() < max_stories {
-                let restored = match held {
-                    Identified::Zero => "zero".to_string(),
-                    Identified::Data {
-                        block,
-                        page,
-                        version,
-                    } if block == b as u32 && page == p => format!("v{version}"),
-                    Identified::Data {
-                        block,
-                        page,
-                        version,
-                    } => format!("v{version} of {} page {page:#x}", block_name(block)),
-                    Identified::Garbage => "garbage".to_string(),
-                };
-                stories.push(format!(
-                    "{} page {p:#x}: restored {restored}, expected {}",
-                    blk.name,
-                    describe(st)
-                ));
+                stories.push(restored_story(blocks, b, p, held, st));
             }
         }
     }
     (bad, total, stories)
+}
+
+/// What page `page` of block `block` must hold in state `st`.
+pub(crate) fn expected(block: usize, page: u64, st: PageState) -> Identified {
+    if st.zero || st.version == 0 {
+        Identified::Zero
+    } else {
+        Identified::Data {
+            block: block as u32,
+            page,
+            version: st.version,
+        }
+    }
+}
+
+/// `pc.ram page 0x12: restored v3, expected v5`: page `p` of block `b`
+/// held `held` where the guest's state was `st`.
+pub(crate) fn restored_story(
+    blocks: &[RamBlockDesc],
+    b: usize,
+    p: u64,
+    held: Identified,
+    st: PageState,
+) -> String {
+    let block_name = |b: u32| blocks.get(b as usize).map_or("?", |x| x.name.as_str());
+    let restored = match held {
+        Identified::Zero => "zero".to_string(),
+        Identified::Data {
+            block,
+            page,
+            version,
+        } if block == b as u32 && page == p => format!("v{version}"),
+        Identified::Data {
+            block,
+            page,
+            version,
+        } => format!("v{version} of {} page {page:#x}", block_name(block)),
+        Identified::Garbage => "garbage".to_string(),
+    };
+    format!(
+        "{} page {p:#x}: restored {restored}, expected {}",
+        blocks[b].name,
+        describe(st)
+    )
 }

@@ -159,11 +159,16 @@ impl RunOptions {
 /// Simulated devices written after RAM: contents are a pure function of
 /// the seed and the guest's write count at switchover.
 pub(crate) fn devices(s: &Scenario, guest: &Guest) -> Vec<DeviceState> {
+    devices_after(s, guest.writes())
+}
+
+/// The simulated devices of a guest that made `writes` writes.
+pub(crate) fn devices_after(s: &Scenario, writes: u64) -> Vec<DeviceState> {
     if !s.guest.devices {
         return Vec::new();
     }
     let seed = s.seed;
-    let key = rng::derive(seed, "devices") ^ guest.writes();
+    let key = rng::derive(seed, "devices") ^ writes;
     [
         ("timer", 2u32, 24usize),
         ("cpu", 12, 128),
@@ -211,6 +216,9 @@ pub fn writer_caps(s: &Scenario, kind: Layout) -> Result<Capabilities, String> {
 /// Run a scenario, with a bug variant, files and channels as `o` says
 /// (`RunOptions::default()`: correct code, files in memory, one channel).
 pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
+    if s.guest.extents {
+        return crate::sim::extent::run(s, o);
+    }
     let bug = o.bug;
     let channels = o.channels.max(1);
     let blocks = s.blocks();
@@ -464,7 +472,7 @@ pub(crate) fn size_after_pass(log: &[WriteRecord]) -> Vec<u64> {
     sizes
 }
 
-fn refused(mut report: RunReport, message: String, untouched: &SimFile) -> RunReport {
+pub(crate) fn refused(mut report: RunReport, message: String, untouched: &SimFile) -> RunReport {
     report.verdict = Verdict::Error;
     report.error = Some(message);
     if untouched.len() != 0 || !untouched.log().is_empty() {
@@ -481,6 +489,35 @@ fn refused(mut report: RunReport, message: String, untouched: &SimFile) -> RunRe
 }
 
 pub(crate) fn digest(r: &RunReport) -> String {
+    // Each file hashed on its own thread (the calling one if none starts).
+    let hashes: Vec<blake3::Hash> = std::thread::scope(|s| {
+        let handles: Vec<_> = r
+            .files
+            .iter()
+            .map(|f| {
+                std::thread::Builder::new()
+                    .spawn_scoped(s, || f.file.content_hash())
+                    .ok()
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(&r.files)
+            .map(|(t, f)| match t.map(|t| t.join()) {
+                Some(Ok(hash)) => hash,
+                _ => f.file.content_hash(),
+            })
+            .collect()
+    });
+    digest_with(r, r.files.iter().map(|f| f.writer).zip(hashes))
+}
+
+/// The digest of `r`'s figures and of its files' content hashes (`files`:
+/// each writer's layout and hash, in the report's order).
+pub(crate) fn digest_with(
+    r: &RunReport,
+    files: impl IntoIterator<Item = (Layout, blake3::Hash)>,
+) -> String {
     #[derive(Serialize)]
     struct Figures<'a> {
         seed: u64,
@@ -509,28 +546,8 @@ pub(crate) fn digest(r: &RunReport) -> String {
         concurrency: r.concurrency.as_deref(),
     };
     h.update(&serde_json::to_vec(&figures).expect("figures serialize"));
-    // Each file hashed on its own thread (the calling one if none starts).
-    let hashes: Vec<blake3::Hash> = std::thread::scope(|s| {
-        let handles: Vec<_> = r
-            .files
-            .iter()
-            .map(|f| {
-                std::thread::Builder::new()
-                    .spawn_scoped(s, || f.file.content_hash())
-                    .ok()
-            })
-            .collect();
-        handles
-            .into_iter()
-            .zip(&r.files)
-            .map(|(t, f)| match t.map(|t| t.join()) {
-                Some(Ok(hash)) => hash,
-                _ => f.file.content_hash(),
-            })
-            .collect()
-    });
-    for (f, hash) in r.files.iter().zip(hashes) {
-        h.update(f.writer.name().as_bytes());
+    for (writer, hash) in files {
+        h.update(writer.name().as_bytes());
         h.update(hash.as_bytes());
     }
     h.finalize().to_hex().to_string()

@@ -68,6 +68,11 @@ pub struct GuestSpec {
     /// own devices' state.
     #[serde(default = "default_true")]
     pub devices: bool,
+    /// Simulate in the extent mode ([`crate::sim::extent`]): page
+    /// identities by range instead of bytes, for guests far larger than
+    /// memory (fixed-ram writer only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub extents: bool,
 }
 
 fn default_true() -> bool {
@@ -126,13 +131,14 @@ pub fn parse_size(t: &str) -> Result<u64, String> {
         Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
         Some('M' | 'm') => (&t[..t.len() - 1], 1 << 20),
         Some('G' | 'g') => (&t[..t.len() - 1], 1 << 30),
+        Some('T' | 't') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
     num.trim()
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mul))
-        .ok_or_else(|| format!("bad size {t:?}: use bytes or a number with K, M or G"))
+        .ok_or_else(|| format!("bad size {t:?}: use bytes or a number with K, M, G or T"))
 }
 
 /// `[migration]`.
@@ -303,9 +309,13 @@ impl Scenario {
     /// and the limits of [`crate::limits`].
     pub fn validate(&self) -> Result<(), String> {
         check_name(&self.name)?;
-        check_blocks("guest.blocks", &self.guest.blocks)?;
+        check_blocks(
+            "guest.blocks",
+            &self.guest.blocks,
+            crate::limits::max_guest_ram(self),
+        )?;
         if let Some(d) = &self.destination.blocks {
-            check_blocks("destination.blocks", d)?;
+            check_blocks("destination.blocks", d, crate::limits::max_guest_ram(self))?;
         }
         if !(0.0..=1.0).contains(&self.guest.initial_fill) {
             return Err("guest.initial_fill must be between 0 and 1".into());
@@ -333,6 +343,13 @@ impl Scenario {
         }
         if let Some(c) = &self.concurrency {
             c.validate(m.capabilities.contains(&Capability::Multifd))?;
+            if self.guest.extents {
+                return Err(
+                    "guest.extents and [concurrency] do not go together: the concurrency \
+                     model copies page bytes"
+                        .into(),
+                );
+            }
             if self.destination.blocks.is_some() || self.destination.fixed_ram.is_some() {
                 return Err(
                     "destination.blocks and destination.fixed_ram are not modelled with \
@@ -402,8 +419,9 @@ fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// Block lists: 1 to [`MAX_BLOCKS`] blocks, distinct names of 1..=255
-/// bytes, sizes positive multiples of 4 KiB, [`MAX_GUEST_RAM`] in all.
-fn check_blocks(field: &str, blocks: &[BlockSpec]) -> Result<(), String> {
+/// bytes, sizes positive multiples of 4 KiB, `max_ram` in all
+/// ([`crate::limits::max_guest_ram`]).
+fn check_blocks(field: &str, blocks: &[BlockSpec], max_ram: u64) -> Result<(), String> {
     if blocks.is_empty() {
         return Err(format!("{field} must list at least one block"));
     }
@@ -432,11 +450,8 @@ fn check_blocks(field: &str, blocks: &[BlockSpec]) -> Result<(), String> {
             ));
         }
         total = total.saturating_add(b.size.0);
-        if total > MAX_GUEST_RAM {
-            return Err(format!(
-                "{field}: {total} bytes or more of RAM exceeds the simulator's limit of \
-                 {MAX_GUEST_RAM} bytes (256 GiB)"
-            ));
+        if total > max_ram {
+            return Err(crate::limits::guest_ram_refusal(field, total, max_ram));
         }
     }
     Ok(())

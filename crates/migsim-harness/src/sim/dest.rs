@@ -27,7 +27,7 @@ pub const GARBAGE: u8 = 0xA5;
 /// The stream's blocks mapped onto the destination's, checked as QEMU
 /// checks them (name known, same used_length).
 #[derive(Debug, Default)]
-struct BlockMap {
+pub(crate) struct BlockMap {
     /// stream block index -> local block index
     map: Vec<usize>,
     /// local block name -> index, built on the first declaration
@@ -35,7 +35,7 @@ struct BlockMap {
 }
 
 impl BlockMap {
-    fn declare(
+    pub(crate) fn declare(
         &mut self,
         local: &[RamBlockDesc],
         name: &str,
@@ -70,7 +70,7 @@ impl BlockMap {
         Ok(())
     }
 
-    fn local(&self, block: usize) -> usize {
+    pub(crate) fn local(&self, block: usize) -> usize {
         self.map[block]
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod content;
 pub mod dest;
+pub mod extent;
 pub mod guest;
 pub mod precopy;
 pub mod rng;

@@ -15,6 +15,31 @@ use serde::{Deserialize, Serialize};
 
 use super::guest::Guest;
 
+/// What a workload writes to: a guest's pages by global index. The
+/// byte-level [`Guest`] and the extent mode's guest
+/// ([`super::extent::guest::ExtentGuest`]) both are one, so one seed makes
+/// the same writes in both.
+pub trait GuestMemory {
+    /// Total pages over all blocks.
+    fn total_pages(&self) -> u64;
+    /// Map a global page index to `(block, page)`.
+    fn locate(&self, global: u64) -> (usize, u64);
+    /// The guest writes a page (new data, or zeros when `zero`).
+    fn write(&mut self, block: usize, page: u64, zero: bool);
+}
+
+impl GuestMemory for Guest {
+    fn total_pages(&self) -> u64 {
+        Guest::total_pages(self)
+    }
+    fn locate(&self, global: u64) -> (usize, u64) {
+        Guest::locate(self, global)
+    }
+    fn write(&mut self, block: usize, page: u64, zero: bool) {
+        Guest::write(self, block, page, zero)
+    }
+}
+
 /// The kind of access pattern.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -86,7 +111,7 @@ pub struct Workload {
 
 impl Workload {
     /// Start a workload on `guest`, drawing from `rng`.
-    pub fn new(spec: WorkloadSpec, guest: &Guest, mut rng: ChaCha8Rng) -> Self {
+    pub fn new(spec: WorkloadSpec, guest: &impl GuestMemory, mut rng: ChaCha8Rng) -> Self {
         let total = guest.total_pages();
         let hot = if spec.kind == WorkloadKind::HotSet {
             let n = ((total as f64 * spec.hot_fraction).ceil() as u64).clamp(1, total);
@@ -103,12 +128,12 @@ impl Workload {
     }
 
     /// Perform one tick's writes.
-    pub fn tick(&mut self, guest: &mut Guest) {
+    pub fn tick(&mut self, guest: &mut impl GuestMemory) {
         if self.spec.kind == WorkloadKind::Idle {
             return;
         }
         for _ in 0..self.spec.writes_per_tick {
-            let (b, p, zero) = self.next_write(guest);
+            let (b, p, zero) = self.next_write(&*guest);
             guest.write(b, p, zero);
         }
     }
@@ -124,7 +149,7 @@ impl Workload {
 
     /// The next write the workload makes, as `(block, page, zero)`, without
     /// making it (a vCPU of the concurrency model makes it as one step).
-    pub fn next_write(&mut self, guest: &Guest) -> (usize, u64, bool) {
+    pub fn next_write(&mut self, guest: &impl GuestMemory) -> (usize, u64, bool) {
         let total = guest.total_pages();
         let global = match self.spec.kind {
             WorkloadKind::Idle | WorkloadKind::Uniform => self.rng.gen_range(0..total),

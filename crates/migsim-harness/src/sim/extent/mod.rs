@@ -1,0 +1,220 @@
+//! The extent mode: guests larger than anyone runs (`[guest] extents =
+//! true`, or `migsim run --extents`).
+//!
+//! The byte-level path keeps 8 bytes a page in the guest and the oracle
+//! and the files' bytes; at 24 TiB (more than 2^32 pages) that is
+//! hundreds of GiB. Here nothing is kept per page:
+//!
+//! * [`guest::ExtentGuest`]: each block one extent of a uniform state plus
+//!   the pages written since ([`dirty::DirtySet`] for dirty pages); the
+//!   workload is the byte-level one, from the same seed.
+//! * [`precopy`]: the byte-level driver's rules, sending runs of pages
+//!   through the product writer's range API
+//!   ([`MigrationWriter::save_run`]): whole blocks in the bulk stage, the
+//!   dirty runs after.
+//! * [`file::ExtentFile`]: the file keeps the writer's bytes (headers,
+//!   real bitmaps, device state) as bytes and page runs as identities.
+//! * [`restore`]: the product's reader loads the file; what each page
+//!   holds is resolved range by range. [`oracle`] judges it with the
+//!   byte-level oracle's bound, layout and stories.
+//!
+//! Memory grows with what the guest re-dirtied (plus the fixed-ram bitmaps,
+//! 1 bit a page, which are real bytes). The fixed-ram writer only: a
+//! sequential file of such a guest would hold every page's bytes. On a
+//! small guest the mode gives the byte-level path's verdict, passes, sends
+//! and writes (`tests/it/extents.rs`); the digests differ, since this one
+//! hashes identities rather than bytes.
+
+pub mod dirty;
+pub mod file;
+pub mod guest;
+pub mod oracle;
+pub mod precopy;
+pub mod restore;
+pub mod runs;
+
+use migsim_format::caps::Capabilities;
+use migsim_format::io::MigFile;
+use migsim_format::reader::{LoadOptions, NullSink, load};
+use migsim_format::writer::{MigrationWriter, RamBlockDesc};
+use migsim_format::{Layout, SaveError};
+
+use crate::bugs::BugHooks;
+use crate::oracle::OracleInput;
+use crate::run::{
+    FileReport, RunOptions, RunReport, devices_after, digest_with, refused, size_after_pass,
+    writer_caps,
+};
+use crate::scenario::{Scenario, Verdict};
+use crate::sim::rng;
+use crate::sim::simfile::SimFile;
+use crate::sim::workload::Workload;
+use file::ExtentFile;
+use guest::ExtentGuest;
+
+/// Run `s` in the extent mode (its limits checked by
+/// [`crate::limits::check_extents`]): the fixed-ram writer, judged by
+/// [`oracle::judge`]. The report is the byte-level run's, its one file
+/// report without bytes (the file keeps identities).
+pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
+    let bug = o.bug;
+    let blocks = s.blocks();
+    let content_seed = rng::derive(s.seed, "content");
+    let mut report = RunReport {
+        scenario: s.name.clone(),
+        seed: s.seed,
+        verdict: Verdict::Pass,
+        error: None,
+        passes: 0,
+        converged: false,
+        pages_sent: 0,
+        guest_writes: 0,
+        ram_bytes: blocks.iter().map(|b| b.used_length).sum(),
+        sequential_size: None,
+        fixed_ram_size: None,
+        fixed_ram_bound: 0,
+        per_pass: Vec::new(),
+        invariants: Vec::new(),
+        files: Vec::new(),
+        digest: String::new(),
+        content_seed,
+        switchover: Vec::new(),
+        environment_error: None,
+        concurrency: None,
+    };
+    let mut guest = match ExtentGuest::new(content_seed, blocks.clone(), s.guest.initial_fill) {
+        Ok(g) => g,
+        Err(e) => return refused(report, e, &SimFile::new()),
+    };
+    let mut workload = Workload::new(s.workload.clone(), &guest, rng::stream(s.seed, "workload"));
+    let caps = match writer_caps(s, Layout::FixedRam) {
+        Ok(c) => c,
+        Err(e) => return refused(report, e, &SimFile::new()),
+    };
+    let writer = match MigrationWriter::start(
+        ExtentFile::new(content_seed),
+        &s.guest.machine,
+        &caps,
+        blocks.clone(),
+    ) {
+        Ok(w) => w.with_hooks(BugHooks(bug)),
+        Err(e) => return refused(report, e.to_string(), &SimFile::new()),
+    };
+    let progress = |sent: u64| {
+        if let Some(p) = &o.progress {
+            p(sent)
+        }
+    };
+    let result = precopy::run_precopy(
+        &mut guest,
+        &mut workload,
+        &s.parameters,
+        writer,
+        |g| devices_after(s, g.writes()),
+        bug,
+        crate::limits::MAX_EXTENT_EXCEPTIONS,
+        &progress,
+    );
+    let (outcome, sends, file) = match result {
+        Ok(x) => x,
+        Err(precopy::DriveError::Exceptions(e)) => {
+            // A limit, as those checked before the run: not a verdict.
+            report.environment_error = Some(e);
+            return report;
+        }
+        Err(precopy::DriveError::Save(e @ SaveError::Io(_))) => {
+            report.verdict = Verdict::Error;
+            report.error = Some(e.to_string());
+            report.digest = digest_with(&report, []);
+            return report;
+        }
+        Err(precopy::DriveError::Save(e)) => {
+            return refused(report, e.to_string(), &SimFile::new());
+        }
+    };
+    let devs = devices_after(s, guest.writes());
+    report.passes = outcome.passes;
+    report.converged = outcome.converged;
+    report.pages_sent = outcome.pages_sent;
+    report.guest_writes = outcome.guest_writes;
+    report.per_pass = outcome.per_pass.clone();
+    let base = OracleInput {
+        seed: content_seed,
+        machine: &s.guest.machine,
+        blocks: &blocks,
+        states: &[],
+        sends: &[],
+        passes: outcome.passes,
+        max_passes: s.parameters.max_passes,
+        part_sections: u64::from(outcome.passes),
+        max_part_sections: u64::from(s.parameters.max_passes),
+        devices: &devs,
+        dirty_destination: s.destination.dirty_memory,
+        profile: s.migration.profile,
+        bug,
+        channels: 1,
+        durability: o.durability,
+        integrity: o.integrity,
+    };
+    report.fixed_ram_bound = base.fixed_ram_bound();
+    if let Some(e) = destination_refusal(s, caps, &file) {
+        report.verdict = Verdict::Error;
+        report.error = Some(e);
+    } else {
+        report.invariants = oracle::judge(&base, &guest, &sends, caps, &file);
+        if report.invariants.iter().any(|i| !i.ok) {
+            report.verdict = Verdict::Fail;
+        }
+    }
+    report.fixed_ram_size = Some(file.len());
+    report.files.push(FileReport {
+        writer: Layout::FixedRam,
+        size: file.len(),
+        bytes_written: file.bytes_written(),
+        allocated: file.allocated(),
+        size_after_pass: size_after_pass(file.log()),
+        log: Vec::new(),
+        file: SimFile::new(),
+    });
+    report.digest = digest_with(&report, [(Layout::FixedRam, file.content_hash())]);
+    report
+}
+
+/// The scenario's own destination, when it differs from the guest's
+/// (`destination.fixed_ram`, `destination.blocks`): the load's refusal,
+/// as the byte-level run reports it.
+fn destination_refusal(s: &Scenario, caps: Capabilities, file: &ExtentFile) -> Option<String> {
+    if let Some(dest_fixed) = s.destination.fixed_ram {
+        let mut dest_caps = Capabilities::for_profile(s.migration.profile);
+        dest_caps
+            .set(&[(s.migration.profile.layout_capability(), dest_fixed)])
+            .expect("the layout capability alone is always accepted");
+        let opts = LoadOptions {
+            machine: Some(s.guest.machine.clone()),
+            caps: Some(dest_caps),
+            skip_page_data: true,
+            ..LoadOptions::default()
+        };
+        if let Err(e) = load(file, &opts, &mut NullSink) {
+            return Some(e.to_string());
+        }
+    }
+    if let Some(dest_blocks) = &s.destination.blocks {
+        let local: Vec<RamBlockDesc> = dest_blocks
+            .iter()
+            .map(|b| RamBlockDesc {
+                name: b.name.clone(),
+                used_length: b.size.0,
+            })
+            .collect();
+        let opts = LoadOptions {
+            machine: Some(s.guest.machine.clone()),
+            caps: Some(caps),
+            ..LoadOptions::default()
+        };
+        if let Err(e) = restore::restore(file, &opts, &local, false) {
+            return Some(e.to_string());
+        }
+    }
+    None
+}
