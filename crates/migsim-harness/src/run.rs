@@ -380,37 +380,15 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
 
     // The destination's own fixed-ram setting, when the scenario gives one
     // (only validated capabilities matter to the load).
-    if let Some(dest_fixed) = s.destination.fixed_ram {
-        let mut dest_caps = Capabilities::for_profile(s.migration.profile);
-        dest_caps
-            .set(&[(s.migration.profile.layout_capability(), dest_fixed)])
-            .expect("the layout capability alone is always accepted");
-        let opts = LoadOptions {
-            machine: Some(s.guest.machine.clone()),
-            caps: Some(dest_caps),
-            skip_page_data: true,
-            ..LoadOptions::default()
-        };
-        if let Some(e) = files
-            .iter()
-            .find_map(|f| load(f, &opts, &mut NullSink).err())
-        {
-            report.verdict = Verdict::Error;
-            report.error = Some(e.to_string());
-        }
+    if let Some(e) = files.iter().find_map(|f| destination_layout_refusal(s, f)) {
+        report.verdict = Verdict::Error;
+        report.error = Some(e);
     }
 
     // The destination's own RAMBlocks, when the scenario gives them: each
     // file is loaded against them (block names and used_length checked for
     // both layouts; QEMU 10.0.2 skips the used_length check for mapped-ram).
-    if let (Verdict::Pass, Some(dest_blocks)) = (report.verdict, &s.destination.blocks) {
-        let local: Vec<RamBlockDesc> = dest_blocks
-            .iter()
-            .map(|b| RamBlockDesc {
-                name: b.name.clone(),
-                used_length: b.size.0,
-            })
-            .collect();
+    if let (Verdict::Pass, Some(local)) = (report.verdict, destination_blocks(s)) {
         for ((_, caps), f) in caps_of.iter().zip(&files) {
             let opts = LoadOptions {
                 machine: Some(s.guest.machine.clone()),
@@ -457,6 +435,38 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
     report.digest = digest(&report);
     report.switchover = guest.states().to_vec();
     report
+}
+
+/// With `destination.fixed_ram`: the refusal of a destination with that
+/// layout setting loading `file` (only validated capabilities matter to
+/// the load); `None` when it loads or the scenario gives no setting.
+pub(crate) fn destination_layout_refusal<F: MigFile>(s: &Scenario, file: &F) -> Option<String> {
+    let dest_fixed = s.destination.fixed_ram?;
+    let mut dest_caps = Capabilities::for_profile(s.migration.profile);
+    dest_caps
+        .set(&[(s.migration.profile.layout_capability(), dest_fixed)])
+        .expect("the layout capability alone is always accepted");
+    let opts = LoadOptions {
+        machine: Some(s.guest.machine.clone()),
+        caps: Some(dest_caps),
+        skip_page_data: true,
+        ..LoadOptions::default()
+    };
+    load(file, &opts, &mut NullSink)
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// `destination.blocks`, as the destination declares them.
+pub(crate) fn destination_blocks(s: &Scenario) -> Option<Vec<RamBlockDesc>> {
+    s.destination.blocks.as_ref().map(|d| {
+        d.iter()
+            .map(|b| RamBlockDesc {
+                name: b.name.clone(),
+                used_length: b.size.0,
+            })
+            .collect()
+    })
 }
 
 pub(crate) fn size_after_pass(log: &[WriteRecord]) -> Vec<u64> {

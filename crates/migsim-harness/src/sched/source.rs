@@ -252,15 +252,7 @@ pub fn run_source(
             ticks: 0,
             final_pass: false,
         },
-        out: PrecopyOutcome {
-            passes: 0,
-            converged: false,
-            pages_sent: 0,
-            ticks: 0,
-            guest_writes: 0,
-            per_pass: Vec::new(),
-            sends: Vec::new(),
-        },
+        out: PrecopyOutcome::default(),
         events: Events {
             multifd,
             ..Events::default()

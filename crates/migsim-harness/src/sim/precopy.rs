@@ -77,8 +77,8 @@ pub struct PassStats {
     pub final_pass: bool,
 }
 
-/// What the driver did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// What the driver did (`default()`: nothing yet).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct PrecopyOutcome {
     /// Live passes (RAM PART sections).
     pub passes: u32,
@@ -113,15 +113,7 @@ pub fn run_precopy(
 ) -> Result<(PrecopyOutcome, Vec<SimFile>), SaveError> {
     let late_clear = bugs::active(bug, Bug::DirtyClearedAfterPass);
     let threshold = params.bandwidth.saturating_mul(params.downtime_ticks);
-    let mut out = PrecopyOutcome {
-        passes: 0,
-        converged: false,
-        pages_sent: 0,
-        ticks: 0,
-        guest_writes: 0,
-        per_pass: Vec::new(),
-        sends: Vec::new(),
-    };
+    let mut out = PrecopyOutcome::default();
     loop {
         let pending = guest.dirty_pages();
         if out.passes >= 1 && (pending <= threshold || out.passes >= params.max_passes) {

@@ -35,8 +35,8 @@ pub mod runs;
 
 use migsim_format::caps::Capabilities;
 use migsim_format::io::MigFile;
-use migsim_format::reader::{LoadOptions, NullSink, load};
-use migsim_format::writer::{MigrationWriter, RamBlockDesc};
+use migsim_format::reader::LoadOptions;
+use migsim_format::writer::MigrationWriter;
 use migsim_format::{Layout, SaveError};
 
 use crate::bugs::BugHooks;
@@ -184,29 +184,10 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
 /// (`destination.fixed_ram`, `destination.blocks`): the load's refusal,
 /// as the byte-level run reports it.
 fn destination_refusal(s: &Scenario, caps: Capabilities, file: &ExtentFile) -> Option<String> {
-    if let Some(dest_fixed) = s.destination.fixed_ram {
-        let mut dest_caps = Capabilities::for_profile(s.migration.profile);
-        dest_caps
-            .set(&[(s.migration.profile.layout_capability(), dest_fixed)])
-            .expect("the layout capability alone is always accepted");
-        let opts = LoadOptions {
-            machine: Some(s.guest.machine.clone()),
-            caps: Some(dest_caps),
-            skip_page_data: true,
-            ..LoadOptions::default()
-        };
-        if let Err(e) = load(file, &opts, &mut NullSink) {
-            return Some(e.to_string());
-        }
+    if let Some(e) = crate::run::destination_layout_refusal(s, file) {
+        return Some(e);
     }
-    if let Some(dest_blocks) = &s.destination.blocks {
-        let local: Vec<RamBlockDesc> = dest_blocks
-            .iter()
-            .map(|b| RamBlockDesc {
-                name: b.name.clone(),
-                used_length: b.size.0,
-            })
-            .collect();
+    if let Some(local) = crate::run::destination_blocks(s) {
         let opts = LoadOptions {
             machine: Some(s.guest.machine.clone()),
             caps: Some(caps),

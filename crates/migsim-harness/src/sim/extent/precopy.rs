@@ -67,15 +67,7 @@ pub fn run_precopy(
 ) -> Result<(PrecopyOutcome, Vec<RunSend>, ExtentFile), DriveError> {
     let late_clear = bugs::active(bug, Bug::DirtyClearedAfterPass);
     let threshold = params.bandwidth.saturating_mul(params.downtime_ticks);
-    let mut out = PrecopyOutcome {
-        passes: 0,
-        converged: false,
-        pages_sent: 0,
-        ticks: 0,
-        guest_writes: 0,
-        per_pass: Vec::new(),
-        sends: Vec::new(),
-    };
+    let mut out = PrecopyOutcome::default();
     let mut sends = Vec::new();
     loop {
         let pending = guest.dirty_pages();
