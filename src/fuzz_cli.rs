@@ -355,8 +355,8 @@ fn work_dir() -> PathBuf {
 }
 
 /// Subcommand names (kept as they are in the subcommand's place).
-const SUBCOMMANDS: [&str; 8] = [
-    "run", "replay", "explore", "inspect", "extract", "report", "bench", "help",
+const SUBCOMMANDS: [&str; 9] = [
+    "run", "replay", "explore", "merge", "inspect", "extract", "report", "bench", "help",
 ];
 /// Flags whose value is a path.
 const PATH_FLAGS: [&str; 6] = [
@@ -876,6 +876,8 @@ pub enum Sub {
     Report,
     /// `bench`.
     Bench,
+    /// `merge` (its reports are positional paths).
+    Merge,
     /// None, or anything.
     Other(Text),
 }
@@ -1128,7 +1130,7 @@ impl<'a> Arbitrary<'a> for Digest {
 
 impl<'a> Arbitrary<'a> for Sub {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(match choose(u, &[8, 1, 1, 1, 1, 1, 1, 1, 1])? {
+        Ok(match choose(u, &[8, 1, 1, 1, 1, 1, 1, 1, 1, 1])? {
             0 => Sub::RunScenario,
             1 => Sub::Run,
             2 => Sub::Replay,
@@ -1137,6 +1139,7 @@ impl<'a> Arbitrary<'a> for Sub {
             5 => Sub::Extract,
             6 => Sub::Report,
             7 => Sub::Bench,
+            8 => Sub::Merge,
             _ => Sub::Other(u.arbitrary()?),
         })
     }
@@ -1774,6 +1777,7 @@ impl Argv {
                 "--only",
                 "--json",
             ],
+            Sub::Merge => &["--json"],
             Sub::Other(_) => &[],
         };
         match &self.sub {
@@ -1785,6 +1789,7 @@ impl Argv {
             Sub::Extract => w.push("extract".into()),
             Sub::Report => w.push("report".into()),
             Sub::Bench => w.push("bench".into()),
+            Sub::Merge => w.push("merge".into()),
             Sub::Other(t) => {
                 let t = t.string();
                 if !t.is_empty() {
