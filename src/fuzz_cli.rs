@@ -353,8 +353,8 @@ fn work_dir() -> PathBuf {
 }
 
 /// Subcommand names (kept as they are in the subcommand's place).
-const SUBCOMMANDS: [&str; 8] = [
-    "run", "replay", "explore", "inspect", "extract", "report", "bench", "help",
+const SUBCOMMANDS: [&str; 9] = [
+    "run", "replay", "explore", "merge", "inspect", "extract", "report", "bench", "help",
 ];
 /// Flags whose value is a path.
 const PATH_FLAGS: [&str; 6] = [
@@ -874,6 +874,8 @@ pub enum Sub {
     Report,
     /// `bench`.
     Bench,
+    /// `merge` (its reports are positional paths).
+    Merge,
     /// None, or anything.
     Other(Text),
 }
@@ -1126,7 +1128,7 @@ impl<'a> Arbitrary<'a> for Digest {
 
 impl<'a> Arbitrary<'a> for Sub {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(match choose(u, &[8, 1, 1, 1, 1, 1, 1, 1, 1])? {
+        Ok(match choose(u, &[8, 1, 1, 1, 1, 1, 1, 1, 1, 1])? {
             0 => Sub::RunScenario,
             1 => Sub::Run,
             2 => Sub::Replay,
@@ -1135,6 +1137,7 @@ impl<'a> Arbitrary<'a> for Sub {
             5 => Sub::Extract,
             6 => Sub::Report,
             7 => Sub::Bench,
+            8 => Sub::Merge,
             _ => Sub::Other(u.arbitrary()?),
         })
     }
@@ -1772,6 +1775,7 @@ impl Argv {
                 "--only",
                 "--json",
             ],
+            Sub::Merge => &["--json"],
             Sub::Other(_) => &[],
         };
         match &self.sub {
@@ -1783,6 +1787,7 @@ impl Argv {
             Sub::Extract => w.push("extract".into()),
             Sub::Report => w.push("report".into()),
             Sub::Bench => w.push("bench".into()),
+            Sub::Merge => w.push("merge".into()),
             Sub::Other(t) => {
                 let t = t.string();
                 if !t.is_empty() {

@@ -633,6 +633,25 @@ fn bench_summary(r: &BenchReport) -> String {
                 "UNSTABLE"
             }
         );
+        let t = &x.stages;
+        let share = |v: f64| 100.0 * v / t.wall_s.max(f64::MIN_POSITIVE);
+        let _ = writeln!(
+            s,
+            "sim time   {:.2} s: generate {:.2} s ({:.0}%), write {:.2} s ({:.0}%), read {:.2} s ({:.0}%), verify {:.2} s ({:.0}%), hash {:.2} s ({:.0}%), other {:.2} s ({:.0}%) (thread time; channels overlap)",
+            t.wall_s,
+            t.generate_s,
+            share(t.generate_s),
+            t.write_s,
+            share(t.write_s),
+            t.read_s,
+            share(t.read_s),
+            t.verify_s,
+            share(t.verify_s),
+            t.hash_s,
+            share(t.hash_s),
+            t.other_s(),
+            share(t.other_s())
+        );
     }
     for x in &r.save {
         let _ = writeln!(

@@ -40,6 +40,7 @@ use migsim_format::writer::{MigrationWriter, PageSource, RamBlockDesc};
 use migsim_harness::run::{RunOptions, run};
 use migsim_harness::scenario::{Scenario, Size, Verdict};
 use migsim_harness::sim::dest::Destination;
+use migsim_harness::sim::stages::{Clock, StageTimes};
 
 const GIB: f64 = (1u64 << 30) as f64;
 const MIB: usize = 1 << 20;
@@ -117,6 +118,12 @@ pub struct SimFigures {
     pub guest_bytes: u64,
     /// Whole runs.
     pub run: Timing,
+    /// Where the time went in the median run: thread seconds generating
+    /// page contents, writing the in-memory file, reading it back,
+    /// identifying restored pages, hashing for the digest
+    /// (`migsim_harness::sim::stages`); the rest is the driver, the
+    /// oracle and allocation.
+    pub stages: StageTimes,
     /// The digest of every repetition was the same.
     pub digest_stable: bool,
     /// The digest.
@@ -371,10 +378,13 @@ fn sim(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<SimFigures, S
         ..RunOptions::default()
     };
     let mut digests = Vec::new();
+    let mut stages = Vec::new();
     let mut guest_bytes = 0;
     let secs = median_of(o.reps, |i| {
         let t = Instant::now();
+        let clock = Clock::start();
         let r = run(&s, &opts);
+        stages.push(clock.stop());
         let dt = t.elapsed().as_secs_f64();
         if r.verdict != Verdict::Pass {
             return Err(format!(
@@ -390,9 +400,16 @@ fn sim(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<SimFigures, S
         progress(&format!("sim {}/{}: {dt:.2} s", i + 1, o.reps));
         Ok(dt)
     })?;
+    let run = Timing::new(guest_bytes, secs);
+    let median_rep = run
+        .seconds
+        .iter()
+        .position(|&s| s == run.median_s)
+        .unwrap_or(0);
     Ok(SimFigures {
         guest_bytes,
-        run: Timing::new(guest_bytes, secs),
+        stages: stages.get(median_rep).copied().unwrap_or_default(),
+        run,
         digest_stable: digests.windows(2).all(|w| w[0] == w[1]),
         digest: digests.pop().unwrap_or_default(),
     })
@@ -650,14 +667,18 @@ fn restore(
         file_len = len;
         plain.push(dt2);
         *dropped = drop_page_cache();
-        let t = Instant::now();
+        // Into fresh memory: allocated (lazily, as a VMM maps guest RAM
+        // before `migrate-incoming`) and then timed from the load's start
+        // to its end, as QEMU's restore is; giving the memory back
+        // afterwards is not timed (QEMU's exit is not either).
         let mut dest = Destination::new(&blocks, false);
-        restore(&mut dest)?;
-        let dt3 = t.elapsed().as_secs_f64();
+        let dt3 = restore(&mut dest)?;
+        let t = Instant::now();
         drop(dest);
+        let freed = t.elapsed().as_secs_f64();
         fresh.push(dt3);
         progress(&format!(
-            "restore {mode} {}/{}: fixed-ram {dt:.2} s ({dt3:.2} s into fresh memory), sequential read {dt2:.2} s",
+            "restore {mode} {}/{}: fixed-ram {dt:.2} s ({dt3:.2} s into fresh memory, {freed:.2} s to free it), sequential read {dt2:.2} s",
             i + 1,
             o.reps
         ));

@@ -222,3 +222,50 @@ fn compacted_qemu_seed_keeps_the_structure_of_the_save() {
         "fuzz/corpus/reader/qemu-seq.mig is not compact_qemu_seed(seq.mig.gz): regenerate"
     );
 }
+
+/// The `reader` target shares one `VmdescCache` between its reads of an
+/// input; a cache handed one file after another (as here, one cache for
+/// every `reader` input, each read twice) must give every file exactly
+/// what a read without it gives, trailer found or not.
+#[test]
+fn a_shared_vmdesc_cache_never_changes_what_a_read_gives() {
+    use migsim_format::io::Bytes;
+    use migsim_format::reader::{LoadOptions, NullSink, inspect, inspect_sharing, load};
+    use migsim_format::vmdesc::VmdescCache;
+    let outcome = |r: Result<migsim_format::StreamInfo, migsim_format::LoadError>| {
+        r.map_err(|e| e.to_string())
+    };
+    let cache = VmdescCache::new();
+    let shared = LoadOptions {
+        vmdesc_cache: Some(cache.clone()),
+        ..LoadOptions::default()
+    };
+    let files = files_in(&fuzz_dir().join("corpus/reader"));
+    assert!(files.len() > 10, "the reader corpus is missing");
+    let mut with_trailer = 0;
+    for path in &files {
+        let data = fs::read(path).expect("corpus file");
+        let file = Bytes(&data);
+        let plain = outcome(inspect(&file));
+        let loaded = outcome(load(&file, &LoadOptions::default(), &mut NullSink));
+        with_trailer += usize::from(plain.as_ref().is_ok_and(|i| i.vmdesc_offset.is_some()));
+        for round in 0..2 {
+            assert_eq!(
+                outcome(inspect_sharing(&file, Some(&cache))),
+                plain,
+                "{} (inspect, round {round})",
+                path.display()
+            );
+            assert_eq!(
+                outcome(load(&file, &shared, &mut NullSink)),
+                loaded,
+                "{} (load, round {round})",
+                path.display()
+            );
+        }
+    }
+    assert!(
+        with_trailer > 5,
+        "only {with_trailer} inputs have a vmdesc trailer"
+    );
+}

@@ -55,7 +55,7 @@ use crate::stream::{
     CAPS_SUBSECTION, CMD_SWITCHOVER_START, MAGIC, RAM_IDSTR, RAM_VERSION, SectionKind, VERSION,
     kind,
 };
-use crate::vmdesc::Vmdesc;
+use crate::vmdesc::{Vmdesc, VmdescCache};
 use crate::wire::Cursor;
 
 /// Where loaded pages go.
@@ -168,6 +168,12 @@ pub struct LoadOptions {
     /// before any page is loaded, and the first that differs is named
     /// ([`LoadError::IntegrityMismatch`]).
     pub require_integrity: bool,
+    /// Share the vmdesc trailer found by one load with later loads given
+    /// the same cache (a clone of it): for loading one file several times
+    /// (the fuzz targets). A load checks that the file holds the bytes the
+    /// trailer was found in before it reuses it ([`VmdescCache`]), so the
+    /// result never depends on it.
+    pub vmdesc_cache: Option<VmdescCache>,
 }
 
 /// What a fixed-ram load does with pages whose bitmap bit is clear (pages
@@ -433,8 +439,18 @@ where
 /// Describe `file` without a destination (no capability or machine
 /// checks), as far as it can be walked ([`load_ram`]).
 pub fn inspect<F: MigFile + ?Sized>(file: &F) -> Result<StreamInfo, LoadError> {
+    inspect_sharing(file, None)
+}
+
+/// [`inspect`], sharing the vmdesc trailer it finds with later loads
+/// given `cache` ([`LoadOptions::vmdesc_cache`]).
+pub fn inspect_sharing<F: MigFile + ?Sized>(
+    file: &F,
+    cache: Option<&VmdescCache>,
+) -> Result<StreamInfo, LoadError> {
     let opts = LoadOptions {
         skip_page_data: true,
+        vmdesc_cache: cache.cloned(),
         ..LoadOptions::default()
     };
     load_ram(file, &opts, &mut NullSink)
@@ -645,10 +661,19 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                         None
                     }
                 };
-                match json.as_deref().map(|j| Vmdesc::parse(at, j)) {
-                    Some(Some(v)) => {
+                // The trailer the device walk found is this one (it ends
+                // where the stream does, so its JSON is these bytes):
+                // parsed once.
+                let parsed = |j: &[u8]| match &self.vmdesc {
+                    Some(Some(v)) if v.offset == at && v.json_len == j.len() as u64 => {
+                        Some(v.device_count())
+                    }
+                    _ => Vmdesc::parse(at, j).map(|v| v.device_count()),
+                };
+                match json.as_deref().map(parsed) {
+                    Some(Some(devices)) => {
                         vmdesc_offset = Some(at);
-                        vmdesc_devices = v.device_count();
+                        vmdesc_devices = devices;
                     }
                     Some(None) => {
                         warnings.push(format!("vmdesc trailer at {at:#x} is not valid JSON"))
@@ -774,7 +799,10 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
     /// (nothing read) when the file has no trailer.
     fn skip_device(&mut self, idstr: &str, instance: u32, offset: u64) -> Result<bool, LoadError> {
         if self.vmdesc.is_none() {
-            self.vmdesc = Some(Vmdesc::locate(self.cur.file())?);
+            self.vmdesc = Some(match &self.opts.vmdesc_cache {
+                Some(cache) => cache.locate(self.cur.file())?,
+                None => Vmdesc::locate(self.cur.file())?,
+            });
         }
         let Some(Some(desc)) = &mut self.vmdesc else {
             return Ok(false);

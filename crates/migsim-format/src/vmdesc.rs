@@ -14,9 +14,12 @@
 //!
 //! The trailer is found by scanning the file's tail (at most
 //! [`MAX_TAIL`] bytes) for `00 06 len` whose `len` reaches exactly the
-//! end of the file and whose JSON parses.
+//! end of the file and whose JSON parses. A [`VmdescCache`] keeps one
+//! found trailer for later loads of the same bytes (the fuzz targets load
+//! every input several times; the JSON parse was most of a load).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -57,16 +60,22 @@ fn rfind_byte(hay: &[u8], byte: u8) -> Option<usize> {
 /// thousand.
 const MAX_STEPS: u64 = 1 << 20;
 
-/// A parsed vmdesc trailer.
+/// A parsed vmdesc trailer (cheap to clone: the parsed JSON is shared).
 #[derive(Debug, Clone)]
 pub struct Vmdesc {
     /// Offset of the 0x06 byte.
     pub offset: u64,
     /// JSON length.
     pub json_len: u64,
-    root: Value,
+    tree: Arc<Tree>,
     /// Walk steps spent so far in this file.
     steps: u64,
+}
+
+/// The parsed JSON and its device index.
+#[derive(Debug)]
+struct Tree {
+    root: Value,
     /// (name, instance_id) -> index into `devices`, first entry wins.
     index: BTreeMap<(String, u64), usize>,
 }
@@ -88,7 +97,11 @@ impl Vmdesc {
     /// of copying and scanning (the fuzz targets load every input several
     /// times).
     pub fn locate<F: MigFile + ?Sized>(file: &F) -> Result<Option<Vmdesc>, LoadError> {
-        let len = crate::integrity::stream_end(file)?;
+        Self::locate_before(file, crate::integrity::stream_end(file)?)
+    }
+
+    /// [`Vmdesc::locate`] with the stream's end (`len`) known.
+    fn locate_before<F: MigFile + ?Sized>(file: &F, len: u64) -> Result<Option<Vmdesc>, LoadError> {
         let max = len.min(MAX_TAIL);
         let mut window = max.min(FIRST_WINDOW);
         // Candidate offsets (of the 0x06 byte) at or past this were tried.
@@ -144,20 +157,22 @@ impl Vmdesc {
         Some(Vmdesc {
             offset,
             json_len: json.len() as u64,
-            root,
+            tree: Arc::new(Tree { root, index }),
             steps: 0,
-            index,
         })
     }
 
     /// Number of devices described.
     pub fn device_count(&self) -> usize {
-        self.root["devices"].as_array().map_or(0, Vec::len)
+        self.tree.root["devices"].as_array().map_or(0, Vec::len)
     }
 
     fn device(&self, idstr: &str, instance: u32) -> Option<&Value> {
-        let i = *self.index.get(&(idstr.to_string(), u64::from(instance)))?;
-        self.root["devices"].get(i)
+        let i = *self
+            .tree
+            .index
+            .get(&(idstr.to_string(), u64::from(instance)))?;
+        self.tree.root["devices"].get(i)
     }
 
     /// Walk one device's FULL payload at the cursor, leaving the cursor on
@@ -175,6 +190,64 @@ impl Vmdesc {
         let r = walk_struct(dev, cur, &mut steps, 0);
         self.steps = steps;
         r
+    }
+}
+
+/// The last search for a trailer, for later loads of the same file: each
+/// reuses its answer only after comparing the bytes it was found in with
+/// the file's (for a trailer, the EOF byte before it to the stream's end:
+/// every byte the search looked at up to the candidate it chose; for no
+/// trailer, the whole tail searched), so a cache handed a changed or
+/// another file searches again and gives the same answer as
+/// [`Vmdesc::locate`], only without parsing the same JSON or scanning the
+/// same tail twice. Clones share the cache (`LoadOptions::vmdesc_cache`).
+#[derive(Debug, Clone, Default)]
+pub struct VmdescCache(Arc<Mutex<Option<Cached>>>);
+
+#[derive(Debug)]
+struct Cached {
+    /// Where the stream ended.
+    stream_end: u64,
+    /// Offset of `bytes` in the file.
+    start: u64,
+    /// The file's bytes from `start` to `stream_end`.
+    bytes: Vec<u8>,
+    found: Option<Vmdesc>,
+}
+
+impl VmdescCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`Vmdesc::locate`], reusing the last answer when the file holds
+    /// the same bytes where it was searched for.
+    pub fn locate<F: MigFile + ?Sized>(&self, file: &F) -> Result<Option<Vmdesc>, LoadError> {
+        let len = crate::integrity::stream_end(file)?;
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = slot.as_ref()
+            && c.stream_end == len
+        {
+            let mut now = vec![0; c.bytes.len()];
+            if file.read_at(c.start, &mut now)? == now.len() && now == c.bytes {
+                return Ok(c.found.clone());
+            }
+        }
+        let found = Vmdesc::locate_before(file, len)?;
+        let start = match &found {
+            // The winning candidate has the EOF byte before it.
+            Some(v) => v.offset - 1,
+            None => len - len.min(MAX_TAIL),
+        };
+        let mut bytes = vec![0; (len - start) as usize];
+        *slot = (file.read_at(start, &mut bytes)? == bytes.len()).then(|| Cached {
+            stream_end: len,
+            start,
+            bytes,
+            found: found.clone(),
+        });
+        Ok(found)
     }
 }
 

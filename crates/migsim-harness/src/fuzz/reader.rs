@@ -6,6 +6,7 @@ use migsim_format::LoadError;
 use migsim_format::caps::{Capabilities, Capability};
 use migsim_format::io::{Bytes, MigFile};
 use migsim_format::reader::{self, LoadOptions, RamSink, StreamInfo};
+use migsim_format::vmdesc::VmdescCache;
 use migsim_format::writer::RamBlockDesc;
 
 use super::caps_model::on_off;
@@ -19,21 +20,29 @@ pub fn reader(data: &[u8]) {
 }
 
 /// Every reader check on one file, with `local` as the destination's
-/// blocks.
+/// blocks. The five reads of the file share one [`VmdescCache`], so its
+/// vmdesc JSON is parsed once, not five times (the cache compares the
+/// trailer's bytes before each reuse; `tests/it/fuzz_corpus.rs` also
+/// loads every input without it).
 pub(crate) fn check_file<F: MigFile + ?Sized>(file: &F, local: &[RamBlockDesc]) {
-    let inspected = reader::inspect(file);
+    let cache = VmdescCache::new();
+    let shared = LoadOptions {
+        vmdesc_cache: Some(cache.clone()),
+        ..LoadOptions::default()
+    };
+    let inspected = reader::inspect_sharing(file, Some(&cache));
     if let Ok(info) = &inspected {
         check_layout(file, info);
     }
     let mut contract = ContractSink::default();
-    let loaded = reader::load(file, &LoadOptions::default(), &mut contract);
+    let loaded = reader::load(file, &shared, &mut contract);
     same_outcome(&inspected, &loaded);
 
     // A dirty destination proves the reader zeroes what the file says is
     // zero; the checked loads below use a zeroed one.
     {
         let mut dest = Destination::new(local, true);
-        if let Ok(info) = reader::load(file, &LoadOptions::default(), &mut dest) {
+        if let Ok(info) = reader::load(file, &shared, &mut dest) {
             assert!(
                 loaded.is_ok(),
                 "a destination accepted a file that a sink accepting every block refused: {:?}",
@@ -49,7 +58,7 @@ pub(crate) fn check_file<F: MigFile + ?Sized>(file: &F, local: &[RamBlockDesc]) 
         let opts = LoadOptions {
             machine: Some(MACHINE.into()),
             caps: Some(caps),
-            ..LoadOptions::default()
+            ..shared.clone()
         };
         let mut dest = Destination::new(local, false);
         if let Ok(info) = reader::load(file, &opts, &mut dest) {

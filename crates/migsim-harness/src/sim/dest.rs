@@ -276,6 +276,22 @@ struct HeldPart<'a> {
 
 impl BlockPart for HeldPart<'_> {
     fn write_pages(&mut self, first: u64, data: &[u8]) -> Result<(), LoadError> {
+        super::stages::timed(super::stages::Stage::Verify, || {
+            self.identify_pages(first, data)
+        });
+        Ok(())
+    }
+
+    fn zero_pages(&mut self, first: u64, count: u64) -> Result<(), LoadError> {
+        let s = (first - self.first) as usize;
+        self.held[s..s + count as usize].fill(HELD_ZERO);
+        Ok(())
+    }
+}
+
+impl HeldPart<'_> {
+    /// What each page of `data` is, from page `first` on.
+    fn identify_pages(&mut self, first: u64, data: &[u8]) {
         for (k, page_bytes) in data.chunks_exact(PAGE_SIZE as usize).enumerate() {
             let page = first + k as u64;
             let slot = &mut self.held[(page - self.first) as usize];
@@ -296,13 +312,6 @@ impl BlockPart for HeldPart<'_> {
                 }
             };
         }
-        Ok(())
-    }
-
-    fn zero_pages(&mut self, first: u64, count: u64) -> Result<(), LoadError> {
-        let s = (first - self.first) as usize;
-        self.held[s..s + count as usize].fill(HELD_ZERO);
-        Ok(())
     }
 }
 

@@ -1,5 +1,6 @@
 //! The harness's simulation: the guest, its seeded workloads, the
-//! pre-copy driver, page contents and the simulated file.
+//! pre-copy driver, page contents, the simulated file, and where a run's
+//! time goes (`stages`).
 
 pub mod content;
 pub mod dest;
@@ -8,4 +9,5 @@ pub mod guest;
 pub mod precopy;
 pub mod rng;
 pub mod simfile;
+pub mod stages;
 pub mod workload;

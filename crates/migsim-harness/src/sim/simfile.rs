@@ -271,6 +271,10 @@ impl SimFile {
     /// at once with SIMD; the result depends on the contents only, not on
     /// the store.
     pub fn content_hash(&self) -> blake3::Hash {
+        super::stages::timed(super::stages::Stage::Hash, || self.hash_contents())
+    }
+
+    fn hash_contents(&self) -> blake3::Hash {
         const PIECE: usize = 256;
         let mut h = blake3::Hasher::new();
         h.update(&self.len.to_le_bytes());
@@ -287,10 +291,13 @@ impl SimFile {
             let mut at = first;
             while at < end {
                 let n = (end - at).min(PIECE);
+                // read_at fills it up to the end of the file (holes as
+                // zeros); only a last chunk past the end is zeroed here.
                 let b = &mut buf[..n * CHUNK];
-                b.fill(0);
-                self.read_at((at * CHUNK) as u64, b)
+                let got = self
+                    .read_at((at * CHUNK) as u64, b)
                     .expect("reading the simulated file");
+                b[got..].fill(0);
                 h.update(b);
                 at += n;
             }
@@ -413,16 +420,32 @@ impl SimFile {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past 2^64"))?;
         match &mut self.store {
             Store::Disk(d) => d.write_at(offset, data)?,
-            Store::Memory(chunks) => {
+            Store::Memory(chunks) => super::stages::timed(super::stages::Stage::Write, || {
                 let last_chunk = end.div_ceil(CHUNK as u64) as usize;
                 if chunks.len() < last_chunk {
                     chunks.resize_with(last_chunk, || None);
                 }
                 for_each_chunk(offset, data.len(), |ci, co, r| {
-                    let chunk = chunks[ci as usize].get_or_insert_with(|| Box::new([0u8; CHUNK]));
-                    chunk[co..co + r.len()].copy_from_slice(&data[r]);
+                    let slot = &mut chunks[ci as usize];
+                    match slot {
+                        Some(chunk) => chunk[co..co + r.len()].copy_from_slice(&data[r]),
+                        // A whole new chunk is copied into place, not
+                        // zeroed first (one pass over fresh memory).
+                        None if r.len() == CHUNK => {
+                            *slot = Some(
+                                Box::<[u8]>::from(&data[r])
+                                    .try_into()
+                                    .expect("a whole chunk"),
+                            );
+                        }
+                        None => {
+                            let mut chunk = Box::new([0u8; CHUNK]);
+                            chunk[co..co + r.len()].copy_from_slice(&data[r]);
+                            *slot = Some(chunk);
+                        }
+                    }
                 });
-            }
+            }),
         }
         self.record(offset, data.len() as u64);
         if let Some(j) = &mut self.journal {
@@ -436,6 +459,10 @@ impl SimFile {
 
     /// Read up to `buf.len()` bytes at `offset` (holes read as zeros).
     fn read_stored(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        super::stages::timed(super::stages::Stage::Read, || self.read_store(offset, buf))
+    }
+
+    fn read_store(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         if offset >= self.len {
             return Ok(0);
         }

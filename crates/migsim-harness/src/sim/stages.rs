@@ -1,0 +1,152 @@
+//! Where a simulation's time goes, for `migsim bench`: the thread time
+//! spent generating page contents, writing them into the simulated file,
+//! reading them back, verifying what the destination received, and
+//! hashing the files for the digest.
+//!
+//! Counting is off unless a [`Clock`] is running (one per process at a
+//! time: the counters are global), so runs pay one relaxed atomic load
+//! per timed call. A stage entered while another is being timed on the
+//! same thread (the hash reads the file) counts for the outer one only,
+//! so the stages never count the same nanosecond twice on a thread.
+//! Threads (channels, the hashing threads) add up: with several, the
+//! stages can sum to more than the wall-clock time. Nothing here reaches
+//! a file, a report's figures or a digest.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+
+/// A part of the simulation's work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Page contents generated (`content::fill_page`).
+    Generate = 0,
+    /// Bytes written into the simulated file.
+    Write = 1,
+    /// Bytes read from the simulated file.
+    Read = 2,
+    /// Restored pages identified (`content::identify`).
+    Verify = 3,
+    /// The files hashed for the digest.
+    Hash = 4,
+}
+
+const STAGES: usize = 5;
+
+static ON: AtomicBool = AtomicBool::new(false);
+static NANOS: [AtomicU64; STAGES] = [const { AtomicU64::new(0) }; STAGES];
+
+thread_local! {
+    static INSIDE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Run `f`, counting its time for `stage` while a [`Clock`] runs.
+#[inline]
+pub fn timed<T>(stage: Stage, f: impl FnOnce() -> T) -> T {
+    if !ON.load(Ordering::Relaxed) || INSIDE.with(Cell::get) {
+        return f();
+    }
+    INSIDE.with(|c| c.set(true));
+    let t = Instant::now();
+    let r = f();
+    let ns = t.elapsed().as_nanos() as u64;
+    INSIDE.with(|c| c.set(false));
+    NANOS[stage as usize].fetch_add(ns, Ordering::Relaxed);
+    r
+}
+
+/// Seconds of thread time per stage, and the wall-clock time they were
+/// counted over.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+pub struct StageTimes {
+    /// Wall-clock seconds while the clock ran.
+    pub wall_s: f64,
+    /// Generating page contents.
+    pub generate_s: f64,
+    /// Writing into the simulated file.
+    pub write_s: f64,
+    /// Reading from the simulated file.
+    pub read_s: f64,
+    /// Identifying restored pages.
+    pub verify_s: f64,
+    /// Hashing the files.
+    pub hash_s: f64,
+}
+
+impl StageTimes {
+    /// Wall-clock time not in any stage on the calling thread's account:
+    /// the pre-copy driver, the oracle, allocation (negative when
+    /// channels overlap stages).
+    pub fn other_s(&self) -> f64 {
+        self.wall_s - self.generate_s - self.write_s - self.read_s - self.verify_s - self.hash_s
+    }
+}
+
+/// Counts stage times from [`Clock::start`] to [`Clock::stop`].
+#[derive(Debug)]
+pub struct Clock {
+    started: Instant,
+}
+
+impl Clock {
+    /// Zero the counters and start counting.
+    pub fn start() -> Clock {
+        for n in &NANOS {
+            n.store(0, Ordering::Relaxed);
+        }
+        ON.store(true, Ordering::SeqCst);
+        Clock {
+            started: Instant::now(),
+        }
+    }
+
+    /// Stop counting; what was counted.
+    pub fn stop(self) -> StageTimes {
+        let wall_s = self.started.elapsed().as_secs_f64();
+        ON.store(false, Ordering::SeqCst);
+        let s = |st: Stage| NANOS[st as usize].load(Ordering::Relaxed) as f64 / 1e9;
+        StageTimes {
+            wall_s,
+            generate_s: s(Stage::Generate),
+            write_s: s(Stage::Write),
+            read_s: s(Stage::Read),
+            verify_s: s(Stage::Verify),
+            hash_s: s(Stage::Hash),
+        }
+    }
+}
+
+impl Drop for Clock {
+    fn drop(&mut self) {
+        ON.store(false, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_only_while_running_and_not_nested_twice() {
+        // Before a clock runs nothing is counted.
+        timed(Stage::Generate, || {
+            std::thread::sleep(std::time::Duration::from_millis(5))
+        });
+        let clock = Clock::start();
+        timed(Stage::Hash, || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            // Nested: counts for the hash only.
+            timed(Stage::Read, || {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            });
+        });
+        let t = clock.stop();
+        assert_eq!(t.generate_s, 0.0, "{t:?}");
+        assert_eq!(t.read_s, 0.0, "{t:?}");
+        assert!(t.hash_s >= 0.04 && t.hash_s <= t.wall_s, "{t:?}");
+        timed(Stage::Write, || ());
+        assert!(t.other_s() >= 0.0 && t.other_s() < t.wall_s);
+    }
+}
