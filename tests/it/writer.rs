@@ -411,3 +411,48 @@ fn writer_reports_its_blocks_layout_and_counters() {
         assert_eq!(stats, s, "completion alone adds nothing");
     }
 }
+
+#[test]
+fn x_ignore_shared_puts_each_blocks_address_before_its_mapped_ram_header() {
+    use migsim_format::caps::{Capability, Profile};
+    use migsim_format::reader::{LoadOptions, NullSink, load};
+    let mut caps = Capabilities::for_profile(Profile::MappedRam);
+    caps.set(&[
+        (Capability::MappedRam, true),
+        (Capability::XIgnoreShared, true),
+    ])
+    .unwrap();
+    let f = migrate(SimFile::new(), &caps);
+    let bytes = f.to_vec();
+    let info = inspect(&bytes).unwrap();
+    assert_eq!(info.capabilities, vec!["x-ignore-shared", "mapped-ram"]);
+    for b in &info.blocks {
+        assert_eq!(b.mr_addr, Some(0), "{}", b.name);
+        // idstr length byte, idstr, used_length, mr_addr, then the header.
+        let header = b.record_offset + 1 + b.name.len() as u64 + 8 + 8;
+        assert_eq!(
+            b.fixed_ram.as_ref().unwrap().header_offset,
+            header,
+            "{}",
+            b.name
+        );
+    }
+    // The same stream with x-ignore-shared off on the destination: refused.
+    let mut dest = Capabilities::for_profile(Profile::MappedRam);
+    dest.set(&[(Capability::MappedRam, true)]).unwrap();
+    let opts = LoadOptions {
+        caps: Some(dest),
+        ..LoadOptions::default()
+    };
+    let e = load(&bytes, &opts, &mut NullSink).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Capability x-ignore-shared is off, but received capability is on"
+    );
+    // And with it on, loaded.
+    let opts = LoadOptions {
+        caps: Some(caps),
+        ..LoadOptions::default()
+    };
+    load(&bytes, &opts, &mut NullSink).unwrap();
+}

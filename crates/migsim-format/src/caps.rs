@@ -47,15 +47,20 @@ pub enum Capability {
     PostcopyRam,
     /// QEMU >= 9.0's name for the fixed-offset layout.
     MappedRam,
+    /// RAMBlocks on shared memory are not migrated; each block record
+    /// carries its guest address (`mr_addr`). Validated: listed in the
+    /// configuration section, and the destination must have it too.
+    XIgnoreShared,
 }
 
 impl Capability {
     /// Every capability, in QAPI order.
-    pub const ALL: [Capability; 6] = [
+    pub const ALL: [Capability; 7] = [
         Capability::Xbzrle,
         Capability::Compress,
         Capability::PostcopyRam,
         Capability::Multifd,
+        Capability::XIgnoreShared,
         Capability::FixedRam,
         Capability::MappedRam,
     ];
@@ -69,6 +74,7 @@ impl Capability {
             Capability::Compress => "compress",
             Capability::PostcopyRam => "postcopy-ram",
             Capability::MappedRam => "mapped-ram",
+            Capability::XIgnoreShared => "x-ignore-shared",
         }
     }
 
@@ -80,12 +86,12 @@ impl Capability {
     /// Whether the destination checks that its setting equals the stream's
     /// (and so the capability is listed in the configuration section).
     pub fn validated(self) -> bool {
-        matches!(self, Capability::FixedRam | Capability::MappedRam)
+        self.is_layout() || self == Capability::XIgnoreShared
     }
 
     /// Whether the capability selects the fixed-offset layout.
     pub fn is_layout(self) -> bool {
-        self.validated()
+        matches!(self, Capability::FixedRam | Capability::MappedRam)
     }
 
     fn bit(self) -> u8 {
@@ -260,6 +266,7 @@ fn incompatible_words(c: Capability) -> &'static str {
         Capability::PostcopyRam => "postcopy ram",
         Capability::FixedRam => "fixed-ram",
         Capability::MappedRam => "mapped-ram",
+        Capability::XIgnoreShared => "x-ignore-shared",
     }
 }
 

@@ -229,11 +229,18 @@ impl<F: MigFile> MigrationWriter<F> {
             0,
             RAM_VERSION,
         );
+        let ignore_shared = caps.has(crate::caps::Capability::XIgnoreShared);
         let total: u64 = w.blocks.iter().map(|b| b.used_length).sum();
         w.pending.be64(total | flag::MEM_SIZE);
         for i in 0..w.blocks.len() {
             let b = &w.blocks[i];
             w.pending.short_str(&b.name).be64(b.used_length);
+            if ignore_shared {
+                // mr_addr, before the fixed-ram header (QEMU's
+                // `ram_save_setup`). migsim's blocks have no guest address:
+                // 0, which a destination compares only for ignored blocks.
+                w.pending.be64(0);
+            }
             if let LayoutState::FixedRam { blocks, .. } = &mut w.layout {
                 let header_at = w.pos + w.pending.buf.len() as u64;
                 let l = BlockLayout::plan(header_at, b.used_length);

@@ -171,8 +171,20 @@ pub fn generate(seed: u64) -> Scenario {
         expect: Expect::default(),
     };
     add_concurrency(&mut s, seed);
+    add_ignore_shared(&mut s, seed);
     s.expect = model_expect(&s);
     s
+}
+
+/// A fifth of the seeds turn x-ignore-shared on (every block record then
+/// carries its address), from their own stream so the other fields stay
+/// what they were; not with a destination layout setting of its own
+/// (that check is about the layout capability alone).
+fn add_ignore_shared(s: &mut Scenario, seed: u64) {
+    let mut r = rng::stream(seed, "explore-ignore-shared");
+    if r.gen_bool(0.2) && s.destination.fixed_ram.is_none() {
+        s.migration.capabilities.push(Capability::XIgnoreShared);
+    }
 }
 
 /// Half the seeds run QEMU's iteration structure under the scheduler

@@ -31,7 +31,7 @@ use crate::sim::dest::VerifyingDestination;
 use crate::sim::precopy::PageSend;
 use crate::sim::simfile::SimFile;
 use migsim_format::Layout;
-use migsim_format::caps::{Capabilities, Profile};
+use migsim_format::caps::{Capabilities, Capability, Profile};
 use migsim_format::io::MigFile;
 use migsim_format::reader::{LoadOptions, load};
 use migsim_format::vmdesc;
@@ -174,6 +174,8 @@ pub struct OracleInput<'a> {
     /// The files carry the integrity trailer, which the restore then
     /// verifies.
     pub integrity: bool,
+    /// x-ignore-shared is on: listed, and a `mr_addr` in every block record.
+    pub ignore_shared: bool,
 }
 
 impl OracleInput<'_> {
@@ -254,6 +256,24 @@ impl OracleInput<'_> {
     }
 
     /// Bytes of header + configuration section.
+    /// The validated capabilities the stream lists, in QAPI order:
+    /// x-ignore-shared, then the layout capability when `layout`.
+    fn listed(&self, layout: bool) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.ignore_shared {
+            v.push(Capability::XIgnoreShared.name());
+        }
+        if layout {
+            v.push(self.profile.name());
+        }
+        v
+    }
+
+    /// Bytes of `mr_addr` in each block record (x-ignore-shared).
+    fn mr_addr_len(&self) -> u64 {
+        if self.ignore_shared { 8 } else { 0 }
+    }
+
     fn preamble_len(&self, caps: &[&str]) -> u64 {
         let mut n = 4 + 4 + 1 + 4 + self.machine.len() as u64;
         if !caps.is_empty() {
@@ -300,10 +320,10 @@ impl OracleInput<'_> {
 
     /// (pages_offset, header_offset) of each block, laid out here.
     pub(crate) fn fixed_layout(&self) -> (Vec<(u64, u64)>, u64) {
-        let mut pos = self.preamble_len(&[self.profile.name()]) + Self::START_HEADER;
+        let mut pos = self.preamble_len(&self.listed(true)) + Self::START_HEADER;
         let mut v = Vec::new();
         for b in self.blocks {
-            let header = pos + 1 + b.name.len() as u64 + 8;
+            let header = pos + 1 + b.name.len() as u64 + 8 + self.mr_addr_len();
             let bitmap_end = header + 28 + b.pages().div_ceil(64) * 8;
             let pages_offset = bitmap_end.div_ceil(MIB) * MIB;
             v.push((pages_offset, header));
@@ -332,16 +352,16 @@ impl OracleInput<'_> {
             + self.max_part_sections * Self::EMPTY_SECTION
             + Self::SWITCHOVER
             + Self::EMPTY_SECTION
-            + self.devices_len(&[self.profile.name()]);
+            + self.devices_len(&self.listed(true));
         stream + self.trailers_len(stream)
     }
 
     fn sequential_size(&self, file: &SimFile) -> Result<String, String> {
-        let mut expect = self.preamble_len(&[]) + Self::START_HEADER;
+        let mut expect = self.preamble_len(&self.listed(false)) + Self::START_HEADER;
         expect += self
             .blocks
             .iter()
-            .map(|b| 1 + b.name.len() as u64 + 8)
+            .map(|b| 1 + b.name.len() as u64 + 8 + self.mr_addr_len())
             .sum::<u64>();
         expect += Self::SECTION_TAIL;
         // One PART per live pass plus the END with its command.
@@ -355,7 +375,7 @@ impl OracleInput<'_> {
             last = Some(s.block);
             expect += if s.zero { 1 } else { PAGE };
         }
-        expect += self.devices_len(&[]);
+        expect += self.devices_len(&self.listed(false));
         expect += self.trailers_len(expect);
         let mut end = 0;
         for w in file.log() {
@@ -509,9 +529,12 @@ pub(crate) fn validated_on_load<F: MigFile>(
 ) -> Result<String, String> {
     let layout = caps.profile().layout_capability();
     let stream_on = caps.has(layout);
+    // The same destination but for the layout: x-ignore-shared, also
+    // validated, as the stream has it.
     let mut flipped = Capabilities::for_profile(caps.profile());
+    let shared = caps.has(Capability::XIgnoreShared);
     flipped
-        .set(&[(layout, !stream_on)])
+        .set(&[(layout, !stream_on), (Capability::XIgnoreShared, shared)])
         .map_err(|e| e.to_string())?;
     let opts = LoadOptions {
         machine: None,

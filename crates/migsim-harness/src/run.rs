@@ -375,6 +375,10 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         channels,
         durability: o.durability,
         integrity: o.integrity,
+        ignore_shared: s
+            .migration
+            .capabilities
+            .contains(&migsim_format::caps::Capability::XIgnoreShared),
     };
     report.fixed_ram_bound = oracle.fixed_ram_bound();
 
@@ -442,10 +446,19 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
 /// the load); `None` when it loads or the scenario gives no setting.
 pub(crate) fn destination_layout_refusal<F: MigFile>(s: &Scenario, file: &F) -> Option<String> {
     let dest_fixed = s.destination.fixed_ram?;
+    // Otherwise like the source: x-ignore-shared, also validated, as the
+    // scenario sets it.
+    let shared = s
+        .migration
+        .capabilities
+        .contains(&migsim_format::caps::Capability::XIgnoreShared);
     let mut dest_caps = Capabilities::for_profile(s.migration.profile);
     dest_caps
-        .set(&[(s.migration.profile.layout_capability(), dest_fixed)])
-        .expect("the layout capability alone is always accepted");
+        .set(&[
+            (s.migration.profile.layout_capability(), dest_fixed),
+            (migsim_format::caps::Capability::XIgnoreShared, shared),
+        ])
+        .expect("the layout capability and x-ignore-shared are always accepted");
     let opts = LoadOptions {
         machine: Some(s.guest.machine.clone()),
         caps: Some(dest_caps),

@@ -272,17 +272,27 @@ impl Model {
             .collect()
     }
 
-    /// Load time: every received name must be the profile's layout
-    /// capability, and its setting must equal the destination's.
+    /// Load time: every received name must be a validated capability (the
+    /// profile's layout capability or x-ignore-shared), and each one's
+    /// setting must equal the destination's, x-ignore-shared first (QAPI
+    /// order). The model's destinations never set x-ignore-shared.
     pub(crate) fn incoming(&self, received: &[String]) -> Result<(), String> {
         let layout = self.profile.layout();
         let mut got = false;
+        let mut shared = false;
         for name in received {
             if name == MODEL_NAMES[layout] {
                 got = true;
+            } else if name == "x-ignore-shared" {
+                shared = true;
             } else {
                 return Err(format!("Received unknown capability {name}"));
             }
+        }
+        if shared {
+            return Err(
+                "Capability x-ignore-shared is off, but received capability is on".to_string(),
+            );
         }
         if self.on[layout] != got {
             return Err(format!(

@@ -147,6 +147,10 @@ pub fn run_concurrent(
             channels: o.channels.max(1),
             durability: o.durability,
             integrity: o.integrity,
+            ignore_shared: s
+                .migration
+                .capabilities
+                .contains(&migsim_format::caps::Capability::XIgnoreShared),
         };
         if kind == Layout::FixedRam {
             report.fixed_ram_bound = oracle.fixed_ram_bound();

@@ -155,6 +155,10 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         channels: 1,
         durability: o.durability,
         integrity: o.integrity,
+        ignore_shared: s
+            .migration
+            .capabilities
+            .contains(&migsim_format::caps::Capability::XIgnoreShared),
     };
     report.fixed_ram_bound = base.fixed_ram_bound();
     if let Some(e) = destination_refusal(s, caps, &file) {
