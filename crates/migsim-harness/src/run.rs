@@ -193,6 +193,17 @@ pub(crate) fn devices_after(s: &Scenario, writes: u64) -> Vec<DeviceState> {
     .collect()
 }
 
+/// The scenario's guest after its prefill, and a workload on it drawing
+/// from the seed's stream `label` (`"workload"`: the simple driver's, and
+/// vCPU 0's in the concurrency model).
+pub(crate) fn guest_and_workload(s: &Scenario, label: &str) -> (Guest, Workload) {
+    let mut guest = Guest::new(rng::derive(s.seed, "content"), s.blocks());
+    let mut prefill_rng = rng::stream(s.seed, "prefill");
+    Workload::prefill(&mut guest, s.guest.initial_fill, &mut prefill_rng);
+    let workload = Workload::new(s.workload.clone(), &guest, rng::stream(s.seed, label));
+    (guest, workload)
+}
+
 /// Capabilities a writer runs with, or the exact refusal: capabilities are
 /// set, then parameters, then `migrate` is checked against the transport.
 pub fn writer_caps(s: &Scenario, kind: Layout) -> Result<Capabilities, String> {
@@ -222,10 +233,7 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
     let bug = o.bug;
     let channels = o.channels.max(1);
     let blocks = s.blocks();
-    let mut guest = Guest::new(rng::derive(s.seed, "content"), blocks.clone());
-    let mut prefill_rng = rng::stream(s.seed, "prefill");
-    Workload::prefill(&mut guest, s.guest.initial_fill, &mut prefill_rng);
-    let mut workload = Workload::new(s.workload.clone(), &guest, rng::stream(s.seed, "workload"));
+    let (mut guest, mut workload) = guest_and_workload(s, "workload");
     let ram_bytes = guest.ram_bytes();
 
     let mut report = RunReport {
@@ -377,8 +385,7 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         integrity: o.integrity,
         ignore_shared: s
             .migration
-            .capabilities
-            .contains(&migsim_format::caps::Capability::XIgnoreShared),
+            .has(migsim_format::caps::Capability::XIgnoreShared),
     };
     report.fixed_ram_bound = oracle.fixed_ram_bound();
 
@@ -450,8 +457,7 @@ pub(crate) fn destination_layout_refusal<F: MigFile>(s: &Scenario, file: &F) -> 
     // scenario sets it.
     let shared = s
         .migration
-        .capabilities
-        .contains(&migsim_format::caps::Capability::XIgnoreShared);
+        .has(migsim_format::caps::Capability::XIgnoreShared);
     let mut dest_caps = Capabilities::for_profile(s.migration.profile);
     dest_caps
         .set(&[

@@ -174,6 +174,13 @@ fn default_transport() -> Transport {
     Transport::File
 }
 
+impl MigrationSpec {
+    /// Whether `cap` is among the capabilities set on every writer.
+    pub fn has(&self, cap: Capability) -> bool {
+        self.capabilities.contains(&cap)
+    }
+}
+
 impl Default for MigrationSpec {
     fn default() -> Self {
         Self {

@@ -11,7 +11,9 @@ use super::source::{max_ticks, run_source};
 use super::{ConcurrencySpec, Scheduler, ZeroPageDetection, judge};
 use crate::bugs::BugHooks;
 use crate::oracle::{Invariant, InvariantResult, Judged, OracleInput, WrittenFile};
-use crate::run::{FileReport, RunOptions, RunReport, devices, digest, size_after_pass};
+use crate::run::{
+    FileReport, RunOptions, RunReport, devices, digest, guest_and_workload, size_after_pass,
+};
 use crate::scenario::{Scenario, Verdict};
 use crate::sim::guest::Guest;
 use crate::sim::precopy::PassStats;
@@ -52,19 +54,16 @@ pub struct ConcurrencyFigures {
 /// as the simple driver; vCPU 0 draws from the workload stream the simple
 /// driver uses, vCPU i from its own.
 fn guest_and_vcpus(s: &Scenario, spec: &ConcurrencySpec) -> (Guest, Vec<Workload>) {
-    let mut guest = Guest::new(rng::derive(s.seed, "content"), s.blocks());
-    let mut prefill = rng::stream(s.seed, "prefill");
-    Workload::prefill(&mut guest, s.guest.initial_fill, &mut prefill);
-    let vcpus = (0..spec.vcpus)
-        .map(|i| {
-            let label = if i == 0 {
-                "workload".to_string()
-            } else {
-                format!("workload-vcpu-{i}")
-            };
-            Workload::new(s.workload.clone(), &guest, rng::stream(s.seed, &label))
-        })
-        .collect();
+    let (guest, first) = guest_and_workload(s, "workload");
+    let mut vcpus = vec![first];
+    for i in 1..spec.vcpus {
+        let label = format!("workload-vcpu-{i}");
+        vcpus.push(Workload::new(
+            s.workload.clone(),
+            &guest,
+            rng::stream(s.seed, &label),
+        ));
+    }
     (guest, vcpus)
 }
 
@@ -149,8 +148,7 @@ pub fn run_concurrent(
             integrity: o.integrity,
             ignore_shared: s
                 .migration
-                .capabilities
-                .contains(&migsim_format::caps::Capability::XIgnoreShared),
+                .has(migsim_format::caps::Capability::XIgnoreShared),
         };
         if kind == Layout::FixedRam {
             report.fixed_ram_bound = oracle.fixed_ram_bound();

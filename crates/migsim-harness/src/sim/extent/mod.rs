@@ -157,8 +157,7 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         integrity: o.integrity,
         ignore_shared: s
             .migration
-            .capabilities
-            .contains(&migsim_format::caps::Capability::XIgnoreShared),
+            .has(migsim_format::caps::Capability::XIgnoreShared),
     };
     report.fixed_ram_bound = base.fixed_ram_bound();
     if let Some(e) = destination_refusal(s, caps, &file) {
