@@ -501,7 +501,12 @@ pub fn inspect(path: &Path, start: &StreamStart, i: &StreamInfo) {
             b.pages,
             b.pages_present
         );
-        if let Some(f) = &b.fixed_ram {
+        if let (true, Some(f)) = (b.ignored, &b.fixed_ram) {
+            print!(
+                "  header @{:#x} v{} bitmap and pages @0: ignored (x-ignore-shared, shared memory)",
+                f.header_offset, f.version
+            );
+        } else if let Some(f) = &b.fixed_ram {
             print!(
                 "  header @{:#x} v{} page_size {} bitmap @{:#x}+{} pages @{:#x}",
                 f.header_offset,

@@ -458,6 +458,7 @@ fn bench_blocks(size: u64) -> Vec<RamBlockDesc> {
     vec![RamBlockDesc {
         name: "pc.ram".into(),
         used_length: size,
+        shared: false,
     }]
 }
 

@@ -99,10 +99,12 @@ fn save_pages_with_channels_equals_save_page_one_by_one() {
         RamBlockDesc {
             name: "pc.ram".into(),
             used_length: 3000 * PAGE as u64,
+            shared: false,
         },
         RamBlockDesc {
             name: "vga.vram".into(),
             used_length: 300 * PAGE as u64,
+            shared: false,
         },
     ];
     let content = |b: usize, p: u64, buf: &mut [u8]| {
@@ -307,6 +309,7 @@ fn a_source_lending_the_wrong_length_is_an_error() {
     let blocks = vec![RamBlockDesc {
         name: "pc.ram".into(),
         used_length: 8 * PAGE as u64,
+        shared: false,
     }];
     let mut w = MigrationWriter::start(Vec::new(), "pc-i440fx-10.0", &caps, blocks).unwrap();
     w.begin_completion().unwrap();

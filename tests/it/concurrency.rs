@@ -129,3 +129,55 @@ fn a_concurrency_table_that_does_not_fit_its_limits_is_refused_clearly() {
         assert!(e.contains(want), "{e}");
     }
 }
+
+/// x-ignore-shared with pc.ram on shared memory, under the scheduler: over
+/// many interleavings no channel sends a page of it (the file has pc.ram's
+/// header with both offsets 0 and the migration's sends name vga.vram
+/// only), the vCPUs keep writing it, and the restore passes (pc.ram left
+/// as the dirty destination had it).
+#[test]
+fn an_ignored_block_is_never_sent_whatever_the_interleaving() {
+    use migsim_format::caps::Capability;
+    for seed in 0..12 {
+        let mut s = scenario();
+        s.migration.capabilities.push(Capability::XIgnoreShared);
+        s.guest.blocks[0].shared = true;
+        s.destination.dirty_memory = true;
+        s.concurrency.as_mut().unwrap().schedule_seed = Some(seed);
+        let r = run(&s, &RunOptions::default());
+        assert_eq!(
+            r.verdict,
+            Verdict::Pass,
+            "schedule seed {seed}: {:#?}",
+            r.invariants
+        );
+        let restored = r
+            .invariants
+            .iter()
+            .find(|i| i.name.name() == "restored-equals-switchover")
+            .unwrap();
+        assert!(
+            restored.detail.contains("512 of them in blocks ignored"),
+            "{}",
+            restored.detail
+        );
+        let f = &r.files[0].file;
+        let mut bytes = vec![0u8; f.len() as usize];
+        f.read_at(0, &mut bytes).unwrap();
+        let info = reader::inspect(&bytes).unwrap();
+        assert!(info.blocks[0].ignored && !info.blocks[1].ignored);
+        assert_eq!(info.blocks[0].pages_present, 0);
+        let c = &r.concurrency.as_ref().unwrap()[0];
+        assert!(
+            c.pages_sent > 0 && c.pages_sent < 512,
+            "schedule seed {seed}: {} pages sent for a 64-page private block",
+            c.pages_sent
+        );
+        // The guest wrote pc.ram during the copy all the same.
+        let written = r.switchover[0].iter().filter(|p| p.version > 1).count();
+        assert!(
+            written > 0,
+            "schedule seed {seed}: the vCPUs never wrote pc.ram"
+        );
+    }
+}

@@ -375,7 +375,7 @@ fn a_crash_image_rebuilt_alone_gets_the_verdict_faults_gave_it() {
     load(&image, &load_opts(fixed_ram()), &mut dest).unwrap();
     let rr = run_report(&s);
     let (bad, _, stories) =
-        migsim_harness::oracle::compare_restored(&s.blocks(), &rr.switchover, &dest, 3);
+        migsim_harness::oracle::compare_restored(&s.blocks(), &rr.switchover, &dest, 3, false);
     assert_eq!(bad, w.bad_pages);
     assert!(w.detail.contains(&stories[0]), "{} / {stories:?}", w.detail);
 }

@@ -419,6 +419,7 @@ fn plan_strategy() -> impl Strategy<Value = Plan> {
                 .map(|(name, p)| RamBlockDesc {
                     name,
                     used_length: p * PAGE,
+                    shared: false,
                 })
                 .collect::<Vec<_>>()
         });
@@ -908,6 +909,7 @@ fn zero_after_data_concrete() {
         blocks: vec![RamBlockDesc {
             name: "pc.ram".into(),
             used_length: 2 * PAGE,
+            shared: false,
         }],
         passes: vec![
             vec![(0, 0, Content::Data(7)), (0, 1, Content::OneByte(4095, 1))],

@@ -27,6 +27,7 @@ pub fn block(name: &str, pages: u64) -> RamBlockDesc {
     RamBlockDesc {
         name: name.into(),
         used_length: pages * PAGE,
+        shared: false,
     }
 }
 

@@ -15,10 +15,12 @@ fn blocks() -> Vec<RamBlockDesc> {
         RamBlockDesc {
             name: "pc.ram".into(),
             used_length: 16 * 4096,
+            shared: false,
         },
         RamBlockDesc {
             name: "one".into(),
             used_length: 4096,
+            shared: false,
         },
     ]
 }
@@ -258,6 +260,7 @@ fn writer_refuses_used_length_zero_or_not_page_multiple() {
         let b = RamBlockDesc {
             name: "pc.ram".into(),
             used_length,
+            shared: false,
         };
         let m = setup_err(start(&Capabilities::none(), vec![b]));
         assert!(m.contains("must be a positive multiple of 4096"), "{m}");
@@ -455,4 +458,138 @@ fn x_ignore_shared_puts_each_blocks_address_before_its_mapped_ram_header() {
         ..LoadOptions::default()
     };
     load(&bytes, &opts, &mut NullSink).unwrap();
+}
+
+/// The blocks of [`blocks`], the first (`pc.ram`) on shared memory.
+fn blocks_shared_ram() -> Vec<RamBlockDesc> {
+    let mut b = blocks();
+    b[0].shared = true;
+    b
+}
+
+fn ignore_shared(fixed_ram: bool) -> Capabilities {
+    use migsim_format::caps::{Capability, Profile};
+    let mut caps = Capabilities::for_profile(Profile::MappedRam);
+    caps.set(&[
+        (Capability::MappedRam, fixed_ram),
+        (Capability::XIgnoreShared, true),
+    ])
+    .unwrap();
+    caps
+}
+
+#[test]
+fn x_ignore_shared_writes_an_ignored_block_as_offsets_0_and_no_page_area() {
+    use migsim_format::fixed_ram::PAGE_AREA_ALIGN;
+    use migsim_format::reader::{LoadOptions, load};
+    use migsim_harness::sim::dest::{Destination, GARBAGE};
+    let caps = ignore_shared(true);
+    let mut w =
+        MigrationWriter::start(SimFile::new(), "pc-i440fx-10.0", &caps, blocks_shared_ram())
+            .unwrap();
+    w.begin_iteration().unwrap();
+    // A page of the ignored block is refused, naming it; the private one goes.
+    let e = w.save_page(0, 3, &page(0x11)).unwrap_err().to_string();
+    assert!(
+        e.contains("block pc.ram is on shared memory and x-ignore-shared is on"),
+        "{e}"
+    );
+    assert!(
+        w.set_page_bit(0, 3, true).is_err(),
+        "a channel may not send it either"
+    );
+    w.save_page(1, 0, &page(0x33)).unwrap();
+    w.end_iteration().unwrap();
+    w.begin_completion().unwrap();
+    let bytes = w.finish(&[device()]).unwrap().0.to_vec();
+
+    let info = inspect(&bytes).unwrap();
+    let (ram, one) = (&info.blocks[0], &info.blocks[1]);
+    assert!(ram.ignored && !one.ignored);
+    let fr = ram.fixed_ram.as_ref().unwrap();
+    assert_eq!(ram.mr_addr, Some(0));
+    assert_eq!(
+        (
+            fr.bitmap_offset,
+            fr.pages_offset,
+            fr.bitmap_len,
+            ram.pages_present
+        ),
+        (0, 0, 0, 0)
+    );
+    // The raw header: version 1, page size 4096, both offsets 0.
+    let h = fr.header_offset as usize;
+    assert_eq!(&bytes[h..h + 4], &1u32.to_be_bytes());
+    assert_eq!(&bytes[h + 4..h + 12], &4096u64.to_be_bytes());
+    assert_eq!(&bytes[h + 12..h + 28], &[0u8; 16]);
+    // The next record follows the header: no bitmap, no page area.
+    assert_eq!(one.record_offset, fr.header_offset + 28);
+    let one_fr = one.fixed_ram.as_ref().unwrap();
+    assert_eq!(one_fr.pages_offset, PAGE_AREA_ALIGN, "the first page area");
+    assert_eq!(one.pages_present, 1);
+    assert!(
+        (bytes.len() as u64) < PAGE_AREA_ALIGN + 2 * PAGE as u64,
+        "no room for pc.ram's 64 KiB: {} bytes",
+        bytes.len()
+    );
+
+    // A dirty destination keeps pc.ram as it was; block one is loaded.
+    let mut dest = Destination::new(&blocks(), true);
+    let opts = LoadOptions {
+        caps: Some(caps),
+        ..LoadOptions::default()
+    };
+    load(&bytes, &opts, &mut dest).unwrap();
+    assert!(
+        dest.block(0).iter().all(|&x| x == GARBAGE),
+        "pc.ram touched"
+    );
+    assert_eq!(dest.page(1, 0), &page(0x33)[..]);
+
+    // In a stream without x-ignore-shared, that header (offsets zeroed in
+    // a plain mapped-ram save) is refused by name.
+    let mut plain = Capabilities::for_profile(migsim_format::caps::Profile::MappedRam);
+    plain
+        .set(&[(migsim_format::caps::Capability::MappedRam, true)])
+        .unwrap();
+    let mut w = MigrationWriter::start(SimFile::new(), "pc-i440fx-10.0", &plain, blocks()).unwrap();
+    w.begin_completion().unwrap();
+    let mut other = w.finish(&[device()]).unwrap().0.to_vec();
+    let oi = inspect(&other).unwrap();
+    let h = oi.blocks[0].fixed_ram.as_ref().unwrap().header_offset as usize;
+    other[h + 12..h + 28].fill(0);
+    let e = inspect(&other).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "ramblock pc.ram: fixed-ram header has bitmap_offset and pages_offset 0, the encoding \
+         of a block ignored under x-ignore-shared, but the stream does not list x-ignore-shared"
+    );
+}
+
+#[test]
+fn x_ignore_shared_sequential_stream_carries_no_page_of_an_ignored_block() {
+    let caps = ignore_shared(false);
+    let mut w =
+        MigrationWriter::start(SimFile::new(), "pc-i440fx-10.0", &caps, blocks_shared_ram())
+            .unwrap();
+    w.begin_iteration().unwrap();
+    assert!(w.save_page(0, 0, &page(0x11)).is_err());
+    w.save_page(1, 0, &page(0x33)).unwrap();
+    w.end_iteration().unwrap();
+    w.begin_completion().unwrap();
+    let bytes = w.finish(&[device()]).unwrap().0.to_vec();
+    let info = inspect(&bytes).unwrap();
+    assert_eq!(info.blocks[0].pages_present, 0);
+    assert_eq!(info.blocks[1].pages_present, 1);
+    assert_eq!(info.blocks[0].mr_addr, Some(0));
+    // The same blocks without x-ignore-shared: pc.ram migrates as any other.
+    let mut w = MigrationWriter::start(
+        SimFile::new(),
+        "pc-i440fx-10.0",
+        &Capabilities::none(),
+        blocks_shared_ram(),
+    )
+    .unwrap();
+    w.begin_iteration().unwrap();
+    w.save_page(0, 0, &page(0x11)).unwrap();
 }

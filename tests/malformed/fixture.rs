@@ -42,10 +42,12 @@ pub(crate) fn blocks() -> Vec<RamBlockDesc> {
         RamBlockDesc {
             name: "pc.ram".into(),
             used_length: RAM_PAGES * PAGE,
+            shared: false,
         },
         RamBlockDesc {
             name: "pc.rom".into(),
             used_length: PAGE,
+            shared: false,
         },
     ]
 }

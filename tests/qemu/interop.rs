@@ -241,6 +241,7 @@ impl Qemu {
                 Some(RamBlockDesc {
                     name: f[0].to_string(),
                     used_length: used,
+                    shared: false,
                 })
             })
             .collect();
@@ -2269,5 +2270,199 @@ fn qemu_run_catches_a_page_changed_in_the_saved_file() {
             );
         }
         println!("{}: {what}; both restores name it", r["layout"]);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// x-ignore-shared: QEMU 10.0's mapped-ram paths (fixed upstream for 11.0)
+// ---------------------------------------------------------------------------
+
+/// A paused `pc` guest of 16 MiB (`extra` on its command line) saved to
+/// `NAME.mig` with `caps`: QEMU, the file and the final `query-migrate`.
+fn qemu_save_paused(
+    info: &QemuInfo,
+    dir: &Path,
+    name: &str,
+    caps: &[&str],
+    extra: &[&str],
+) -> (Qemu, PathBuf, Value) {
+    let mut args = vec!["-S"];
+    args.extend_from_slice(extra);
+    let mut q = Qemu::start(info, dir, name, info.machine("pc"), 16, &info.accel, &args);
+    q.set_caps(caps);
+    let mig = dir.join(format!("{name}.mig"));
+    q.cmd(
+        "migrate",
+        json!({ "uri": format!("file:{}", mig.display()) }),
+    );
+    let st = q.wait_migration(Duration::from_secs(60), |_, _| {});
+    (q, mig, st)
+}
+
+/// QEMU 10.0.x saves a mapped-ram + x-ignore-shared file (no block on
+/// shared memory) whose layout is the one migsim writes and reads (every
+/// block record: used_length, be64 mr_addr, then the mapped-ram header),
+/// migsim restores it exactly, and QEMU 10.0.x cannot load it: its
+/// `parse_ramblock` returns through the mapped-ram path before reading
+/// mr_addr, so it takes mr_addr and the header's first 20 bytes as the
+/// header. Fixed upstream by b043f6df27 (Nov 2025, QEMU 11.0 dev tree),
+/// which reads mr_addr first. A QEMU divergence, recorded in the README;
+/// on another QEMU version the outcome is printed, not asserted.
+#[test]
+fn qemu_10_0_cannot_load_its_own_mapped_ram_x_ignore_shared_save() {
+    let Some(info) = qemu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let caps = ["x-ignore-shared", "mapped-ram"];
+    let (mut src, mig, st) = qemu_save_paused(info, dir.path(), "src", &caps, &[]);
+    assert_eq!(st["status"], "completed", "{st}\n{}", src.stderr());
+    let blocks = src.ramblocks();
+    let machine = info.machine("pc").to_string();
+
+    let file = DiskFile::open(&mig).unwrap();
+    let stream = inspect(&file).unwrap();
+    assert_eq!(stream.capabilities, caps);
+    let mut addrs = Vec::new();
+    for b in &stream.blocks {
+        let fr = b.fixed_ram.as_ref().unwrap();
+        let header = b.record_offset + 1 + b.name.len() as u64 + 8 + 8;
+        assert_eq!(
+            fr.header_offset, header,
+            "{}: header not after mr_addr",
+            b.name
+        );
+        let plan = migsim_format::fixed_ram::BlockLayout::plan(header, b.used_length);
+        assert_eq!(
+            (fr.bitmap_offset, fr.pages_offset),
+            (plan.header.bitmap_offset, plan.header.pages_offset),
+            "{}: QEMU's offsets are not migsim's layout",
+            b.name
+        );
+        assert!(!b.ignored, "{}: no block is on shared memory", b.name);
+        addrs.push(format!("{} {:#x}", b.name, b.mr_addr.unwrap()));
+    }
+    let (_, restored) = migsim_restore(&mig, &blocks, &machine, &caps, true)
+        .unwrap_or_else(|e| panic!("migsim cannot restore QEMU's {caps:?} save: {e}"));
+    let maps = src.flatview();
+    let pages = compare_visible(
+        &mut src,
+        &maps,
+        &restored,
+        16 * MIB,
+        "QEMU mapped-ram + x-ignore-shared save restored by migsim",
+        &describe_bytes,
+    );
+
+    let (dst, _, st) = qemu_load(info, dir.path(), "dst", &machine, 16, &mig, &caps, &[]);
+    let err = st["error-desc"].as_str().unwrap_or_default().to_string();
+    println!(
+        "QEMU {} mapped-ram + x-ignore-shared save ({} blocks, mr_addr: {}): migsim restores it \
+         ({pages:?}); QEMU loading it: {}, {err:?}; stderr: {}",
+        info.short_version(),
+        stream.blocks.len(),
+        addrs.join(", "),
+        st["status"],
+        dst.stderr().trim()
+    );
+    if info.is_10_0() {
+        assert_ne!(
+            st["status"], "completed",
+            "QEMU 10.0.x loads mapped-ram + x-ignore-shared now: the divergence is gone"
+        );
+        // mr_addr (0) and the real header's first 20 bytes read as the
+        // header: pages_offset is the real bitmap_offset, not page-aligned.
+        assert!(
+            dst.stderr()
+                .contains("Error reading ramblock pc.ram pages, region has bad alignment"),
+            "{st}\n{}",
+            dst.stderr()
+        );
+    }
+}
+
+/// pc.ram on shared memory (`memory-backend-file,share=on`) with
+/// x-ignore-shared. Sequential: QEMU 10 sends none of pc.ram's pages (its
+/// record, with mr_addr, only; migsim's `shared = true` blocks are written
+/// the same way) and a destination mapping the same file loads it and has
+/// the source's memory. Mapped-ram: QEMU 10.0.x fails the save, trying to
+/// write the ignored block's bitmap (fixed upstream by 0b510b51b6, Nov
+/// 2025, which writes both offsets 0 and no page area: the encoding
+/// migsim writes and reads).
+#[test]
+fn qemu_10_x_ignore_shared_skips_a_shared_pc_ram_and_10_0_fails_it_under_mapped_ram() {
+    let Some(info) = qemu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ram = dir.path().join("pc.ram.shm");
+    let backend = format!(
+        "memory-backend-file,id=pc.ram,size=16M,mem-path={},share=on",
+        ram.display()
+    );
+    let extra = [
+        "-object",
+        backend.as_str(),
+        "-machine",
+        "memory-backend=pc.ram",
+    ];
+    let machine = info.machine("pc").to_string();
+
+    // Sequential.
+    let caps = ["x-ignore-shared"];
+    let (mut src, mig, st) = qemu_save_paused(info, dir.path(), "seq", &caps, &extra);
+    assert_eq!(st["status"], "completed", "{st}\n{}", src.stderr());
+    let before = src.pmemsave(0, 16 * MIB);
+    let stream = inspect(&DiskFile::open(&mig).unwrap()).unwrap();
+    let pc = stream.blocks.iter().find(|b| b.name == "pc.ram").unwrap();
+    assert_eq!(
+        (pc.pages_present, pc.zero_records, pc.mr_addr),
+        (0, 0, Some(0)),
+        "QEMU sent pages of an ignored pc.ram"
+    );
+    let others: u64 = stream
+        .blocks
+        .iter()
+        .map(|b| b.pages_present + b.zero_records)
+        .sum();
+    assert!(others > 0, "the private blocks (ROMs) still migrate");
+    drop(src);
+    let (mut dst, _, st) = qemu_load(
+        info,
+        dir.path(),
+        "seq-dst",
+        &machine,
+        16,
+        &mig,
+        &caps,
+        &extra,
+    );
+    assert_eq!(st["status"], "completed", "{st}\n{}", dst.stderr());
+    assert!(
+        dst.pmemsave(0, 16 * MIB) == before,
+        "the destination mapping the same file does not have the source's memory"
+    );
+    println!(
+        "QEMU {} sequential + x-ignore-shared, pc.ram shared: {} bytes, pc.ram 0 pages, \
+         {others} pages of the other blocks; loads with the same backend, memory equal",
+        info.short_version(),
+        stream.file_len
+    );
+    drop(dst);
+
+    // Mapped-ram.
+    let caps = ["x-ignore-shared", "mapped-ram"];
+    let (src, _, st) = qemu_save_paused(info, dir.path(), "mapped", &caps, &extra);
+    let err = st["error-desc"].as_str().unwrap_or_default().to_string();
+    println!(
+        "QEMU {} mapped-ram + x-ignore-shared, pc.ram shared: save {}, {err:?}; stderr: {}",
+        info.short_version(),
+        st["status"],
+        src.stderr().trim()
+    );
+    if info.is_10_0() {
+        assert_eq!(st["status"], "failed", "{st}");
+        assert!(
+            err.contains("Failed to write bitmap to file")
+                || src.stderr().contains("Failed to write bitmap"),
+            "{st}\n{}",
+            src.stderr()
+        );
     }
 }

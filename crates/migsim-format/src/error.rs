@@ -193,6 +193,13 @@ pub enum LoadError {
         /// The page size.
         page_size: u64,
     },
+    /// A fixed-ram header with both offsets 0 (an ignored block) in a
+    /// stream without x-ignore-shared.
+    #[error("ramblock {}: fixed-ram header has bitmap_offset and pages_offset 0, the encoding of a block ignored under x-ignore-shared, but the stream does not list x-ignore-shared", p(.name))]
+    IgnoredWithoutCapability {
+        /// Block name.
+        name: String,
+    },
     /// Page area not page-aligned.
     #[error("Error reading ramblock {} pages, region has bad alignment ({pages_offset:#x})", p(.name))]
     PagesMisaligned {

@@ -104,6 +104,12 @@ pub enum ExtractError {
     /// The output could not be written (report it against the output).
     #[error("{0}")]
     Output(io::Error),
+    /// The block is ignored under x-ignore-shared: the file holds none of
+    /// its memory.
+    #[error(
+        "RAMBlock {0} is ignored under x-ignore-shared (shared memory): the file holds none of its pages, its memory is the shared backend's"
+    )]
+    Ignored(String),
     /// No such block.
     #[error("no RAMBlock named {want:?} in the file; it has: {have}")]
     NoBlock {
@@ -145,6 +151,9 @@ pub fn extract<F: MigFile + ?Sized>(
     }
     let found = sink.index.is_some();
     match result {
+        Ok(info) if info.blocks.iter().any(|b| b.name == name && b.ignored) => Err(
+            ExtractError::Ignored(crate::wire::printable(name.as_bytes())),
+        ),
         Ok(info) if found => Ok(info),
         Ok(info) => Err(ExtractError::NoBlock {
             want: name.to_string(),

@@ -12,6 +12,13 @@
 //! pages_offset + used_length: the next block record (or the list's EOS)
 //! ```
 //! Bytes between the bitmap and the page area are never written (holes).
+//!
+//! A block *ignored* under x-ignore-shared (shared memory: the destination
+//! maps the same memory, so nothing of it is sent) has the same header with
+//! `bitmap_offset = pages_offset = 0`, and no bitmap and no page area: the
+//! next record follows the header at H+28 (QEMU 11.0, 0b510b51b6; QEMU
+//! 10.0 fails that save instead). A reader accepts that encoding only when
+//! the stream lists x-ignore-shared.
 
 use crate::bitmap::PageBitmap;
 use crate::ram::PAGE_SIZE;
@@ -46,6 +53,13 @@ impl FixedRamHeader {
             .be64(self.pages_offset);
     }
 
+    /// Both offsets 0: the encoding of a block ignored under
+    /// x-ignore-shared (no real block can have either at 0, where the
+    /// stream's magic is).
+    pub fn is_ignored(&self) -> bool {
+        self.bitmap_offset == 0 && self.pages_offset == 0
+    }
+
     /// Decode 28 bytes.
     pub fn decode(b: &[u8; 28]) -> Self {
         let be64 = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
@@ -65,8 +79,10 @@ pub struct BlockLayout {
     pub header: FixedRamHeader,
     /// Bytes of bitmap.
     pub bitmap_len: u64,
-    /// Bytes of page area (= used_length).
+    /// Bytes of page area (= used_length; 0 for an ignored block).
     pub used_length: u64,
+    /// Absolute offset of the header.
+    pub header_offset: u64,
 }
 
 impl BlockLayout {
@@ -85,7 +101,29 @@ impl BlockLayout {
             },
             bitmap_len,
             used_length,
+            header_offset,
         }
+    }
+
+    /// The layout of a block ignored under x-ignore-shared whose header
+    /// starts at `header_offset`: both offsets 0, no bitmap, no pages.
+    pub fn ignored(header_offset: u64) -> Self {
+        Self {
+            header: FixedRamHeader {
+                version: HEADER_VERSION,
+                page_size: PAGE_SIZE,
+                bitmap_offset: 0,
+                pages_offset: 0,
+            },
+            bitmap_len: 0,
+            used_length: 0,
+            header_offset,
+        }
+    }
+
+    /// Whether this is an ignored block's layout (both offsets 0).
+    pub fn is_ignored(&self) -> bool {
+        self.header.is_ignored()
     }
 
     /// Absolute offset of page `i`.
@@ -93,8 +131,13 @@ impl BlockLayout {
         self.header.pages_offset + i * PAGE_SIZE
     }
 
-    /// Where the stream continues after this block's page area.
+    /// Where the stream continues after this block's page area (after
+    /// the header, for an ignored block).
     pub fn end(&self) -> u64 {
-        self.header.pages_offset + self.used_length
+        if self.is_ignored() {
+            self.header_offset + HEADER_LEN
+        } else {
+            self.header.pages_offset + self.used_length
+        }
     }
 }

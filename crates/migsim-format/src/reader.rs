@@ -225,6 +225,11 @@ pub struct BlockInfo {
     /// x-ignore-shared: the region's guest address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mr_addr: Option<u64>,
+    /// Fixed-ram with x-ignore-shared: the header's offsets are both 0,
+    /// the encoding of a block on shared memory that the migration skips
+    /// (no bitmap, no page area; the destination keeps its own memory).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ignored: bool,
     /// Fixed-ram layout, when the stream uses it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fixed_ram: Option<FixedRamInfo>,
@@ -922,6 +927,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                 pages_present: 0,
                 zero_records: 0,
                 mr_addr,
+                ignored: false,
                 fixed_ram: None,
             });
             if self.fixed {
@@ -947,6 +953,9 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                 name,
                 page_size: h.page_size,
             });
+        }
+        if h.is_ignored() {
+            return self.ignored_block(index, header_offset, &h);
         }
         if !h.pages_offset.is_multiple_of(PAGE_SIZE) {
             return Err(LoadError::PagesMisaligned {
@@ -990,6 +999,35 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
             pages_offset: h.pages_offset,
         });
         self.cur.seek(h.pages_offset + used_length);
+        Ok(())
+    }
+
+    /// A header with both offsets 0: a block ignored under x-ignore-shared
+    /// (QEMU 11.0's `parse_ramblock_mapped_ram` returns there too), whose
+    /// next record follows the header. Refused in a stream that does not
+    /// list x-ignore-shared, where no block is ever ignored.
+    fn ignored_block(
+        &mut self,
+        index: usize,
+        header_offset: u64,
+        h: &FixedRamHeader,
+    ) -> Result<(), LoadError> {
+        if !self.ignore_shared {
+            return Err(LoadError::IgnoredWithoutCapability {
+                name: self.blocks[index].name.clone(),
+            });
+        }
+        let b = &mut self.blocks[index];
+        b.ignored = true;
+        b.fixed_ram = Some(FixedRamInfo {
+            header_offset,
+            version: h.version,
+            page_size: h.page_size,
+            bitmap_offset: 0,
+            bitmap_len: 0,
+            pages_offset: 0,
+        });
+        self.cur.seek(header_offset + HEADER_LEN);
         Ok(())
     }
 

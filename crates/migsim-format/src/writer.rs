@@ -49,12 +49,26 @@ pub struct RamBlockDesc {
     pub name: String,
     /// Bytes, a multiple of the page size.
     pub used_length: u64,
+    /// Backed by shared memory (QEMU: a `memory-backend-file` with
+    /// `share=on`): with x-ignore-shared the block is *ignored*, its record
+    /// is written (with `mr_addr`) but none of its pages, and under
+    /// fixed-ram its header carries bitmap_offset = pages_offset = 0 and no
+    /// page area follows (QEMU 0b510b51b6, 11.0). Without x-ignore-shared
+    /// it migrates like any other block.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 impl RamBlockDesc {
     /// Number of pages.
     pub fn pages(&self) -> u64 {
         self.used_length / PAGE_SIZE
+    }
+
+    /// Whether a migration with x-ignore-shared `on` skips this block
+    /// (QEMU's `migrate_ram_is_ignored`).
+    pub fn ignored(&self, ignore_shared: bool) -> bool {
+        ignore_shared && self.shared
     }
 }
 
@@ -125,6 +139,8 @@ pub struct MigrationWriter<F: MigFile, H: SaveHooks = ()> {
     /// Detect all-zero pages (QEMU's `zero-page-detection` other than
     /// `none`); when off, every page is written as data.
     detect_zero: bool,
+    /// x-ignore-shared is on: shared blocks are ignored.
+    ignore_shared: bool,
 }
 
 /// Where [`MigrationWriter::save_pages`] gets page bytes. Called from
@@ -219,6 +235,7 @@ impl<F: MigFile> MigrationWriter<F> {
             integrity: false,
             stream_start: offset,
             detect_zero: true,
+            ignore_shared: caps.has(crate::caps::Capability::XIgnoreShared),
         };
         stream::encode_preamble(&mut w.pending, machine, &w.validated);
         stream::encode_section_start(
@@ -229,7 +246,7 @@ impl<F: MigFile> MigrationWriter<F> {
             0,
             RAM_VERSION,
         );
-        let ignore_shared = caps.has(crate::caps::Capability::XIgnoreShared);
+        let ignore_shared = w.ignore_shared;
         let total: u64 = w.blocks.iter().map(|b| b.used_length).sum();
         w.pending.be64(total | flag::MEM_SIZE);
         for i in 0..w.blocks.len() {
@@ -243,6 +260,14 @@ impl<F: MigFile> MigrationWriter<F> {
             }
             if let LayoutState::FixedRam { blocks, .. } = &mut w.layout {
                 let header_at = w.pos + w.pending.buf.len() as u64;
+                if b.ignored(ignore_shared) {
+                    // Both offsets 0, no bitmap, no page area: the next
+                    // record follows the header.
+                    let l = BlockLayout::ignored(header_at);
+                    l.header.encode(&mut w.pending);
+                    blocks.push(l);
+                    continue;
+                }
                 let l = BlockLayout::plan(header_at, b.used_length);
                 l.header.encode(&mut w.pending);
                 blocks.push(l);
@@ -275,6 +300,7 @@ impl<F: MigFile> MigrationWriter<F> {
             integrity: self.integrity,
             stream_start: self.stream_start,
             detect_zero: self.detect_zero,
+            ignore_shared: self.ignore_shared,
         }
     }
 }
@@ -401,6 +427,21 @@ impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
                 "page {page:#x} ({len} bytes) outside block {} of {} pages",
                 b.name,
                 b.pages()
+            )));
+        }
+        self.refuse_ignored(block)
+    }
+
+    /// A page of a block ignored under x-ignore-shared is never sent: the
+    /// destination maps the same shared memory. (QEMU 10.0's save tried to
+    /// write the bitmap of such a block under mapped-ram and failed, "Bad
+    /// address"; 0b510b51b6 skips them.)
+    fn refuse_ignored(&self, block: usize) -> Result<(), SaveError> {
+        let b = &self.blocks[block];
+        if b.ignored(self.ignore_shared) {
+            return Err(SaveError::Setup(format!(
+                "block {} is on shared memory and x-ignore-shared is on: its pages are not migrated",
+                b.name
             )));
         }
         Ok(())
@@ -561,6 +602,9 @@ impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
         }
         if let LayoutState::FixedRam { blocks, bitmaps } = &self.layout {
             for (i, (l, bm)) in blocks.iter().zip(bitmaps).enumerate() {
+                if l.is_ignored() {
+                    continue;
+                }
                 let mut bytes = bm.to_le_bytes();
                 self.hooks.bitmap_bytes(i, &mut bytes);
                 self.file.write_at(l.header.bitmap_offset, &bytes)?;

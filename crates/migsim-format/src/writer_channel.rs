@@ -20,7 +20,7 @@ impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
     /// only the block and page are checked.
     fn check_channel_page(&self, block: usize, page: u64) -> Result<(), SaveError> {
         match self.blocks.get(block) {
-            Some(b) if page < b.pages() => Ok(()),
+            Some(b) if page < b.pages() => self.refuse_ignored(block),
             Some(b) => Err(SaveError::Setup(format!(
                 "page {page:#x} outside block {} of {} pages",
                 b.name,

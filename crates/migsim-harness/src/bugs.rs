@@ -269,6 +269,7 @@ mod tests {
         RamBlockDesc {
             name: name.into(),
             used_length: pages * PAGE as u64,
+            shared: false,
         }
     }
 

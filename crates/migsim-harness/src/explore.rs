@@ -49,6 +49,7 @@ pub fn generate(seed: u64) -> Scenario {
     let mut blocks = vec![BlockSpec {
         name: "pc.ram".into(),
         size: Size(r.gen_range(16..=1024) * PAGE),
+        shared: false,
     }];
     for name in names.iter().take(nblocks - 1) {
         let pages = if r.gen_bool(0.3) {
@@ -59,6 +60,7 @@ pub fn generate(seed: u64) -> Scenario {
         blocks.push(BlockSpec {
             name: (*name).into(),
             size: Size(pages * PAGE),
+            shared: false,
         });
     }
     let bandwidth = r.gen_range(16..=512);
@@ -179,11 +181,16 @@ pub fn generate(seed: u64) -> Scenario {
 /// A fifth of the seeds turn x-ignore-shared on (every block record then
 /// carries its address), from their own stream so the other fields stay
 /// what they were; not with a destination layout setting of its own
-/// (that check is about the layout capability alone).
+/// (that check is about the layout capability alone). Then each block is
+/// on shared memory with probability one half, so ignored: not sent, and
+/// under mapped-ram a header with both offsets 0 and no page area.
 fn add_ignore_shared(s: &mut Scenario, seed: u64) {
     let mut r = rng::stream(seed, "explore-ignore-shared");
     if r.gen_bool(0.2) && s.destination.fixed_ram.is_none() {
         s.migration.capabilities.push(Capability::XIgnoreShared);
+        for b in &mut s.guest.blocks {
+            b.shared = r.gen_bool(0.5);
+        }
     }
 }
 

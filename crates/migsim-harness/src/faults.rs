@@ -423,6 +423,12 @@ struct Judge<'a> {
 }
 
 impl Judge<'_> {
+    fn ignore_shared(&self) -> bool {
+        self.opts
+            .caps
+            .is_some_and(|c| c.has(migsim_format::caps::Capability::XIgnoreShared))
+    }
+
     fn judge(&self, image: &Vec<u8>) -> (Outcome, u64, String) {
         let mut dest = VerifyingDestination::new(self.seed, &self.blocks, self.dirty);
         if let Err(e) = load(image, &self.opts, &mut dest) {
@@ -433,8 +439,13 @@ impl Judge<'_> {
 
     /// A destination that loaded, against the guest at switchover.
     fn compare(&self, dest: &VerifyingDestination) -> (Outcome, u64, String) {
-        let (bad, total, stories) =
-            crate::oracle::compare_restored(&self.blocks, self.states, dest, 3);
+        let (bad, total, stories) = crate::oracle::compare_restored(
+            &self.blocks,
+            self.states,
+            dest,
+            3,
+            self.ignore_shared(),
+        );
         if bad == 0 {
             (Outcome::Exact, 0, format!("{total} pages equal"))
         } else {

@@ -240,8 +240,29 @@ impl OracleInput<'_> {
             ..LoadOptions::default()
         };
         load(f.file, &opts, &mut dest).map_err(|e| format!("the reader refused the file: {e}"))?;
-        let (bad, total, stories) = compare_restored(self.blocks, self.states, &dest, 5);
-        if bad == 0 {
+        let (bad, total, stories) =
+            compare_restored(self.blocks, self.states, &dest, 5, self.ignore_shared);
+        self.restored_verdict(bad, total, &stories)
+    }
+
+    /// The restore invariant's result from a comparison's figures.
+    pub(crate) fn restored_verdict(
+        &self,
+        bad: u64,
+        total: u64,
+        stories: &[String],
+    ) -> Result<String, String> {
+        let kept: u64 = self
+            .blocks
+            .iter()
+            .filter(|b| b.ignored(self.ignore_shared))
+            .map(RamBlockDesc::pages)
+            .sum();
+        if bad == 0 && kept > 0 {
+            Ok(format!(
+                "{total} pages equal ({kept} of them in blocks ignored under x-ignore-shared, untouched by the load)"
+            ))
+        } else if bad == 0 {
             Ok(format!("{total} pages equal"))
         } else {
             Err(format!(
@@ -318,12 +339,24 @@ impl OracleInput<'_> {
         mark + integrity
     }
 
-    /// (pages_offset, header_offset) of each block, laid out here.
+    /// Whether block `b` is ignored (x-ignore-shared on, shared memory).
+    fn ignored(&self, b: usize) -> bool {
+        self.blocks[b].ignored(self.ignore_shared)
+    }
+
+    /// (pages_offset, header_offset) of each block, laid out here; an
+    /// ignored block has no bitmap and no page area, and the next record
+    /// follows its header (its pages_offset here is that point).
     pub(crate) fn fixed_layout(&self) -> (Vec<(u64, u64)>, u64) {
         let mut pos = self.preamble_len(&self.listed(true)) + Self::START_HEADER;
         let mut v = Vec::new();
-        for b in self.blocks {
+        for (i, b) in self.blocks.iter().enumerate() {
             let header = pos + 1 + b.name.len() as u64 + 8 + self.mr_addr_len();
+            if self.ignored(i) {
+                v.push((header + 28, header));
+                pos = header + 28;
+                continue;
+            }
             let bitmap_end = header + 28 + b.pages().div_ceil(64) * 8;
             let pages_offset = bitmap_end.div_ceil(MIB) * MIB;
             v.push((pages_offset, header));
@@ -398,38 +431,78 @@ impl OracleInput<'_> {
         }
     }
 
-    fn writes_in_place(&self, file: &SimFile) -> Result<String, String> {
-        let (layout, _) = self.fixed_layout();
-        // Headers hold the layout computed here.
+    /// The headers of `file` hold the layout computed here (an ignored
+    /// block's: both offsets 0).
+    pub(crate) fn check_headers<F: MigFile + ?Sized>(
+        &self,
+        layout: &[(u64, u64)],
+        file: &F,
+    ) -> Result<(), String> {
         for (b, &(pages_offset, header)) in layout.iter().enumerate() {
             let mut h = [0u8; 28];
-            use migsim_format::io::MigFile;
             file.read_at(header, &mut h).map_err(|e| e.to_string())?;
             let bitmap_offset = u64::from_be_bytes(h[12..20].try_into().expect("8"));
             let got_pages = u64::from_be_bytes(h[20..28].try_into().expect("8"));
-            if bitmap_offset != header + 28 || got_pages != pages_offset || pages_offset % MIB != 0
-            {
+            let (want_bitmap, want_pages) = if self.ignored(b) {
+                (0, 0)
+            } else {
+                (header + 28, pages_offset)
+            };
+            if bitmap_offset != want_bitmap || got_pages != want_pages || want_pages % MIB != 0 {
                 return Err(format!(
-                    "{}: header says bitmap {bitmap_offset:#x}, pages {got_pages:#x}; layout says {:#x}, {pages_offset:#x}",
+                    "{}: header says bitmap {bitmap_offset:#x}, pages {got_pages:#x}; layout says {want_bitmap:#x}, {want_pages:#x}",
                     self.blocks[b].name,
-                    header + 28
                 ));
             }
         }
-        // Page areas and bitmaps lie in stream order at increasing offsets:
-        // found by binary search, so the check stays linear in the writes
-        // however many blocks there are.
-        let area_end = |b: usize| layout[b].0 + self.blocks[b].used_length;
-        // The last block whose page area starts before `end`.
-        let area_before = |end: u64| layout.partition_point(|&(po, _)| po < end).checked_sub(1);
+        Ok(())
+    }
+
+    /// The blocks not ignored, and their (pages_offset, header_offset):
+    /// page areas and bitmaps in stream order at increasing offsets, for
+    /// binary searches.
+    pub(crate) fn live_areas(&self, layout: &[(u64, u64)]) -> (Vec<usize>, Vec<(u64, u64)>) {
+        let live: Vec<usize> = (0..self.blocks.len())
+            .filter(|&b| !self.ignored(b))
+            .collect();
+        let areas = live.iter().map(|&b| layout[b]).collect();
+        (live, areas)
+    }
+
+    /// Each block's bitmap written exactly once (an ignored block's: none).
+    pub(crate) fn check_bitmap_writes(&self, writes: &[u32]) -> Result<(), String> {
+        match (0..self.blocks.len()).find(|&b| writes[b] != u32::from(!self.ignored(b))) {
+            Some(b) => Err(format!(
+                "bitmap of {} written {} times (expected {})",
+                self.blocks[b].name,
+                writes[b],
+                if self.ignored(b) {
+                    "never: the block is ignored"
+                } else {
+                    "once"
+                }
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn writes_in_place(&self, file: &SimFile) -> Result<String, String> {
+        let (layout, _) = self.fixed_layout();
+        self.check_headers(&layout, file)?;
+        // Binary searches over the areas keep the check linear in the
+        // writes however many blocks there are.
+        let (live, areas) = self.live_areas(&layout);
+        let area_end = |i: usize| areas[i].0 + self.blocks[live[i]].used_length;
+        // The last area starting before `end`.
+        let area_before = |end: u64| areas.partition_point(|&(po, _)| po < end).checked_sub(1);
         let area = |off: u64| {
             area_before(off + 1)
-                .filter(|&b| off < area_end(b))
-                .map(|b| (b, layout[b].0))
+                .filter(|&i| off < area_end(i))
+                .map(|i| (live[i], areas[i].0))
         };
-        let bitmap = |b: usize| {
-            let bm = layout[b].1 + 28;
-            (bm, bm + self.blocks[b].pages().div_ceil(64) * 8)
+        let bitmap = |i: usize| {
+            let bm = areas[i].1 + 28;
+            (bm, bm + self.blocks[live[i]].pages().div_ceil(64) * 8)
         };
         let final_pass = self.passes + 1;
         let mut sends = self.sends.iter().filter(|s| !s.zero);
@@ -439,8 +512,8 @@ impl OracleInput<'_> {
             let end = w.offset + w.len;
             // Which page area does the write touch, if any?
             let touched = area_before(end)
-                .filter(|&b| w.offset < area_end(b))
-                .map(|b| (b, layout[b].0));
+                .filter(|&i| w.offset < area_end(i))
+                .map(|i| (live[i], areas[i].0));
             if let Some((b, po)) = touched {
                 let name = &self.blocks[b].name;
                 match area(w.offset) {
@@ -481,12 +554,13 @@ impl OracleInput<'_> {
             } else {
                 // Every bitmap the write overlaps: those starting before
                 // its end, back to the first that ends before its start.
-                let last = layout.partition_point(|&(_, header)| header + 28 < end);
-                for b in (0..last).rev() {
-                    let (bm, bm_end) = bitmap(b);
+                let last = areas.partition_point(|&(_, header)| header + 28 < end);
+                for i in (0..last).rev() {
+                    let (bm, bm_end) = bitmap(i);
                     if bm_end <= w.offset {
                         break;
                     }
+                    let b = live[i];
                     if w.offset < bm_end && end > bm {
                         if w.pass != final_pass {
                             return Err(format!(
@@ -507,12 +581,7 @@ impl OracleInput<'_> {
                 s.page
             ));
         }
-        if let Some(b) = bitmap_writes.iter().position(|&n| n != 1) {
-            return Err(format!(
-                "bitmap of {} written {} times (expected once)",
-                self.blocks[b].name, bitmap_writes[b]
-            ));
-        }
+        self.check_bitmap_writes(&bitmap_writes)?;
         Ok(format!("{page_writes} page writes in place"))
     }
 
@@ -561,27 +630,45 @@ pub(crate) fn validated_on_load<F: MigFile>(
 /// Compare a restored destination with the guest's pages at switchover
 /// (`states`): (pages that differ, pages in all, the first `max_stories`
 /// differences told as `pc.ram page 0x12: restored v3, expected v5`).
+/// With `ignore_shared`, a block on shared memory is the destination's
+/// own (the same memory the source wrote): the load must leave it as it
+/// was, `pc.ram page 0x12: restored v3, expected untouched (ignored ...)`.
 pub fn compare_restored(
     blocks: &[RamBlockDesc],
     states: &[Vec<PageState>],
     dest: &VerifyingDestination,
     max_stories: usize,
+    ignore_shared: bool,
 ) -> (u64, u64, Vec<String>) {
     let mut stories = Vec::new();
     let mut bad = 0u64;
     let mut total = 0u64;
     for (b, blk) in blocks.iter().enumerate() {
+        let ignored = blk.ignored(ignore_shared);
         for p in 0..blk.pages() {
             total += 1;
             let st = states[b][p as usize];
-            let want = expected(b, p, st);
+            let want = if ignored {
+                dest.initial()
+            } else {
+                expected(b, p, st)
+            };
             let held = dest.held(b, p);
             if held == want {
                 continue;
             }
             bad += 1;
             if stories.len() < max_stories {
-                stories.push(restored_story(blocks, b, p, held, st));
+                stories.push(if ignored {
+                    format!(
+                        "{} page {p:#x}: the load wrote it ({}), but the block is on shared memory \
+                         and x-ignore-shared is on: it must stay untouched",
+                        blk.name,
+                        restored_story(blocks, b, p, held, st)
+                    )
+                } else {
+                    restored_story(blocks, b, p, held, st)
+                });
             }
         }
     }

@@ -198,6 +198,11 @@ pub(crate) fn devices_after(s: &Scenario, writes: u64) -> Vec<DeviceState> {
 /// vCPU 0's in the concurrency model).
 pub(crate) fn guest_and_workload(s: &Scenario, label: &str) -> (Guest, Workload) {
     let mut guest = Guest::new(rng::derive(s.seed, "content"), s.blocks());
+    if s.migration
+        .has(migsim_format::caps::Capability::XIgnoreShared)
+    {
+        guest = guest.ignoring_shared();
+    }
     let mut prefill_rng = rng::stream(s.seed, "prefill");
     Workload::prefill(&mut guest, s.guest.initial_fill, &mut prefill_rng);
     let workload = Workload::new(s.workload.clone(), &guest, rng::stream(s.seed, label));
@@ -478,14 +483,10 @@ pub(crate) fn destination_layout_refusal<F: MigFile>(s: &Scenario, file: &F) -> 
 
 /// `destination.blocks`, as the destination declares them.
 pub(crate) fn destination_blocks(s: &Scenario) -> Option<Vec<RamBlockDesc>> {
-    s.destination.blocks.as_ref().map(|d| {
-        d.iter()
-            .map(|b| RamBlockDesc {
-                name: b.name.clone(),
-                used_length: b.size.0,
-            })
-            .collect()
-    })
+    s.destination
+        .blocks
+        .as_ref()
+        .map(|d| d.iter().map(crate::scenario::BlockSpec::desc).collect())
 }
 
 pub(crate) fn size_after_pass(log: &[WriteRecord]) -> Vec<u64> {

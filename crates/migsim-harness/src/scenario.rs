@@ -86,7 +86,10 @@ fn default_fill() -> f64 {
     1.0
 }
 
-/// One RAMBlock: name and size (bytes, or a string like "64M", "4K").
+/// One RAMBlock: name and size (bytes, or a string like "64M", "4K"),
+/// and whether shared memory backs it (`shared = true`: with
+/// x-ignore-shared the migration skips it and the destination keeps the
+/// same memory; see [`RamBlockDesc::shared`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlockSpec {
@@ -94,6 +97,20 @@ pub struct BlockSpec {
     pub name: String,
     /// Size.
     pub size: Size,
+    /// Backed by shared memory.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
+}
+
+impl BlockSpec {
+    /// The block as the writer and reader declare it.
+    pub fn desc(&self) -> RamBlockDesc {
+        RamBlockDesc {
+            name: self.name.clone(),
+            used_length: self.size.0,
+            shared: self.shared,
+        }
+    }
 }
 
 /// A byte size: an integer, or a string with a K/M/G suffix (powers of 2).
@@ -302,14 +319,7 @@ impl Scenario {
 
     /// The guest's blocks.
     pub fn blocks(&self) -> Vec<RamBlockDesc> {
-        self.guest
-            .blocks
-            .iter()
-            .map(|b| RamBlockDesc {
-                name: b.name.clone(),
-                used_length: b.size.0,
-            })
-            .collect()
+        self.guest.blocks.iter().map(BlockSpec::desc).collect()
     }
 
     /// Check everything a run relies on, with messages naming the field,

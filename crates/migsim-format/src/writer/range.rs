@@ -82,6 +82,7 @@ impl<F: MigFile, H: SaveHooks> MigrationWriter<F, H> {
                 b.pages()
             )));
         }
+        self.refuse_ignored(block)?;
         let LayoutState::FixedRam { blocks, bitmaps } = &mut self.layout else {
             return Err(SaveError::Setup(
                 "save_run needs the fixed-ram layout: a sequential stream carries every page's bytes"
@@ -187,6 +188,7 @@ mod tests {
         let blocks = vec![RamBlockDesc {
             name: "pc.ram".into(),
             used_length: 8 * 4096,
+            shared: false,
         }];
         MigrationWriter::start(Vec::new(), "pc", &caps, blocks).unwrap()
     }

@@ -474,6 +474,7 @@ impl MutateInput {
             .map(|(&p, name)| RamBlockDesc {
                 name: name.into(),
                 used_length: (1 + u64::from(p % 16)) * PAGE,
+                shared: false,
             })
             .collect()
     }

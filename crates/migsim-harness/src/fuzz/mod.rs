@@ -101,10 +101,12 @@ pub fn reader_blocks() -> Vec<RamBlockDesc> {
         RamBlockDesc {
             name: "pc.ram".into(),
             used_length: 4 * PAGE,
+            shared: false,
         },
         RamBlockDesc {
             name: "vga.vram".into(),
             used_length: PAGE,
+            shared: false,
         },
     ]
 }

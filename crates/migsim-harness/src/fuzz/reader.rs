@@ -157,6 +157,23 @@ pub(crate) fn check_layout<F: MigFile + ?Sized>(file: &F, info: &StreamInfo) {
             "sequential stream, but block {} has a header",
             b.name
         );
+        if b.ignored {
+            let story = format!("ignored block {} layout {fr:?}", b.name);
+            assert!(
+                info.capabilities.iter().any(|c| c == "x-ignore-shared"),
+                "{story}: accepted in a stream without x-ignore-shared"
+            );
+            assert!(
+                fr.header_offset >= next_free
+                    && fr.bitmap_offset == 0
+                    && fr.pages_offset == 0
+                    && fr.bitmap_len == 0
+                    && b.pages_present == 0,
+                "{story}: not the ignored-block encoding, or overlapping the block before"
+            );
+            next_free = fr.header_offset + 28;
+            continue;
+        }
         let bitmap_len = b.pages.div_ceil(64) * 8;
         let story = format!("block {} layout {fr:?} in a file of {len:#x} bytes", b.name);
         assert!(
@@ -218,6 +235,18 @@ pub(crate) fn check_restored<F: MigFile + ?Sized>(
             "used_length of {}",
             b.name
         );
+        if b.ignored {
+            // Shared memory the destination keeps: the load must not
+            // touch it.
+            let fill = dest.initial_fill();
+            if let Some(p) = (0..b.pages).find(|&p| dest.page(li, p).iter().any(|&x| x != fill)) {
+                panic!(
+                    "the load wrote page {p:#x} of {}, a block ignored under x-ignore-shared",
+                    b.name
+                );
+            }
+            continue;
+        }
         let mut bitmap = vec![0u8; fr.bitmap_len as usize];
         read_exact(file, fr.bitmap_offset, &mut bitmap);
         let mut set = 0;

@@ -788,6 +788,7 @@ fn migsim_restore(
         .map(|b| migsim_format::RamBlockDesc {
             name: b.name.clone(),
             used_length: b.used_length,
+            shared: false,
         })
         .collect();
     let mut dest = Destination::new(&blocks, true);
@@ -875,7 +876,11 @@ fn bound(info: &migsim_format::reader::StreamInfo, flen: u64, parts: u64) -> Bou
             offsets_match = false;
             continue;
         };
-        let plan = BlockLayout::plan(f.header_offset, b.used_length);
+        let plan = if b.ignored {
+            BlockLayout::ignored(f.header_offset)
+        } else {
+            BlockLayout::plan(f.header_offset, b.used_length)
+        };
         offsets_match &= plan.header.bitmap_offset == f.bitmap_offset
             && plan.header.pages_offset == f.pages_offset;
         ram_end = ram_end.max(plan.end());

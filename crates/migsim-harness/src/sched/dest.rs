@@ -87,6 +87,11 @@ pub fn run_dest(
         if b >= blocks.len() {
             return Err(format!("the file has an extra block {}", bi.name));
         }
+        if bi.ignored {
+            // Shared memory: the destination keeps it, no channel reads.
+            offsets.push(0);
+            continue;
+        }
         let mut bytes = vec![0u8; fr.bitmap_len as usize];
         file.read_at(fr.bitmap_offset, &mut bytes)
             .map_err(|e| e.to_string())?;
@@ -178,7 +183,7 @@ pub fn run_dest(
                                 .map(|j| (Actor::RecvChannel(i as u32), j.count - j.done))
                         })
                         .collect();
-                    out.wrong_at_success = compare(blocks, states, &mem);
+                    out.wrong_at_success = compare(blocks, states, &mem, &info);
                 }
             }
             Actor::RecvChannel(i) => {
@@ -200,39 +205,27 @@ pub fn run_dest(
     Ok(out)
 }
 
+/// Memory at success against the switchover states (blocks ignored under
+/// x-ignore-shared skipped: shared memory the destination keeps).
 fn compare(
     blocks: &[RamBlockDesc],
     states: &[Vec<PageState>],
     mem: &[Vec<Identified>],
+    info: &reader::StreamInfo,
 ) -> (u64, Vec<String>) {
     let mut bad = 0;
     let mut stories = Vec::new();
     for (b, blk) in blocks.iter().enumerate() {
+        if info.blocks.get(b).is_some_and(|i| i.ignored) {
+            continue;
+        }
         for p in 0..blk.pages() {
             let st = states[b][p as usize];
-            let want = if st.zero || st.version == 0 {
-                Identified::Zero
-            } else {
-                Identified::Data {
-                    block: b as u32,
-                    page: p,
-                    version: st.version,
-                }
-            };
             let got = mem[b][p as usize];
-            if got != want {
+            if got != crate::oracle::expected(b, p, st) {
                 bad += 1;
                 if stories.len() < 3 {
-                    let held = match got {
-                        Identified::Zero => "zero".to_string(),
-                        Identified::Data { version, .. } => format!("v{version}"),
-                        Identified::Garbage => "garbage".to_string(),
-                    };
-                    stories.push(format!(
-                        "{} page {p:#x} held {held}, expected {}",
-                        blk.name,
-                        crate::sim::content::describe(st)
-                    ));
+                    stories.push(crate::oracle::restored_story(blocks, b, p, got, st));
                 }
             }
         }

@@ -211,11 +211,11 @@ pub fn run_source(
     sched: &mut Scheduler,
     progress: &dyn Fn(u64),
 ) -> Result<SourceRun, SaveError> {
-    let blocks = guest.blocks().to_vec();
     let total = guest.total_pages();
     let mut guest = guest;
-    // Setup: every page in the migration bitmap, the dirty log cleared.
-    guest.sync_dirty();
+    // Setup: every page of every block not ignored in the migration
+    // bitmap (the guest's dirty log starts full there), the log cleared.
+    let bmap = guest.sync_dirty();
     let channels = if multifd { spec.channels as usize } else { 0 };
     let mut s = Source {
         spec,
@@ -230,7 +230,7 @@ pub fn run_source(
                 allowance: 0,
             })
             .collect(),
-        bmap: blocks.iter().map(|b| PageBitmap::full(b.pages())).collect(),
+        bmap,
         last: (0, 0),
         search: None,
         pending: None,
@@ -423,9 +423,14 @@ impl Source<'_> {
                 self.out.per_pass.push(final_pass);
                 if let Some(layout) = &layout {
                     for (b, l) in layout.iter().enumerate() {
+                        let pages = self.bmap[b].len();
+                        if l.is_ignored() {
+                            // No bitmap in the file: nothing of it was sent.
+                            self.events.bitmap.push(PageBitmap::new(pages));
+                            continue;
+                        }
                         let mut bytes = vec![0u8; l.bitmap_len as usize];
                         file.read_at(l.header.bitmap_offset, &mut bytes)?;
-                        let pages = self.bmap[b].len();
                         self.events
                             .bitmap
                             .push(PageBitmap::from_le_bytes(&bytes, pages));

@@ -100,6 +100,7 @@ pub struct Destination {
     blocks: Vec<RamBlockDesc>,
     mem: Vec<AlignedBuf>,
     map: BlockMap,
+    fill: u8,
 }
 
 impl Destination {
@@ -120,7 +121,13 @@ impl Destination {
                 .collect(),
             blocks: blocks.to_vec(),
             map: BlockMap::default(),
+            fill,
         }
+    }
+
+    /// The byte every page held before the load (0, or [`GARBAGE`]).
+    pub fn initial_fill(&self) -> u8 {
+        self.fill
     }
 
     /// All of local block `block`'s memory.
@@ -220,6 +227,7 @@ pub struct VerifyingDestination {
     /// (local block, page) -> what a foreign data page was.
     foreign: Mutex<BTreeMap<(usize, u64), Identified>>,
     map: BlockMap,
+    dirty: bool,
 }
 
 impl VerifyingDestination {
@@ -236,6 +244,16 @@ impl VerifyingDestination {
             blocks: blocks.to_vec(),
             foreign: Mutex::new(BTreeMap::new()),
             map: BlockMap::default(),
+            dirty,
+        }
+    }
+
+    /// What every page held before the load: zero, or garbage.
+    pub fn initial(&self) -> Identified {
+        if self.dirty {
+            Identified::Garbage
+        } else {
+            Identified::Zero
         }
     }
 

@@ -18,6 +18,9 @@ pub struct Guest {
     starts: Vec<u64>,
     writes: u64,
     running: bool,
+    /// Per block: dirty logging on (off for a block ignored under
+    /// x-ignore-shared).
+    tracked: Vec<bool>,
 }
 
 impl Guest {
@@ -37,11 +40,27 @@ impl Guest {
                 .map(|b| vec![PageState::FRESH; b.pages() as usize])
                 .collect(),
             dirty: blocks.iter().map(|b| PageBitmap::full(b.pages())).collect(),
+            tracked: vec![true; blocks.len()],
             blocks,
             starts,
             writes: 0,
             running: true,
         }
+    }
+
+    /// The same guest with x-ignore-shared on: blocks on shared memory
+    /// are outside the migration's dirty bitmap and dirty log (QEMU's
+    /// `ram_list_init_bitmaps` and dirty sync walk only the blocks
+    /// `migrate_ram_is_ignored` keeps), so no driver ever sends them. The
+    /// guest still writes them.
+    pub fn ignoring_shared(mut self) -> Self {
+        for (b, blk) in self.blocks.iter().enumerate() {
+            if blk.shared {
+                self.tracked[b] = false;
+                self.dirty[b].take();
+            }
+        }
+        self
     }
 
     /// The blocks.
@@ -79,7 +98,9 @@ impl Guest {
         let s = &mut self.states[block][page as usize];
         s.version += 1;
         s.zero = zero;
-        self.dirty[block].set(page, true);
+        if self.tracked[block] {
+            self.dirty[block].set(page, true);
+        }
         self.writes += 1;
     }
 

@@ -30,6 +30,8 @@ pub struct ExtentGuest {
     /// Entries of `changed`, over all blocks.
     exceptions: u64,
     running: bool,
+    /// Per block: dirty logging on (off when ignored, x-ignore-shared).
+    tracked: Vec<bool>,
 }
 
 /// The content of a page in `state`, as the writer is told it.
@@ -68,6 +70,7 @@ impl ExtentGuest {
         Ok(Self {
             seed,
             base: vec![base; blocks.len()],
+            tracked: vec![true; blocks.len()],
             changed: vec![BTreeMap::new(); blocks.len()],
             dirty: blocks.iter().map(|b| DirtySet::full(b.pages())).collect(),
             // The prefill's writes count, as in the byte-level guest.
@@ -77,6 +80,18 @@ impl ExtentGuest {
             exceptions: 0,
             running: true,
         })
+    }
+
+    /// The same guest with x-ignore-shared on: blocks on shared memory
+    /// leave the dirty sets (as [`crate::sim::guest::Guest::ignoring_shared`]).
+    pub fn ignoring_shared(mut self) -> Self {
+        for (b, blk) in self.blocks.iter().enumerate() {
+            if blk.shared {
+                self.tracked[b] = false;
+                self.dirty[b].take();
+            }
+        }
+        self
     }
 
     /// The blocks.
@@ -200,7 +215,9 @@ impl GuestMemory for ExtentGuest {
         });
         s.version += 1;
         s.zero = zero;
-        self.dirty[block].insert(page);
+        if self.tracked[block] {
+            self.dirty[block].insert(page);
+        }
         self.writes += 1;
     }
 }
@@ -244,6 +261,7 @@ mod tests {
         let blocks = vec![RamBlockDesc {
             name: "pc.ram".into(),
             used_length: 16 * 4096,
+            shared: false,
         }];
         ExtentGuest::new(1, blocks, 1.0).unwrap()
     }

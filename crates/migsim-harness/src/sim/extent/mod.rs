@@ -83,6 +83,12 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         concurrency: None,
     };
     let mut guest = match ExtentGuest::new(content_seed, blocks.clone(), s.guest.initial_fill) {
+        Ok(g)
+            if s.migration
+                .has(migsim_format::caps::Capability::XIgnoreShared) =>
+        {
+            g.ignoring_shared()
+        }
         Ok(g) => g,
         Err(e) => return refused(report, e, &SimFile::new()),
     };

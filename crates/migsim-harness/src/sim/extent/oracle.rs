@@ -15,6 +15,7 @@
 //!   once, at completion.
 //! * `capability-validated-on-load`: the byte-level check, on this file.
 
+use crate::sim::content::Identified;
 use migsim_format::io::MigFile;
 use migsim_format::reader::LoadOptions;
 use migsim_format::writer::RamBlockDesc;
@@ -81,30 +82,49 @@ fn restored(
     };
     let held = restore(file, &opts, base.blocks, base.dirty_destination)
         .map_err(|e| format!("the reader refused the file: {e}"))?;
-    let (bad, total, stories) = compare_runs(base.blocks, guest, &held, 5);
-    if bad == 0 {
-        Ok(format!("{total} pages equal"))
+    let initial = if base.dirty_destination {
+        Identified::Garbage
     } else {
-        Err(format!(
-            "{bad} of {total} pages differ; {}",
-            stories.join("; ")
-        ))
-    }
+        Identified::Zero
+    };
+    let ignored = |b: usize| base.blocks[b].ignored(base.ignore_shared);
+    let (bad, total, stories) = compare_runs(base.blocks, guest, &held, 5, &|b| {
+        ignored(b).then_some(initial)
+    });
+    base.restored_verdict(bad, total, &stories)
 }
 
 /// Compare what the destination holds with the guest's pages, run by
 /// run: (pages that differ, pages in all, the first `max_stories`
-/// differences, told as the byte-level oracle tells them).
+/// differences, told as the byte-level oracle tells them). `kept(b)` is
+/// what every page of a block the load must leave alone holds (an
+/// ignored block: the destination's own shared memory).
 pub fn compare_runs(
     blocks: &[RamBlockDesc],
     guest: &ExtentGuest,
     held: &[HeldRuns],
     max_stories: usize,
+    kept: &dyn Fn(usize) -> Option<Identified>,
 ) -> (u64, u64, Vec<String>) {
     let (mut bad, mut total, mut stories) = (0u64, 0u64, Vec::new());
     for (b, blk) in blocks.iter().enumerate() {
         total += blk.pages();
         let held = &held[b];
+        if let Some(initial) = kept(b) {
+            for &(f, n, id) in held {
+                if id != initial {
+                    bad += n;
+                    if stories.len() < max_stories {
+                        stories.push(format!(
+                            "{} pages {f:#x}+{n:#x}: the load wrote them, but the block is on \
+                             shared memory and x-ignore-shared is on",
+                            blk.name
+                        ));
+                    }
+                }
+            }
+            continue;
+        }
         let mut h = 0usize;
         guest.state_runs(b, 0, blk.pages(), &mut |first, count, st| {
             let want = expected(b, first, st);
@@ -150,26 +170,15 @@ fn writes_in_place(
     let (layout, _) = base.fixed_layout();
     let blocks = base.blocks;
     let name = |b: usize| blocks.get(b).map_or("?", |x| x.name.as_str());
-    for (b, &(pages_offset, header)) in layout.iter().enumerate() {
-        let mut h = [0u8; 28];
-        file.read_at(header, &mut h).map_err(|e| e.to_string())?;
-        let bitmap_offset = u64::from_be_bytes(h[12..20].try_into().expect("8"));
-        let got_pages = u64::from_be_bytes(h[20..28].try_into().expect("8"));
-        if bitmap_offset != header + 28 || got_pages != pages_offset {
-            return Err(format!(
-                "{}: header says bitmap {bitmap_offset:#x}, pages {got_pages:#x}; layout says {:#x}, {pages_offset:#x}",
-                name(b),
-                header + 28
-            ));
-        }
-    }
+    base.check_headers(&layout, file)?;
+    let (live, areas) = base.live_areas(&layout);
     let area = |b: usize| (layout[b].0, layout[b].0 + blocks[b].used_length);
     // Page areas and bitmaps lie at increasing offsets: binary searches.
     let in_area = |off: u64, end: u64| {
-        layout
+        areas
             .partition_point(|&(po, _)| po < end)
             .checked_sub(1)
-            .is_some_and(|b| off < area(b).1)
+            .is_some_and(|i| off < area(live[i]).1)
     };
     let bitmap = |b: usize| {
         let bm = layout[b].1 + 28;
@@ -185,8 +194,8 @@ fn writes_in_place(
             area_bytes += w.len;
             continue;
         }
-        let last = layout.partition_point(|&(_, header)| header + 28 < end);
-        for b in (0..last).rev() {
+        let last = areas.partition_point(|&(_, header)| header + 28 < end);
+        for &b in live[..last].iter().rev() {
             let (bm, bm_end) = bitmap(b);
             if bm_end <= w.offset {
                 break;
@@ -226,9 +235,9 @@ fn writes_in_place(
             let b = s.block as usize;
             let want = area(b).0 + s.first * PAGE_SIZE;
             if w.run.block != b || page != s.first || off != want {
-                let landed = layout
+                let landed = live
                     .iter()
-                    .enumerate()
+                    .map(|&lb| (lb, layout[lb]))
                     .rev()
                     .find(|(_, (po, _))| *po <= off)
                     .map(|(lb, (po, _))| format!("{} page {:#x}", name(lb), (off - po) / PAGE_SIZE))
@@ -267,12 +276,6 @@ fn writes_in_place(
             "{area_bytes} bytes were written into page areas, {run_bytes} of them as page runs"
         ));
     }
-    if let Some(b) = bitmap_writes.iter().position(|&n| n != 1) {
-        return Err(format!(
-            "bitmap of {} written {} times (expected once)",
-            name(b),
-            bitmap_writes[b]
-        ));
-    }
+    base.check_bitmap_writes(&bitmap_writes)?;
     Ok(format!("{pages} page writes in place"))
 }

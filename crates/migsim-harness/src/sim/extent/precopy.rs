@@ -233,6 +233,7 @@ mod tests {
         let blocks = vec![RamBlockDesc {
             name: "pc.ram".into(),
             used_length: 256 * 4096,
+            shared: false,
         }];
         let mut guest = ExtentGuest::new(5, blocks.clone(), 1.0).unwrap();
         let spec = WorkloadSpec {

@@ -104,6 +104,10 @@ pub fn restore(
                 "the extent destination takes fixed-ram files only",
             )));
         };
+        if b.ignored {
+            // Shared memory the destination keeps: as it was.
+            continue;
+        }
         let mut runs: Vec<(u64, u64, Identified)> = sink.zeroed[l]
             .iter()
             .map(|&(f, n)| (f, n, Identified::Zero))
