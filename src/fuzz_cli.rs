@@ -706,6 +706,8 @@ pub struct Block {
     pub name: F<Text>,
     /// `size`.
     pub size: F<SizeVal>,
+    /// `shared` (one block in 8).
+    pub shared: Rare<F<bool>>,
     /// An unknown key (one block in 8).
     pub extra: Rare<(Text, Val)>,
 }
@@ -1511,6 +1513,9 @@ impl Blocks {
                 quote(&s)
             });
             l.put("size", &b.size, SizeVal::render);
+            if let Some(shared) = &b.shared.0 {
+                l.put("shared", shared, bool::to_string);
+            }
             if let Some((k, v)) = &b.extra.0 {
                 let _ = writeln!(l.0, "{} = {}", quote(&k.string()), v.render());
             }
