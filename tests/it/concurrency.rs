@@ -48,21 +48,27 @@ fn ram_image(file: &impl MigFile) -> Vec<u8> {
     out
 }
 
+/// `s` under schedule seed `seed`, which must pass.
+fn passing_run(mut s: Scenario, seed: u64) -> (Scenario, migsim_harness::run::RunReport) {
+    s.concurrency.as_mut().unwrap().schedule_seed = Some(seed);
+    let r = run(&s, &RunOptions::default());
+    assert_eq!(
+        r.verdict,
+        Verdict::Pass,
+        "schedule seed {seed}: {:#?}",
+        r.invariants
+    );
+    (s, r)
+}
+
 #[test]
 fn four_channels_and_two_vcpus_interleave_by_seed_but_restore_the_same_memory_and_ram() {
     let mut interleavings = BTreeSet::new();
     let mut first: Option<(Vec<u8>, String)> = None;
     let mut torn_seen = 0;
     for seed in 0..40 {
-        let mut s = scenario();
-        s.concurrency.as_mut().unwrap().schedule_seed = Some(seed);
-        let r = run(&s, &RunOptions::default());
-        assert_eq!(
-            r.verdict,
-            Verdict::Pass,
-            "schedule seed {seed}: {:#?}",
-            r.invariants
-        );
+        let s = scenario();
+        let (s, r) = passing_run(s, seed);
         let c = &r.concurrency.as_ref().unwrap()[0];
         assert!(c.multifd);
         interleavings.insert(c.interleaving.clone());
@@ -143,14 +149,7 @@ fn an_ignored_block_is_never_sent_whatever_the_interleaving() {
         s.migration.capabilities.push(Capability::XIgnoreShared);
         s.guest.blocks[0].shared = true;
         s.destination.dirty_memory = true;
-        s.concurrency.as_mut().unwrap().schedule_seed = Some(seed);
-        let r = run(&s, &RunOptions::default());
-        assert_eq!(
-            r.verdict,
-            Verdict::Pass,
-            "schedule seed {seed}: {:#?}",
-            r.invariants
-        );
+        let (_, r) = passing_run(s, seed);
         let restored = r
             .invariants
             .iter()

@@ -593,3 +593,59 @@ fn x_ignore_shared_sequential_stream_carries_no_page_of_an_ignored_block() {
     w.begin_iteration().unwrap();
     w.save_page(0, 0, &page(0x11)).unwrap();
 }
+
+/// The oracle's side of an ignored block: a load that writes pages of a
+/// block on shared memory is caught and told. The file is a run with
+/// x-ignore-shared where pc.ram is private (so its pages are in the
+/// file); judged as if pc.ram were shared, every data page it restored is
+/// a difference, and the story says the block had to stay untouched.
+#[test]
+fn the_oracle_catches_a_load_that_writes_an_ignored_block() {
+    use migsim_format::caps::Capability;
+    use migsim_format::reader::{LoadOptions, load};
+    use migsim_harness::oracle::compare_restored;
+    use migsim_harness::run::{RunOptions, run};
+    use migsim_harness::scenario::Scenario;
+    use migsim_harness::sim::dest::VerifyingDestination;
+    let mut s = Scenario::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios/ignore-shared-blocks.toml"),
+    )
+    .unwrap();
+    s.guest.blocks[0].shared = false;
+    s.expect.digest = None;
+    assert!(s.migration.has(Capability::XIgnoreShared));
+    let r = run(&s, &RunOptions::default());
+    let file = &r
+        .files
+        .iter()
+        .find(|f| f.writer == migsim_format::Layout::Sequential)
+        .unwrap()
+        .file;
+    let mut dest = VerifyingDestination::new(r.content_seed, &s.blocks(), true);
+    let opts = LoadOptions {
+        caps: Some(ignore_shared(false)),
+        ..LoadOptions::default()
+    };
+    load(file, &opts, &mut dest).unwrap();
+    // As written (pc.ram private): equal.
+    let (bad, _, _) = compare_restored(&s.blocks(), &r.switchover, &dest, 3, true);
+    assert_eq!(bad, 0);
+    // Judged with pc.ram shared: every page the load wrote differs.
+    let mut shared = s.blocks();
+    shared[0].shared = true;
+    let (bad, total, stories) = compare_restored(&shared, &r.switchover, &dest, 3, true);
+    assert_eq!(total, 1024 + 64);
+    assert_eq!(
+        bad, 1024,
+        "every page of pc.ram: the bulk stage sent them all"
+    );
+    assert!(
+        stories[0].starts_with("pc.ram page 0x")
+            && stories[0].contains("expected untouched (garbage): the block is on shared memory"),
+        "{stories:?}"
+    );
+    // Without x-ignore-shared the same flag changes nothing.
+    let (bad, _, _) = compare_restored(&shared, &r.switchover, &dest, 3, false);
+    assert_eq!(bad, 0);
+}

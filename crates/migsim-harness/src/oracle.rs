@@ -632,7 +632,7 @@ pub(crate) fn validated_on_load<F: MigFile>(
 /// differences told as `pc.ram page 0x12: restored v3, expected v5`).
 /// With `ignore_shared`, a block on shared memory is the destination's
 /// own (the same memory the source wrote): the load must leave it as it
-/// was, `pc.ram page 0x12: restored v3, expected untouched (ignored ...)`.
+/// was, `pc.ram page 0x12: restored v3, expected untouched (garbage): ...`.
 pub fn compare_restored(
     blocks: &[RamBlockDesc],
     states: &[Vec<PageState>],
@@ -661,10 +661,11 @@ pub fn compare_restored(
             if stories.len() < max_stories {
                 stories.push(if ignored {
                     format!(
-                        "{} page {p:#x}: the load wrote it ({}), but the block is on shared memory \
-                         and x-ignore-shared is on: it must stay untouched",
+                        "{} page {p:#x}: restored {}, expected untouched ({}): the block is on \
+                         shared memory and x-ignore-shared is on",
                         blk.name,
-                        restored_story(blocks, b, p, held, st)
+                        held_text(blocks, b, p, held),
+                        held_text(blocks, b, p, want)
                     )
                 } else {
                     restored_story(blocks, b, p, held, st)
@@ -697,8 +698,19 @@ pub(crate) fn restored_story(
     held: Identified,
     st: PageState,
 ) -> String {
+    format!(
+        "{} page {p:#x}: restored {}, expected {}",
+        blocks[b].name,
+        held_text(blocks, b, p, held),
+        describe(st)
+    )
+}
+
+/// What page `p` of block `b` holds, as a story tells it: `v3`, `zero`,
+/// `garbage`, or `v3 of vga.vram page 0x2` for another page's data.
+fn held_text(blocks: &[RamBlockDesc], b: usize, p: u64, held: Identified) -> String {
     let block_name = |b: u32| blocks.get(b as usize).map_or("?", |x| x.name.as_str());
-    let restored = match held {
+    match held {
         Identified::Zero => "zero".to_string(),
         Identified::Data {
             block,
@@ -711,10 +723,5 @@ pub(crate) fn restored_story(
             version,
         } => format!("v{version} of {} page {page:#x}", block_name(block)),
         Identified::Garbage => "garbage".to_string(),
-    };
-    format!(
-        "{} page {p:#x}: restored {restored}, expected {}",
-        blocks[b].name,
-        describe(st)
-    )
+    }
 }

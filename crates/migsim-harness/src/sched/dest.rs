@@ -67,11 +67,7 @@ pub fn run_dest(
     sched: &mut Scheduler,
 ) -> Result<DestRun, String> {
     let info = reader::inspect(file).map_err(|e| e.to_string())?;
-    let start = if dirty_memory {
-        Identified::Garbage
-    } else {
-        Identified::Zero
-    };
+    let start = Identified::before_load(dirty_memory);
     let mut mem: Vec<Vec<Identified>> = blocks
         .iter()
         .map(|b| vec![start; b.pages() as usize])

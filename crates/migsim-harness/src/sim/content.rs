@@ -139,6 +139,14 @@ pub enum Identified {
     Garbage,
 }
 
+impl Identified {
+    /// What every page of a destination holds before a load: garbage when
+    /// it starts dirty, else zero.
+    pub fn before_load(dirty: bool) -> Self {
+        if dirty { Self::Garbage } else { Self::Zero }
+    }
+}
+
 /// Read a page's header back; the filler is checked too.
 pub fn identify(seed: u64, buf: &[u8]) -> Identified {
     if migsim_format::ram::is_zero_page(buf) {

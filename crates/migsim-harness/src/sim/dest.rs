@@ -250,11 +250,7 @@ impl VerifyingDestination {
 
     /// What every page held before the load: zero, or garbage.
     pub fn initial(&self) -> Identified {
-        if self.dirty {
-            Identified::Garbage
-        } else {
-            Identified::Zero
-        }
+        Identified::before_load(self.dirty)
     }
 
     /// What page `page` of local block `block` holds.

@@ -18,9 +18,8 @@ pub struct Guest {
     starts: Vec<u64>,
     writes: u64,
     running: bool,
-    /// Per block: dirty logging on (off for a block ignored under
-    /// x-ignore-shared).
-    tracked: Vec<bool>,
+    /// x-ignore-shared is on: blocks on shared memory are not dirty-logged.
+    ignore_shared: bool,
 }
 
 impl Guest {
@@ -40,7 +39,7 @@ impl Guest {
                 .map(|b| vec![PageState::FRESH; b.pages() as usize])
                 .collect(),
             dirty: blocks.iter().map(|b| PageBitmap::full(b.pages())).collect(),
-            tracked: vec![true; blocks.len()],
+            ignore_shared: false,
             blocks,
             starts,
             writes: 0,
@@ -54,10 +53,10 @@ impl Guest {
     /// `migrate_ram_is_ignored` keeps), so no driver ever sends them. The
     /// guest still writes them.
     pub fn ignoring_shared(mut self) -> Self {
-        for (b, blk) in self.blocks.iter().enumerate() {
-            if blk.shared {
-                self.tracked[b] = false;
-                self.dirty[b].take();
+        self.ignore_shared = true;
+        for (d, b) in self.dirty.iter_mut().zip(&self.blocks) {
+            if b.ignored(true) {
+                d.take();
             }
         }
         self
@@ -98,7 +97,7 @@ impl Guest {
         let s = &mut self.states[block][page as usize];
         s.version += 1;
         s.zero = zero;
-        if self.tracked[block] {
+        if !self.blocks[block].ignored(self.ignore_shared) {
             self.dirty[block].set(page, true);
         }
         self.writes += 1;

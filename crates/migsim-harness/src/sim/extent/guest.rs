@@ -30,8 +30,8 @@ pub struct ExtentGuest {
     /// Entries of `changed`, over all blocks.
     exceptions: u64,
     running: bool,
-    /// Per block: dirty logging on (off when ignored, x-ignore-shared).
-    tracked: Vec<bool>,
+    /// x-ignore-shared is on: blocks on shared memory are not dirty-logged.
+    ignore_shared: bool,
 }
 
 /// The content of a page in `state`, as the writer is told it.
@@ -70,7 +70,7 @@ impl ExtentGuest {
         Ok(Self {
             seed,
             base: vec![base; blocks.len()],
-            tracked: vec![true; blocks.len()],
+            ignore_shared: false,
             changed: vec![BTreeMap::new(); blocks.len()],
             dirty: blocks.iter().map(|b| DirtySet::full(b.pages())).collect(),
             // The prefill's writes count, as in the byte-level guest.
@@ -85,10 +85,10 @@ impl ExtentGuest {
     /// The same guest with x-ignore-shared on: blocks on shared memory
     /// leave the dirty sets (as [`crate::sim::guest::Guest::ignoring_shared`]).
     pub fn ignoring_shared(mut self) -> Self {
-        for (b, blk) in self.blocks.iter().enumerate() {
-            if blk.shared {
-                self.tracked[b] = false;
-                self.dirty[b].take();
+        self.ignore_shared = true;
+        for (d, b) in self.dirty.iter_mut().zip(&self.blocks) {
+            if b.ignored(true) {
+                d.take();
             }
         }
         self
@@ -215,7 +215,7 @@ impl GuestMemory for ExtentGuest {
         });
         s.version += 1;
         s.zero = zero;
-        if self.tracked[block] {
+        if !self.blocks[block].ignored(self.ignore_shared) {
             self.dirty[block].insert(page);
         }
         self.writes += 1;

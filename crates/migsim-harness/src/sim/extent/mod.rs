@@ -82,13 +82,11 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         environment_error: None,
         concurrency: None,
     };
+    let ignore_shared = s
+        .migration
+        .has(migsim_format::caps::Capability::XIgnoreShared);
     let mut guest = match ExtentGuest::new(content_seed, blocks.clone(), s.guest.initial_fill) {
-        Ok(g)
-            if s.migration
-                .has(migsim_format::caps::Capability::XIgnoreShared) =>
-        {
-            g.ignoring_shared()
-        }
+        Ok(g) if ignore_shared => g.ignoring_shared(),
         Ok(g) => g,
         Err(e) => return refused(report, e, &SimFile::new()),
     };

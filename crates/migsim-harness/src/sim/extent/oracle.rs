@@ -82,11 +82,7 @@ fn restored(
     };
     let held = restore(file, &opts, base.blocks, base.dirty_destination)
         .map_err(|e| format!("the reader refused the file: {e}"))?;
-    let initial = if base.dirty_destination {
-        Identified::Garbage
-    } else {
-        Identified::Zero
-    };
+    let initial = Identified::before_load(base.dirty_destination);
     let ignored = |b: usize| base.blocks[b].ignored(base.ignore_shared);
     let (bad, total, stories) = compare_runs(base.blocks, guest, &held, 5, &|b| {
         ignored(b).then_some(initial)

@@ -91,11 +91,7 @@ pub fn restore(
         ..opts.clone()
     };
     let info: StreamInfo = load(file, &opts, &mut sink)?;
-    let start = if dirty {
-        Identified::Garbage
-    } else {
-        Identified::Zero
-    };
+    let start = Identified::before_load(dirty);
     let mut held: Vec<HeldRuns> = local.iter().map(|b| vec![(0, b.pages(), start)]).collect();
     for (i, b) in info.blocks.iter().enumerate() {
         let l = sink.map.local(i);
