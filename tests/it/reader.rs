@@ -405,6 +405,39 @@ fn a_block_name_that_is_not_utf8_is_refused() {
     }
 }
 
+/// A hostile be32 length makes the machine type as long as the file: the
+/// error shows its first 64 bytes and says how long it was, instead of
+/// carrying (and escaping) a megabyte.
+#[test]
+fn a_megabyte_machine_type_that_is_not_utf8_is_shown_cut_with_its_length() {
+    let n = 1u32 << 20;
+    let mut file = Vec::new();
+    file.extend_from_slice(&0x5145_564D_u32.to_be_bytes()); // QEVM
+    file.extend_from_slice(&3u32.to_be_bytes());
+    file.push(0x07); // CONFIGURATION
+    file.extend_from_slice(&n.to_be_bytes());
+    file.extend(std::iter::repeat_n(0xFFu8, n as usize));
+    match reader::inspect(&file) {
+        Err(
+            e @ LoadError::NameNotUtf8 {
+                what: "machine name",
+                len,
+                ..
+            },
+        ) => {
+            assert_eq!(len, u64::from(n));
+            let text = e.to_string();
+            assert!(text.len() < 400, "{} bytes: {text}", text.len());
+            assert!(
+                text.contains(&format!("... ({n} bytes, the first 64 shown)")),
+                "{text}"
+            );
+            assert_eq!(text.matches('\u{FFFD}').count(), 64, "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// QEMU's `file:PATH,offset=N` puts the stream at N with every mapped-ram
 /// offset absolute; libvirt's save image puts its header and domain XML
 /// first. The writer writes at an offset, `find_stream` finds the stream

@@ -13,6 +13,9 @@ fn p(s: &str) -> String {
     crate::wire::printable(s.as_bytes())
 }
 
+/// How many bytes of a name that is not UTF-8 an error shows.
+pub const NAME_SHOWN: usize = 64;
+
 /// Why a migration file could not be read or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -364,16 +367,20 @@ pub enum LoadError {
     /// A name (idstr, capability, subsection, machine type) that is not
     /// UTF-8. Names come back byte for byte, so one that cannot is refused.
     #[error(
-        "{what} at offset {offset:#x} is not valid UTF-8: \"{name}\" (non-UTF-8 bytes shown as U+FFFD)"
+        "{what} at offset {offset:#x} is not valid UTF-8: \"{name}\"{} (non-UTF-8 bytes shown as U+FFFD)",
+        if *len > NAME_SHOWN as u64 { format!("... ({len} bytes, the first {NAME_SHOWN} shown)") } else { String::new() }
     )]
     NameNotUtf8 {
         /// Which name.
         what: &'static str,
         /// Offset of its length byte (the machine type: of its be32 length).
         offset: u64,
-        /// The name, printable (invalid bytes as U+FFFD, control
-        /// characters escaped).
+        /// The name's first [`NAME_SHOWN`] bytes at most, printable
+        /// (invalid bytes as U+FFFD, control characters escaped): a hostile
+        /// be32 length makes the machine type as long as the file.
         name: String,
+        /// The name's length in bytes.
+        len: u64,
     },
     /// The stream ended (EOF) without a RAM section.
     #[error("stream has no RAM section")]

@@ -51,6 +51,13 @@ pub trait MigFile: Sync {
     fn sync(&mut self) -> io::Result<()> {
         Ok(())
     }
+    /// The whole file as one slice of memory, if it is one (an in-memory
+    /// file of bytes), so a reader can use its bytes in place instead of
+    /// copying them out with [`MigFile::read_at`]. `None` (the default):
+    /// read with `read_at`.
+    fn contiguous(&self) -> Option<&[u8]> {
+        None
+    }
     /// Write `run` (pages named by reference, see
     /// [`crate::writer::PageRun`]) at `offset`, keeping the reference
     /// rather than bytes. Only a file that can resolve references later
@@ -93,6 +100,9 @@ impl<T: MigFile + ?Sized> MigFile for &mut T {
     }
     fn sync(&mut self) -> io::Result<()> {
         (**self).sync()
+    }
+    fn contiguous(&self) -> Option<&[u8]> {
+        (**self).contiguous()
     }
     fn write_run_at(&mut self, offset: u64, run: &crate::writer::PageRun) -> io::Result<()> {
         (**self).write_run_at(offset, run)
@@ -406,6 +416,9 @@ impl MigFile for Vec<u8> {
     fn seekable(&self) -> bool {
         true
     }
+    fn contiguous(&self) -> Option<&[u8]> {
+        Some(self)
+    }
 }
 
 /// A file already in memory, read-only: reading needs no copy. Writes
@@ -434,6 +447,9 @@ impl MigFile for Bytes<'_> {
     }
     fn seekable(&self) -> bool {
         true
+    }
+    fn contiguous(&self) -> Option<&[u8]> {
+        Some(self.0)
     }
 }
 

@@ -374,9 +374,11 @@ fn load_page_range<F: MigFile + ?Sized>(
             match part.buffer(i, j - i) {
                 Some(mem) => cur.read_into("fixed-ram pages", mem)?,
                 None => {
-                    let buf = buf.get_or_insert_with(|| {
-                        AlignedBuf::zeroed((PAGES_PER_READ * PAGE_SIZE) as usize)
-                    });
+                    // As large as the range's longest read can be, not
+                    // always a MiB (blocks of a few pages are common).
+                    let most = PAGES_PER_READ.min(range.end - range.start);
+                    let buf = buf
+                        .get_or_insert_with(|| AlignedBuf::zeroed((most * PAGE_SIZE) as usize));
                     cur.read_into("fixed-ram pages", &mut buf[..n])?;
                     part.write_pages(i, &buf[..n])?;
                 }

@@ -119,6 +119,12 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
         if self.remaining() < n as u64 {
             return Err(self.truncated(what, n as u64));
         }
+        if let Some(all) = self.file.contiguous() {
+            // In memory already: the bytes in place, no window to fill.
+            let start = self.pos as usize;
+            self.pos += n as u64;
+            return Ok(&all[start..start + n]);
+        }
         let in_window = self.pos >= self.win_start
             && self.pos + n as u64 <= self.win_start + self.win.len() as u64;
         if !in_window {
@@ -175,10 +181,14 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
     /// Exactly `buf.len()` bytes into `buf`.
     pub fn read_into(&mut self, what: &'static str, buf: &mut [u8]) -> Result<(), LoadError> {
         let n = buf.len();
-        if n <= WINDOW {
+        let in_window = self.pos >= self.win_start
+            && self.pos + n as u64 <= self.win_start + self.win.len() as u64;
+        if in_window || self.file.contiguous().is_some() {
             buf.copy_from_slice(self.fill(what, n)?);
             return Ok(());
         }
+        // Bulk data (page contents) not in the window: read straight into
+        // `buf` rather than through a window filled for it.
         if (n as u64) > self.remaining() || self.file.read_at(self.pos, buf)? < n {
             return Err(self.truncated(what, n as u64));
         }
@@ -215,7 +225,8 @@ pub(crate) fn utf8(what: &'static str, offset: u64, bytes: &[u8]) -> Result<Stri
         Err(_) => Err(LoadError::NameNotUtf8 {
             what,
             offset,
-            name: printable(bytes),
+            name: printable(&bytes[..bytes.len().min(crate::error::NAME_SHOWN)]),
+            len: bytes.len() as u64,
         }),
     }
 }
@@ -263,95 +274,124 @@ mod tests {
         f
     }
 
+    /// A file of bytes that only offers `read_at`, so a cursor reads it
+    /// through its window.
+    struct Windowed<'a>(&'a [u8]);
+
+    impl MigFile for Windowed<'_> {
+        fn write_at(&mut self, _: u64, _: &[u8]) -> std::io::Result<()> {
+            unreachable!("read-only")
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+            crate::io::Bytes(self.0).read_at(offset, buf)
+        }
+        fn len(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn seekable(&self) -> bool {
+            true
+        }
+    }
+
     #[test]
     fn cursor_reads_the_right_bytes_across_window_boundaries_and_seeks() {
         let n = 60_000u32; // 240 KiB: several windows
         let f = counters(n);
-        let mut c = Cursor::new(&f, 1);
-        assert_eq!(c.file_len(), f.len() as u64);
-        for i in 0..n {
-            assert_eq!(c.pos(), 1 + 4 * u64::from(i));
-            assert_eq!(c.remaining(), f.len() as u64 - c.pos());
-            match i % 3 {
-                0 => assert_eq!(c.be32("x").unwrap(), i),
-                1 => {
-                    let hi = c.be16("x").unwrap();
-                    let lo = c.be16("x").unwrap();
-                    assert_eq!((u32::from(hi) << 16) | u32::from(lo), i);
-                }
-                _ => {
-                    assert_eq!(c.peek_u8().unwrap(), Some(i.to_be_bytes()[0]));
-                    assert_eq!(c.u8("x").unwrap(), i.to_be_bytes()[0]);
-                    assert_eq!(c.bytes("x", 3).unwrap(), i.to_be_bytes()[1..]);
+        // Both ways a cursor reads: in place (the bytes are in memory) and
+        // through its window (a file that only has read_at).
+        let windowed = Windowed(&f);
+        for file in [&f as &dyn MigFile, &windowed] {
+            let mut c = Cursor::new(file, 1);
+            assert_eq!(c.file_len(), f.len() as u64);
+            for i in 0..n {
+                assert_eq!(c.pos(), 1 + 4 * u64::from(i));
+                assert_eq!(c.remaining(), f.len() as u64 - c.pos());
+                match i % 3 {
+                    0 => assert_eq!(c.be32("x").unwrap(), i),
+                    1 => {
+                        let hi = c.be16("x").unwrap();
+                        let lo = c.be16("x").unwrap();
+                        assert_eq!((u32::from(hi) << 16) | u32::from(lo), i);
+                    }
+                    _ => {
+                        assert_eq!(c.peek_u8().unwrap(), Some(i.to_be_bytes()[0]));
+                        assert_eq!(c.u8("x").unwrap(), i.to_be_bytes()[0]);
+                        assert_eq!(c.bytes("x", 3).unwrap(), i.to_be_bytes()[1..]);
+                    }
                 }
             }
+            assert_eq!(c.remaining(), 0);
+            assert_eq!(c.peek_u8().unwrap(), None);
+            // Seek back before the current window, then forward again.
+            c.seek(1 + 4 * 7);
+            assert_eq!(c.be64("x").unwrap(), (7u64 << 32) | 8);
+            c.seek(1 + 4 * 40_000);
+            assert_eq!(c.be32("x").unwrap(), 40_000);
+            c.seek(1 + 4 * 20_000);
+            assert_eq!(c.be32("x").unwrap(), 20_000);
+            // skip moves exactly.
+            c.skip("x", 4 * 99).unwrap();
+            assert_eq!(c.be32("x").unwrap(), 20_100);
+            // A read larger than the window.
+            let mut big = vec![0; 100_000];
+            c.seek(1 + 4 * 1000);
+            c.read_into("x", &mut big).unwrap();
+            assert_eq!(big[..], f[4001..104_001]);
+            assert_eq!(c.pos(), 104_001);
+            assert_eq!(c.be32("x").unwrap(), 26_000);
         }
-        assert_eq!(c.remaining(), 0);
-        assert_eq!(c.peek_u8().unwrap(), None);
-        // Seek back before the current window, then forward again.
-        c.seek(1 + 4 * 7);
-        assert_eq!(c.be64("x").unwrap(), (7u64 << 32) | 8);
-        c.seek(1 + 4 * 40_000);
-        assert_eq!(c.be32("x").unwrap(), 40_000);
-        c.seek(1 + 4 * 20_000);
-        assert_eq!(c.be32("x").unwrap(), 20_000);
-        // skip moves exactly.
-        c.skip("x", 4 * 99).unwrap();
-        assert_eq!(c.be32("x").unwrap(), 20_100);
-        // A read larger than the window.
-        let mut big = vec![0; 100_000];
-        c.seek(1 + 4 * 1000);
-        c.read_into("x", &mut big).unwrap();
-        assert_eq!(big[..], f[4001..104_001]);
-        assert_eq!(c.pos(), 104_001);
-        assert_eq!(c.be32("x").unwrap(), 26_000);
     }
 
     #[test]
     fn cursor_reports_truncation_exactly_at_the_end() {
         let f = counters(40_000); // 160_001 bytes
         let len = f.len() as u64;
-        let truncated = |r: Result<(), LoadError>, at: u64, needed: u64| match r {
-            Err(LoadError::Truncated {
-                what,
-                offset,
-                needed: n,
-                file_len,
-            }) => {
-                assert_eq!((what, offset, n, file_len), ("t", at, needed, len));
-            }
-            other => panic!("expected Truncated at {at}, got {other:?}"),
-        };
-        for left in [0u64, 1, 3, 7, 70_000, 100_000] {
-            let at = len - left;
-            let mut c = Cursor::new(&f, at);
-            // Exactly what is left: fine.
-            c.skip("t", left).unwrap();
-            assert_eq!(c.pos(), len);
-            let mut c = Cursor::new(&f, at);
-            assert_eq!(c.bytes("t", left).unwrap(), f[at as usize..]);
-            let mut c = Cursor::new(&f, at);
-            let mut buf = vec![0; left as usize];
-            c.read_into("t", &mut buf).unwrap();
-            assert_eq!(buf, f[at as usize..]);
-            // One more: refused, and the position does not move.
-            let mut c = Cursor::new(&f, at);
-            truncated(c.skip("t", left + 1), at, left + 1);
-            truncated(c.bytes("t", left + 1).map(drop), at, left + 1);
-            let mut buf = vec![0; left as usize + 1];
-            truncated(c.read_into("t", &mut buf), at, left + 1);
-            assert_eq!(c.pos(), at);
-            if left < 8 {
-                truncated(c.be64("t").map(drop), at, 8);
-            }
-            if left < 4 {
-                truncated(c.be32("t").map(drop), at, 4);
-            }
-            if left < 2 {
-                truncated(c.be16("t").map(drop), at, 2);
-            }
-            if left == 0 {
-                truncated(c.u8("t").map(drop), at, 1);
+        // Both ways a cursor reads: in place (the bytes are in memory) and
+        // through its window (a file that only has read_at).
+        let windowed = Windowed(&f);
+        for file in [&f as &dyn MigFile, &windowed] {
+            let truncated = |r: Result<(), LoadError>, at: u64, needed: u64| match r {
+                Err(LoadError::Truncated {
+                    what,
+                    offset,
+                    needed: n,
+                    file_len,
+                }) => {
+                    assert_eq!((what, offset, n, file_len), ("t", at, needed, len));
+                }
+                other => panic!("expected Truncated at {at}, got {other:?}"),
+            };
+            for left in [0u64, 1, 3, 7, 70_000, 100_000] {
+                let at = len - left;
+                let mut c = Cursor::new(file, at);
+                // Exactly what is left: fine.
+                c.skip("t", left).unwrap();
+                assert_eq!(c.pos(), len);
+                let mut c = Cursor::new(file, at);
+                assert_eq!(c.bytes("t", left).unwrap(), f[at as usize..]);
+                let mut c = Cursor::new(file, at);
+                let mut buf = vec![0; left as usize];
+                c.read_into("t", &mut buf).unwrap();
+                assert_eq!(buf, f[at as usize..]);
+                // One more: refused, and the position does not move.
+                let mut c = Cursor::new(file, at);
+                truncated(c.skip("t", left + 1), at, left + 1);
+                truncated(c.bytes("t", left + 1).map(drop), at, left + 1);
+                let mut buf = vec![0; left as usize + 1];
+                truncated(c.read_into("t", &mut buf), at, left + 1);
+                assert_eq!(c.pos(), at);
+                if left < 8 {
+                    truncated(c.be64("t").map(drop), at, 8);
+                }
+                if left < 4 {
+                    truncated(c.be32("t").map(drop), at, 4);
+                }
+                if left < 2 {
+                    truncated(c.be16("t").map(drop), at, 2);
+                }
+                if left == 0 {
+                    truncated(c.u8("t").map(drop), at, 1);
+                }
             }
         }
     }
