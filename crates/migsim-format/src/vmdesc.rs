@@ -72,12 +72,87 @@ pub struct Vmdesc {
     steps: u64,
 }
 
-/// The parsed JSON and its device index.
+/// The parsed trailer: each device's description resolved once from the
+/// JSON into what a walk needs (no key lookups or string compares per
+/// field when a payload is walked, several times per load under the fuzz
+/// targets), and its device index.
 #[derive(Debug)]
 struct Tree {
-    root: Value,
+    /// One entry per element of `devices` (an element that is not an
+    /// object describes nothing: no fields, no subsections).
+    devices: Vec<Desc>,
     /// (name, instance_id) -> index into `devices`, first entry wins.
     index: BTreeMap<(String, u64), usize>,
+}
+
+/// A device's or a subsection's description: what `walk_struct` reads.
+#[derive(Debug, Default)]
+struct Desc {
+    fields: Vec<Field>,
+    subsections: Vec<Subsection>,
+}
+
+/// One element of `fields`.
+#[derive(Debug)]
+struct Field {
+    /// `name`, or `?`.
+    name: String,
+    /// `array_len`, or 1.
+    count: u64,
+    kind: FieldKind,
+}
+
+#[derive(Debug)]
+enum FieldKind {
+    /// Has a `struct` (of any JSON type: a non-object describes nothing).
+    Struct(Desc),
+    /// `type` is `capability`: a short string.
+    Capability,
+    /// Anything else: `size` bytes (`None`: no unsigned `size`).
+    Sized(Option<u64>),
+}
+
+/// One element of `subsections`.
+#[derive(Debug)]
+struct Subsection {
+    /// `vmsd_name`, or `?`.
+    vmsd_name: String,
+    desc: Desc,
+}
+
+impl Desc {
+    /// The description in `v` exactly as the walk reads JSON: missing or
+    /// mistyped keys take their defaults (serde_json's indexing gives
+    /// `Null` for them). The JSON's nesting is bounded by serde_json's
+    /// recursion limit (128), so this recursion is too.
+    fn from_json(v: &Value) -> Desc {
+        let list = |key: &str| v[key].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let fields = list("fields")
+            .iter()
+            .map(|f| Field {
+                name: f["name"].as_str().unwrap_or("?").to_string(),
+                count: f["array_len"].as_u64().unwrap_or(1),
+                kind: if let Some(inner) = f.get("struct") {
+                    FieldKind::Struct(Desc::from_json(inner))
+                } else if f["type"].as_str() == Some("capability") {
+                    FieldKind::Capability
+                } else {
+                    FieldKind::Sized(f["size"].as_u64())
+                },
+            })
+            .collect();
+        let subsections = list("subsections")
+            .iter()
+            .map(|sub| Subsection {
+                vmsd_name: sub["vmsd_name"].as_str().unwrap_or("?").to_string(),
+                desc: Desc::from_json(sub),
+            })
+            .collect();
+        Desc {
+            fields,
+            subsections,
+        }
+    }
 }
 
 impl Vmdesc {
@@ -142,37 +217,33 @@ impl Vmdesc {
     /// Parse a trailer's JSON read directly.
     pub fn parse(offset: u64, json: &[u8]) -> Option<Vmdesc> {
         let root: Value = serde_json::from_slice(json).ok()?;
+        let listed = root["devices"].as_array().map(Vec::as_slice).unwrap_or(&[]);
         let mut index = BTreeMap::new();
-        for (i, d) in root["devices"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-            .iter()
-            .enumerate()
-        {
+        for (i, d) in listed.iter().enumerate() {
             if let (Some(name), Some(inst)) = (d["name"].as_str(), d["instance_id"].as_u64()) {
                 index.entry((name.to_string(), inst)).or_insert(i);
             }
         }
+        let devices = listed.iter().map(Desc::from_json).collect();
         Some(Vmdesc {
             offset,
             json_len: json.len() as u64,
-            tree: Arc::new(Tree { root, index }),
+            tree: Arc::new(Tree { devices, index }),
             steps: 0,
         })
     }
 
     /// Number of devices described.
     pub fn device_count(&self) -> usize {
-        self.tree.root["devices"].as_array().map_or(0, Vec::len)
+        self.tree.devices.len()
     }
 
-    fn device(&self, idstr: &str, instance: u32) -> Option<&Value> {
+    fn device(&self, idstr: &str, instance: u32) -> Option<&Desc> {
         let i = *self
             .tree
             .index
             .get(&(idstr.to_string(), u64::from(instance)))?;
-        self.tree.root["devices"].get(i)
+        self.tree.devices.get(i)
     }
 
     /// Walk one device's FULL payload at the cursor, leaving the cursor on
@@ -201,8 +272,15 @@ impl Vmdesc {
 /// another file searches again and gives the same answer as
 /// [`Vmdesc::locate`], only without parsing the same JSON or scanning the
 /// same tail twice. Clones share the cache (`LoadOptions::vmdesc_cache`).
+///
+/// [`VmdescCache::for_one_file`] skips the comparison, for loads of one
+/// file that cannot change in between.
 #[derive(Debug, Clone, Default)]
-pub struct VmdescCache(Arc<Mutex<Option<Cached>>>);
+pub struct VmdescCache {
+    slot: Arc<Mutex<Option<Cached>>>,
+    /// Reuse the answer without comparing bytes.
+    one_file: bool,
+}
 
 #[derive(Debug)]
 struct Cached {
@@ -221,14 +299,30 @@ impl VmdescCache {
         Self::default()
     }
 
+    /// An empty cache for the loads of ONE file that nothing changes
+    /// while the cache lives (an immutable in-memory input, as each input
+    /// of the fuzz targets): it reuses its first answer for any file of the
+    /// same stream length without reading the bytes again. Handed another
+    /// file of that length, it answers wrongly; use [`VmdescCache::new`]
+    /// where that can happen.
+    pub fn for_one_file() -> Self {
+        Self {
+            slot: Arc::default(),
+            one_file: true,
+        }
+    }
+
     /// [`Vmdesc::locate`], reusing the last answer when the file holds
     /// the same bytes where it was searched for.
     pub fn locate<F: MigFile + ?Sized>(&self, file: &F) -> Result<Option<Vmdesc>, LoadError> {
         let len = crate::integrity::stream_end(file)?;
-        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = slot.as_ref()
             && c.stream_end == len
         {
+            if self.one_file {
+                return Ok(c.found.clone());
+            }
             let mut now = vec![0; c.bytes.len()];
             if file.read_at(c.start, &mut now)? == now.len() && now == c.bytes {
                 return Ok(c.found.clone());
@@ -240,7 +334,15 @@ impl VmdescCache {
             Some(v) => v.offset - 1,
             None => len - len.min(MAX_TAIL),
         };
-        let mut bytes = vec![0; (len - start) as usize];
+        // The bytes to compare next time (none needed for one file).
+        let mut bytes = vec![
+            0;
+            if self.one_file {
+                0
+            } else {
+                (len - start) as usize
+            }
+        ];
         *slot = (file.read_at(start, &mut bytes)? == bytes.len()).then(|| Cached {
             stream_end: len,
             start,
@@ -260,7 +362,7 @@ fn charge(steps: &mut u64) -> Result<(), String> {
 }
 
 fn walk_struct<F: MigFile + ?Sized>(
-    desc: &Value,
+    desc: &Desc,
     cur: &mut Cursor<'_, F>,
     steps: &mut u64,
     depth: u32,
@@ -268,38 +370,35 @@ fn walk_struct<F: MigFile + ?Sized>(
     if depth > 64 {
         return Err("vmdesc nests too deeply".into());
     }
-    for field in desc["fields"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+    for field in &desc.fields {
         charge(steps)?;
-        let count = field["array_len"].as_u64().unwrap_or(1);
-        let name = field["name"].as_str().unwrap_or("?");
-        if let Some(inner) = field.get("struct") {
-            for _ in 0..count {
-                charge(steps)?;
-                walk_struct(inner, cur, steps, depth + 1)?;
+        let (count, name) = (field.count, &field.name);
+        match &field.kind {
+            FieldKind::Struct(inner) => {
+                for _ in 0..count {
+                    charge(steps)?;
+                    walk_struct(inner, cur, steps, depth + 1)?;
+                }
             }
-        } else if field["type"].as_str() == Some("capability") {
-            for _ in 0..count {
-                charge(steps)?;
-                cur.short_str("capability field")
-                    .map_err(|e| e.to_string())?;
+            FieldKind::Capability => {
+                for _ in 0..count {
+                    charge(steps)?;
+                    cur.short_str("capability field")
+                        .map_err(|e| e.to_string())?;
+                }
             }
-        } else {
-            let size = field["size"]
-                .as_u64()
-                .ok_or_else(|| format!("field {name} has no size"))?;
-            let total = size
-                .checked_mul(count)
-                .ok_or_else(|| format!("field {name} size overflows"))?;
-            cur.skip("device field", total).map_err(|e| e.to_string())?;
+            FieldKind::Sized(size) => {
+                let size = size.ok_or_else(|| format!("field {name} has no size"))?;
+                let total = size
+                    .checked_mul(count)
+                    .ok_or_else(|| format!("field {name} size overflows"))?;
+                cur.skip("device field", total).map_err(|e| e.to_string())?;
+            }
         }
     }
-    for sub in desc["subsections"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-    {
+    for sub in &desc.subsections {
         charge(steps)?;
-        let want = sub["vmsd_name"].as_str().unwrap_or("?");
+        let want = &sub.vmsd_name;
         let at = cur.pos();
         let b = cur.u8("subsection").map_err(|e| e.to_string())?;
         if b != kind::SUBSECTION {
@@ -310,13 +409,13 @@ fn walk_struct<F: MigFile + ?Sized>(
         let got = cur
             .short_str("subsection name")
             .map_err(|e| e.to_string())?;
-        if got != want {
+        if got != *want {
             return Err(format!(
                 "subsection at {at:#x} is {got}, vmdesc expects {want}"
             ));
         }
         cur.be32("subsection version").map_err(|e| e.to_string())?;
-        walk_struct(sub, cur, steps, depth + 1)?;
+        walk_struct(&sub.desc, cur, steps, depth + 1)?;
     }
     Ok(())
 }
