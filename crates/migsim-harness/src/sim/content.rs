@@ -248,6 +248,7 @@ mod tests {
 
     #[test]
     fn filler_is_the_splitmix_stream_and_identify_reads_it_back() {
+        let _only = crate::sim::stages::exclusive();
         let mut page = vec![0u8; PAGE_SIZE as usize];
         let mut want = vec![0u8; PAGE_SIZE as usize - 32];
         for (seed, block, p, version) in [

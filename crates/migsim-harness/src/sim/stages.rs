@@ -124,12 +124,22 @@ impl Drop for Clock {
     }
 }
 
+/// Held by unit tests that time stages or check the counters, so tests
+/// running in parallel in this crate do not count into each other's
+/// clock (the counters are global).
+#[cfg(test)]
+pub(crate) fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn counts_only_while_running_and_not_nested_twice() {
+        let _only = exclusive();
         // Before a clock runs nothing is counted.
         timed(Stage::Generate, || {
             std::thread::sleep(std::time::Duration::from_millis(5))
