@@ -381,28 +381,56 @@ impl SimFile {
 
     /// BLAKE3 of the logical contents: the length, then each maximal run
     /// of written chunks as its first and end chunk index followed by its
-    /// bytes (holes and written zeros differ, as they do on disk). Runs
-    /// are read and hashed 1 MiB at a time, so BLAKE3 hashes many chunks
-    /// at once with SIMD; the result depends on the contents only, not on
-    /// the store.
+    /// bytes (holes and written zeros differ, as they do on disk; a last
+    /// chunk past the end counts as zeros there). In memory the runs are
+    /// hashed where they lie, a segment at a time; on disk they are read
+    /// 1 MiB at a time. Large pieces are hashed on every CPU
+    /// (`update_rayon`: BLAKE3 is a tree hash, so the result is the serial
+    /// one); the result depends on the contents only, not on the store.
     pub fn content_hash(&self) -> blake3::Hash {
         super::stages::timed(super::stages::Stage::Hash, || self.hash_contents())
     }
 
-    fn hash_contents(&self) -> blake3::Hash {
-        const PIECE: usize = 256;
-        let mut h = blake3::Hasher::new();
-        h.update(&self.len.to_le_bytes());
-        let mut buf = vec![0u8; PIECE * CHUNK];
+    /// Maximal runs of written chunks, as (first, end) chunk indexes.
+    fn written_runs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         let mut chunks = self.written_chunks().peekable();
-        while let Some(first) = chunks.next() {
+        std::iter::from_fn(move || {
+            let first = chunks.next()?;
             let mut end = first + 1;
             while chunks.peek() == Some(&end) {
                 chunks.next();
                 end += 1;
             }
+            Some((first, end))
+        })
+    }
+
+    fn hash_contents(&self) -> blake3::Hash {
+        /// Pieces at least this long are hashed on several threads.
+        const PARALLEL: usize = 128 << 10;
+        fn feed(h: &mut blake3::Hasher, bytes: &[u8]) {
+            if bytes.len() >= PARALLEL {
+                h.update_rayon(bytes);
+            } else {
+                h.update(bytes);
+            }
+        }
+        const PIECE: usize = 256;
+        let mut h = blake3::Hasher::new();
+        h.update(&self.len.to_le_bytes());
+        let mut buf = Vec::new();
+        for (first, end) in self.written_runs() {
             h.update(&(first as u64).to_le_bytes());
             h.update(&(end as u64).to_le_bytes());
+            if let Store::Memory(mem) = &self.store {
+                // Every byte of a written chunk is stored (written or
+                // zeroed), past the end of the file too.
+                mem.for_each((first * CHUNK) as u64, (end - first) * CHUNK, |b| {
+                    feed(&mut h, b)
+                });
+                continue;
+            }
+            buf.resize(PIECE * CHUNK, 0);
             let mut at = first;
             while at < end {
                 let n = (end - at).min(PIECE);
@@ -413,7 +441,7 @@ impl SimFile {
                     .read_at((at * CHUNK) as u64, b)
                     .expect("reading the simulated file");
                 b[got..].fill(0);
-                h.update(b);
+                feed(&mut h, b);
                 at += n;
             }
         }
