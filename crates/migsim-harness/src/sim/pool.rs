@@ -1,7 +1,11 @@
 //! Memory for the in-memory simulated files ([`super::simfile`]): 2 MiB
-//! segments, mapped straight from the kernel (2 MiB-aligned, asked for
-//! transparent huge pages) and, when a file is dropped, kept in one
-//! process-wide pool for the next file, up to a bound.
+//! segments, mapped straight from the kernel (2 MiB-aligned) and, when a
+//! file is dropped, kept in one process-wide pool for the next file, up
+//! to a bound.
+//!
+//! The segments are not asked for transparent huge pages: on the bench's
+//! VM (THP `madvise`, defrag `madvise`) MADV_HUGEPAGE made a cold 1 GiB
+//! run's writes 2.1-2.2 s instead of 0.9 s (two runs each, back to back).
 //!
 //! Fresh memory is expensive: the kernel zeroes every page on first touch
 //! (on the 2-CPU VM of `migsim bench`, 0.5-0.8 GiB/s with 4 KiB pages,
@@ -77,7 +81,7 @@ fn unmap(addr: usize) {
 }
 
 /// A fresh SEGMENT-byte, SEGMENT-aligned anonymous mapping (zeroed by the
-/// kernel on first touch), asked for huge pages.
+/// kernel on first touch).
 fn map() -> usize {
     let len = 2 * SEGMENT;
     // SAFETY: an anonymous private mapping; no existing memory involved.
@@ -108,8 +112,6 @@ fn map() -> usize {
         if tail > 0 {
             libc::munmap((aligned + SEGMENT) as *mut libc::c_void, tail);
         }
-        // Best effort: only changes how the range is backed.
-        libc::madvise(aligned as *mut libc::c_void, SEGMENT, libc::MADV_HUGEPAGE);
     }
     aligned
 }
