@@ -228,11 +228,11 @@ impl Memory {
         let chunk = CHUNK as u64;
         // A chunk written for the first time: zero what this write leaves
         // of it (a segment may hold a previous file's bytes).
-        if offset % chunk != 0 && !chunk_written(written, first) {
+        if !offset.is_multiple_of(chunk) && !chunk_written(written, first) {
             let from = first * chunk;
             self.for_each_mut(from, (offset - from) as usize, |m, _| m.fill(0));
         }
-        if end % chunk != 0 && !chunk_written(written, last) {
+        if !end.is_multiple_of(chunk) && !chunk_written(written, last) {
             let to = (last + 1) * chunk;
             self.for_each_mut(end, (to - end) as usize, |m, _| m.fill(0));
         }
