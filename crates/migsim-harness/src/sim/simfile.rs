@@ -17,6 +17,7 @@
 
 use std::io;
 use std::path::Path;
+use std::sync::{Mutex, RwLock};
 
 use serde::Serialize;
 
@@ -166,43 +167,93 @@ fn chunk_written(written: &[u64], ci: u64) -> bool {
 /// [`pool`](super::pool), taken as writes reach them, so holes of a
 /// segment's size cost nothing. A segment may be recycled and hold
 /// another file's bytes: only chunks the file wrote (its `written`
-/// bitmap, passed in) are ever read, and a chunk's first write zeroes
-/// the bytes of it the write leaves, so every byte of a written chunk is
-/// either written or zero.
+/// bitmap) are ever read, and a chunk's first write zeroes the bytes of
+/// it the write leaves (each slot knows which of its chunks were
+/// written), so every byte of a written chunk is either written or zero.
+///
+/// Writer channels write disjoint ranges at once through `&self`
+/// ([`SharedWrite`]): each segment has its own lock (taken once per
+/// segment a write or read touches, at most 2 MiB), the list of segments
+/// a reader-writer lock taken for writing only to add one.
 #[derive(Debug, Default)]
 struct Memory {
-    segments: Vec<Option<Segment>>,
+    segments: RwLock<Vec<Option<Mutex<Slot>>>>,
+}
+
+/// Chunks per segment.
+const SEGMENT_CHUNKS: usize = SEGMENT / CHUNK;
+
+/// One segment of a file and which of its chunks this file wrote.
+#[derive(Debug)]
+struct Slot {
+    seg: Segment,
+    written: [u64; SEGMENT_CHUNKS / 64],
+}
+
+impl Slot {
+    /// Write `data` at `at` (inside this segment).
+    fn write(&mut self, at: usize, data: &[u8]) {
+        let end = at + data.len();
+        let (first, last) = (at / CHUNK, (end - 1) / CHUNK);
+        let bytes = self.seg.bytes_mut();
+        // A chunk written for the first time: zero what this write leaves
+        // of it (the segment may hold a previous file's bytes).
+        for c in [first, last] {
+            if self.written[c / 64] >> (c % 64) & 1 == 0 {
+                let (cs, ce) = (c * CHUNK, (c + 1) * CHUNK);
+                bytes[cs..at.clamp(cs, ce)].fill(0);
+                bytes[end.clamp(cs, ce)..ce].fill(0);
+            }
+        }
+        bytes[at..end].copy_from_slice(data);
+        for c in first..=last {
+            self.written[c / 64] |= 1 << (c % 64);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Memory {
-    /// `f(bytes, range in the caller's buffer)` for each segment's piece of
-    /// `[pos, pos + len)`, taking segments as needed.
-    fn for_each_mut(
-        &mut self,
-        pos: u64,
-        len: usize,
-        mut f: impl FnMut(&mut [u8], std::ops::Range<usize>),
-    ) {
+    /// Write `data` at `offset`, a segment's piece at a time, taking
+    /// segments as needed.
+    fn write(&self, offset: u64, data: &[u8]) {
         let mut done = 0;
-        while done < len {
-            let at = pos + done as u64;
+        while done < data.len() {
+            let at = offset + done as u64;
             let (si, so) = (
                 (at / SEGMENT as u64) as usize,
                 (at % SEGMENT as u64) as usize,
             );
-            let n = (SEGMENT - so).min(len - done);
-            if self.segments.len() <= si {
-                self.segments.resize_with(si + 1, || None);
+            let n = (SEGMENT - so).min(data.len() - done);
+            {
+                let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
+                if let Some(Some(slot)) = segs.get(si) {
+                    lock(slot).write(so, &data[done..done + n]);
+                    done += n;
+                    continue;
+                }
             }
-            let seg = self.segments[si].get_or_insert_with(Segment::take);
-            f(&mut seg.bytes_mut()[so..so + n], done..done + n);
-            done += n;
+            let mut segs = self.segments.write().unwrap_or_else(|e| e.into_inner());
+            if segs.len() <= si {
+                segs.resize_with(si + 1, || None);
+            }
+            segs[si].get_or_insert_with(|| {
+                Mutex::new(Slot {
+                    seg: Segment::take(),
+                    written: [0; SEGMENT_CHUNKS / 64],
+                })
+            });
+            // Written on the next turn, under the read lock.
         }
     }
 
     /// The stored bytes `[pos, pos + len)`, a segment's piece at a time;
     /// the range must lie in written chunks.
     fn for_each(&self, pos: u64, len: usize, mut f: impl FnMut(&[u8])) {
+        let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
         let mut done = 0;
         while done < len {
             let at = pos + done as u64;
@@ -211,32 +262,10 @@ impl Memory {
                 (at % SEGMENT as u64) as usize,
             );
             let n = (SEGMENT - so).min(len - done);
-            let seg = self.segments[si]
-                .as_ref()
-                .expect("a written chunk has its segment");
-            f(&seg.bytes()[so..so + n]);
+            let slot = segs[si].as_ref().expect("a written chunk has its segment");
+            f(&lock(slot).seg.bytes()[so..so + n]);
             done += n;
         }
-    }
-
-    fn write(&mut self, written: &[u64], offset: u64, data: &[u8]) {
-        if data.is_empty() {
-            return;
-        }
-        let end = offset + data.len() as u64;
-        let (first, last) = (offset / CHUNK as u64, (end - 1) / CHUNK as u64);
-        let chunk = CHUNK as u64;
-        // A chunk written for the first time: zero what this write leaves
-        // of it (a segment may hold a previous file's bytes).
-        if !offset.is_multiple_of(chunk) && !chunk_written(written, first) {
-            let from = first * chunk;
-            self.for_each_mut(from, (offset - from) as usize, |m, _| m.fill(0));
-        }
-        if !end.is_multiple_of(chunk) && !chunk_written(written, last) {
-            let to = (last + 1) * chunk;
-            self.for_each_mut(end, (to - end) as usize, |m, _| m.fill(0));
-        }
-        self.for_each_mut(offset, data.len(), |m, r| m.copy_from_slice(&data[r]));
     }
 
     /// Fill `buf` from `offset`: written chunks from memory, the rest as
@@ -518,8 +547,12 @@ impl MigFile for SimFile {
     fn shared(&self) -> Option<&dyn SharedWrite> {
         match &self.store {
             // A write chosen to fail must go through write_at.
-            Store::Disk(d) if self.fail.is_none() => Some(d),
-            _ => None,
+            _ if self.fail.is_some() => None,
+            Store::Disk(d) => Some(d),
+            // Channels write disjoint ranges; a non-seekable transport
+            // takes its writes one at a time, at the end (write_at).
+            Store::Memory(_) if self.seekable => Some(self),
+            Store::Memory(_) => None,
         }
     }
 
@@ -547,6 +580,23 @@ impl MigFile for SimFile {
     }
 }
 
+/// Writer channels writing an in-memory file at once (disjoint ranges);
+/// [`MigFile::note_shared_write`] records each write afterwards.
+impl SharedWrite for SimFile {
+    fn write_shared(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        offset
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past 2^64"))?;
+        match &self.store {
+            Store::Memory(mem) => {
+                super::stages::timed(super::stages::Stage::Write, || mem.write(offset, data))
+            }
+            Store::Disk(d) => d.write_shared(offset, data)?,
+        }
+        Ok(())
+    }
+}
+
 impl SimFile {
     fn store_write(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         if !self.seekable && offset != self.len {
@@ -563,9 +613,9 @@ impl SimFile {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past 2^64"))?;
         match &mut self.store {
             Store::Disk(d) => d.write_at(offset, data)?,
-            Store::Memory(mem) => super::stages::timed(super::stages::Stage::Write, || {
-                mem.write(&self.written, offset, data)
-            }),
+            Store::Memory(mem) => {
+                super::stages::timed(super::stages::Stage::Write, || mem.write(offset, data))
+            }
         }
         self.record(offset, data.len() as u64);
         if let Some(j) = &mut self.journal {
@@ -658,6 +708,59 @@ mod tests {
             assert_eq!(got, to - from);
             assert!(buf[..got] == want[from..to], "read at {offset:#x}+{len}");
         }
+    }
+
+    /// Channels writing disjoint ranges at once, inside one chunk too,
+    /// give the bytes one writer would.
+    #[test]
+    fn shared_writes_from_several_threads_land_as_serial_ones() {
+        let _only = crate::sim::stages::exclusive();
+        {
+            let mut dirty = SimFile::new();
+            dirty.write_at(0, &vec![0xEEu8; 2 * SEGMENT]).unwrap();
+        }
+        // Thread t writes bytes [k*96 + t*48, +48) for every k: pieces of
+        // every chunk come from both threads, the chunks' edges too.
+        let total = SEGMENT + 3 * CHUNK + 7;
+        let mut want = vec![0u8; total];
+        let mut f = SimFile::new();
+        let writes: Vec<Vec<(u64, Vec<u8>)>> = (0..2)
+            .map(|t| {
+                (0..total / 96)
+                    .map(|k| {
+                        let at = k * 96 + t * 48;
+                        let data: Vec<u8> = (0..48).map(|i| (k + i + t) as u8 | 1).collect();
+                        want[at..at + 48].copy_from_slice(&data);
+                        (at as u64, data)
+                    })
+                    .collect()
+            })
+            .collect();
+        want.truncate(
+            writes
+                .iter()
+                .flatten()
+                .map(|(o, d)| *o as usize + d.len())
+                .max()
+                .unwrap(),
+        );
+        {
+            let shared = f.shared().expect("memory files take shared writes");
+            std::thread::scope(|s| {
+                for w in &writes {
+                    s.spawn(move || {
+                        for (at, data) in w {
+                            shared.write_shared(*at, data).unwrap();
+                        }
+                    });
+                }
+            });
+        }
+        for (at, data) in writes.iter().flatten() {
+            f.note_shared_write(*at, data.len() as u64);
+        }
+        assert!(f.to_vec() == want, "contents differ");
+        assert!(SimFile::non_seekable().shared().is_none());
     }
 
     /// The content hash is BLAKE3 of the length, then each run of written
