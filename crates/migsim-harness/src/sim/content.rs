@@ -119,7 +119,7 @@ fn filler_words_match(s: u64, got: &[u8]) -> bool {
         let state = s.wrapping_add(GAMMA.wrapping_mul(i as u64 + 1));
         diff |= mix(state) ^ u64::from_le_bytes(w.try_into().expect("8 bytes"));
     }
-    diff == 0 && got.len() % 8 == 0
+    diff == 0 && got.len().is_multiple_of(8)
 }
 
 /// [`filler_words_match`] for AVX-512.
