@@ -9,7 +9,9 @@
 //! same thread (the hash reads the file) counts for the outer one only,
 //! so the stages never count the same nanosecond twice on a thread.
 //! Threads (channels, the hashing threads) add up: with several, the
-//! stages can sum to more than the wall-clock time. Nothing here reaches
+//! stages can sum to more than the wall-clock time. The hash counts the
+//! wall time of each file's hashing call: the rayon workers it hands
+//! pieces to are not counted on their own. Nothing here reaches
 //! a file, a report's figures or a digest.
 
 use std::cell::Cell;
