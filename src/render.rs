@@ -628,35 +628,42 @@ fn bench_summary(r: &BenchReport) -> String {
     if let Some(x) = &r.sim {
         let _ = writeln!(
             s,
-            "sim        {} guest through writer+reader+oracle; ratio {:.2} vs memcpy, {:.2} vs fresh memcpy; digest {}",
+            "sim        {} guest through writer+reader+oracle, memory recycled from the run before; ratio {:.2} vs memcpy (touched); digest {}",
             rate(&x.run),
             r.sim_vs_memcpy_ratio.unwrap_or(0.0),
-            r.sim_vs_fresh_memcpy_ratio.unwrap_or(0.0),
             if x.digest_stable {
                 "stable"
             } else {
                 "UNSTABLE"
             }
         );
-        let t = &x.stages;
-        let share = |v: f64| 100.0 * v / t.wall_s.max(f64::MIN_POSITIVE);
         let _ = writeln!(
             s,
-            "sim time   {:.2} s: generate {:.2} s ({:.0}%), write {:.2} s ({:.0}%), read {:.2} s ({:.0}%), verify {:.2} s ({:.0}%), hash {:.2} s ({:.0}%), other {:.2} s ({:.0}%) (thread time; channels overlap)",
-            t.wall_s,
-            t.generate_s,
-            share(t.generate_s),
-            t.write_s,
-            share(t.write_s),
-            t.read_s,
-            share(t.read_s),
-            t.verify_s,
-            share(t.verify_s),
-            t.hash_s,
-            share(t.hash_s),
-            t.other_s(),
-            share(t.other_s())
+            "sim cold   {} first run, files in fresh memory; ratio {:.2} vs fresh memcpy",
+            rate(&x.cold),
+            r.sim_vs_fresh_memcpy_ratio.unwrap_or(0.0),
         );
+        let stage_line = |label: &str, t: &migsim_harness::sim::stages::StageTimes| {
+            let share = |v: f64| 100.0 * v / t.wall_s.max(f64::MIN_POSITIVE);
+            format!(
+                "{label} {:.2} s: generate {:.2} s ({:.0}%), write {:.2} s ({:.0}%), read {:.2} s ({:.0}%), verify {:.2} s ({:.0}%), hash {:.2} s ({:.0}%), other {:.2} s ({:.0}%) (thread time; channels overlap)",
+                t.wall_s,
+                t.generate_s,
+                share(t.generate_s),
+                t.write_s,
+                share(t.write_s),
+                t.read_s,
+                share(t.read_s),
+                t.verify_s,
+                share(t.verify_s),
+                t.hash_s,
+                share(t.hash_s),
+                t.other_s(),
+                share(t.other_s())
+            )
+        };
+        let _ = writeln!(s, "{}", stage_line("sim time  ", &x.stages));
+        let _ = writeln!(s, "{}", stage_line("cold time ", &x.cold_stages));
     }
     for x in &r.save {
         let _ = writeln!(

@@ -1,11 +1,12 @@
 //! The harness's simulation: the guest, its seeded workloads, the
-//! pre-copy driver, page contents, the simulated file, and where a run's
-//! time goes (`stages`).
+//! pre-copy driver, page contents, the simulated file and its recycled
+//! memory (`pool`), and where a run's time goes (`stages`).
 
 pub mod content;
 pub mod dest;
 pub mod extent;
 pub mod guest;
+pub mod pool;
 pub mod precopy;
 pub mod rng;
 pub mod simfile;

@@ -17,10 +17,13 @@
 
 use std::io;
 use std::path::Path;
+use std::sync::{Mutex, RwLock};
 
 use serde::Serialize;
 
 use migsim_format::io::{DiskFile, MigFile, SharedWrite};
+
+use super::pool::{SEGMENT, Segment};
 
 /// Bytes per chunk of an in-memory file.
 pub(crate) const CHUNK: usize = 4096;
@@ -45,6 +48,7 @@ pub(crate) fn for_each_chunk(
 
 /// Fill `buf` from the sparse chunks at `offset`: each chunk `chunk(i)`
 /// gives, or zeros where it gives none (a hole).
+#[cfg_attr(not(feature = "fuzz"), allow(dead_code))]
 pub(crate) fn read_chunks<'c>(
     offset: u64,
     buf: &mut [u8],
@@ -142,13 +146,153 @@ impl IoFault {
 
 #[derive(Debug)]
 enum Store {
-    Memory(Vec<Option<Box<[u8; CHUNK]>>>),
+    Memory(Memory),
     Disk(DiskFile),
 }
 
 impl Default for Store {
     fn default() -> Self {
-        Store::Memory(Vec::new())
+        Store::Memory(Memory::default())
+    }
+}
+
+/// Whether chunk `ci` is set in a written-chunks bitmap.
+fn chunk_written(written: &[u64], ci: u64) -> bool {
+    written
+        .get((ci / 64) as usize)
+        .is_some_and(|w| w >> (ci % 64) & 1 == 1)
+}
+
+/// An in-memory file's bytes: [`SEGMENT`]-byte segments from the
+/// [`pool`](super::pool), taken as writes reach them, so holes of a
+/// segment's size cost nothing. A segment may be recycled and hold
+/// another file's bytes: only chunks the file wrote (its `written`
+/// bitmap) are ever read, and a chunk's first write zeroes the bytes of
+/// it the write leaves (each slot knows which of its chunks were
+/// written), so every byte of a written chunk is either written or zero.
+///
+/// Writer channels write disjoint ranges at once through `&self`
+/// ([`SharedWrite`]): each segment has its own lock (taken once per
+/// segment a write or read touches, at most 2 MiB), the list of segments
+/// a reader-writer lock taken for writing only to add one.
+#[derive(Debug, Default)]
+struct Memory {
+    segments: RwLock<Vec<Option<Mutex<Slot>>>>,
+}
+
+/// Chunks per segment.
+const SEGMENT_CHUNKS: usize = SEGMENT / CHUNK;
+
+/// One segment of a file and which of its chunks this file wrote.
+#[derive(Debug)]
+struct Slot {
+    seg: Segment,
+    written: [u64; SEGMENT_CHUNKS / 64],
+}
+
+impl Slot {
+    /// Write `data` at `at` (inside this segment).
+    fn write(&mut self, at: usize, data: &[u8]) {
+        let end = at + data.len();
+        let (first, last) = (at / CHUNK, (end - 1) / CHUNK);
+        let bytes = self.seg.bytes_mut();
+        // A chunk written for the first time: zero what this write leaves
+        // of it (the segment may hold a previous file's bytes).
+        for c in [first, last] {
+            if self.written[c / 64] >> (c % 64) & 1 == 0 {
+                let (cs, ce) = (c * CHUNK, (c + 1) * CHUNK);
+                bytes[cs..at.clamp(cs, ce)].fill(0);
+                bytes[end.clamp(cs, ce)..ce].fill(0);
+            }
+        }
+        bytes[at..end].copy_from_slice(data);
+        for c in first..=last {
+            self.written[c / 64] |= 1 << (c % 64);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Memory {
+    /// Write `data` at `offset`, a segment's piece at a time, taking
+    /// segments as needed.
+    fn write(&self, offset: u64, data: &[u8]) {
+        let mut done = 0;
+        while done < data.len() {
+            let at = offset + done as u64;
+            let (si, so) = (
+                (at / SEGMENT as u64) as usize,
+                (at % SEGMENT as u64) as usize,
+            );
+            let n = (SEGMENT - so).min(data.len() - done);
+            {
+                let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
+                if let Some(Some(slot)) = segs.get(si) {
+                    lock(slot).write(so, &data[done..done + n]);
+                    done += n;
+                    continue;
+                }
+            }
+            let mut segs = self.segments.write().unwrap_or_else(|e| e.into_inner());
+            if segs.len() <= si {
+                segs.resize_with(si + 1, || None);
+            }
+            segs[si].get_or_insert_with(|| {
+                Mutex::new(Slot {
+                    seg: Segment::take(),
+                    written: [0; SEGMENT_CHUNKS / 64],
+                })
+            });
+            // Written on the next turn, under the read lock.
+        }
+    }
+
+    /// The stored bytes `[pos, pos + len)`, a segment's piece at a time;
+    /// the range must lie in written chunks.
+    fn for_each(&self, pos: u64, len: usize, mut f: impl FnMut(&[u8])) {
+        let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        let mut done = 0;
+        while done < len {
+            let at = pos + done as u64;
+            let (si, so) = (
+                (at / SEGMENT as u64) as usize,
+                (at % SEGMENT as u64) as usize,
+            );
+            let n = (SEGMENT - so).min(len - done);
+            let slot = segs[si].as_ref().expect("a written chunk has its segment");
+            f(&lock(slot).seg.bytes()[so..so + n]);
+            done += n;
+        }
+    }
+
+    /// Fill `buf` from `offset`: written chunks from memory, the rest as
+    /// zeros.
+    fn read(&self, written: &[u64], offset: u64, buf: &mut [u8]) {
+        let chunk = CHUNK as u64;
+        let mut done = 0;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let ci = pos / chunk;
+            let w = chunk_written(written, ci);
+            // As far as the chunks stay written (or not), in this segment.
+            let seg_end = (pos / SEGMENT as u64 + 1) * SEGMENT as u64;
+            let want_end = pos + (buf.len() - done) as u64;
+            let mut stop = (ci + 1) * chunk;
+            while stop < seg_end.min(want_end) && chunk_written(written, stop / chunk) == w {
+                stop += chunk;
+            }
+            let n = (stop.min(seg_end).min(want_end) - pos) as usize;
+            let out = &mut buf[done..done + n];
+            if w {
+                self.for_each(pos, n, |m| out.copy_from_slice(m));
+            } else {
+                out.fill(0);
+            }
+            done += n;
+        }
     }
 }
 
@@ -266,28 +410,56 @@ impl SimFile {
 
     /// BLAKE3 of the logical contents: the length, then each maximal run
     /// of written chunks as its first and end chunk index followed by its
-    /// bytes (holes and written zeros differ, as they do on disk). Runs
-    /// are read and hashed 1 MiB at a time, so BLAKE3 hashes many chunks
-    /// at once with SIMD; the result depends on the contents only, not on
-    /// the store.
+    /// bytes (holes and written zeros differ, as they do on disk; a last
+    /// chunk past the end counts as zeros there). In memory the runs are
+    /// hashed where they lie, a segment at a time; on disk they are read
+    /// 1 MiB at a time. Large pieces are hashed on every CPU
+    /// (`update_rayon`: BLAKE3 is a tree hash, so the result is the serial
+    /// one); the result depends on the contents only, not on the store.
     pub fn content_hash(&self) -> blake3::Hash {
         super::stages::timed(super::stages::Stage::Hash, || self.hash_contents())
     }
 
-    fn hash_contents(&self) -> blake3::Hash {
-        const PIECE: usize = 256;
-        let mut h = blake3::Hasher::new();
-        h.update(&self.len.to_le_bytes());
-        let mut buf = vec![0u8; PIECE * CHUNK];
+    /// Maximal runs of written chunks, as (first, end) chunk indexes.
+    fn written_runs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         let mut chunks = self.written_chunks().peekable();
-        while let Some(first) = chunks.next() {
+        std::iter::from_fn(move || {
+            let first = chunks.next()?;
             let mut end = first + 1;
             while chunks.peek() == Some(&end) {
                 chunks.next();
                 end += 1;
             }
+            Some((first, end))
+        })
+    }
+
+    fn hash_contents(&self) -> blake3::Hash {
+        /// Pieces at least this long are hashed on several threads.
+        const PARALLEL: usize = 128 << 10;
+        fn feed(h: &mut blake3::Hasher, bytes: &[u8]) {
+            if bytes.len() >= PARALLEL {
+                h.update_rayon(bytes);
+            } else {
+                h.update(bytes);
+            }
+        }
+        const PIECE: usize = 256;
+        let mut h = blake3::Hasher::new();
+        h.update(&self.len.to_le_bytes());
+        let mut buf = Vec::new();
+        for (first, end) in self.written_runs() {
             h.update(&(first as u64).to_le_bytes());
             h.update(&(end as u64).to_le_bytes());
+            if let Store::Memory(mem) = &self.store {
+                // Every byte of a written chunk is stored (written or
+                // zeroed), past the end of the file too.
+                mem.for_each((first * CHUNK) as u64, (end - first) * CHUNK, |b| {
+                    feed(&mut h, b)
+                });
+                continue;
+            }
+            buf.resize(PIECE * CHUNK, 0);
             let mut at = first;
             while at < end {
                 let n = (end - at).min(PIECE);
@@ -298,7 +470,7 @@ impl SimFile {
                     .read_at((at * CHUNK) as u64, b)
                     .expect("reading the simulated file");
                 b[got..].fill(0);
-                h.update(b);
+                feed(&mut h, b);
                 at += n;
             }
         }
@@ -375,8 +547,12 @@ impl MigFile for SimFile {
     fn shared(&self) -> Option<&dyn SharedWrite> {
         match &self.store {
             // A write chosen to fail must go through write_at.
-            Store::Disk(d) if self.fail.is_none() => Some(d),
-            _ => None,
+            _ if self.fail.is_some() => None,
+            Store::Disk(d) => Some(d),
+            // Channels write disjoint ranges; a non-seekable transport
+            // takes its writes one at a time, at the end (write_at).
+            Store::Memory(_) if self.seekable => Some(self),
+            Store::Memory(_) => None,
         }
     }
 
@@ -404,6 +580,23 @@ impl MigFile for SimFile {
     }
 }
 
+/// Writer channels writing an in-memory file at once (disjoint ranges);
+/// [`MigFile::note_shared_write`] records each write afterwards.
+impl SharedWrite for SimFile {
+    fn write_shared(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        offset
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past 2^64"))?;
+        match &self.store {
+            Store::Memory(mem) => {
+                super::stages::timed(super::stages::Stage::Write, || mem.write(offset, data))
+            }
+            Store::Disk(d) => d.write_shared(offset, data)?,
+        }
+        Ok(())
+    }
+}
+
 impl SimFile {
     fn store_write(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         if !self.seekable && offset != self.len {
@@ -415,37 +608,14 @@ impl SimFile {
                 ),
             ));
         }
-        let end = offset
+        offset
             .checked_add(data.len() as u64)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past 2^64"))?;
         match &mut self.store {
             Store::Disk(d) => d.write_at(offset, data)?,
-            Store::Memory(chunks) => super::stages::timed(super::stages::Stage::Write, || {
-                let last_chunk = end.div_ceil(CHUNK as u64) as usize;
-                if chunks.len() < last_chunk {
-                    chunks.resize_with(last_chunk, || None);
-                }
-                for_each_chunk(offset, data.len(), |ci, co, r| {
-                    let slot = &mut chunks[ci as usize];
-                    match slot {
-                        Some(chunk) => chunk[co..co + r.len()].copy_from_slice(&data[r]),
-                        // A whole new chunk is copied into place, not
-                        // zeroed first (one pass over fresh memory).
-                        None if r.len() == CHUNK => {
-                            *slot = Some(
-                                Box::<[u8]>::from(&data[r])
-                                    .try_into()
-                                    .expect("a whole chunk"),
-                            );
-                        }
-                        None => {
-                            let mut chunk = Box::new([0u8; CHUNK]);
-                            chunk[co..co + r.len()].copy_from_slice(&data[r]);
-                            *slot = Some(chunk);
-                        }
-                    }
-                });
-            }),
+            Store::Memory(mem) => {
+                super::stages::timed(super::stages::Stage::Write, || mem.write(offset, data))
+            }
         }
         self.record(offset, data.len() as u64);
         if let Some(j) = &mut self.journal {
@@ -473,9 +643,7 @@ impl SimFile {
                 // A file extended by a write past its end reads zeros.
                 buf[got..n].fill(0);
             }
-            Store::Memory(chunks) => {
-                read_chunks(offset, &mut buf[..n], |i| chunks[i as usize].as_deref())
-            }
+            Store::Memory(mem) => mem.read(&self.written, offset, &mut buf[..n]),
         }
         Ok(n)
     }
@@ -483,5 +651,140 @@ impl SimFile {
     /// Logical length in bytes.
     pub fn len_bytes(&self) -> u64 {
         self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes of every shape (inside a chunk, across chunks and segments,
+    /// past the end) into a file whose segments come back dirty from the
+    /// pool read back as a plain byte vector says, holes as zeros.
+    #[test]
+    fn recycled_segments_never_show_through() {
+        let _only = crate::sim::stages::exclusive();
+        // Leave dirty segments in the pool (same thread: taken back first).
+        {
+            let mut dirty = SimFile::new();
+            let junk = vec![0xEEu8; 3 * SEGMENT];
+            dirty.write_at(0, &junk).unwrap();
+        }
+        let mut f = SimFile::new();
+        let mut want: Vec<u8> = Vec::new();
+        let mut x = 0x1234_5678u64;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for i in 0..300u64 {
+            let offset = next(3 * SEGMENT as u64 + 5000);
+            let len = match i % 4 {
+                0 => next(64) + 1,
+                1 => next(3 * CHUNK as u64) + 1,
+                2 => CHUNK as u64,
+                _ => next(SEGMENT as u64 / 2) + 1,
+            } as usize;
+            let data: Vec<u8> = (0..len).map(|k| (i as usize + k) as u8 | 1).collect();
+            f.write_at(offset, &data).unwrap();
+            let end = offset as usize + len;
+            if want.len() < end {
+                want.resize(end, 0);
+            }
+            want[offset as usize..end].copy_from_slice(&data);
+        }
+        assert_eq!(f.len_bytes(), want.len() as u64);
+        assert!(f.to_vec() == want, "contents differ");
+        // Reads at odd offsets and lengths, across holes and the end.
+        for _ in 0..200 {
+            let offset = next(want.len() as u64 + 100);
+            let len = next(2 * CHUNK as u64 + 77) as usize;
+            let mut buf = vec![0xAAu8; len];
+            let got = f.read_at(offset, &mut buf).unwrap();
+            let from = (offset as usize).min(want.len());
+            let to = (from + len).min(want.len());
+            assert_eq!(got, to - from);
+            assert!(buf[..got] == want[from..to], "read at {offset:#x}+{len}");
+        }
+    }
+
+    /// Channels writing disjoint ranges at once, inside one chunk too,
+    /// give the bytes one writer would.
+    #[test]
+    fn shared_writes_from_several_threads_land_as_serial_ones() {
+        let _only = crate::sim::stages::exclusive();
+        {
+            let mut dirty = SimFile::new();
+            dirty.write_at(0, &vec![0xEEu8; 2 * SEGMENT]).unwrap();
+        }
+        // Thread t writes bytes [k*96 + t*48, +48) for every k: pieces of
+        // every chunk come from both threads, the chunks' edges too.
+        let total = SEGMENT + 3 * CHUNK + 7;
+        let mut want = vec![0u8; total];
+        let mut f = SimFile::new();
+        let writes: Vec<Vec<(u64, Vec<u8>)>> = (0..2)
+            .map(|t| {
+                (0..total / 96)
+                    .map(|k| {
+                        let at = k * 96 + t * 48;
+                        let data: Vec<u8> = (0..48).map(|i| (k + i + t) as u8 | 1).collect();
+                        want[at..at + 48].copy_from_slice(&data);
+                        (at as u64, data)
+                    })
+                    .collect()
+            })
+            .collect();
+        want.truncate(
+            writes
+                .iter()
+                .flatten()
+                .map(|(o, d)| *o as usize + d.len())
+                .max()
+                .unwrap(),
+        );
+        {
+            let shared = f.shared().expect("memory files take shared writes");
+            std::thread::scope(|s| {
+                for w in &writes {
+                    s.spawn(move || {
+                        for (at, data) in w {
+                            shared.write_shared(*at, data).unwrap();
+                        }
+                    });
+                }
+            });
+        }
+        for (at, data) in writes.iter().flatten() {
+            f.note_shared_write(*at, data.len() as u64);
+        }
+        assert!(f.to_vec() == want, "contents differ");
+        assert!(SimFile::non_seekable().shared().is_none());
+    }
+
+    /// The content hash is BLAKE3 of the length, then each run of written
+    /// chunks as (first, end) and its whole chunks (zeros past the end),
+    /// however the runs are laid out in segments.
+    #[test]
+    fn content_hash_is_the_documented_stream() {
+        let _only = crate::sim::stages::exclusive();
+        let mut f = SimFile::new();
+        let a = vec![3u8; 5 * CHUNK + 100];
+        f.write_at(CHUNK as u64 * 2, &a).unwrap();
+        let b = vec![9u8; 3 * CHUNK];
+        let at = SEGMENT as u64 * 2 - CHUNK as u64;
+        f.write_at(at, &b).unwrap();
+        let mut h = blake3::Hasher::new();
+        h.update(&f.len_bytes().to_le_bytes());
+        let contents = f.to_vec();
+        let mut padded = contents.clone();
+        padded.resize(contents.len().next_multiple_of(CHUNK), 0);
+        for (first, end) in [(2u64, 8u64), (at / CHUNK as u64, at / CHUNK as u64 + 3)] {
+            h.update(&first.to_le_bytes());
+            h.update(&end.to_le_bytes());
+            h.update(&padded[first as usize * CHUNK..end as usize * CHUNK]);
+        }
+        assert_eq!(f.content_hash(), h.finalize());
     }
 }

@@ -9,7 +9,9 @@
 //! same thread (the hash reads the file) counts for the outer one only,
 //! so the stages never count the same nanosecond twice on a thread.
 //! Threads (channels, the hashing threads) add up: with several, the
-//! stages can sum to more than the wall-clock time. Nothing here reaches
+//! stages can sum to more than the wall-clock time. The hash counts the
+//! wall time of each file's hashing call: the rayon workers it hands
+//! pieces to are not counted on their own. Nothing here reaches
 //! a file, a report's figures or a digest.
 
 use std::cell::Cell;
@@ -124,12 +126,22 @@ impl Drop for Clock {
     }
 }
 
+/// Held by unit tests that time stages or check the counters, so tests
+/// running in parallel in this crate do not count into each other's
+/// clock (the counters are global).
+#[cfg(test)]
+pub(crate) fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn counts_only_while_running_and_not_nested_twice() {
+        let _only = exclusive();
         // Before a clock runs nothing is counted.
         timed(Stage::Generate, || {
             std::thread::sleep(std::time::Duration::from_millis(5))
