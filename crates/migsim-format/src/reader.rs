@@ -171,8 +171,10 @@ pub struct LoadOptions {
     /// Share the vmdesc trailer found by one load with later loads given
     /// the same cache (a clone of it): for loading one file several times
     /// (the fuzz targets). A load checks that the file holds the bytes the
-    /// trailer was found in before it reuses it ([`VmdescCache`]), so the
-    /// result never depends on it.
+    /// trailer was found in before it reuses it ([`VmdescCache::new`]), so
+    /// the result never depends on it; except with
+    /// [`VmdescCache::for_one_file`], which trusts the caller that every
+    /// load is of the same unchanged file.
     pub vmdesc_cache: Option<VmdescCache>,
 }
 
@@ -377,8 +379,8 @@ fn load_page_range<F: MigFile + ?Sized>(
                     // As large as the range's longest read can be, not
                     // always a MiB (blocks of a few pages are common).
                     let most = PAGES_PER_READ.min(range.end - range.start);
-                    let buf = buf
-                        .get_or_insert_with(|| AlignedBuf::zeroed((most * PAGE_SIZE) as usize));
+                    let buf =
+                        buf.get_or_insert_with(|| AlignedBuf::zeroed((most * PAGE_SIZE) as usize));
                     cur.read_into("fixed-ram pages", &mut buf[..n])?;
                     part.write_pages(i, &buf[..n])?;
                 }

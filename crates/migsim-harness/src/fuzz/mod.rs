@@ -16,10 +16,11 @@
 //!   block) agree: the same description or the same error; a file that
 //!   loads has the layout the README promises (page areas page-aligned,
 //!   after their bitmaps, inside the file, blocks in order); a fixed-ram
-//!   file loaded into a [`Destination`] (dirty, or zeroed) holds exactly
-//!   the file's page where the bitmap bit is set and zeros where it is
-//!   clear; a load checked against a destination's machine and fixed-ram
-//!   setting only succeeds when the stream lists exactly that setting.
+//!   file loaded into a dirty [`Destination`] holds exactly the file's
+//!   page where the bitmap bit is set and zeros where it is clear; a load
+//!   checked against a destination's machine and fixed-ram setting only
+//!   succeeds when the stream lists exactly that setting, and then
+//!   describes the file as the unchecked load does.
 //! * [`caps`] (structure-aware, [`CapsInput`]): a profile (fixed-ram or
 //!   mapped-ram) and a sequence of `MigrationConfig::set_capabilities` and
 //!   `set_parameters` calls. The checker must agree, call by call, with an
