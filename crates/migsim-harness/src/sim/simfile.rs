@@ -156,6 +156,17 @@ impl Default for Store {
     }
 }
 
+/// The thread pool the digest hashes large pieces on (one thread per
+/// CPU), built once; `None` when no thread can be started (a process
+/// limit), and the pieces are then hashed on the calling thread: the
+/// digest is the same either way (BLAKE3 is a tree hash). rayon's global
+/// pool would panic instead.
+fn hash_pool() -> Option<&'static rayon_core::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon_core::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| rayon_core::ThreadPoolBuilder::new().build().ok())
+        .as_ref()
+}
+
 /// Whether chunk `ci` is set in a written-chunks bitmap.
 fn chunk_written(written: &[u64], ci: u64) -> bool {
     written
@@ -438,10 +449,13 @@ impl SimFile {
         /// Pieces at least this long are hashed on several threads.
         const PARALLEL: usize = 128 << 10;
         fn feed(h: &mut blake3::Hasher, bytes: &[u8]) {
-            if bytes.len() >= PARALLEL {
-                h.update_rayon(bytes);
-            } else {
-                h.update(bytes);
+            match hash_pool() {
+                Some(pool) if bytes.len() >= PARALLEL => {
+                    pool.install(|| h.update_rayon(bytes));
+                }
+                _ => {
+                    h.update(bytes);
+                }
             }
         }
         const PIECE: usize = 256;
