@@ -335,14 +335,8 @@ impl VmdescCache {
             None => len - len.min(MAX_TAIL),
         };
         // The bytes to compare next time (none needed for one file).
-        let mut bytes = vec![
-            0;
-            if self.one_file {
-                0
-            } else {
-                (len - start) as usize
-            }
-        ];
+        let keep = if self.one_file { start } else { len };
+        let mut bytes = vec![0; (keep - start) as usize];
         *slot = (file.read_at(start, &mut bytes)? == bytes.len()).then(|| Cached {
             stream_end: len,
             start,

@@ -115,6 +115,11 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
         self.file
     }
 
+    /// Whether the next `n` bytes are in the window already.
+    fn in_window(&self, n: usize) -> bool {
+        self.pos >= self.win_start && self.pos + n as u64 <= self.win_start + self.win.len() as u64
+    }
+
     fn fill(&mut self, what: &'static str, n: usize) -> Result<&[u8], LoadError> {
         if self.remaining() < n as u64 {
             return Err(self.truncated(what, n as u64));
@@ -125,9 +130,7 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
             self.pos += n as u64;
             return Ok(&all[start..start + n]);
         }
-        let in_window = self.pos >= self.win_start
-            && self.pos + n as u64 <= self.win_start + self.win.len() as u64;
-        if !in_window {
+        if !self.in_window(n) {
             let want = n.max(WINDOW).min(self.remaining() as usize);
             self.win.resize(want, 0);
             let got = self.file.read_at(self.pos, &mut self.win)?;
@@ -181,9 +184,7 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
     /// Exactly `buf.len()` bytes into `buf`.
     pub fn read_into(&mut self, what: &'static str, buf: &mut [u8]) -> Result<(), LoadError> {
         let n = buf.len();
-        let in_window = self.pos >= self.win_start
-            && self.pos + n as u64 <= self.win_start + self.win.len() as u64;
-        if in_window || self.file.contiguous().is_some() {
+        if self.in_window(n) || self.file.contiguous().is_some() {
             buf.copy_from_slice(self.fill(what, n)?);
             return Ok(());
         }

@@ -89,24 +89,44 @@ unsafe fn filler_avx2(s: u64, out: &mut [u8]) {
     filler_words(s, out);
 }
 
-/// The filler from state `s` into `out`, as fast as this CPU allows.
-fn filler(s: u64, out: &mut [u8]) {
+/// The vector extensions the filler's builds use, as this CPU has them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    /// AVX-512 F and DQ.
+    Avx512,
+    /// AVX2.
+    Avx2,
+    /// Neither: the baseline build.
+    Baseline,
+}
+
+/// What this CPU offers the filler (detected at run time).
+fn simd() -> Simd {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512dq")
         {
-            // SAFETY: the features were just detected.
-            unsafe { filler_avx512(s, out) };
-            return;
+            return Simd::Avx512;
         }
         if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the feature was just detected.
-            unsafe { filler_avx2(s, out) };
-            return;
+            return Simd::Avx2;
         }
     }
-    filler_words(s, out);
+    Simd::Baseline
+}
+
+/// The filler from state `s` into `out`, as fast as this CPU allows.
+fn filler(s: u64, out: &mut [u8]) {
+    match simd() {
+        // SAFETY: `simd` detected the features.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { filler_avx512(s, out) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { filler_avx2(s, out) },
+        _ => filler_words(s, out),
+    }
 }
 
 /// Whether `got` is the filler from state `s`: each word generated as in
@@ -144,20 +164,15 @@ unsafe fn filler_match_avx2(s: u64, got: &[u8]) -> bool {
 
 /// Whether `got` is the filler from state `s`, as fast as this CPU allows.
 fn filler_matches(s: u64, got: &[u8]) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-        {
-            // SAFETY: the features were just detected.
-            return unsafe { filler_match_avx512(s, got) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the feature was just detected.
-            return unsafe { filler_match_avx2(s, got) };
-        }
+    match simd() {
+        // SAFETY: `simd` detected the features.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { filler_match_avx512(s, got) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { filler_match_avx2(s, got) },
+        _ => filler_words_match(s, got),
     }
-    filler_words_match(s, got)
 }
 
 fn key(seed: u64, block: u32, page: u64, version: u32) -> u64 {

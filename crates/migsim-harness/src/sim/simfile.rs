@@ -28,38 +28,6 @@ use super::pool::{SEGMENT, Segment};
 /// Bytes per chunk of an in-memory file.
 pub(crate) const CHUNK: usize = 4096;
 
-/// Walk `[offset, offset + len)` chunk by chunk: `f(chunk index, offset in
-/// the chunk, range in the caller's buffer)`, for sparse stores of
-/// [`CHUNK`]-byte chunks.
-pub(crate) fn for_each_chunk(
-    offset: u64,
-    len: usize,
-    mut f: impl FnMut(u64, usize, std::ops::Range<usize>),
-) {
-    let mut done = 0usize;
-    while done < len {
-        let pos = offset + done as u64;
-        let (ci, co) = (pos / CHUNK as u64, (pos % CHUNK as u64) as usize);
-        let n = (CHUNK - co).min(len - done);
-        f(ci, co, done..done + n);
-        done += n;
-    }
-}
-
-/// Fill `buf` from the sparse chunks at `offset`: each chunk `chunk(i)`
-/// gives, or zeros where it gives none (a hole).
-#[cfg_attr(not(feature = "fuzz"), allow(dead_code))]
-pub(crate) fn read_chunks<'c>(
-    offset: u64,
-    buf: &mut [u8],
-    chunk: impl Fn(u64) -> Option<&'c [u8; CHUNK]>,
-) {
-    for_each_chunk(offset, buf.len(), |ci, co, r| match chunk(ci) {
-        Some(c) => buf[r.clone()].copy_from_slice(&c[co..co + r.len()]),
-        None => buf[r].fill(0),
-    });
-}
-
 /// One logged write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct WriteRecord {
