@@ -55,15 +55,44 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Filler words computed side by side: each of these lanes keeps its own
+/// splitmix state and advances it by an add, so the multiplies of many
+/// words are in flight at once. With one vector at a time, AVX-512's
+/// 64-bit multiply (15 cycles of latency, three in a row per word) left
+/// the loop waiting: 0.50 s a GiB on a Sapphire Rapids Xeon, against
+/// 0.08 s like this (and AVX2 0.20 → 0.16 s).
+const LANES: usize = 32;
+
+/// The lanes' first states: lane `k` starts at word `k`.
+#[inline(always)]
+fn lane_states(s: u64) -> [u64; LANES] {
+    std::array::from_fn(|k| s.wrapping_add(GAMMA.wrapping_mul(k as u64 + 1)))
+}
+
+/// How far a lane's state moves from one block of [`LANES`] words to
+/// the next.
+const LANE_STEP: u64 = GAMMA.wrapping_mul(LANES as u64);
+
 /// The filler after a page's header: word `i` is [`splitmix`]'s `i+1`-th
-/// output from state `s`, i.e. `mix(s + (i+1)·GAMMA)`, written so every
-/// word is computed on its own (the compiler then uses vector
-/// multiplies); the same bytes as calling [`splitmix`] word after word.
+/// output from state `s`, i.e. `mix(s + (i+1)·GAMMA)`, computed
+/// [`LANES`] words at a time (the compiler then uses vector multiplies);
+/// the same bytes as calling [`splitmix`] word after word.
 #[inline(always)]
 fn filler_words(s: u64, out: &mut [u8]) {
-    for (i, w) in out.chunks_exact_mut(8).enumerate() {
-        let state = s.wrapping_add(GAMMA.wrapping_mul(i as u64 + 1));
-        w.copy_from_slice(&mix(state).to_le_bytes());
+    let mut state = lane_states(s);
+    let mut blocks = out.chunks_exact_mut(LANES * 8);
+    for block in &mut blocks {
+        let mut words = [0u64; LANES];
+        for k in 0..LANES {
+            words[k] = mix(state[k]);
+            state[k] = state[k].wrapping_add(LANE_STEP);
+        }
+        for k in 0..LANES {
+            block[k * 8..k * 8 + 8].copy_from_slice(&words[k].to_le_bytes());
+        }
+    }
+    for (w, st) in blocks.into_remainder().chunks_exact_mut(8).zip(state) {
+        w.copy_from_slice(&mix(st).to_le_bytes());
     }
 }
 
@@ -134,12 +163,23 @@ fn filler(s: u64, out: &mut [u8]) {
 /// than generating into a buffer and comparing it).
 #[inline(always)]
 fn filler_words_match(s: u64, got: &[u8]) -> bool {
-    let mut diff = 0u64;
-    for (i, w) in got.chunks_exact(8).enumerate() {
-        let state = s.wrapping_add(GAMMA.wrapping_mul(i as u64 + 1));
-        diff |= mix(state) ^ u64::from_le_bytes(w.try_into().expect("8 bytes"));
+    if !got.len().is_multiple_of(8) {
+        return false;
     }
-    diff == 0 && got.len().is_multiple_of(8)
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+    let mut state = lane_states(s);
+    let mut diff = [0u64; LANES];
+    let mut blocks = got.chunks_exact(LANES * 8);
+    for block in &mut blocks {
+        for k in 0..LANES {
+            diff[k] |= mix(state[k]) ^ word(&block[k * 8..k * 8 + 8]);
+            state[k] = state[k].wrapping_add(LANE_STEP);
+        }
+    }
+    for (k, w) in blocks.remainder().chunks_exact(8).enumerate() {
+        diff[k] |= mix(state[k]) ^ word(w);
+    }
+    diff.iter().fold(0, |a, d| a | d) == 0
 }
 
 /// [`filler_words_match`] for AVX-512.
@@ -291,20 +331,24 @@ mod tests {
             filler_one_by_one(s, &mut want);
             filler_words(s, &mut got);
             assert_eq!(got, want, "baseline, state {s:#x}");
-            // Every matcher takes the filler and refuses it one bit off.
-            let mut off = want.clone();
-            off[want.len() - 1] ^= 0x80;
-            assert!(filler_words_match(s, &want) && !filler_words_match(s, &off));
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: each only where detected.
-            unsafe {
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    assert!(filler_match_avx2(s, &want) && !filler_match_avx2(s, &off));
-                }
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512dq")
-                {
-                    assert!(filler_match_avx512(s, &want) && !filler_match_avx512(s, &off));
+            // Every matcher takes the filler and refuses it one bit off,
+            // in the first lane block, in the last lane of one, and in
+            // the words after the last whole block.
+            for at in [0, LANES * 8 - 1, want.len() - 1] {
+                let mut off = want.clone();
+                off[at] ^= 0x80;
+                assert!(filler_words_match(s, &want) && !filler_words_match(s, &off));
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: each only where detected.
+                unsafe {
+                    if std::arch::is_x86_feature_detected!("avx2") {
+                        assert!(filler_match_avx2(s, &want) && !filler_match_avx2(s, &off));
+                    }
+                    if std::arch::is_x86_feature_detected!("avx512f")
+                        && std::arch::is_x86_feature_detected!("avx512dq")
+                    {
+                        assert!(filler_match_avx512(s, &want) && !filler_match_avx512(s, &off));
+                    }
                 }
             }
             #[cfg(target_arch = "x86_64")]
