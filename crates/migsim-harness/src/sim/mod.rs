@@ -11,4 +11,5 @@ pub mod precopy;
 pub mod rng;
 pub mod simfile;
 pub mod stages;
+pub mod tree_hash;
 pub mod workload;

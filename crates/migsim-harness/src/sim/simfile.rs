@@ -124,11 +124,11 @@ impl Default for Store {
     }
 }
 
-/// The thread pool the digest hashes large pieces on (one thread per
-/// CPU), built once; `None` when no thread can be started (a process
-/// limit), and the pieces are then hashed on the calling thread: the
-/// digest is the same either way (BLAKE3 is a tree hash). rayon's global
-/// pool would panic instead.
+/// The thread pool the digest hashes subtrees on (one thread per CPU),
+/// built once; `None` when no thread can be started (a process limit),
+/// and the subtrees are then hashed on the calling thread: the digest is
+/// the same either way (BLAKE3 is a tree hash). rayon's global pool
+/// would panic instead.
 fn hash_pool() -> Option<&'static rayon_core::ThreadPool> {
     static POOL: std::sync::OnceLock<Option<rayon_core::ThreadPool>> = std::sync::OnceLock::new();
     POOL.get_or_init(|| rayon_core::ThreadPoolBuilder::new().build().ok())
@@ -391,10 +391,11 @@ impl SimFile {
     /// of written chunks as its first and end chunk index followed by its
     /// bytes (holes and written zeros differ, as they do on disk; a last
     /// chunk past the end counts as zeros there). In memory the runs are
-    /// hashed where they lie, a segment at a time; on disk they are read
-    /// 1 MiB at a time. Large pieces are hashed on every CPU
-    /// (`update_rayon`: BLAKE3 is a tree hash, so the result is the serial
-    /// one); the result depends on the contents only, not on the store.
+    /// hashed where they lie; on disk they are read 1 MiB at a time. The
+    /// stream is hashed a 1 MiB subtree per task on every CPU
+    /// ([`tree_hash`](super::tree_hash): BLAKE3 is a tree hash, so the
+    /// result is the serial one); it depends on the contents only, not
+    /// on the store.
     pub fn content_hash(&self) -> blake3::Hash {
         super::stages::timed(super::stages::Stage::Hash, || self.hash_contents())
     }
@@ -414,49 +415,81 @@ impl SimFile {
     }
 
     fn hash_contents(&self) -> blake3::Hash {
-        /// Pieces at least this long are hashed on several threads.
-        const PARALLEL: usize = 128 << 10;
-        fn feed(h: &mut blake3::Hasher, bytes: &[u8]) {
-            match hash_pool() {
-                Some(pool) if bytes.len() >= PARALLEL => {
-                    pool.install(|| h.update_rayon(bytes));
-                }
-                _ => {
-                    h.update(bytes);
-                }
-            }
+        /// A run of written chunks in the hashed stream: its header (first
+        /// and end chunk index) at stream offset `at`, then its bytes.
+        struct Run {
+            at: u64,
+            first: usize,
+            end: usize,
         }
-        const PIECE: usize = 256;
-        let mut h = blake3::Hasher::new();
-        h.update(&self.len.to_le_bytes());
-        let mut buf = Vec::new();
+        const HEADER: u64 = 16;
+        let mut runs = Vec::new();
+        let mut len = 8;
         for (first, end) in self.written_runs() {
-            h.update(&(first as u64).to_le_bytes());
-            h.update(&(end as u64).to_le_bytes());
-            if let Store::Memory(mem) = &self.store {
-                // Every byte of a written chunk is stored (written or
-                // zeroed), past the end of the file too.
-                mem.for_each((first * CHUNK) as u64, (end - first) * CHUNK, |b| {
-                    feed(&mut h, b)
-                });
-                continue;
-            }
-            buf.resize(PIECE * CHUNK, 0);
-            let mut at = first;
-            while at < end {
-                let n = (end - at).min(PIECE);
-                // read_at fills it up to the end of the file (holes as
-                // zeros); only a last chunk past the end is zeroed here.
-                let b = &mut buf[..n * CHUNK];
-                let got = self
-                    .read_at((at * CHUNK) as u64, b)
-                    .expect("reading the simulated file");
-                b[got..].fill(0);
-                feed(&mut h, b);
-                at += n;
-            }
+            runs.push(Run {
+                at: len,
+                first,
+                end,
+            });
+            len += HEADER + ((end - first) * CHUNK) as u64;
         }
-        h.finalize()
+        // The stream's bytes `start..start + n`, into `h`.
+        let feed = |start: u64, n: u64, h: &mut blake3::Hasher| {
+            let (mut pos, stop) = (start, start + n);
+            if pos < 8 {
+                let e = stop.min(8);
+                h.update(&self.len.to_le_bytes()[pos as usize..e as usize]);
+                pos = e;
+            }
+            let mut i = runs.partition_point(|r| r.at <= pos).saturating_sub(1);
+            while pos < stop {
+                let r = &runs[i];
+                let (rel, want) = (pos - r.at, stop - r.at);
+                if rel < HEADER {
+                    let mut header = [0u8; HEADER as usize];
+                    header[..8].copy_from_slice(&(r.first as u64).to_le_bytes());
+                    header[8..].copy_from_slice(&(r.end as u64).to_le_bytes());
+                    let e = want.min(HEADER);
+                    h.update(&header[rel as usize..e as usize]);
+                    pos = r.at + e;
+                    continue;
+                }
+                let bytes = ((r.end - r.first) * CHUNK) as u64;
+                let (from, to) = (rel - HEADER, (want - HEADER).min(bytes));
+                self.hash_chunks((r.first * CHUNK) as u64 + from, (to - from) as usize, h);
+                pos = r.at + HEADER + to;
+                if to == bytes {
+                    i += 1;
+                }
+            }
+        };
+        super::tree_hash::hash(len, hash_pool(), &feed)
+    }
+
+    /// The `n` stored bytes of written chunks at `offset`, into `h`: in
+    /// memory where they lie; on disk read 1 MiB at a time (`read_at`
+    /// fills up to the end of the file, holes as zeros; only a last
+    /// chunk's bytes past the end are zeroed here).
+    fn hash_chunks(&self, offset: u64, n: usize, h: &mut blake3::Hasher) {
+        if let Store::Memory(mem) = &self.store {
+            // Every byte of a written chunk is stored (written or
+            // zeroed), past the end of the file too.
+            mem.for_each(offset, n, |b| {
+                h.update(b);
+            });
+            return;
+        }
+        let mut buf = vec![0u8; n.min(1 << 20)];
+        let mut done = 0;
+        while done < n {
+            let b = &mut buf[..(n - done).min(1 << 20)];
+            let got = self
+                .read_at(offset + done as u64, b)
+                .expect("reading the simulated file");
+            b[got..].fill(0);
+            h.update(b);
+            done += b.len();
+        }
     }
 
     /// Write the logical contents to a real file, keeping holes sparse.
@@ -768,5 +801,44 @@ mod tests {
             h.update(&padded[first as usize * CHUNK..end as usize * CHUNK]);
         }
         assert_eq!(f.content_hash(), h.finalize());
+    }
+
+    /// The stream [`SimFile::content_hash`] documents, hashed serially.
+    fn documented_hash(f: &SimFile) -> blake3::Hash {
+        let mut h = blake3::Hasher::new();
+        h.update(&f.len_bytes().to_le_bytes());
+        let mut padded = f.to_vec();
+        padded.resize(padded.len().next_multiple_of(CHUNK), 0);
+        for (first, end) in f.written_runs() {
+            h.update(&(first as u64).to_le_bytes());
+            h.update(&(end as u64).to_le_bytes());
+            h.update(&padded[first * CHUNK..end * CHUNK]);
+        }
+        h.finalize()
+    }
+
+    #[test]
+    fn a_file_of_many_hashed_subtrees_hashes_as_its_documented_stream() {
+        // Runs longer than a subtree, shorter, across segments, and a
+        // last chunk past the end: in memory and on disk.
+        let dir = std::env::temp_dir().join(format!("migsim-tree-hash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut mem = SimFile::new();
+        let mut disk = SimFile::on_disk(&dir.join("f"), false).unwrap();
+        let mut at = 3 * CHUNK as u64;
+        for (i, len) in [3 << 20, 5 * CHUNK + 17, 1, SEGMENT + 3 * CHUNK, 700_001]
+            .into_iter()
+            .enumerate()
+        {
+            let data: Vec<u8> = (0..len).map(|k| (k * 31 + i * 7) as u8 | 1).collect();
+            mem.write_at(at, &data).unwrap();
+            disk.write_at(at, &data).unwrap();
+            at += len as u64 + (i as u64 + 1) * 5 * CHUNK as u64 + 123;
+        }
+        assert!(mem.len_bytes() > 5 * super::super::tree_hash::LEAF);
+        let want = documented_hash(&mem);
+        assert_eq!(mem.content_hash(), want, "in memory");
+        assert_eq!(disk.content_hash(), want, "on disk");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
