@@ -58,6 +58,25 @@ pub trait MigFile: Sync {
     fn contiguous(&self) -> Option<&[u8]> {
         None
     }
+    /// Hand `f` the bytes `offset..offset + len` where they lie, in
+    /// order and in pieces that start and end on 4 KiB boundaries of the
+    /// file (a piece may end earlier only at `offset + len`), instead of
+    /// copying them out with [`MigFile::read_at`]; `true` when it did. It
+    /// does not (`false`, and `f` is not called) when the file keeps no
+    /// bytes in memory or the range reaches past its end: read with
+    /// `read_at`. The default lends a [`MigFile::contiguous`] file.
+    fn lend(&self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> bool {
+        let Some(bytes) = self.contiguous() else {
+            return false;
+        };
+        match offset.checked_add(len as u64) {
+            Some(end) if end <= bytes.len() as u64 => {
+                f(&bytes[offset as usize..end as usize]);
+                true
+            }
+            _ => false,
+        }
+    }
     /// Write `run` (pages named by reference, see
     /// [`crate::writer::PageRun`]) at `offset`, keeping the reference
     /// rather than bytes. Only a file that can resolve references later
@@ -103,6 +122,9 @@ impl<T: MigFile + ?Sized> MigFile for &mut T {
     }
     fn contiguous(&self) -> Option<&[u8]> {
         (**self).contiguous()
+    }
+    fn lend(&self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> bool {
+        (**self).lend(offset, len, f)
     }
     fn write_run_at(&mut self, offset: u64, run: &crate::writer::PageRun) -> io::Result<()> {
         (**self).write_run_at(offset, run)

@@ -371,24 +371,47 @@ fn load_page_range<F: MigFile + ?Sized>(
                 part.zero_pages(i, j - i)?;
             }
         } else if !opts.skip_page_data {
-            let mut cur = Cursor::new(file, h.pages_offset + i * PAGE_SIZE);
+            let at = h.pages_offset + i * PAGE_SIZE;
+            let mut cur = Cursor::new(file, at);
             let n = ((j - i) * PAGE_SIZE) as usize;
-            match part.buffer(i, j - i) {
-                Some(mem) => cur.read_into("fixed-ram pages", mem)?,
-                None => {
-                    // As large as the range's longest read can be, not
-                    // always a MiB (blocks of a few pages are common).
-                    let most = PAGES_PER_READ.min(range.end - range.start);
-                    let buf =
-                        buf.get_or_insert_with(|| AlignedBuf::zeroed((most * PAGE_SIZE) as usize));
-                    cur.read_into("fixed-ram pages", &mut buf[..n])?;
-                    part.write_pages(i, &buf[..n])?;
-                }
+            if let Some(mem) = part.buffer(i, j - i) {
+                cur.read_into("fixed-ram pages", mem)?;
+            } else if !(at.is_multiple_of(PAGE_SIZE) && lend_pages(file, at, n, i, part)?) {
+                // Pages the file lends where they lie (in memory) need no
+                // copy (its pieces are whole pages when the area is
+                // page-aligned); the others are read into a buffer as
+                // large as the range's longest read can be, not always a
+                // MiB (blocks of a few pages are common).
+                let most = PAGES_PER_READ.min(range.end - range.start);
+                let buf =
+                    buf.get_or_insert_with(|| AlignedBuf::zeroed((most * PAGE_SIZE) as usize));
+                cur.read_into("fixed-ram pages", &mut buf[..n])?;
+                part.write_pages(i, &buf[..n])?;
             }
         }
         i = j;
     }
     Ok(())
+}
+
+/// Pages from `first` on, `n` bytes of them at `at` (page-aligned), to
+/// `part` as the file lends them ([`MigFile::lend`]); `false` when it
+/// does not, and nothing was written.
+fn lend_pages<F: MigFile + ?Sized>(
+    file: &F,
+    at: u64,
+    n: usize,
+    first: u64,
+    part: &mut dyn BlockPart,
+) -> Result<bool, LoadError> {
+    let (mut page, mut done) = (first, Ok(()));
+    let lent = file.lend(at, n, &mut |piece| {
+        if done.is_ok() {
+            done = part.write_pages(page, piece);
+        }
+        page += piece.len() as u64 / PAGE_SIZE;
+    });
+    done.map(|()| lent)
 }
 
 /// Load `file` into `sink`, checking it against `opts` (with up to

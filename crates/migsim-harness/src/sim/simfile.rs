@@ -247,33 +247,56 @@ impl Memory {
         }
     }
 
-    /// Fill `buf` from `offset`: written chunks from memory, the rest as
-    /// zeros.
-    fn read(&self, written: &[u64], offset: u64, buf: &mut [u8]) {
+    /// The bytes `offset..offset + len` in order, as pieces inside one
+    /// segment each: `f(Some(bytes))` for written chunks, where they lie,
+    /// `f(None, n)` for `n` bytes of chunks never written (zeros).
+    fn pieces(
+        &self,
+        written: &[u64],
+        offset: u64,
+        len: usize,
+        mut f: impl FnMut(Option<&[u8]>, usize),
+    ) {
         let chunk = CHUNK as u64;
         let mut done = 0;
-        while done < buf.len() {
+        while done < len {
             let pos = offset + done as u64;
             let ci = pos / chunk;
             let w = chunk_written(written, ci);
             // As far as the chunks stay written (or not), in this segment.
             let seg_end = (pos / SEGMENT as u64 + 1) * SEGMENT as u64;
-            let want_end = pos + (buf.len() - done) as u64;
+            let want_end = pos + (len - done) as u64;
             let mut stop = (ci + 1) * chunk;
             while stop < seg_end.min(want_end) && chunk_written(written, stop / chunk) == w {
                 stop += chunk;
             }
             let n = (stop.min(seg_end).min(want_end) - pos) as usize;
-            let out = &mut buf[done..done + n];
             if w {
-                self.for_each(pos, n, |m| out.copy_from_slice(m));
+                self.for_each(pos, n, |m| f(Some(m), n));
             } else {
-                out.fill(0);
+                f(None, n);
             }
             done += n;
         }
     }
+
+    /// Fill `buf` from `offset`: written chunks from memory, the rest as
+    /// zeros.
+    fn read(&self, written: &[u64], offset: u64, buf: &mut [u8]) {
+        let mut done = 0;
+        self.pieces(written, offset, buf.len(), |piece, n| {
+            let out = &mut buf[done..done + n];
+            match piece {
+                Some(m) => out.copy_from_slice(m),
+                None => out.fill(0),
+            }
+            done += n;
+        });
+    }
 }
+
+/// Zeros lent for chunks never written ([`SimFile`]'s `lend`).
+static ZEROS: [u8; CHUNK * 64] = [0; CHUNK * 64];
 
 /// A sparse file (in memory or on disk) with a write log.
 #[derive(Debug, Default)]
@@ -549,6 +572,29 @@ impl MigFile for SimFile {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         self.read_stored(offset, buf)
+    }
+
+    /// In memory, the bytes where they lie (chunks never written as
+    /// zeros): the reader's pages reach the destination without a copy.
+    fn lend(&self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> bool {
+        let Store::Memory(mem) = &self.store else {
+            return false;
+        };
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.len)
+        {
+            return false;
+        }
+        mem.pieces(&self.written, offset, len, |piece, n| match piece {
+            Some(m) => f(m),
+            None => {
+                for at in (0..n).step_by(ZEROS.len()) {
+                    f(&ZEROS[..(n - at).min(ZEROS.len())]);
+                }
+            }
+        });
+        true
     }
 
     fn len(&self) -> u64 {
@@ -839,6 +885,37 @@ mod tests {
         let want = documented_hash(&mem);
         assert_eq!(mem.content_hash(), want, "in memory");
         assert_eq!(disk.content_hash(), want, "on disk");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn lent_bytes_are_the_bytes_read_holes_as_zeros() {
+        let mut f = SimFile::new();
+        f.write_at(CHUNK as u64, &vec![5u8; 3 * CHUNK]).unwrap();
+        let at = SEGMENT as u64 - CHUNK as u64;
+        f.write_at(at, &vec![6u8; 2 * CHUNK + 100]).unwrap();
+        f.write_at(SEGMENT as u64 * 3, &[7u8; 10]).unwrap();
+        let len = f.len_bytes();
+        for (offset, n) in [
+            (0, len as usize),
+            (CHUNK as u64, 5000),
+            (at, SEGMENT),
+            (len - 10, 10),
+        ] {
+            let mut want = vec![0u8; n];
+            assert_eq!(f.read_at(offset, &mut want).unwrap(), n);
+            let mut got = Vec::new();
+            assert!(f.lend(offset, n, &mut |b| got.extend_from_slice(b)));
+            assert_eq!(got, want, "{n} bytes at {offset:#x}");
+        }
+        // Past the end it does not lend (the reader reads, and reports
+        // the truncation); nor does a file on disk.
+        assert!(!f.lend(len - 10, 11, &mut |_| panic!("lent past the end")));
+        let dir = std::env::temp_dir().join(format!("migsim-lend-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut disk = SimFile::on_disk(&dir.join("f"), false).unwrap();
+        disk.write_at(0, &[1u8; 100]).unwrap();
+        assert!(!disk.lend(0, 100, &mut |_| panic!("a file on disk lent")));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
