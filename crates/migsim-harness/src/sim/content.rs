@@ -20,6 +20,7 @@
 //! `splitmix` and `key`; `qemu run` checks every page it wrote with
 //! [`identify`], so the two cannot drift apart unnoticed.
 
+use super::simd::{Simd, simd};
 use migsim_format::ram::PAGE_SIZE;
 
 const MAGIC: &[u8; 8] = b"MIGSIMPG";
@@ -116,33 +117,6 @@ unsafe fn filler_avx512(s: u64, out: &mut [u8]) {
 #[target_feature(enable = "avx2")]
 unsafe fn filler_avx2(s: u64, out: &mut [u8]) {
     filler_words(s, out);
-}
-
-/// The vector extensions the filler's builds use, as this CPU has them.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Simd {
-    /// AVX-512 F and DQ.
-    Avx512,
-    /// AVX2.
-    Avx2,
-    /// Neither: the baseline build.
-    Baseline,
-}
-
-/// What this CPU offers the filler (detected at run time).
-fn simd() -> Simd {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-        {
-            return Simd::Avx512;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return Simd::Avx2;
-        }
-    }
-    Simd::Baseline
 }
 
 /// The filler from state `s` into `out`, as fast as this CPU allows.

@@ -9,6 +9,7 @@ pub mod guest;
 pub mod pool;
 pub mod precopy;
 pub mod rng;
+pub(crate) mod simd;
 pub mod simfile;
 pub mod stages;
 pub mod tree_hash;

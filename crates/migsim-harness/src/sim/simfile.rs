@@ -184,7 +184,7 @@ impl Slot {
                 bytes[end.clamp(cs, ce)..ce].fill(0);
             }
         }
-        bytes[at..end].copy_from_slice(data);
+        super::simd::copy_streaming(&mut bytes[at..end], data);
         for c in first..=last {
             self.written[c / 64] |= 1 << (c % 64);
         }
