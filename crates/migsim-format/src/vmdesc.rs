@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+#[cfg(test)]
 use serde_json::Value;
 
 use crate::ram::PAGE_SIZE;
@@ -31,6 +32,9 @@ use crate::error::LoadError;
 use crate::io::MigFile;
 use crate::stream::kind;
 use crate::wire::Cursor;
+
+#[path = "vmdesc_json.rs"]
+mod json;
 
 /// How far from the end the trailer is searched for.
 pub const MAX_TAIL: u64 = 16 << 20;
@@ -86,14 +90,14 @@ struct Tree {
 }
 
 /// A device's or a subsection's description: what `walk_struct` reads.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Desc {
     fields: Vec<Field>,
     subsections: Vec<Subsection>,
 }
 
 /// One element of `fields`.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct Field {
     /// `name`, or `?`.
     name: String,
@@ -102,7 +106,7 @@ struct Field {
     kind: FieldKind,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum FieldKind {
     /// Has a `struct` (of any JSON type: a non-object describes nothing).
     Struct(Desc),
@@ -113,15 +117,18 @@ enum FieldKind {
 }
 
 /// One element of `subsections`.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct Subsection {
     /// `vmsd_name`, or `?`.
     vmsd_name: String,
     desc: Desc,
 }
 
+#[cfg(test)]
 impl Desc {
-    /// The description in `v` exactly as the walk reads JSON: missing or
+    /// The description in `v` as the walk first read JSON, through a
+    /// `serde_json::Value` (the reference `json::parse` is compared
+    /// with): missing or
     /// mistyped keys take their defaults (serde_json's indexing gives
     /// `Null` for them). The JSON's nesting is bounded by serde_json's
     /// recursion limit (128), so this recursion is too.
@@ -151,6 +158,23 @@ impl Desc {
         Desc {
             fields,
             subsections,
+        }
+    }
+}
+
+impl Tree {
+    /// The walk's descriptions of `devices` (the trailer's `devices`
+    /// array) and their index.
+    fn from_devices(devices: Vec<json::Node>) -> Tree {
+        let mut index = BTreeMap::new();
+        for (i, d) in devices.iter().enumerate() {
+            if let (Some(name), Some(inst)) = (&d.name, d.instance_id) {
+                index.entry((name.clone(), inst)).or_insert(i);
+            }
+        }
+        Tree {
+            devices: devices.into_iter().map(json::Node::desc).collect(),
+            index,
         }
     }
 }
@@ -216,19 +240,11 @@ impl Vmdesc {
 
     /// Parse a trailer's JSON read directly.
     pub fn parse(offset: u64, json: &[u8]) -> Option<Vmdesc> {
-        let root: Value = serde_json::from_slice(json).ok()?;
-        let listed = root["devices"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-        let mut index = BTreeMap::new();
-        for (i, d) in listed.iter().enumerate() {
-            if let (Some(name), Some(inst)) = (d["name"].as_str(), d["instance_id"].as_u64()) {
-                index.entry((name.to_string(), inst)).or_insert(i);
-            }
-        }
-        let devices = listed.iter().map(Desc::from_json).collect();
+        let root = json::parse(json)?;
         Some(Vmdesc {
             offset,
             json_len: json.len() as u64,
-            tree: Arc::new(Tree { devices, index }),
+            tree: Arc::new(Tree::from_devices(root.devices)),
             steps: 0,
         })
     }
@@ -707,5 +723,130 @@ mod tests {
         let caps = &one["configuration"]["subsections"][0]["fields"][1];
         assert!(caps.get("array_len").is_none());
         assert_eq!(caps["size"], 10);
+    }
+
+    /// The trailer as the walk first read it: through a `Value`.
+    fn tree_through_value(json: &[u8]) -> Option<Tree> {
+        let root: Value = serde_json::from_slice(json).ok()?;
+        let listed = root["devices"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let mut index = BTreeMap::new();
+        for (i, d) in listed.iter().enumerate() {
+            if let (Some(name), Some(inst)) = (d["name"].as_str(), d["instance_id"].as_u64()) {
+                index.entry((name.to_string(), inst)).or_insert(i);
+            }
+        }
+        let devices = listed.iter().map(Desc::from_json).collect();
+        Some(Tree { devices, index })
+    }
+
+    /// xorshift64: a number below `n`.
+    fn next(rng: &mut u64, n: u64) -> u64 {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        *rng % n
+    }
+
+    /// Random JSON text made of the keys a trailer has (and others,
+    /// repeated keys, escaped keys, odd numbers, every type anywhere).
+    fn random_json(rng: &mut u64, depth: u32, out: &mut String) {
+        const KEYS: &[&str] = &[
+            "devices",
+            "name",
+            "instance_id",
+            "vmsd_name",
+            "type",
+            "array_len",
+            "size",
+            "struct",
+            "fields",
+            "subsections",
+            "other",
+            "na\\u006de",
+            "\\u0073ize",
+            "fields",
+            "fields",
+            "struct",
+            "subsections",
+        ];
+        const SCALARS: &[&str] = &[
+            "null",
+            "true",
+            "0",
+            "-0",
+            "1",
+            "7",
+            "-3",
+            "2.0",
+            "1e2",
+            "4096",
+            "18446744073709551615",
+            "18446744073709551616",
+            r#""capability""#,
+            r#""cap\u0061bility""#,
+            r#""pci""#,
+            r#""""#,
+            r#""timer""#,
+        ];
+        // Mostly objects, so descriptions with fields come up often.
+        match if depth == 0 { 0 } else { next(rng, 5) } {
+            0 => out.push_str(SCALARS[next(rng, SCALARS.len() as u64) as usize]),
+            1 => {
+                out.push('[');
+                for k in 0..next(rng, 4) {
+                    if k > 0 {
+                        out.push(',');
+                    }
+                    random_json(rng, depth - 1, out);
+                }
+                out.push(']');
+            }
+            _ => {
+                out.push('{');
+                for k in 0..next(rng, 6) {
+                    if k > 0 {
+                        out.push(',');
+                    }
+                    out.push('"');
+                    out.push_str(KEYS[next(rng, KEYS.len() as u64) as usize]);
+                    out.push_str("\":");
+                    random_json(rng, depth - 1, out);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    #[test]
+    fn the_trailer_read_straight_is_the_trailer_read_through_a_value() {
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut described = 0;
+        for _ in 0..20_000 {
+            let mut text = String::from("{\"devices\":[");
+            for k in 0..1 + next(&mut rng, 3) {
+                if k > 0 {
+                    text.push(',');
+                }
+                random_json(&mut rng, 6, &mut text);
+            }
+            text.push_str("]}");
+            let want = tree_through_value(text.as_bytes()).expect("valid JSON");
+            let got = json::parse(text.as_bytes()).map(|n| Tree::from_devices(n.devices));
+            let got = got.expect("valid JSON");
+            assert_eq!(got.devices, want.devices, "{text}");
+            assert_eq!(got.index, want.index, "{text}");
+            described += usize::from(want.devices.iter().any(|d| !d.fields.is_empty()));
+        }
+        // The generator reaches descriptions with fields, not only empty ones.
+        assert!(described > 1_000, "{described}");
+        // Not JSON, or JSON with something after it, is refused by both.
+        for bad in [&b"{"[..], b"{} x", b"{\"devices\":[1,]}", b"", b"\xff"] {
+            assert!(tree_through_value(bad).is_none() && json::parse(bad).is_none());
+        }
+        // A QEMU trailer.
+        let qemu = encode("pc-q35-10.0", &["mapped-ram"], &[]);
+        let want = tree_through_value(&qemu).unwrap();
+        let got = Tree::from_devices(json::parse(&qemu).unwrap().devices);
+        assert_eq!((got.devices, got.index), (want.devices, want.index));
     }
 }
