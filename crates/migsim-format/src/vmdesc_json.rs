@@ -44,8 +44,8 @@ impl Node {
             subsections: self
                 .subsections
                 .into_iter()
-                .map(|sub| Subsection {
-                    vmsd_name: sub.vmsd_name.clone().unwrap_or_else(|| "?".into()),
+                .map(|mut sub| Subsection {
+                    vmsd_name: sub.vmsd_name.take().unwrap_or_else(|| "?".into()),
                     desc: sub.desc(),
                 })
                 .collect(),
@@ -76,29 +76,42 @@ fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     Ok(())
 }
 
-/// Visitor methods for the JSON values a reader takes as its default:
-/// every scalar, and arrays and objects (skipped).
-macro_rules! default_for_other_values {
-    ($($skip:ident),*) => {
+/// Visitor methods giving the reader's default (`Default::default()`)
+/// for the JSON values named: `bool`, `i64`, `u64`, `f64`, `str`,
+/// `unit` (null), and `seq` and `map` (arrays and objects, skipped).
+macro_rules! default_for {
+    ($($kind:ident)*) => {
+        $(default_for!(@$kind);)*
+    };
+    (@bool) => {
         fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
             Ok(Default::default())
         }
+    };
+    (@i64) => {
         fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
             Ok(Default::default())
         }
+    };
+    (@u64) => {
         fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
             Ok(Default::default())
         }
+    };
+    (@f64) => {
         fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
             Ok(Default::default())
         }
+    };
+    (@str) => {
         fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
             Ok(Default::default())
         }
+    };
+    (@unit) => {
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
             Ok(Default::default())
         }
-        $(default_for_other_values!(@$skip);)*
     };
     (@seq) => {
         fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
@@ -126,23 +139,7 @@ impl<'de> Deserialize<'de> for Str {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
                 Ok(Some(s.to_string()))
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            default_for_other_values!(@seq);
-            default_for_other_values!(@map);
+            default_for!(bool i64 u64 f64 unit seq map);
         }
         d.deserialize_any(V).map(Str)
     }
@@ -166,20 +163,7 @@ impl<'de> Deserialize<'de> for U64 {
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
                 Ok(u64::try_from(v).ok())
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            default_for_other_values!(@seq);
-            default_for_other_values!(@map);
+            default_for!(bool f64 str unit seq map);
         }
         d.deserialize_any(V).map(U64)
     }
@@ -204,7 +188,7 @@ impl<'de> Deserialize<'de> for Nodes {
                 }
                 Ok(out)
             }
-            default_for_other_values!(map);
+            default_for!(bool i64 u64 f64 str unit map);
         }
         d.deserialize_any(V).map(Nodes)
     }
@@ -285,7 +269,7 @@ impl<'de> Deserialize<'de> for Node {
                 }
                 Ok(n)
             }
-            default_for_other_values!(seq);
+            default_for!(bool i64 u64 f64 str unit seq);
         }
         d.deserialize_any(V)
     }
