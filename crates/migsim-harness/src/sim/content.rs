@@ -20,7 +20,7 @@
 //! `splitmix` and `key`; `qemu run` checks every page it wrote with
 //! [`identify`], so the two cannot drift apart unnoticed.
 
-use super::simd::{Simd, simd};
+use super::simd::dispatch;
 use migsim_format::ram::PAGE_SIZE;
 
 const MAGIC: &[u8; 8] = b"MIGSIMPG";
@@ -121,15 +121,7 @@ unsafe fn filler_avx2(s: u64, out: &mut [u8]) {
 
 /// The filler from state `s` into `out`, as fast as this CPU allows.
 fn filler(s: u64, out: &mut [u8]) {
-    match simd() {
-        // SAFETY: `simd` detected the features.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 => unsafe { filler_avx512(s, out) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { filler_avx2(s, out) },
-        _ => filler_words(s, out),
-    }
+    dispatch!(filler_avx512, filler_avx2, filler_words, (s, out))
 }
 
 /// Whether `got` is the filler from state `s`: each word generated as in
@@ -178,15 +170,12 @@ unsafe fn filler_match_avx2(s: u64, got: &[u8]) -> bool {
 
 /// Whether `got` is the filler from state `s`, as fast as this CPU allows.
 fn filler_matches(s: u64, got: &[u8]) -> bool {
-    match simd() {
-        // SAFETY: `simd` detected the features.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 => unsafe { filler_match_avx512(s, got) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { filler_match_avx2(s, got) },
-        _ => filler_words_match(s, got),
-    }
+    dispatch!(
+        filler_match_avx512,
+        filler_match_avx2,
+        filler_words_match,
+        (s, got)
+    )
 }
 
 fn key(seed: u64, block: u32, page: u64, version: u32) -> u64 {

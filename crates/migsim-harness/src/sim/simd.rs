@@ -30,6 +30,25 @@ pub(crate) fn simd() -> Simd {
     Simd::Baseline
 }
 
+/// Call the build of a hot loop this CPU runs best:
+/// `dispatch!(avx512_build, avx2_build, baseline_build, (args))`. The
+/// two vector builds are `unsafe fn`s needing the features
+/// [`Simd::Avx512`] and [`Simd::Avx2`] stand for.
+macro_rules! dispatch {
+    ($avx512:path, $avx2:path, $baseline:expr, ($($arg:expr),*)) => {
+        match $crate::sim::simd::simd() {
+            // SAFETY: `simd` detected the features the build needs.
+            #[cfg(target_arch = "x86_64")]
+            $crate::sim::simd::Simd::Avx512 => unsafe { $avx512($($arg),*) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            $crate::sim::simd::Simd::Avx2 => unsafe { $avx2($($arg),*) },
+            _ => $baseline($($arg),*),
+        }
+    };
+}
+pub(crate) use dispatch;
+
 /// Copies at least this long stream past the cache.
 const STREAM_MIN: usize = 64 << 10;
 
@@ -45,15 +64,12 @@ pub(crate) fn copy_streaming(dst: &mut [u8], src: &[u8]) {
         dst.copy_from_slice(src);
         return;
     }
-    match simd() {
-        // SAFETY: `simd` detected the features.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 => unsafe { stream_avx512(dst, src) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { stream_avx2(dst, src) },
-        _ => dst.copy_from_slice(src),
-    }
+    dispatch!(
+        stream_avx512,
+        stream_avx2,
+        <[u8]>::copy_from_slice,
+        (dst, src)
+    )
 }
 
 /// The copy with `W`-byte streaming stores `store(to, from)` (to aligned
