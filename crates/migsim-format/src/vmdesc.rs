@@ -16,7 +16,10 @@
 //! [`MAX_TAIL`] bytes) for `00 06 len` whose `len` reaches exactly the
 //! end of the file and whose JSON parses. A [`VmdescCache`] keeps one
 //! found trailer for later loads of the same bytes (the fuzz targets load
-//! every input several times; the JSON parse was most of a load).
+//! every input several times; the JSON parse was most of a load), and a
+//! [`ParseMemo`] keeps parsed trees across files by their JSON bytes (the
+//! fuzz targets' inputs mostly share trailers with the inputs they were
+//! mutated from).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -41,19 +44,31 @@ pub const MAX_TAIL: u64 = 16 << 20;
 /// The first part of the tail [`Vmdesc::locate`] reads.
 pub const FIRST_WINDOW: u64 = 64 << 10;
 
-/// The last index of `byte` in `hay`: eight bytes a step (a word holds
-/// `byte` iff the classic has-zero-byte test on `word ^ byte*0x01..01`
-/// says so), then the word's bytes one by one.
+/// The last index of `byte` in `hay`: 64 bytes a step with one branch
+/// (a word holds `byte` iff the classic has-zero-byte test on
+/// `word ^ byte*0x01..01` says so; the eight words' tests are or-ed),
+/// then eight bytes a step, then the word's bytes one by one. Few
+/// branches matter under the fuzz targets' coverage instrumentation,
+/// which calls back on every compare: a trailer search may cross
+/// megabytes of zeros.
 fn rfind_byte(hay: &[u8], byte: u8) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let pattern = LO * u64::from(byte);
+    let has = |word: &[u8]| {
+        let w = u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ pattern;
+        w.wrapping_sub(LO) & !w & HI
+    };
     let mut end = hay.len();
-    while end >= 8 {
-        let word = u64::from_le_bytes(hay[end - 8..end].try_into().expect("8 bytes")) ^ pattern;
-        if word.wrapping_sub(LO) & !word & HI != 0 {
+    while end >= 64 {
+        let block: &[u8; 64] = hay[end - 64..end].try_into().expect("64 bytes");
+        let any = block.chunks_exact(8).fold(0, |acc, w| acc | has(w));
+        if any != 0 {
             break;
         }
+        end -= 64;
+    }
+    while end >= 8 && has(&hay[end - 8..end]) == 0 {
         end -= 8;
     }
     hay[..end].iter().rposition(|&b| b == byte)
@@ -196,21 +211,35 @@ impl Vmdesc {
     /// of copying and scanning (the fuzz targets load every input several
     /// times).
     pub fn locate<F: MigFile + ?Sized>(file: &F) -> Result<Option<Vmdesc>, LoadError> {
-        Self::locate_before(file, crate::integrity::stream_end(file)?)
+        Self::locate_before(file, crate::integrity::stream_end(file)?, None)
     }
 
-    /// [`Vmdesc::locate`] with the stream's end (`len`) known.
-    fn locate_before<F: MigFile + ?Sized>(file: &F, len: u64) -> Result<Option<Vmdesc>, LoadError> {
+    /// [`Vmdesc::locate`] with the stream's end (`len`) known, parsing
+    /// through `memo` when there is one.
+    fn locate_before<F: MigFile + ?Sized>(
+        file: &F,
+        len: u64,
+        memo: Option<&ParseMemo>,
+    ) -> Result<Option<Vmdesc>, LoadError> {
         let max = len.min(MAX_TAIL);
         let mut window = max.min(FIRST_WINDOW);
         // Candidate offsets (of the 0x06 byte) at or past this were tried.
         let mut tried_from = len.saturating_sub(5);
         loop {
             let start = len - window;
-            let mut tail = vec![0; window as usize];
-            if file.read_at(start, &mut tail)? != tail.len() {
-                return Ok(None);
-            }
+            // In place when the file is one slice of memory.
+            let read;
+            let tail: &[u8] = match file.contiguous() {
+                Some(all) if len <= all.len() as u64 => &all[start as usize..len as usize],
+                _ => {
+                    let mut buf = vec![0; window as usize];
+                    if file.read_at(start, &mut buf)? != buf.len() {
+                        return Ok(None);
+                    }
+                    read = buf;
+                    &read
+                }
+            };
             // p: index of the 0x06 byte in `tail`; needs the EOF byte before it.
             let mut below = tried_from.saturating_sub(start) as usize;
             while let Some(p) = rfind_byte(&tail[..below], kind::VMDESCRIPTION) {
@@ -226,7 +255,12 @@ impl Vmdesc {
                 if p + 5 + n != tail.len() || tail.get(p + 5) != Some(&b'{') {
                     continue;
                 }
-                if let Some(v) = Self::parse(start + p as u64, &tail[p + 5..]) {
+                let (at, json) = (start + p as u64, &tail[p + 5..]);
+                let found = match memo {
+                    Some(memo) => memo.parse(at, json),
+                    None => Self::parse(at, json),
+                };
+                if let Some(v) = found {
                     return Ok(Some(v));
                 }
             }
@@ -240,13 +274,21 @@ impl Vmdesc {
 
     /// Parse a trailer's JSON read directly.
     pub fn parse(offset: u64, json: &[u8]) -> Option<Vmdesc> {
+        Self::parse_tree(json).map(|tree| Self::with_tree(offset, json.len(), tree))
+    }
+
+    fn parse_tree(json: &[u8]) -> Option<Arc<Tree>> {
         let root = json::parse(json)?;
-        Some(Vmdesc {
+        Some(Arc::new(Tree::from_devices(root.devices)))
+    }
+
+    fn with_tree(offset: u64, json_len: usize, tree: Arc<Tree>) -> Vmdesc {
+        Vmdesc {
             offset,
-            json_len: json.len() as u64,
-            tree: Arc::new(Tree::from_devices(root.devices)),
+            json_len: json_len as u64,
+            tree,
             steps: 0,
-        })
+        }
     }
 
     /// Number of devices described.
@@ -296,6 +338,76 @@ pub struct VmdescCache {
     slot: Arc<Mutex<Option<Cached>>>,
     /// Reuse the answer without comparing bytes.
     one_file: bool,
+    /// Where a search parses the JSON it finds.
+    memo: Option<ParseMemo>,
+}
+
+/// Parsed trailers remembered across files by their JSON bytes: parsing
+/// the same bytes gives the same tree, wherever in a file they sit, so a
+/// second file with the trailer of an earlier one (a fuzz input mutated
+/// away from its trailer, another input of the same seed, or one loaded
+/// again) skips the parse. Holds the last distinct JSONs, the valid and
+/// the invalid, at most [`MEMO_ENTRIES`] of them and [`MEMO_BYTES`] of
+/// JSON together (a longer JSON than that is parsed each time), dropped
+/// oldest first; found by their bytes (a hash map). Clones share the memo.
+#[derive(Debug, Clone, Default)]
+pub struct ParseMemo {
+    slots: Arc<Mutex<MemoSlots>>,
+}
+
+/// How many parsed JSONs a [`ParseMemo`] keeps at most.
+pub const MEMO_ENTRIES: usize = 1024;
+/// How many bytes of JSON a [`ParseMemo`] keeps at most (its trees take
+/// a few times that).
+pub const MEMO_BYTES: usize = 4 << 20;
+
+#[derive(Debug, Default)]
+struct MemoSlots {
+    /// Each JSON kept and what parsing it gave.
+    parsed: std::collections::HashMap<Arc<[u8]>, Option<Arc<Tree>>>,
+    /// The keys of `parsed`, oldest first.
+    order: std::collections::VecDeque<Arc<[u8]>>,
+    /// Bytes of the keys together.
+    bytes: usize,
+}
+
+impl ParseMemo {
+    /// An empty memo.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`Vmdesc::parse`], reusing the tree of the same JSON parsed before.
+    pub fn parse(&self, offset: u64, json: &[u8]) -> Option<Vmdesc> {
+        if json.len() > MEMO_BYTES {
+            return Vmdesc::parse(offset, json);
+        }
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let tree = match slots.parsed.get(json) {
+            Some(tree) => tree.clone(),
+            None => {
+                let tree = Vmdesc::parse_tree(json);
+                slots.keep(Arc::from(json), tree.clone());
+                tree
+            }
+        };
+        tree.map(|tree| Vmdesc::with_tree(offset, json.len(), tree))
+    }
+}
+
+impl MemoSlots {
+    fn keep(&mut self, json: Arc<[u8]>, tree: Option<Arc<Tree>>) {
+        while self.order.len() >= MEMO_ENTRIES || self.bytes + json.len() > MEMO_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            self.bytes -= old.len();
+            self.parsed.remove(&old);
+        }
+        self.bytes += json.len();
+        self.order.push_back(json.clone());
+        self.parsed.insert(json, tree);
+    }
 }
 
 #[derive(Debug)]
@@ -323,9 +435,16 @@ impl VmdescCache {
     /// where that can happen.
     pub fn for_one_file() -> Self {
         Self {
-            slot: Arc::default(),
             one_file: true,
+            ..Self::default()
         }
+    }
+
+    /// This cache, parsing the trailers it finds through `memo`, so what
+    /// another cache with the same memo parsed is not parsed again.
+    pub fn remembering(mut self, memo: &ParseMemo) -> Self {
+        self.memo = Some(memo.clone());
+        self
     }
 
     /// [`Vmdesc::locate`], reusing the last answer when the file holds
@@ -344,7 +463,7 @@ impl VmdescCache {
                 return Ok(c.found.clone());
             }
         }
-        let found = Vmdesc::locate_before(file, len)?;
+        let found = Vmdesc::locate_before(file, len, self.memo.as_ref())?;
         let start = match &found {
             // The winning candidate has the EOF byte before it.
             Some(v) => v.offset - 1,
@@ -705,6 +824,62 @@ mod tests {
             }
             let got = Vmdesc::locate(&f).unwrap().map(|v| (v.offset, v.json_len));
             assert_eq!(got, locate_in_one_read(&f), "case {case} ({len} bytes)");
+            let copied = Vmdesc::locate(&ReadAtOnly(&f)).unwrap();
+            assert_eq!(
+                copied.map(|v| (v.offset, v.json_len)),
+                got,
+                "case {case}: the tail read in place and copied out differ"
+            );
+        }
+    }
+
+    /// The same bytes, offered only through `read_at` (not `contiguous`),
+    /// so the search copies its windows out.
+    struct ReadAtOnly<'a>(&'a [u8]);
+
+    impl MigFile for ReadAtOnly<'_> {
+        fn write_at(&mut self, _: u64, _: &[u8]) -> std::io::Result<()> {
+            Err(std::io::Error::other("read-only"))
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+            let from = (offset as usize).min(self.0.len());
+            let n = buf.len().min(self.0.len() - from);
+            buf[..n].copy_from_slice(&self.0[from..from + n]);
+            Ok(n)
+        }
+        fn len(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn seekable(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn rfind_byte_agrees_with_a_byte_by_byte_search() {
+        // Lengths across the 64- and 8-byte steps; the byte (and 0x86,
+        // 0x07, which borrow in the word test) sparse or dense.
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for case in 0..3000u64 {
+            let len = next(&mut rng, 300) as usize;
+            let density = 1 + next(&mut rng, 200);
+            let hay: Vec<u8> = (0..len)
+                .map(|_| match next(&mut rng, density) {
+                    0 => 6,
+                    1 => 0x86,
+                    2 => 7,
+                    _ => 0,
+                })
+                .collect();
+            let cut = next(&mut rng, len as u64 + 1) as usize;
+            for h in [&hay[..], &hay[..cut]] {
+                assert_eq!(
+                    rfind_byte(h, 6),
+                    h.iter().rposition(|&b| b == 6),
+                    "case {case}, {} bytes",
+                    h.len()
+                );
+            }
         }
     }
 
@@ -723,6 +898,89 @@ mod tests {
         let caps = &one["configuration"]["subsections"][0]["fields"][1];
         assert!(caps.get("array_len").is_none());
         assert_eq!(caps["size"], 10);
+    }
+
+    #[test]
+    fn a_parse_memo_answers_as_parse_does_and_keeps_within_its_bounds() {
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let memo = ParseMemo::new();
+        let entries = |memo: &ParseMemo| memo.slots.lock().unwrap().order.len();
+        let known =
+            |memo: &ParseMemo, json: &[u8]| memo.slots.lock().unwrap().parsed.contains_key(json);
+        // Texts from a pool larger than the memo, drawn mostly from a
+        // small part of it, so there are hits and replacements; some are
+        // broken (cut short), so refusals are remembered too.
+        let mut pool = Vec::new();
+        for i in 0..MEMO_ENTRIES + 200 {
+            let mut text = String::from("{\"devices\":[");
+            random_json(&mut rng, 3, &mut text);
+            text.push_str(&format!("]}}{}", " ".repeat(i)));
+            if i % 5 == 0 {
+                text.pop();
+                text.push('x');
+            }
+            pool.push(text.into_bytes());
+        }
+        let (mut hits, mut refused) = (0, 0);
+        let mut distinct = std::collections::HashSet::new();
+        for round in 0..9_000u64 {
+            let pick = if round % 3 == 0 { pool.len() } else { 40 };
+            let json = &pool[next(&mut rng, pick as u64) as usize];
+            distinct.insert(json.clone());
+            let at = next(&mut rng, 1 << 40);
+            let want = Vmdesc::parse(at, json);
+            let (before, was_known) = (entries(&memo), known(&memo, json));
+            let got = memo.parse(at, json);
+            refused += usize::from(want.is_none());
+            match (&got, &want) {
+                (Some(g), Some(w)) => {
+                    assert_eq!((g.offset, g.json_len, g.steps), (w.offset, w.json_len, 0));
+                    assert_eq!(g.tree.devices, w.tree.devices, "round {round}");
+                    assert_eq!(g.tree.index, w.tree.index, "round {round}");
+                }
+                (None, None) => {}
+                _ => panic!("round {round}: memo and parse disagree on {json:?}"),
+            }
+            assert!(known(&memo, json), "round {round}: just parsed, so kept");
+            assert!(entries(&memo) <= MEMO_ENTRIES);
+            let slots = memo.slots.lock().unwrap();
+            assert_eq!(slots.order.len(), slots.parsed.len());
+            assert_eq!(
+                slots.bytes,
+                slots.order.iter().map(|k| k.len()).sum::<usize>()
+            );
+            drop(slots);
+            if was_known {
+                hits += 1;
+                assert_eq!(entries(&memo), before, "a hit adds nothing");
+            }
+        }
+        assert!(hits > 3_000 && hits < 8_900, "{hits} hits");
+        assert!(refused > 500, "{refused} refusals");
+        assert!(distinct.len() > MEMO_ENTRIES, "{} texts", distinct.len());
+        assert_eq!(entries(&memo), MEMO_ENTRIES, "the pool filled it");
+        // A hit hands out the tree parsed before, at the new offset.
+        let json = &pool[1];
+        let first = memo.parse(0, json).unwrap();
+        let again = memo.parse(9, json).unwrap();
+        assert!(Arc::ptr_eq(&first.tree, &again.tree));
+        assert_eq!(again.offset, 9);
+        // Bytes bound the memo too: a JSON of half its bytes, then another,
+        // leave at most the second and what fits beside it.
+        let half = |c: char| {
+            let mut t = String::from("{\"devices\":[]}");
+            t.push_str(&c.to_string().repeat(MEMO_BYTES / 2));
+            t.replace(c, " ")
+        };
+        let (a, b) = (half('a'), format!("{}  ", half('b')));
+        assert!(memo.parse(0, a.as_bytes()).is_some());
+        assert!(memo.parse(0, b.as_bytes()).is_some());
+        assert!(known(&memo, b.as_bytes()) && !known(&memo, a.as_bytes()));
+        assert!(memo.slots.lock().unwrap().bytes <= MEMO_BYTES);
+        // JSON past the memo's bytes is parsed, never kept.
+        let big = format!("{}{}", half('c'), " ".repeat(MEMO_BYTES / 2 + 1));
+        assert!(memo.parse(0, big.as_bytes()).is_some());
+        assert!(!known(&memo, big.as_bytes()));
     }
 
     /// The trailer as the walk first read it: through a `Value`.

@@ -8,12 +8,13 @@ use crate::sim::dest::{Destination, GARBAGE};
 use migsim_format::caps::{Capabilities, Capability};
 use migsim_format::io::MigFile;
 use migsim_format::reader::{self, LoadOptions, StreamInfo};
+use migsim_format::vmdesc::VmdescCache;
 use migsim_format::writer::{DeviceState, MigrationWriter, RamBlockDesc};
 
-use super::{MACHINE, PAGE, PAGE_USIZE, typed_input};
+use super::{MACHINE, PAGE, PAGE_USIZE, TRAILERS, typed_input};
 
 use super::layout_model::*;
-use super::reader::check_file;
+use super::reader::check_file_sharing;
 use super::sparse_file::SparseFile;
 
 /// Input of the [`fixed_ram_mutate`] target.
@@ -297,6 +298,7 @@ pub(crate) fn check_valid_file(
     blocks: &[RamBlockDesc],
     last: &[Vec<Option<u8>>],
     fixed: bool,
+    cache: &VmdescCache,
 ) -> StreamInfo {
     let mut dest = Destination::new(blocks, true);
     let caps = Capabilities::from_enabled(if fixed { &[Capability::FixedRam] } else { &[] })
@@ -304,6 +306,7 @@ pub(crate) fn check_valid_file(
     let opts = LoadOptions {
         machine: Some(MACHINE.into()),
         caps: Some(caps),
+        vmdesc_cache: Some(cache.clone()),
         ..LoadOptions::default()
     };
     let info = reader::load(file, &opts, &mut dest)
@@ -337,9 +340,12 @@ pub fn fixed_ram_mutate(input: MutateInput) {
     } else {
         written
     };
-    let info = check_valid_file(&file, &blocks, &last, true);
+    // One trailer parse serves the valid file and, when the mutations
+    // left the trailer alone, the mutated one (the cache compares bytes).
+    let cache = VmdescCache::new().remembering(&TRAILERS);
+    let info = check_valid_file(&file, &blocks, &last, true, &cache);
     apply_mutations(&mut file, &info, &input.mutations);
-    check_file(&file, &blocks);
+    check_file_sharing(&file, &blocks, cache);
 }
 
 /// Apply up to 8 `mutations` to a valid `file` described by `info` (its

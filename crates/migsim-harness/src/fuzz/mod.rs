@@ -81,6 +81,7 @@ pub mod sparse_file;
 
 use arbitrary::{Arbitrary, Unstructured};
 
+use migsim_format::vmdesc::ParseMemo;
 use migsim_format::writer::RamBlockDesc;
 
 pub use self::caps::{CapsInput, CapsStep, ReceivedName, caps, caps_bytes};
@@ -112,9 +113,15 @@ pub fn reader_blocks() -> Vec<RamBlockDesc> {
     ]
 }
 
-/// The input libfuzzer-sys's typed `fuzz_target!` would build from `data`
-/// (`None` where it skips the input: shorter than the type's size hint, or
-/// `arbitrary_take_rest` fails).
+/// The trailers the targets parsed, kept across inputs: most inputs
+/// are mutated away from their trailer, and parsing the same JSON again
+/// finds nothing the first parse did not (the JSON parser is still fuzzed
+/// by every input whose trailer is new). A fresh process, as when one
+/// input is replayed, starts empty and parses.
+pub(crate) static TRAILERS: std::sync::LazyLock<ParseMemo> =
+    std::sync::LazyLock::new(ParseMemo::new);
+
+/// Fill `buf` from `file` at `offset`, which must hold that many bytes.
 pub(crate) fn read_exact<F: migsim_format::io::MigFile + ?Sized>(
     file: &F,
     offset: u64,
@@ -128,6 +135,9 @@ pub(crate) fn read_exact<F: migsim_format::io::MigFile + ?Sized>(
     );
 }
 
+/// The input libfuzzer-sys's typed `fuzz_target!` would build from `data`
+/// (`None` where it skips the input: shorter than the type's size hint, or
+/// `arbitrary_take_rest` fails).
 pub(crate) fn typed_input<'a, T: Arbitrary<'a>>(data: &'a [u8]) -> Option<T> {
     if data.len() < T::size_hint(0).0 {
         return None;

@@ -10,7 +10,7 @@ use migsim_format::vmdesc::VmdescCache;
 use migsim_format::writer::RamBlockDesc;
 
 use super::caps_model::on_off;
-use super::{MACHINE, PAGE, PAGE_USIZE, read_exact, reader_blocks};
+use super::{MACHINE, PAGE, PAGE_USIZE, TRAILERS, read_exact, reader_blocks};
 
 /// Arbitrary bytes as a migration file (see the module docs), read in
 /// place (libFuzzer's copy of the input is already exactly its size, so
@@ -25,8 +25,9 @@ pub fn reader(data: &[u8]) {
 /// through its buffers), two more check the machine and the validated
 /// capability without it. They share one [`VmdescCache::for_one_file`]
 /// (`file` is borrowed, so it cannot change), so the vmdesc JSON is found
-/// and parsed once, not five times, and never compared again
-/// (`tests/it/fuzz_corpus.rs` also loads every input without a cache).
+/// and parsed once, not five times, and never compared again, and not
+/// parsed at all when an earlier input had the same JSON ([`TRAILERS`]);
+/// `tests/it/fuzz_corpus.rs` also loads every input without a cache.
 ///
 /// No load into a zeroed destination: the dirty one checks more (a
 /// reader that leaves a page alone instead of zeroing it fails there,
@@ -34,7 +35,22 @@ pub fn reader(data: &[u8]) {
 /// the unvalidated one does with the same description, so what they
 /// would restore is what the dirty destination held.
 pub(crate) fn check_file<F: MigFile + ?Sized>(file: &F, local: &[RamBlockDesc]) {
-    let cache = VmdescCache::for_one_file();
+    check_file_sharing(
+        file,
+        local,
+        VmdescCache::for_one_file().remembering(&TRAILERS),
+    );
+}
+
+/// [`check_file`] with the loads' vmdesc answers kept in `cache`: a
+/// [`VmdescCache::new`] that loads of an earlier version of the file
+/// filled (it compares the bytes before it reuses an answer), so an
+/// unchanged trailer is not parsed again.
+pub(crate) fn check_file_sharing<F: MigFile + ?Sized>(
+    file: &F,
+    local: &[RamBlockDesc],
+    cache: VmdescCache,
+) {
     let shared = LoadOptions {
         vmdesc_cache: Some(cache.clone()),
         ..LoadOptions::default()

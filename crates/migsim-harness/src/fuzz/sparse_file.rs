@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::OnceLock;
 
 use migsim_format::io::MigFile;
 
@@ -31,17 +32,27 @@ fn read_chunks<'c>(offset: u64, buf: &mut [u8], chunk: impl Fn(u64) -> Option<&'
     });
 }
 
+/// Files up to this long are also offered as one slice
+/// ([`MigFile::contiguous`]), so the reader reads them in place.
+const FLAT_MAX: u64 = 1 << 20;
+
 /// A sparse in-memory file (4 KiB chunks; holes read as zeros) that can
 /// be truncated and extended: a 1 MiB-aligned fixed-ram file costs only
-/// the chunks written.
+/// the chunks written. A file of at most [`FLAT_MAX`] bytes (the
+/// compacted layouts, even extended) is also one slice in memory, made
+/// on first use after a change: the reader then reads it in place, as it
+/// reads the `reader` target's inputs, instead of filling windows; the
+/// 1 MiB-aligned files, larger, keep going through `read_at`.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SparseFile {
     len: u64,
     chunks: BTreeMap<u64, Box<[u8; CHUNK]>>,
+    flat: OnceLock<Vec<u8>>,
 }
 
 impl SparseFile {
     pub(crate) fn set_len(&mut self, len: u64) {
+        self.flat = OnceLock::new();
         if len < self.len {
             let keep = len.div_ceil(PAGE);
             self.chunks.split_off(&keep);
@@ -62,6 +73,7 @@ impl SparseFile {
 
 impl MigFile for SparseFile {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.flat = OnceLock::new();
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past 2^64"))?;
@@ -91,5 +103,9 @@ impl MigFile for SparseFile {
 
     fn seekable(&self) -> bool {
         true
+    }
+
+    fn contiguous(&self) -> Option<&[u8]> {
+        (self.len <= FLAT_MAX).then(|| self.flat.get_or_init(|| self.to_vec()).as_slice())
     }
 }
