@@ -13,7 +13,10 @@
 //!   [`NullSink`](migsim_format::reader::NullSink) without page data) and
 //!   a full load into a sink that accepts every block like `NullSink` but
 //!   checks the [`RamSink`] contract (whole pages, inside a declared
-//!   block) agree: the same description or the same error; a file that
+//!   block) agree: the same description or the same error (save the two
+//!   divergences the reader documents: a stream without RAM END, and one
+//!   without a vmdesc trailer, which `inspect` reads up to its first
+//!   device section and a load refuses at that section); a file that
 //!   loads has the layout the README promises (page areas page-aligned,
 //!   after their bitmaps, inside the file, blocks in order); a fixed-ram
 //!   file loaded into a dirty [`Destination`] holds exactly the file's

@@ -122,11 +122,36 @@ pub(crate) fn check_file_sharing<F: MigFile + ?Sized>(
 /// describe the file the same way, or fail with the same error; except a
 /// stream whose EOF comes before the RAM END section (a save that did not
 /// complete), which a load refuses and `inspect` describes with a warning
-/// at the same EOF.
+/// at the same EOF, and a stream without a vmdesc trailer whose device
+/// sections follow the RAM END section and which ends as QEMU ends one
+/// (`suppress-vmdesc=on`), which `inspect` reads up to the first device
+/// section and a load refuses at that section (the reader's module docs).
 pub(crate) fn same_outcome(
     inspected: &Result<StreamInfo, LoadError>,
     loaded: &Result<StreamInfo, LoadError>,
 ) {
+    if let (Ok(info), Err(LoadError::NoVmdesc { idstr, offset, .. })) = (inspected, loaded) {
+        let Some(stop) = &info.unwalked_devices else {
+            panic!(
+                "a load refused for want of a vmdesc trailer at section '{}' ({offset:#x}) \
+                 a file that inspect read to the end",
+                idstr.escape_debug()
+            );
+        };
+        assert_eq!(
+            (&stop.idstr, stop.offset),
+            (idstr, *offset),
+            "inspect stopped at another device section than the one a load refused at"
+        );
+        assert!(
+            info.warnings
+                .iter()
+                .any(|w| w.starts_with("no vmdesc trailer")),
+            "inspect stopped at the device sections without saying so: {:?}",
+            info.warnings
+        );
+        return;
+    }
     if let (Ok(info), Err(LoadError::NoRamEnd { offset })) = (inspected, loaded) {
         assert_eq!(info.eof_offset, *offset, "inspect and load saw another EOF");
         assert!(
