@@ -452,16 +452,8 @@ impl VmdescCache {
     pub fn locate<F: MigFile + ?Sized>(&self, file: &F) -> Result<Option<Vmdesc>, LoadError> {
         let len = crate::integrity::stream_end(file)?;
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = slot.as_ref()
-            && c.stream_end == len
-        {
-            if self.one_file {
-                return Ok(c.found.clone());
-            }
-            let mut now = vec![0; c.bytes.len()];
-            if file.read_at(c.start, &mut now)? == now.len() && now == c.bytes {
-                return Ok(c.found.clone());
-            }
+        if let Some(found) = self.reuse(slot.as_ref(), file, len)? {
+            return Ok(found);
         }
         let found = Vmdesc::locate_before(file, len, self.memo.as_ref())?;
         let start = match &found {
@@ -479,6 +471,55 @@ impl VmdescCache {
             found: found.clone(),
         });
         Ok(found)
+    }
+
+    /// The answer `cached` holds, if it holds for `file` (whose stream
+    /// ends at `len`).
+    fn reuse<F: MigFile + ?Sized>(
+        &self,
+        cached: Option<&Cached>,
+        file: &F,
+        len: u64,
+    ) -> Result<Option<Option<Vmdesc>>, LoadError> {
+        let Some(c) = cached.filter(|c| c.stream_end == len) else {
+            return Ok(None);
+        };
+        if self.one_file {
+            return Ok(Some(c.found.clone()));
+        }
+        let mut now = vec![0; c.bytes.len()];
+        let same = file.read_at(c.start, &mut now)? == now.len() && now == c.bytes;
+        Ok(same.then(|| c.found.clone()))
+    }
+
+    /// A [`VmdescCache::for_one_file`] for `file` (with this cache's
+    /// memo) that already holds the answer for it: this cache's answer
+    /// when `file` has the bytes it was found in (compared once, here),
+    /// else a new search's. For a file changed since this cache last
+    /// answered (a fuzz input after its mutations) that is then loaded
+    /// several times: one comparison or one search in all, where a
+    /// comparing cache would compare on every load, and for a file with
+    /// no trailer compare its whole tail, up to [`MAX_TAIL`] bytes.
+    pub fn pinned_to<F: MigFile + ?Sized>(&self, file: &F) -> Result<Self, LoadError> {
+        let len = crate::integrity::stream_end(file)?;
+        let known = {
+            let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            self.reuse(slot.as_ref(), file, len)?
+        };
+        let found = match known {
+            Some(found) => found,
+            None => Vmdesc::locate_before(file, len, self.memo.as_ref())?,
+        };
+        Ok(Self {
+            slot: Arc::new(Mutex::new(Some(Cached {
+                stream_end: len,
+                start: len,
+                bytes: Vec::new(),
+                found,
+            }))),
+            one_file: true,
+            memo: self.memo.clone(),
+        })
     }
 }
 
@@ -831,6 +872,61 @@ mod tests {
                 "case {case}: the tail read in place and copied out differ"
             );
         }
+    }
+
+    #[test]
+    fn a_pinned_cache_answers_for_the_changed_file_as_a_search_does() {
+        let mut rng = 0x8F1B_BCDC_2B6E_39A5u64;
+        let trailer = encode("pc", &["fixed-ram"], &[]);
+        let (mut reused, mut searched) = (0, 0);
+        for case in 0..300 {
+            // A file ending in a trailer (or not), then a change: none, a
+            // byte in the trailer or before it, a cut, or an extension.
+            let body = next(&mut rng, 3 * FIRST_WINDOW) as usize + 8;
+            let mut f: Vec<u8> = (0..body)
+                .map(|_| [0u8, 6, 0, 1][next(&mut rng, 4) as usize])
+                .collect();
+            if case % 4 != 3 {
+                f.extend_from_slice(&[kind::EOF, kind::VMDESCRIPTION]);
+                f.extend_from_slice(&(trailer.len() as u32).to_be_bytes());
+                f.extend_from_slice(&trailer);
+            }
+            let mut g = f.clone();
+            match next(&mut rng, 5) {
+                0 => {}
+                1 => {
+                    let at = g.len() - 1 - next(&mut rng, trailer.len() as u64) as usize;
+                    g[at] ^= 0x20;
+                }
+                2 => {
+                    let at = next(&mut rng, body as u64) as usize;
+                    g[at] ^= 6;
+                }
+                3 => g.truncate(g.len() - 1 - next(&mut rng, 64) as usize),
+                _ => g.extend(std::iter::repeat_n(0, next(&mut rng, 5000) as usize)),
+            }
+            let cache = VmdescCache::new();
+            let before = cache.locate(&f).unwrap().map(|v| (v.offset, v.json_len));
+            assert_eq!(
+                before,
+                Vmdesc::locate(&f).unwrap().map(|v| (v.offset, v.json_len))
+            );
+            let pinned = cache.pinned_to(&ReadAtOnly(&g)).unwrap();
+            let want = Vmdesc::locate(&g).unwrap().map(|v| (v.offset, v.json_len));
+            for load in 0..2 {
+                let got = pinned.locate(&g).unwrap().map(|v| (v.offset, v.json_len));
+                assert_eq!(got, want, "case {case}, load {load}");
+            }
+            if f == g {
+                reused += 1;
+            } else {
+                searched += 1;
+            }
+        }
+        assert!(
+            reused > 30 && searched > 200,
+            "{reused} unchanged, {searched} changed"
+        );
     }
 
     /// The same bytes, offered only through `read_at` (not `contiguous`),

@@ -340,12 +340,18 @@ pub fn fixed_ram_mutate(input: MutateInput) {
     } else {
         written
     };
-    // One trailer parse serves the valid file and, when the mutations
-    // left the trailer alone, the mutated one (the cache compares bytes).
+    // One trailer search serves the valid file and, when the mutations
+    // left the trailer alone, the mutated one: compared once, then
+    // pinned for its five loads.
     let cache = VmdescCache::new().remembering(&TRAILERS);
     let info = check_valid_file(&file, &blocks, &last, true, &cache);
     apply_mutations(&mut file, &info, &input.mutations);
-    check_file_sharing(&file, &blocks, cache);
+    // An in-memory SparseFile cannot fail a read; were the search to
+    // fail, the loads meet the same error and check it.
+    let pinned = cache
+        .pinned_to(&file)
+        .unwrap_or_else(|_| VmdescCache::for_one_file().remembering(&TRAILERS));
+    check_file_sharing(&file, &blocks, pinned);
 }
 
 /// Apply up to 8 `mutations` to a valid `file` described by `info` (its

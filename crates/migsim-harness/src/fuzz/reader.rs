@@ -42,10 +42,10 @@ pub(crate) fn check_file<F: MigFile + ?Sized>(file: &F, local: &[RamBlockDesc]) 
     );
 }
 
-/// [`check_file`] with the loads' vmdesc answers kept in `cache`: a
-/// [`VmdescCache::new`] that loads of an earlier version of the file
-/// filled (it compares the bytes before it reuses an answer), so an
-/// unchanged trailer is not parsed again.
+/// [`check_file`] with the loads' vmdesc answers kept in `cache`, a
+/// cache for this file alone ([`VmdescCache::for_one_file`], or one
+/// [`VmdescCache::pinned_to`] it from the cache of an earlier version of
+/// the file), so the trailer is searched for at most once.
 pub(crate) fn check_file_sharing<F: MigFile + ?Sized>(
     file: &F,
     local: &[RamBlockDesc],
