@@ -475,6 +475,29 @@ impl MigFile for Bytes<'_> {
     }
 }
 
+/// Test helper: bytes offered only through `read_at` (no
+/// [`MigFile::contiguous`], so no `lend` either), so a reader takes its
+/// copying paths: a cursor reads through its window, a trailer search
+/// copies its windows out.
+#[cfg(test)]
+pub(crate) struct ReadAtOnly<'a>(pub &'a [u8]);
+
+#[cfg(test)]
+impl MigFile for ReadAtOnly<'_> {
+    fn write_at(&mut self, _: u64, _: &[u8]) -> io::Result<()> {
+        unreachable!("read-only")
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        Bytes(self.0).read_at(offset, buf)
+    }
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn seekable(&self) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

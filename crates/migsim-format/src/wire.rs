@@ -255,6 +255,7 @@ pub(crate) fn printable(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::ReadAtOnly;
 
     #[test]
     fn short_str_len_counts_the_length_byte() {
@@ -275,32 +276,13 @@ mod tests {
         f
     }
 
-    /// A file of bytes that only offers `read_at`, so a cursor reads it
-    /// through its window.
-    struct Windowed<'a>(&'a [u8]);
-
-    impl MigFile for Windowed<'_> {
-        fn write_at(&mut self, _: u64, _: &[u8]) -> std::io::Result<()> {
-            unreachable!("read-only")
-        }
-        fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-            crate::io::Bytes(self.0).read_at(offset, buf)
-        }
-        fn len(&self) -> u64 {
-            self.0.len() as u64
-        }
-        fn seekable(&self) -> bool {
-            true
-        }
-    }
-
     #[test]
     fn cursor_reads_the_right_bytes_across_window_boundaries_and_seeks() {
         let n = 60_000u32; // 240 KiB: several windows
         let f = counters(n);
         // Both ways a cursor reads: in place (the bytes are in memory) and
         // through its window (a file that only has read_at).
-        let windowed = Windowed(&f);
+        let windowed = ReadAtOnly(&f);
         for file in [&f as &dyn MigFile, &windowed] {
             let mut c = Cursor::new(file, 1);
             assert_eq!(c.file_len(), f.len() as u64);
@@ -349,7 +331,7 @@ mod tests {
         let len = f.len() as u64;
         // Both ways a cursor reads: in place (the bytes are in memory) and
         // through its window (a file that only has read_at).
-        let windowed = Windowed(&f);
+        let windowed = ReadAtOnly(&f);
         for file in [&f as &dyn MigFile, &windowed] {
             let truncated = |r: Result<(), LoadError>, at: u64, needed: u64| match r {
                 Err(LoadError::Truncated {
