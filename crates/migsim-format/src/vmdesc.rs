@@ -382,21 +382,26 @@ impl ParseMemo {
         if json.len() > MEMO_BYTES {
             return Vmdesc::parse(offset, json);
         }
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let tree = match slots.parsed.get(json) {
-            Some(tree) => tree.clone(),
-            None => {
-                let tree = Vmdesc::parse_tree(json);
-                slots.keep(Arc::from(json), tree.clone());
-                tree
-            }
-        };
+        let lock = || self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let known = lock().parsed.get(json).cloned();
+        // Parsed without the lock, so threads sharing the memo (cargo
+        // test replaying corpora) parse side by side.
+        let tree = known.unwrap_or_else(|| {
+            let tree = Vmdesc::parse_tree(json);
+            lock().keep(json, tree.clone());
+            tree
+        });
         tree.map(|tree| Vmdesc::with_tree(offset, json.len(), tree))
     }
 }
 
 impl MemoSlots {
-    fn keep(&mut self, json: Arc<[u8]>, tree: Option<Arc<Tree>>) {
+    /// Keep `json`'s parse, unless another thread kept it meanwhile.
+    fn keep(&mut self, json: &[u8], tree: Option<Arc<Tree>>) {
+        if self.parsed.contains_key(json) {
+            return;
+        }
+        let json: Arc<[u8]> = Arc::from(json);
         while self.order.len() >= MEMO_ENTRIES || self.bytes + json.len() > MEMO_BYTES {
             let Some(old) = self.order.pop_front() else {
                 break;
@@ -705,6 +710,7 @@ pub fn encode(machine: &str, caps: &[&str], devices: &[DeviceState]) -> Vec<u8> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::ReadAtOnly;
 
     #[test]
     fn vmdesc_trailer_is_found_only_after_an_eof_byte_and_ending_the_file() {
@@ -929,28 +935,6 @@ mod tests {
         );
     }
 
-    /// The same bytes, offered only through `read_at` (not `contiguous`),
-    /// so the search copies its windows out.
-    struct ReadAtOnly<'a>(&'a [u8]);
-
-    impl MigFile for ReadAtOnly<'_> {
-        fn write_at(&mut self, _: u64, _: &[u8]) -> std::io::Result<()> {
-            Err(std::io::Error::other("read-only"))
-        }
-        fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-            let from = (offset as usize).min(self.0.len());
-            let n = buf.len().min(self.0.len() - from);
-            buf[..n].copy_from_slice(&self.0[from..from + n]);
-            Ok(n)
-        }
-        fn len(&self) -> u64 {
-            self.0.len() as u64
-        }
-        fn seekable(&self) -> bool {
-            true
-        }
-    }
-
     #[test]
     fn rfind_byte_agrees_with_a_byte_by_byte_search() {
         // Lengths across the 64- and 8-byte steps; the byte (and 0x86,
@@ -1077,6 +1061,21 @@ mod tests {
         let big = format!("{}{}", half('c'), " ".repeat(MEMO_BYTES / 2 + 1));
         assert!(memo.parse(0, big.as_bytes()).is_some());
         assert!(!known(&memo, big.as_bytes()));
+        // Threads parsing the same texts at once (each parse runs without
+        // the lock) keep each text once.
+        let shared = ParseMemo::new();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for json in &pool[..50] {
+                        let _ = shared.parse(0, json);
+                    }
+                });
+            }
+        });
+        let slots = shared.slots.lock().unwrap();
+        assert_eq!((slots.order.len(), slots.parsed.len()), (50, 50));
+        assert_eq!(slots.bytes, pool[..50].iter().map(Vec::len).sum::<usize>());
     }
 
     /// The trailer as the walk first read it: through a `Value`.
