@@ -119,7 +119,10 @@ fn map() -> usize {
 /// SEGMENT bytes of memory, from the pool or fresh; their contents are
 /// unspecified (what the previous owner left, or zeros). Dropping it
 /// gives it back to the pool (or unmaps it past the bound).
-pub struct Segment(NonNull<u8>);
+pub struct Segment {
+    ptr: NonNull<u8>,
+    fresh: bool,
+}
 
 // SAFETY: a Segment owns its mapping exclusively, like a Box<[u8]>.
 unsafe impl Send for Segment {}
@@ -129,12 +132,19 @@ unsafe impl Sync for Segment {}
 impl Segment {
     /// A segment from the pool, or a fresh one.
     pub fn take() -> Segment {
-        let addr = IDLE
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .unwrap_or_else(map);
-        Segment(NonNull::new(addr as *mut u8).expect("mmap never returns null here"))
+        let idle = IDLE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let fresh = idle.is_none();
+        let addr = idle.unwrap_or_else(map);
+        Segment {
+            ptr: NonNull::new(addr as *mut u8).expect("mmap never returns null here"),
+            fresh,
+        }
+    }
+
+    /// Whether the segment came fresh from the kernel (all zeros) rather
+    /// than from the pool (another file's bytes).
+    pub fn fresh(&self) -> bool {
+        self.fresh
     }
 
     /// The bytes.
@@ -142,19 +152,19 @@ impl Segment {
         // SAFETY: the mapping is SEGMENT bytes, readable and writable, and
         // owned by self; every byte was initialised (the kernel zeroes
         // fresh pages).
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), SEGMENT) }
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), SEGMENT) }
     }
 
     /// The bytes, for writing.
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `bytes`, and `&mut self` makes the access unique.
-        unsafe { std::slice::from_raw_parts_mut(self.0.as_ptr(), SEGMENT) }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), SEGMENT) }
     }
 }
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        let addr = self.0.as_ptr() as usize;
+        let addr = self.ptr.as_ptr() as usize;
         let keep = (LIMIT.load(Ordering::Relaxed) / SEGMENT as u64) as usize;
         {
             let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
@@ -169,7 +179,7 @@ impl Drop for Segment {
 
 impl std::fmt::Debug for Segment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Segment({:p})", self.0)
+        write!(f, "Segment({:p})", self.ptr)
     }
 }
 

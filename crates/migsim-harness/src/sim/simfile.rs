@@ -28,6 +28,12 @@ use super::pool::{SEGMENT, Segment};
 /// Bytes per chunk of an in-memory file.
 pub(crate) const CHUNK: usize = 4096;
 
+/// Bytes per granule of the content hash ([`SimFile::content_hash`]).
+pub const GRANULE: usize = 64 << 10;
+
+/// Chunks per granule.
+const GRANULE_CHUNKS: usize = GRANULE / CHUNK;
+
 /// One logged write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct WriteRecord {
@@ -162,14 +168,40 @@ struct Memory {
 /// Chunks per segment.
 const SEGMENT_CHUNKS: usize = SEGMENT / CHUNK;
 
-/// One segment of a file and which of its chunks this file wrote.
+/// One segment of a file, which of its chunks this file wrote, and
+/// which of the others are known to hold zeros (all of them in a fresh
+/// segment; in a recycled one those the digest zeroed,
+/// [`Slot::zero_holes`]).
 #[derive(Debug)]
 struct Slot {
     seg: Segment,
     written: [u64; SEGMENT_CHUNKS / 64],
+    zeroed: [u64; SEGMENT_CHUNKS / 64],
 }
 
 impl Slot {
+    fn new(seg: Segment) -> Slot {
+        let zeroed = if seg.fresh() { u64::MAX } else { 0 };
+        Slot {
+            seg,
+            written: [0; SEGMENT_CHUNKS / 64],
+            zeroed: [zeroed; SEGMENT_CHUNKS / 64],
+        }
+    }
+
+    /// Zero the chunks `first..end` this file never wrote that may still
+    /// hold a previous file's bytes, so the range holds the file's
+    /// contents, holes as zeros.
+    fn zero_holes(&mut self, first: usize, end: usize) {
+        for c in first..end {
+            let bit = 1u64 << (c % 64);
+            if (self.written[c / 64] | self.zeroed[c / 64]) & bit == 0 {
+                self.seg.bytes_mut()[c * CHUNK..(c + 1) * CHUNK].fill(0);
+                self.zeroed[c / 64] |= bit;
+            }
+        }
+    }
+
     /// Write `data` at `at` (inside this segment).
     fn write(&mut self, at: usize, data: &[u8]) {
         let end = at + data.len();
@@ -219,12 +251,7 @@ impl Memory {
             if segs.len() <= si {
                 segs.resize_with(si + 1, || None);
             }
-            segs[si].get_or_insert_with(|| {
-                Mutex::new(Slot {
-                    seg: Segment::take(),
-                    written: [0; SEGMENT_CHUNKS / 64],
-                })
-            });
+            segs[si].get_or_insert_with(|| Mutex::new(Slot::new(Segment::take())));
             // Written on the next turn, under the read lock.
         }
     }
@@ -243,6 +270,36 @@ impl Memory {
             let n = (SEGMENT - so).min(len - done);
             let slot = segs[si].as_ref().expect("a written chunk has its segment");
             f(&lock(slot).seg.bytes()[so..so + n]);
+            done += n;
+        }
+    }
+
+    /// The file's contents `[pos, pos + len)` (whole chunks; holes as
+    /// zeros, zeroed in place where a recycled segment holds other
+    /// bytes) into `h`, a segment's piece at a time.
+    fn hash_range(&self, pos: u64, len: usize, h: &mut blake3::Hasher) {
+        let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        let mut done = 0;
+        while done < len {
+            let at = pos + done as u64;
+            let (si, so) = (
+                (at / SEGMENT as u64) as usize,
+                (at % SEGMENT as u64) as usize,
+            );
+            let n = (SEGMENT - so).min(len - done);
+            match segs.get(si) {
+                Some(Some(slot)) => {
+                    let mut slot = lock(slot);
+                    slot.zero_holes(so / CHUNK, (so + n).div_ceil(CHUNK));
+                    h.update(&slot.seg.bytes()[so..so + n]);
+                }
+                // A segment no write reached: all holes.
+                _ => {
+                    for z in (0..n).step_by(ZEROS.len()) {
+                        h.update(&ZEROS[..(n - z).min(ZEROS.len())]);
+                    }
+                }
+            }
             done += n;
         }
     }
@@ -410,12 +467,24 @@ impl SimFile {
         out
     }
 
-    /// BLAKE3 of the logical contents: the length, then each maximal run
-    /// of written chunks as its first and end chunk index followed by its
-    /// bytes (holes and written zeros differ, as they do on disk; a last
-    /// chunk past the end counts as zeros there). In memory the runs are
-    /// hashed where they lie; on disk they are read 1 MiB at a time. The
-    /// stream is hashed a 1 MiB subtree per task on every CPU
+    /// BLAKE3 of the logical contents, as the stream
+    ///
+    /// ```text
+    /// G_1 ‖ … ‖ G_k ‖ W ‖ len
+    /// ```
+    ///
+    /// where `G_i` are the 64 KiB granules of the file ([`GRANULE`]), in
+    /// file order, that hold a written chunk (their unwritten chunks and
+    /// anything past the end as zeros), `W` the written-chunk bitmap (bit
+    /// `c % 64` of little-endian word `c / 64` set when 4 KiB chunk `c`
+    /// was written, one word per 64 chunks up to the end of the file) and
+    /// `len` the file length, little-endian. Holes and written zeros
+    /// differ, as they do on disk; granules no write reached cost
+    /// nothing. Every granule starts at a multiple of 64 KiB of the
+    /// stream, so BLAKE3 hashes it 16 chunks at a time with no partial
+    /// chunk at any piece's edge. In memory the granules are hashed where
+    /// they lie; on disk they are read 1 MiB at a time. The stream is
+    /// hashed a 1 MiB subtree per task on every CPU
     /// ([`tree_hash`](super::tree_hash): BLAKE3 is a tree hash, so the
     /// result is the serial one); it depends on the contents only, not
     /// on the store.
@@ -423,83 +492,61 @@ impl SimFile {
         super::stages::timed(super::stages::Stage::Hash, || self.hash_contents())
     }
 
-    /// Maximal runs of written chunks, as (first, end) chunk indexes.
-    fn written_runs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        let mut chunks = self.written_chunks().peekable();
-        std::iter::from_fn(move || {
-            let first = chunks.next()?;
-            let mut end = first + 1;
-            while chunks.peek() == Some(&end) {
-                chunks.next();
-                end += 1;
+    /// Indexes of the granules holding a written chunk, in order.
+    fn written_granules(&self) -> Vec<u64> {
+        const PER_WORD: usize = 64 / GRANULE_CHUNKS;
+        const MASK: u64 = (1 << GRANULE_CHUNKS) - 1;
+        let mut out = Vec::new();
+        for (wi, &w) in self.written.iter().enumerate() {
+            for g in 0..PER_WORD {
+                if (w >> (g * GRANULE_CHUNKS)) & MASK != 0 {
+                    out.push((wi * PER_WORD + g) as u64);
+                }
             }
-            Some((first, end))
-        })
+        }
+        out
     }
 
     fn hash_contents(&self) -> blake3::Hash {
-        /// A run of written chunks in the hashed stream: its header (first
-        /// and end chunk index) at stream offset `at`, then its bytes.
-        struct Run {
-            at: u64,
-            first: usize,
-            end: usize,
+        let granules = self.written_granules();
+        let data_len = granules.len() as u64 * GRANULE as u64;
+        // W and len.
+        let words = self.len.div_ceil(CHUNK as u64).div_ceil(64) as usize;
+        let mut trailer = Vec::with_capacity(8 * words + 8);
+        for wi in 0..words {
+            let w = self.written.get(wi).copied().unwrap_or(0);
+            trailer.extend_from_slice(&w.to_le_bytes());
         }
-        const HEADER: u64 = 16;
-        let mut runs = Vec::new();
-        let mut len = 8;
-        for (first, end) in self.written_runs() {
-            runs.push(Run {
-                at: len,
-                first,
-                end,
-            });
-            len += HEADER + ((end - first) * CHUNK) as u64;
-        }
-        // The stream's bytes `start..start + n`, into `h`.
+        trailer.extend_from_slice(&self.len.to_le_bytes());
+        let g = GRANULE as u64;
+        // The stream's bytes `start..start + n`, into `h`: granules that
+        // follow each other in the file in one piece.
         let feed = |start: u64, n: u64, h: &mut blake3::Hasher| {
             let (mut pos, stop) = (start, start + n);
-            if pos < 8 {
-                let e = stop.min(8);
-                h.update(&self.len.to_le_bytes()[pos as usize..e as usize]);
-                pos = e;
+            let data_stop = stop.min(data_len);
+            while pos < data_stop {
+                let i = (pos / g) as usize;
+                let mut j = i + 1;
+                while (j as u64) * g < data_stop && granules[j] == granules[j - 1] + 1 {
+                    j += 1;
+                }
+                let end = (j as u64 * g).min(data_stop);
+                self.hash_file_bytes(granules[i] * g + pos % g, (end - pos) as usize, h);
+                pos = end;
             }
-            let mut i = runs.partition_point(|r| r.at <= pos).saturating_sub(1);
-            while pos < stop {
-                let r = &runs[i];
-                let (rel, want) = (pos - r.at, stop - r.at);
-                if rel < HEADER {
-                    let mut header = [0u8; HEADER as usize];
-                    header[..8].copy_from_slice(&(r.first as u64).to_le_bytes());
-                    header[8..].copy_from_slice(&(r.end as u64).to_le_bytes());
-                    let e = want.min(HEADER);
-                    h.update(&header[rel as usize..e as usize]);
-                    pos = r.at + e;
-                    continue;
-                }
-                let bytes = ((r.end - r.first) * CHUNK) as u64;
-                let (from, to) = (rel - HEADER, (want - HEADER).min(bytes));
-                self.hash_chunks((r.first * CHUNK) as u64 + from, (to - from) as usize, h);
-                pos = r.at + HEADER + to;
-                if to == bytes {
-                    i += 1;
-                }
+            if pos < stop {
+                h.update(&trailer[(pos - data_len) as usize..(stop - data_len) as usize]);
             }
         };
-        super::tree_hash::hash(len, hash_pool(), &feed)
+        super::tree_hash::hash(data_len + trailer.len() as u64, hash_pool(), &feed)
     }
 
-    /// The `n` stored bytes of written chunks at `offset`, into `h`: in
-    /// memory where they lie; on disk read 1 MiB at a time (`read_at`
-    /// fills up to the end of the file, holes as zeros; only a last
-    /// chunk's bytes past the end are zeroed here).
-    fn hash_chunks(&self, offset: u64, n: usize, h: &mut blake3::Hasher) {
+    /// The file's contents `[offset, offset + n)`, holes and anything past
+    /// the end as zeros, into `h`: in memory where they lie; on disk read
+    /// 1 MiB at a time.
+    fn hash_file_bytes(&self, offset: u64, n: usize, h: &mut blake3::Hasher) {
         if let Store::Memory(mem) = &self.store {
-            // Every byte of a written chunk is stored (written or
-            // zeroed), past the end of the file too.
-            mem.for_each(offset, n, |b| {
-                h.update(b);
-            });
+            mem.hash_range(offset, n, h);
             return;
         }
         let mut buf = vec![0u8; n.min(1 << 20)];
@@ -824,42 +871,82 @@ mod tests {
         assert!(SimFile::non_seekable().shared().is_none());
     }
 
-    /// The content hash is BLAKE3 of the length, then each run of written
-    /// chunks as (first, end) and its whole chunks (zeros past the end),
-    /// however the runs are laid out in segments.
+    /// The content hash is BLAKE3 of the granules holding a written chunk
+    /// (holes and bytes past the end as zeros), then the written-chunk
+    /// bitmap up to the end, then the length; spelled out for one file.
     #[test]
     fn content_hash_is_the_documented_stream() {
         let _only = crate::sim::stages::exclusive();
-        let mut f = SimFile::new();
-        let a = vec![3u8; 5 * CHUNK + 100];
-        f.write_at(CHUNK as u64 * 2, &a).unwrap();
-        let b = vec![9u8; 3 * CHUNK];
-        let at = SEGMENT as u64 * 2 - CHUNK as u64;
-        f.write_at(at, &b).unwrap();
-        let mut h = blake3::Hasher::new();
-        h.update(&f.len_bytes().to_le_bytes());
-        let contents = f.to_vec();
-        let mut padded = contents.clone();
-        padded.resize(contents.len().next_multiple_of(CHUNK), 0);
-        for (first, end) in [(2u64, 8u64), (at / CHUNK as u64, at / CHUNK as u64 + 3)] {
-            h.update(&first.to_le_bytes());
-            h.update(&end.to_le_bytes());
-            h.update(&padded[first as usize * CHUNK..end as usize * CHUNK]);
+        // Segments come back dirty from the pool: the holes in a granule
+        // must still hash as zeros.
+        {
+            let mut dirty = SimFile::new();
+            dirty.write_at(0, &vec![0xEEu8; 3 * SEGMENT]).unwrap();
         }
+        let mut f = SimFile::new();
+        // Chunks 2..8 (the last one partly), in granule 0.
+        f.write_at(CHUNK as u64 * 2, &vec![3u8; 5 * CHUNK + 100])
+            .unwrap();
+        // Chunks 511..514: granule 31 (end of segment 0) and 32.
+        let at = SEGMENT as u64 * 2 - CHUNK as u64;
+        f.write_at(at, &vec![9u8; 3 * CHUNK]).unwrap();
+        let granule = |g: usize| -> Vec<u8> {
+            let mut v = vec![0u8; GRANULE];
+            let base = g * GRANULE;
+            for (i, b) in v.iter_mut().enumerate() {
+                let o = base + i;
+                if (2 * CHUNK..7 * CHUNK + 100).contains(&o) {
+                    *b = 3;
+                }
+                if (at as usize..at as usize + 3 * CHUNK).contains(&o) {
+                    *b = 9;
+                }
+            }
+            v
+        };
+        let mut h = blake3::Hasher::new();
+        let last = (at as usize) / GRANULE;
+        for g in [0, last, last + 1] {
+            h.update(&granule(g));
+        }
+        // Chunks up to the end: 1026, in 17 words.
+        let chunks = f.len_bytes().div_ceil(CHUNK as u64);
+        assert_eq!(chunks, 2 * SEGMENT as u64 / CHUNK as u64 + 2);
+        let mut words = vec![0u64; chunks.div_ceil(64) as usize];
+        for c in (2..8).chain(1023..1026) {
+            words[c / 64] |= 1 << (c % 64);
+        }
+        for w in words {
+            h.update(&w.to_le_bytes());
+        }
+        h.update(&f.len_bytes().to_le_bytes());
         assert_eq!(f.content_hash(), h.finalize());
     }
 
     /// The stream [`SimFile::content_hash`] documents, hashed serially.
     fn documented_hash(f: &SimFile) -> blake3::Hash {
         let mut h = blake3::Hasher::new();
-        h.update(&f.len_bytes().to_le_bytes());
         let mut padded = f.to_vec();
-        padded.resize(padded.len().next_multiple_of(CHUNK), 0);
-        for (first, end) in f.written_runs() {
-            h.update(&(first as u64).to_le_bytes());
-            h.update(&(end as u64).to_le_bytes());
-            h.update(&padded[first * CHUNK..end * CHUNK]);
+        padded.resize(padded.len().next_multiple_of(GRANULE), 0);
+        let chunks = f.len_bytes().div_ceil(CHUNK as u64) as usize;
+        let written = |c: usize| {
+            f.written
+                .get(c / 64)
+                .is_some_and(|w| w >> (c % 64) & 1 == 1)
+        };
+        for g in 0..padded.len() / GRANULE {
+            if (g * GRANULE_CHUNKS..(g + 1) * GRANULE_CHUNKS).any(written) {
+                h.update(&padded[g * GRANULE..(g + 1) * GRANULE]);
+            }
         }
+        for wi in 0..chunks.div_ceil(64) {
+            let w: u64 = (0..64)
+                .filter(|b| written(wi * 64 + b))
+                .map(|b| 1 << b)
+                .sum();
+            h.update(&w.to_le_bytes());
+        }
+        h.update(&f.len_bytes().to_le_bytes());
         h.finalize()
     }
 
