@@ -421,17 +421,29 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         }
     }
 
-    if report.verdict != Verdict::Error {
-        let written: Vec<_> = caps_of
-            .iter()
-            .zip(&files)
-            .map(|(&(layout, caps), file)| WrittenFile { layout, caps, file })
-            .collect();
-        report.invariants = oracle.judge(&written);
-        if report.invariants.iter().any(|i| !i.ok) {
-            report.verdict = Verdict::Fail;
+    // The files' content hashes, the digest's costly part, on a thread of
+    // their own while the oracle judges (whose serial parts leave a CPU
+    // idle); they depend on the bytes only.
+    let hashes = std::thread::scope(|sc| {
+        let hashing = std::thread::Builder::new()
+            .spawn_scoped(sc, || file_hashes(files.iter()))
+            .ok();
+        if report.verdict != Verdict::Error {
+            let written: Vec<_> = caps_of
+                .iter()
+                .zip(&files)
+                .map(|(&(layout, caps), file)| WrittenFile { layout, caps, file })
+                .collect();
+            report.invariants = oracle.judge(&written);
+            if report.invariants.iter().any(|i| !i.ok) {
+                report.verdict = Verdict::Fail;
+            }
         }
-    }
+        match hashing.map(|t| t.join()) {
+            Some(Ok(hashes)) => hashes,
+            _ => file_hashes(files.iter()),
+        }
+    });
 
     for ((kind, _), file) in caps_of.iter().zip(files) {
         match kind {
@@ -448,7 +460,10 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
             file,
         });
     }
-    report.digest = digest(&report);
+    report.digest = digest_with(
+        &report,
+        caps_of.iter().map(|&(layout, _)| layout).zip(hashes),
+    );
     report.switchover = guest.states().to_vec();
     report
 }
@@ -519,27 +534,32 @@ pub(crate) fn refused(mut report: RunReport, message: String, untouched: &SimFil
 }
 
 pub(crate) fn digest(r: &RunReport) -> String {
-    // Each file hashed on its own thread (the calling one if none starts).
-    let hashes: Vec<blake3::Hash> = std::thread::scope(|s| {
-        let handles: Vec<_> = r
-            .files
+    let hashes = file_hashes(r.files.iter().map(|f| &f.file));
+    digest_with(r, r.files.iter().map(|f| f.writer).zip(hashes))
+}
+
+/// Each file's content hash, each on its own thread (the calling one if
+/// none starts).
+fn file_hashes<'a>(files: impl Iterator<Item = &'a SimFile>) -> Vec<blake3::Hash> {
+    let files: Vec<&SimFile> = files.collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
             .iter()
             .map(|f| {
                 std::thread::Builder::new()
-                    .spawn_scoped(s, || f.file.content_hash())
+                    .spawn_scoped(s, || f.content_hash())
                     .ok()
             })
             .collect();
         handles
             .into_iter()
-            .zip(&r.files)
+            .zip(&files)
             .map(|(t, f)| match t.map(|t| t.join()) {
                 Some(Ok(hash)) => hash,
-                _ => f.file.content_hash(),
+                _ => f.content_hash(),
             })
             .collect()
-    });
-    digest_with(r, r.files.iter().map(|f| f.writer).zip(hashes))
+    })
 }
 
 /// The digest of `r`'s figures and of its files' content hashes (`files`:
