@@ -190,7 +190,7 @@ fn key(seed: u64, block: u32, page: u64, version: u32) -> u64 {
 
 /// Fill `buf` (one page) with the content of `state` for this page.
 pub fn fill_page(seed: u64, block: u32, page: u64, state: PageState, buf: &mut [u8]) {
-    super::stages::timed(super::stages::Stage::Generate, || {
+    super::stages::timed_sampled(super::stages::Stage::Generate, || {
         fill(seed, block, page, state, buf);
     });
 }
