@@ -77,7 +77,7 @@ pub fn timed_sampled<T>(stage: Stage, f: impl FnOnce() -> T) -> T {
         c.set(n);
         n
     });
-    if n % SAMPLE != 0 {
+    if !n.is_multiple_of(SAMPLE) {
         return f();
     }
     INSIDE.with(|c| c.set(true));
