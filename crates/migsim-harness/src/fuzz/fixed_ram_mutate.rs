@@ -327,15 +327,80 @@ pub(crate) fn check_valid_file(
     info
 }
 
-/// Structure-aware fixed-ram mutation target (see the module docs).
-pub fn fixed_ram_mutate(input: MutateInput) {
-    let blocks = input.blocks();
-    let passes = input.passes(&blocks);
+/// What decides an input's valid file: block sizes, sends, devices and
+/// layout (everything of [`MutateInput`] but the mutations).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ValidKey {
+    pages: Vec<u64>,
+    passes: Passes,
+    devices: u8,
+    compact: bool,
+}
+
+/// A valid file written and checked, with its description and the
+/// comparing trailer cache that holds its vmdesc answer.
+#[derive(Clone, Debug)]
+struct Valid {
+    file: SparseFile,
+    info: StreamInfo,
+    cache: VmdescCache,
+}
+
+/// Valid files by [`ValidKey`], kept across inputs: most inputs are
+/// mutated in their mutations, not their configuration, and writing and
+/// checking the same configuration again runs the same deterministic
+/// code on the same bytes (its coverage came with the first input that
+/// had it). At most [`VALID_ENTRIES`] files and [`VALID_BYTES`] of their
+/// chunks, oldest dropped first. A fresh process (a replayed input)
+/// starts empty, so a reproducer writes and checks its file.
+static VALID: std::sync::Mutex<ValidMemo> = std::sync::Mutex::new(ValidMemo {
+    map: None,
+    order: std::collections::VecDeque::new(),
+    bytes: 0,
+});
+
+const VALID_ENTRIES: usize = 512;
+const VALID_BYTES: u64 = 64 << 20;
+
+struct ValidMemo {
+    map: Option<std::collections::HashMap<ValidKey, Valid>>,
+    order: std::collections::VecDeque<ValidKey>,
+    bytes: u64,
+}
+
+impl ValidMemo {
+    fn get(&self, key: &ValidKey) -> Option<Valid> {
+        self.map.as_ref()?.get(key).cloned()
+    }
+
+    fn keep(&mut self, key: ValidKey, valid: Valid) {
+        let size = valid.file.stored_bytes();
+        let map = self.map.get_or_insert_with(Default::default);
+        if size > VALID_BYTES || map.contains_key(&key) {
+            return;
+        }
+        while map.len() >= VALID_ENTRIES || self.bytes + size > VALID_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(v) = map.remove(&old) {
+                self.bytes -= v.file.stored_bytes();
+            }
+        }
+        self.bytes += size;
+        self.order.push_back(key.clone());
+        map.insert(key, valid);
+    }
+}
+
+/// Write the input's valid file and check it: headers against the
+/// layout model, then a load that must restore every page sent.
+fn write_valid(input: &MutateInput, blocks: &[RamBlockDesc], passes: &Passes) -> Valid {
     let devs = devices(input.devices);
-    let (written, last) = write_file(&blocks, true, &passes, &devs);
-    let layout = model_layout(&blocks);
-    check_headers(&written, &blocks, &layout);
-    let mut file = if !input.layout.is_multiple_of(4) {
+    let (written, last) = write_file(blocks, true, passes, &devs);
+    let layout = model_layout(blocks);
+    check_headers(&written, blocks, &layout);
+    let file = if !input.layout.is_multiple_of(4) {
         compact(&written, &layout)
     } else {
         written
@@ -344,7 +409,39 @@ pub fn fixed_ram_mutate(input: MutateInput) {
     // left the trailer alone, the mutated one: compared once, then
     // pinned for its five loads.
     let cache = VmdescCache::new().remembering(&TRAILERS);
-    let info = check_valid_file(&file, &blocks, &last, true, &cache);
+    let info = check_valid_file(&file, blocks, &last, true, &cache);
+    Valid { file, info, cache }
+}
+
+/// The input's valid file, from [`VALID`] when an earlier input had the
+/// same configuration.
+fn valid_file(input: &MutateInput, blocks: &[RamBlockDesc], passes: &Passes) -> Valid {
+    let key = ValidKey {
+        pages: blocks.iter().map(|b| b.used_length / PAGE).collect(),
+        passes: passes.clone(),
+        devices: input.devices % 3,
+        compact: !input.layout.is_multiple_of(4),
+    };
+    let lock = || VALID.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(v) = lock().get(&key) {
+        return v;
+    }
+    let v = write_valid(input, blocks, passes);
+    let mut kept = v.clone();
+    kept.file.forget_flat();
+    lock().keep(key, kept);
+    v
+}
+
+/// Structure-aware fixed-ram mutation target (see the module docs).
+pub fn fixed_ram_mutate(input: MutateInput) {
+    let blocks = input.blocks();
+    let passes = input.passes(&blocks);
+    let Valid {
+        mut file,
+        info,
+        cache,
+    } = valid_file(&input, &blocks, &passes);
     apply_mutations(&mut file, &info, &input.mutations);
     // An in-memory SparseFile cannot fail a read; were the search to
     // fail, the loads meet the same error and check it.
@@ -525,5 +622,85 @@ impl MutateInput {
             passes.push(Vec::new());
         }
         passes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(layout: u8, fill: u8) -> MutateInput {
+        MutateInput {
+            blocks: vec![2, 0],
+            layout,
+            devices: 1,
+            passes: vec![vec![(0, 1, 7), (1, 0, fill)], vec![(0, 2, 0), (0, 1, 9)]],
+            mutations: Vec::new(),
+        }
+    }
+
+    /// An input whose configuration an earlier input had gets the valid
+    /// file that configuration writes: the same bytes and description as
+    /// writing it afresh, for both layouts; another configuration gets
+    /// its own.
+    #[test]
+    fn a_remembered_valid_file_is_the_one_written_again() {
+        for layout in [0, 1] {
+            let i = input(layout, 0x31);
+            let (blocks, passes) = (i.blocks(), i.passes(&i.blocks()));
+            let first = valid_file(&i, &blocks, &passes);
+            let again = valid_file(&i, &blocks, &passes);
+            let fresh = write_valid(&i, &blocks, &passes);
+            for v in [&first, &again] {
+                assert!(
+                    v.file.to_vec() == fresh.file.to_vec(),
+                    "layout {layout}: bytes"
+                );
+                assert_eq!(v.info, fresh.info, "layout {layout}: description");
+            }
+            let other = input(layout, 0x32);
+            let o = valid_file(&other, &blocks, &other.passes(&blocks));
+            assert!(
+                o.file.to_vec() != fresh.file.to_vec(),
+                "another fill, other bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn the_memo_stays_within_its_bounds() {
+        let mut m = ValidMemo {
+            map: None,
+            order: Default::default(),
+            bytes: 0,
+        };
+        let i = input(1, 5);
+        let (blocks, passes) = (i.blocks(), i.passes(&i.blocks()));
+        let v = write_valid(&i, &blocks, &passes);
+        let size = v.file.stored_bytes();
+        for k in 0..(VALID_ENTRIES + 10) as u64 {
+            let key = ValidKey {
+                pages: vec![k],
+                passes: Vec::new(),
+                devices: 0,
+                compact: true,
+            };
+            m.keep(key, v.clone());
+            let n = m.map.as_ref().map_or(0, |x| x.len());
+            assert!(
+                n <= VALID_ENTRIES && m.bytes <= VALID_BYTES,
+                "{n} entries, {} bytes",
+                m.bytes
+            );
+            assert_eq!(m.bytes, n as u64 * size);
+        }
+        // The oldest went first.
+        let oldest = ValidKey {
+            pages: vec![0],
+            passes: Vec::new(),
+            devices: 0,
+            compact: true,
+        };
+        assert!(m.get(&oldest).is_none());
     }
 }

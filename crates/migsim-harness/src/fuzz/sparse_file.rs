@@ -63,6 +63,16 @@ impl SparseFile {
         self.len = len;
     }
 
+    /// Drop the flat copy (made again on next use).
+    pub(crate) fn forget_flat(&mut self) {
+        self.flat = OnceLock::new();
+    }
+
+    /// Bytes held in memory: the written chunks and the flat copy.
+    pub(crate) fn stored_bytes(&self) -> u64 {
+        (self.chunks.len() * CHUNK + self.flat.get().map_or(0, Vec::len)) as u64
+    }
+
     pub(crate) fn to_vec(&self) -> Vec<u8> {
         let mut out = vec![0u8; self.len as usize];
         let n = out.len();
