@@ -223,6 +223,22 @@ impl Slot {
     }
 }
 
+/// Walk `[pos, pos + len)` a segment's piece at a time: `f(segment
+/// index, offset in it, bytes)`.
+fn segment_pieces(pos: u64, len: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let mut done = 0;
+    while done < len {
+        let at = pos + done as u64;
+        let (si, so) = (
+            (at / SEGMENT as u64) as usize,
+            (at % SEGMENT as u64) as usize,
+        );
+        let n = (SEGMENT - so).min(len - done);
+        f(si, so, n);
+        done += n;
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -260,18 +276,10 @@ impl Memory {
     /// the range must lie in written chunks.
     fn for_each(&self, pos: u64, len: usize, mut f: impl FnMut(&[u8])) {
         let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
-        let mut done = 0;
-        while done < len {
-            let at = pos + done as u64;
-            let (si, so) = (
-                (at / SEGMENT as u64) as usize,
-                (at % SEGMENT as u64) as usize,
-            );
-            let n = (SEGMENT - so).min(len - done);
+        segment_pieces(pos, len, |si, so, n| {
             let slot = segs[si].as_ref().expect("a written chunk has its segment");
             f(&lock(slot).seg.bytes()[so..so + n]);
-            done += n;
-        }
+        });
     }
 
     /// The file's contents `[pos, pos + len)` (whole chunks; holes as
@@ -279,29 +287,19 @@ impl Memory {
     /// bytes) into `h`, a segment's piece at a time.
     fn hash_range(&self, pos: u64, len: usize, h: &mut blake3::Hasher) {
         let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
-        let mut done = 0;
-        while done < len {
-            let at = pos + done as u64;
-            let (si, so) = (
-                (at / SEGMENT as u64) as usize,
-                (at % SEGMENT as u64) as usize,
-            );
-            let n = (SEGMENT - so).min(len - done);
-            match segs.get(si) {
-                Some(Some(slot)) => {
-                    let mut slot = lock(slot);
-                    slot.zero_holes(so / CHUNK, (so + n).div_ceil(CHUNK));
-                    h.update(&slot.seg.bytes()[so..so + n]);
-                }
-                // A segment no write reached: all holes.
-                _ => {
-                    for z in (0..n).step_by(ZEROS.len()) {
-                        h.update(&ZEROS[..(n - z).min(ZEROS.len())]);
-                    }
+        segment_pieces(pos, len, |si, so, n| match segs.get(si) {
+            Some(Some(slot)) => {
+                let mut slot = lock(slot);
+                slot.zero_holes(so / CHUNK, (so + n).div_ceil(CHUNK));
+                h.update(&slot.seg.bytes()[so..so + n]);
+            }
+            // A segment no write reached: all holes.
+            _ => {
+                for z in (0..n).step_by(ZEROS.len()) {
+                    h.update(&ZEROS[..(n - z).min(ZEROS.len())]);
                 }
             }
-            done += n;
-        }
+        });
     }
 
     /// The bytes `offset..offset + len` in order, as pieces inside one
