@@ -50,10 +50,16 @@ pub fn timed<T>(stage: Stage, f: impl FnOnce() -> T) -> T {
     if !ON.load(Ordering::Relaxed) || INSIDE.with(Cell::get) {
         return f();
     }
+    count(stage, 1, f)
+}
+
+/// Run `f` (a clock runs, no stage is being timed on this thread) and
+/// count its time `times` times for `stage`.
+fn count<T>(stage: Stage, times: u64, f: impl FnOnce() -> T) -> T {
     INSIDE.with(|c| c.set(true));
     let t = Instant::now();
     let r = f();
-    let ns = t.elapsed().as_nanos() as u64;
+    let ns = t.elapsed().as_nanos() as u64 * times;
     INSIDE.with(|c| c.set(false));
     NANOS[stage as usize].fetch_add(ns, Ordering::Relaxed);
     r
@@ -80,13 +86,7 @@ pub fn timed_sampled<T>(stage: Stage, f: impl FnOnce() -> T) -> T {
     if !n.is_multiple_of(SAMPLE) {
         return f();
     }
-    INSIDE.with(|c| c.set(true));
-    let t = Instant::now();
-    let r = f();
-    let ns = t.elapsed().as_nanos() as u64 * u64::from(SAMPLE);
-    INSIDE.with(|c| c.set(false));
-    NANOS[stage as usize].fetch_add(ns, Ordering::Relaxed);
-    r
+    count(stage, u64::from(SAMPLE), f)
 }
 
 /// One call in this many is timed by [`timed_sampled`].
