@@ -30,6 +30,7 @@ pub mod container;
 pub mod durable;
 pub mod error;
 pub mod extract;
+pub mod fifo;
 pub mod fixed_ram;
 pub mod hooks;
 pub mod integrity;

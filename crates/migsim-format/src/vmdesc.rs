@@ -361,14 +361,14 @@ pub const MEMO_ENTRIES: usize = 1024;
 /// a few times that).
 pub const MEMO_BYTES: usize = 4 << 20;
 
-#[derive(Debug, Default)]
-struct MemoSlots {
-    /// Each JSON kept and what parsing it gave.
-    parsed: std::collections::HashMap<Arc<[u8]>, Option<Arc<Tree>>>,
-    /// The keys of `parsed`, oldest first.
-    order: std::collections::VecDeque<Arc<[u8]>>,
-    /// Bytes of the keys together.
-    bytes: usize,
+/// Each JSON kept (its bytes its size) and what parsing it gave.
+#[derive(Debug)]
+struct MemoSlots(crate::fifo::FifoMap<Arc<[u8]>, Option<Arc<Tree>>>);
+
+impl Default for MemoSlots {
+    fn default() -> Self {
+        MemoSlots(crate::fifo::FifoMap::new(MEMO_ENTRIES, MEMO_BYTES))
+    }
 }
 
 impl ParseMemo {
@@ -383,35 +383,15 @@ impl ParseMemo {
             return Vmdesc::parse(offset, json);
         }
         let lock = || self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let known = lock().parsed.get(json).cloned();
+        let known = lock().0.get(json).cloned();
         // Parsed without the lock, so threads sharing the memo (cargo
         // test replaying corpora) parse side by side.
         let tree = known.unwrap_or_else(|| {
             let tree = Vmdesc::parse_tree(json);
-            lock().keep(json, tree.clone());
+            lock().0.insert(Arc::from(json), tree.clone(), json.len());
             tree
         });
         tree.map(|tree| Vmdesc::with_tree(offset, json.len(), tree))
-    }
-}
-
-impl MemoSlots {
-    /// Keep `json`'s parse, unless another thread kept it meanwhile.
-    fn keep(&mut self, json: &[u8], tree: Option<Arc<Tree>>) {
-        if self.parsed.contains_key(json) {
-            return;
-        }
-        let json: Arc<[u8]> = Arc::from(json);
-        while self.order.len() >= MEMO_ENTRIES || self.bytes + json.len() > MEMO_BYTES {
-            let Some(old) = self.order.pop_front() else {
-                break;
-            };
-            self.bytes -= old.len();
-            self.parsed.remove(&old);
-        }
-        self.bytes += json.len();
-        self.order.push_back(json.clone());
-        self.parsed.insert(json, tree);
     }
 }
 
@@ -984,9 +964,9 @@ mod tests {
     fn a_parse_memo_answers_as_parse_does_and_keeps_within_its_bounds() {
         let mut rng = 0x2545_F491_4F6C_DD1Du64;
         let memo = ParseMemo::new();
-        let entries = |memo: &ParseMemo| memo.slots.lock().unwrap().order.len();
+        let entries = |memo: &ParseMemo| memo.slots.lock().unwrap().0.len();
         let known =
-            |memo: &ParseMemo, json: &[u8]| memo.slots.lock().unwrap().parsed.contains_key(json);
+            |memo: &ParseMemo, json: &[u8]| memo.slots.lock().unwrap().0.get(json).is_some();
         // Texts from a pool larger than the memo, drawn mostly from a
         // small part of it, so there are hits and replacements; some are
         // broken (cut short), so refusals are remembered too.
@@ -1024,10 +1004,10 @@ mod tests {
             assert!(known(&memo, json), "round {round}: just parsed, so kept");
             assert!(entries(&memo) <= MEMO_ENTRIES);
             let slots = memo.slots.lock().unwrap();
-            assert_eq!(slots.order.len(), slots.parsed.len());
+            assert_eq!(slots.0.keys().count(), slots.0.len());
             assert_eq!(
-                slots.bytes,
-                slots.order.iter().map(|k| k.len()).sum::<usize>()
+                slots.0.bytes(),
+                slots.0.keys().map(|k| k.len()).sum::<usize>()
             );
             drop(slots);
             if was_known {
@@ -1056,7 +1036,7 @@ mod tests {
         assert!(memo.parse(0, a.as_bytes()).is_some());
         assert!(memo.parse(0, b.as_bytes()).is_some());
         assert!(known(&memo, b.as_bytes()) && !known(&memo, a.as_bytes()));
-        assert!(memo.slots.lock().unwrap().bytes <= MEMO_BYTES);
+        assert!(memo.slots.lock().unwrap().0.bytes() <= MEMO_BYTES);
         // JSON past the memo's bytes is parsed, never kept.
         let big = format!("{}{}", half('c'), " ".repeat(MEMO_BYTES / 2 + 1));
         assert!(memo.parse(0, big.as_bytes()).is_some());
@@ -1074,8 +1054,11 @@ mod tests {
             }
         });
         let slots = shared.slots.lock().unwrap();
-        assert_eq!((slots.order.len(), slots.parsed.len()), (50, 50));
-        assert_eq!(slots.bytes, pool[..50].iter().map(Vec::len).sum::<usize>());
+        assert_eq!((slots.0.keys().count(), slots.0.len()), (50, 50));
+        assert_eq!(
+            slots.0.bytes(),
+            pool[..50].iter().map(Vec::len).sum::<usize>()
+        );
     }
 
     /// The trailer as the walk first read it: through a `Value`.

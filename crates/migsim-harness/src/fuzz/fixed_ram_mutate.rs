@@ -6,6 +6,7 @@ use arbitrary::Arbitrary;
 
 use crate::sim::dest::{Destination, GARBAGE};
 use migsim_format::caps::{Capabilities, Capability};
+use migsim_format::fifo::FifoMap;
 use migsim_format::io::MigFile;
 use migsim_format::reader::{self, LoadOptions, StreamInfo};
 use migsim_format::vmdesc::VmdescCache;
@@ -353,45 +354,11 @@ struct Valid {
 /// had it). At most [`VALID_ENTRIES`] files and [`VALID_BYTES`] of their
 /// chunks, oldest dropped first. A fresh process (a replayed input)
 /// starts empty, so a reproducer writes and checks its file.
-static VALID: std::sync::Mutex<ValidMemo> = std::sync::Mutex::new(ValidMemo {
-    map: None,
-    order: std::collections::VecDeque::new(),
-    bytes: 0,
-});
+static VALID: std::sync::LazyLock<std::sync::Mutex<FifoMap<ValidKey, Valid>>> =
+    std::sync::LazyLock::new(|| std::sync::Mutex::new(FifoMap::new(VALID_ENTRIES, VALID_BYTES)));
 
 const VALID_ENTRIES: usize = 512;
-const VALID_BYTES: u64 = 64 << 20;
-
-struct ValidMemo {
-    map: Option<std::collections::HashMap<ValidKey, Valid>>,
-    order: std::collections::VecDeque<ValidKey>,
-    bytes: u64,
-}
-
-impl ValidMemo {
-    fn get(&self, key: &ValidKey) -> Option<Valid> {
-        self.map.as_ref()?.get(key).cloned()
-    }
-
-    fn keep(&mut self, key: ValidKey, valid: Valid) {
-        let size = valid.file.stored_bytes();
-        let map = self.map.get_or_insert_with(Default::default);
-        if size > VALID_BYTES || map.contains_key(&key) {
-            return;
-        }
-        while map.len() >= VALID_ENTRIES || self.bytes + size > VALID_BYTES {
-            let Some(old) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(v) = map.remove(&old) {
-                self.bytes -= v.file.stored_bytes();
-            }
-        }
-        self.bytes += size;
-        self.order.push_back(key.clone());
-        map.insert(key, valid);
-    }
-}
+const VALID_BYTES: usize = 64 << 20;
 
 /// Write the input's valid file and check it: headers against the
 /// layout model, then a load that must restore every page sent.
@@ -424,12 +391,13 @@ fn valid_file(input: &MutateInput, blocks: &[RamBlockDesc], passes: &Passes) -> 
     };
     let lock = || VALID.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(v) = lock().get(&key) {
-        return v;
+        return v.clone();
     }
     let v = write_valid(input, blocks, passes);
     let mut kept = v.clone();
     kept.file.forget_flat();
-    lock().keep(key, kept);
+    let size = kept.file.stored_bytes();
+    lock().insert(key, kept, size);
     v
 }
 
@@ -665,42 +633,5 @@ mod tests {
                 "another fill, other bytes"
             );
         }
-    }
-
-    #[test]
-    fn the_memo_stays_within_its_bounds() {
-        let mut m = ValidMemo {
-            map: None,
-            order: Default::default(),
-            bytes: 0,
-        };
-        let i = input(1, 5);
-        let (blocks, passes) = (i.blocks(), i.passes(&i.blocks()));
-        let v = write_valid(&i, &blocks, &passes);
-        let size = v.file.stored_bytes();
-        for k in 0..(VALID_ENTRIES + 10) as u64 {
-            let key = ValidKey {
-                pages: vec![k],
-                passes: Vec::new(),
-                devices: 0,
-                compact: true,
-            };
-            m.keep(key, v.clone());
-            let n = m.map.as_ref().map_or(0, |x| x.len());
-            assert!(
-                n <= VALID_ENTRIES && m.bytes <= VALID_BYTES,
-                "{n} entries, {} bytes",
-                m.bytes
-            );
-            assert_eq!(m.bytes, n as u64 * size);
-        }
-        // The oldest went first.
-        let oldest = ValidKey {
-            pages: vec![0],
-            passes: Vec::new(),
-            devices: 0,
-            compact: true,
-        };
-        assert!(m.get(&oldest).is_none());
     }
 }

@@ -69,8 +69,8 @@ impl SparseFile {
     }
 
     /// Bytes held in memory: the written chunks and the flat copy.
-    pub(crate) fn stored_bytes(&self) -> u64 {
-        (self.chunks.len() * CHUNK + self.flat.get().map_or(0, Vec::len)) as u64
+    pub(crate) fn stored_bytes(&self) -> usize {
+        self.chunks.len() * CHUNK + self.flat.get().map_or(0, Vec::len)
     }
 
     pub(crate) fn to_vec(&self) -> Vec<u8> {
