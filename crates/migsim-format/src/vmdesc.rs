@@ -32,6 +32,7 @@ use crate::ram::PAGE_SIZE;
 use crate::writer::DeviceState;
 
 use crate::error::LoadError;
+use crate::fifo::{BytesHash, FifoMap};
 use crate::io::MigFile;
 use crate::stream::kind;
 use crate::wire::Cursor;
@@ -41,38 +42,97 @@ mod json;
 
 /// How far from the end the trailer is searched for.
 pub const MAX_TAIL: u64 = 16 << 20;
-/// The first part of the tail [`Vmdesc::locate`] reads.
+/// How much of the tail [`Vmdesc::locate`] reads a step (after a first
+/// step of 4 KiB).
 pub const FIRST_WINDOW: u64 = 64 << 10;
 
-/// The last index of `byte` in `hay`: 64 bytes a step with one branch
-/// (a word holds `byte` iff the classic has-zero-byte test on
-/// `word ^ byte*0x01..01` says so; the eight words' tests are or-ed),
-/// then eight bytes a step, then the word's bytes one by one. Few
-/// branches matter under the fuzz targets' coverage instrumentation,
-/// which calls back on every compare: a trailer search may cross
-/// megabytes of zeros.
-fn rfind_byte(hay: &[u8], byte: u8) -> Option<usize> {
+/// Whether `b` may not appear in JSON that parses: a byte below 0x20
+/// other than tab, LF and CR.
+fn is_control(b: u8) -> bool {
+    b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')
+}
+
+/// The offset of the last [control byte](is_control) in
+/// `floor..len`, read backwards: 4 KiB first, then [`FIRST_WINDOW`]
+/// bytes a step, in place when the file is one slice. `None` also when
+/// a read comes up short (the file shrank: no trailer to find).
+fn last_control_byte<F: MigFile + ?Sized>(
+    file: &F,
+    floor: u64,
+    len: u64,
+) -> Result<Option<u64>, LoadError> {
+    let all = file.contiguous().filter(|all| len <= all.len() as u64);
+    let mut buf = Vec::new();
+    let mut end = len;
+    while end > floor {
+        let step = if end == len { 4 << 10 } else { FIRST_WINDOW };
+        let start = end - (end - floor).min(step);
+        let piece: &[u8] = match all {
+            Some(all) => &all[start as usize..end as usize],
+            None => {
+                buf.resize((end - start) as usize, 0);
+                if read_into(file, start, &mut buf)? {
+                    return Ok(None);
+                }
+                &buf
+            }
+        };
+        if let Some(i) = rfind_control(piece) {
+            return Ok(Some(start + i as u64));
+        }
+        end = start;
+    }
+    Ok(None)
+}
+
+/// The last index in `hay` of a [control byte](is_control): 64 bytes a
+/// step with one branch (the classic has-less-than test for 0x20 on each
+/// word, or-ed; it also flags tab, LF and CR, which the byte loop then
+/// passes over), then byte by byte from the flagged block's end.
+fn rfind_control(hay: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    let pattern = LO * u64::from(byte);
-    let has = |word: &[u8]| {
-        let w = u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ pattern;
-        w.wrapping_sub(LO) & !w & HI
+    let below_space = |word: &[u8]| {
+        let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        w.wrapping_sub(LO * 0x20) & !w & HI
     };
     let mut end = hay.len();
-    while end >= 64 {
-        let block: &[u8; 64] = hay[end - 64..end].try_into().expect("64 bytes");
-        let any = block.chunks_exact(8).fold(0, |acc, w| acc | has(w));
-        if any != 0 {
-            break;
+    loop {
+        while end >= 64 {
+            let block: &[u8; 64] = hay[end - 64..end].try_into().expect("64 bytes");
+            if block.chunks_exact(8).fold(0, |acc, w| acc | below_space(w)) != 0 {
+                break;
+            }
+            end -= 64;
         }
-        end -= 64;
+        let from = end.saturating_sub(64);
+        if let Some(i) = hay[from..end].iter().rposition(|&b| is_control(b)) {
+            return Some(from + i);
+        }
+        if from == 0 {
+            return None;
+        }
+        end = from;
     }
-    while end >= 8 && has(&hay[end - 8..end]) == 0 {
-        end -= 8;
-    }
-    hay[..end].iter().rposition(|&b| b == byte)
 }
+
+/// Read exactly `buf.len()` bytes at `offset`; `true` when the file has
+/// fewer there.
+fn read_into<F: MigFile + ?Sized>(
+    file: &F,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<bool, LoadError> {
+    if let Some(all) = file.contiguous() {
+        let end = offset as usize + buf.len();
+        if end <= all.len() {
+            buf.copy_from_slice(&all[offset as usize..end]);
+            return Ok(false);
+        }
+    }
+    Ok(file.read_at(offset, buf)? != buf.len())
+}
+
 /// Upper bound on walk steps over the whole file (all device sections
 /// together), so neither hostile `array_len`s nor many sections repeating
 /// an expensive walk can hang the reader. QEMU's own files need a few
@@ -202,14 +262,19 @@ impl Vmdesc {
     ///
     /// Candidates (a 0x06 byte after EOF whose length reaches exactly the
     /// end, then `{`) are tried from the end of the file back, at most
-    /// [`MAX_TAIL`] bytes back; the first whose JSON parses wins. The tail
-    /// is read in growing windows ([`FIRST_WINDOW`], then 8 times larger),
-    /// each scanning only the offsets the smaller one could not, eight
-    /// bytes at a time for a 0x06: the same candidates in the same order
-    /// as one byte-by-byte pass over the whole tail, but a file whose
-    /// trailer is near its end costs about its trailer, not up to 16 MiB
-    /// of copying and scanning (the fuzz targets load every input several
-    /// times).
+    /// [`MAX_TAIL`] bytes back; the first whose JSON parses wins. JSON
+    /// that parses holds no byte below 0x20 but tab, LF and CR (serde_json
+    /// refuses them in strings and between tokens alike), and a
+    /// candidate's 0x06 is such a byte: so only the last such byte of the
+    /// tail and the four before it can be a winning candidate's 0x06 (one
+    /// further back has that byte inside its JSON). The search reads the
+    /// tail backwards, [`FIRST_WINDOW`] bytes a step (the first step 4
+    /// KiB), until that byte, tries those five offsets, and reads a
+    /// candidate's JSON only when its length field fits: it gives what
+    /// one byte-by-byte pass over the whole tail gives, trying every
+    /// candidate (the tests compare them), at the cost of the trailer, not
+    /// of the tail (a fuzz input whose trailer was broken, or a file grown
+    /// by a hole, once scanned up to 16 MiB).
     pub fn locate<F: MigFile + ?Sized>(file: &F) -> Result<Option<Vmdesc>, LoadError> {
         Self::locate_before(file, crate::integrity::stream_end(file)?, None)
     }
@@ -221,55 +286,52 @@ impl Vmdesc {
         len: u64,
         memo: Option<&ParseMemo>,
     ) -> Result<Option<Vmdesc>, LoadError> {
-        let max = len.min(MAX_TAIL);
-        let mut window = max.min(FIRST_WINDOW);
-        // Candidate offsets (of the 0x06 byte) at or past this were tried.
-        let mut tried_from = len.saturating_sub(5);
-        loop {
-            let start = len - window;
-            // In place when the file is one slice of memory.
-            let read;
-            let tail: &[u8] = match file.contiguous() {
-                Some(all) if len <= all.len() as u64 => &all[start as usize..len as usize],
-                _ => {
-                    let mut buf = vec![0; window as usize];
-                    if file.read_at(start, &mut buf)? != buf.len() {
-                        return Ok(None);
-                    }
-                    read = buf;
-                    &read
-                }
-            };
-            // p: index of the 0x06 byte in `tail`; needs the EOF byte before it.
-            let mut below = tried_from.saturating_sub(start) as usize;
-            while let Some(p) = rfind_byte(&tail[..below], kind::VMDESCRIPTION) {
-                below = p;
-                if p == 0 {
-                    break;
-                }
-                if tail[p - 1] != kind::EOF {
-                    continue;
-                }
-                let n =
-                    u32::from_be_bytes(tail[p + 1..p + 5].try_into().expect("4 bytes")) as usize;
-                if p + 5 + n != tail.len() || tail.get(p + 5) != Some(&b'{') {
-                    continue;
-                }
-                let (at, json) = (start + p as u64, &tail[p + 5..]);
-                let found = match memo {
-                    Some(memo) => memo.parse(at, json),
-                    None => Self::parse(at, json),
-                };
-                if let Some(v) = found {
-                    return Ok(Some(v));
-                }
-            }
-            if window == max {
+        let floor = len - len.min(MAX_TAIL);
+        let Some(last) = last_control_byte(file, floor, len)? else {
+            // No 0x06 in the tail at all.
+            return Ok(None);
+        };
+        // The 0x06 needs the EOF byte before it inside the tail, and `{`
+        // after its length field.
+        let lowest = last.saturating_sub(4).max(floor + 1);
+        let highest = last.min(len.saturating_sub(6));
+        let mut p = highest + 1;
+        while p > lowest {
+            p -= 1;
+            let mut head = [0u8; 7];
+            if read_into(file, p - 1, &mut head)? {
                 return Ok(None);
             }
-            tried_from = start + 1;
-            window = max.min(window * 8);
+            let n = u32::from_be_bytes(head[2..6].try_into().expect("4 bytes"));
+            if head[0] != kind::EOF
+                || head[1] != kind::VMDESCRIPTION
+                || p + 5 + u64::from(n) != len
+                || head[6] != b'{'
+            {
+                continue;
+            }
+            let json_at = p + 5;
+            let owned;
+            let json: &[u8] = match file.contiguous() {
+                Some(all) if len <= all.len() as u64 => &all[json_at as usize..len as usize],
+                _ => {
+                    let mut buf = vec![0; n as usize];
+                    if read_into(file, json_at, &mut buf)? {
+                        return Ok(None);
+                    }
+                    owned = buf;
+                    &owned
+                }
+            };
+            let found = match memo {
+                Some(memo) => memo.parse(p, json),
+                None => Self::parse(p, json),
+            };
+            if found.is_some() {
+                return Ok(found);
+            }
         }
+        Ok(None)
     }
 
     /// Parse a trailer's JSON read directly.
@@ -363,11 +425,11 @@ pub const MEMO_BYTES: usize = 4 << 20;
 
 /// Each JSON kept (its bytes its size) and what parsing it gave.
 #[derive(Debug)]
-struct MemoSlots(crate::fifo::FifoMap<Arc<[u8]>, Option<Arc<Tree>>>);
+struct MemoSlots(FifoMap<Arc<[u8]>, Option<Arc<Tree>>, BytesHash>);
 
 impl Default for MemoSlots {
     fn default() -> Self {
-        MemoSlots(crate::fifo::FifoMap::new(MEMO_ENTRIES, MEMO_BYTES))
+        MemoSlots(FifoMap::with_hasher(MEMO_ENTRIES, MEMO_BYTES, BytesHash))
     }
 }
 
@@ -735,26 +797,27 @@ mod tests {
         })
     }
 
+    /// The premise of the search: JSON that parses holds no control
+    /// byte. Each one, put anywhere in a trailer that parses (inside a
+    /// string, a key, a number, between tokens, at the end), makes it
+    /// refused; tab, LF and CR between tokens do not.
     #[test]
-    fn rfind_byte_finds_the_last_occurrence() {
-        let mut hay: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) | 0x40).collect();
-        assert_eq!(rfind_byte(&hay, 6), None);
-        for at in [0, 1, 7, 8, 9, 31, 62, 63] {
-            let mut h = hay.clone();
-            h[at] = 6;
-            assert_eq!(rfind_byte(&h, 6), Some(at), "at {at}");
-            assert_eq!(rfind_byte(&h[..at], 6), None, "below {at}");
-            // 0x86 and 0x07 next to it (borrows in the word test) change nothing.
-            h[at.saturating_sub(1)] = 0x86;
-            h[(at + 1).min(63)] = 0x07;
-            h[at] = 6;
-            assert_eq!(rfind_byte(&h, 6), Some(at), "at {at}, neighbours");
+    fn json_with_a_control_byte_anywhere_does_not_parse() {
+        let json = br#"{"page_size": 4096, "devices": [{"name": "a b", "instance_id": 0, "fields": [{"name": "x", "type": "uint8", "size": 1}], "extra": [true, null, "\u0006"]}]}"#;
+        assert!(Vmdesc::parse(0, json).is_some());
+        for b in (0u8..0x20).filter(|&b| is_control(b)) {
+            for at in 1..=json.len() {
+                let mut j = json.to_vec();
+                j.insert(at, b);
+                assert!(
+                    Vmdesc::parse(0, &j).is_none(),
+                    "byte {b:#04x} at {at} parsed: {}",
+                    String::from_utf8_lossy(&j)
+                );
+            }
         }
-        hay[3] = 6;
-        hay[40] = 6;
-        assert_eq!(rfind_byte(&hay, 6), Some(40));
-        assert_eq!(rfind_byte(&hay[..40], 6), Some(3));
-        assert_eq!(rfind_byte(&[], 6), None);
+        let spaced = String::from_utf8_lossy(json).replace(", ", ",\t\r\n ");
+        assert!(Vmdesc::parse(0, format!("{spaced}\n\t").as_bytes()).is_some());
     }
 
     #[test]
@@ -848,6 +911,12 @@ mod tests {
                     f[at + 7..].fill(b' ');
                     f[len - 1] = b'}';
                 }
+                // Whitespace after the closing brace parses too.
+                if case % 4 == 2 && n >= 5 {
+                    f[len - 3] = b'}';
+                    f[len - 2] = b'\n';
+                    f[len - 1] = b'\t';
+                }
             }
             let got = Vmdesc::locate(&f).unwrap().map(|v| (v.offset, v.json_len));
             assert_eq!(got, locate_in_one_read(&f), "case {case} ({len} bytes)");
@@ -916,26 +985,26 @@ mod tests {
     }
 
     #[test]
-    fn rfind_byte_agrees_with_a_byte_by_byte_search() {
-        // Lengths across the 64- and 8-byte steps; the byte (and 0x86,
-        // 0x07, which borrow in the word test) sparse or dense.
+    fn rfind_control_agrees_with_a_byte_by_byte_search() {
+        // Lengths across the 64-byte step; control bytes, the whitespace
+        // the word test also flags, and bytes at the test's edges (0x20,
+        // 0x9f, 0xa0), sparse or dense.
         let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let alphabet = [0u8, 6, 0x1f, b'\t', b'\n', b'\r', 0x20, 0x9f, 0xa0, b'{'];
         for case in 0..3000u64 {
             let len = next(&mut rng, 300) as usize;
             let density = 1 + next(&mut rng, 200);
             let hay: Vec<u8> = (0..len)
-                .map(|_| match next(&mut rng, density) {
-                    0 => 6,
-                    1 => 0x86,
-                    2 => 7,
-                    _ => 0,
+                .map(|_| {
+                    let k = next(&mut rng, density) as usize;
+                    alphabet.get(k).copied().unwrap_or(b'a')
                 })
                 .collect();
             let cut = next(&mut rng, len as u64 + 1) as usize;
             for h in [&hay[..], &hay[..cut]] {
                 assert_eq!(
-                    rfind_byte(h, 6),
-                    h.iter().rposition(|&b| b == 6),
+                    rfind_control(h),
+                    h.iter().rposition(|&b| is_control(b)),
                     "case {case}, {} bytes",
                     h.len()
                 );
