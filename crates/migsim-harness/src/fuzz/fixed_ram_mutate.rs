@@ -394,10 +394,8 @@ fn valid_file(input: &MutateInput, blocks: &[RamBlockDesc], passes: &Passes) -> 
         return v.clone();
     }
     let v = write_valid(input, blocks, passes);
-    let mut kept = v.clone();
-    kept.file.forget_flat();
-    let size = kept.file.stored_bytes();
-    lock().insert(key, kept, size);
+    let size = v.file.stored_bytes();
+    lock().insert(key, v.clone(), size);
     v
 }
 

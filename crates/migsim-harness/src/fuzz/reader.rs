@@ -66,7 +66,7 @@ pub(crate) fn check_file_sharing<F: MigFile + ?Sized>(
     // A dirty destination proves the reader zeroes what the file says is
     // zero.
     {
-        let mut dest = Destination::new(local, true);
+        let mut dest = dirty_destination(local);
         if let Ok(info) = reader::load(file, &shared, &mut dest) {
             assert!(
                 loaded.is_ok(),
@@ -75,6 +75,7 @@ pub(crate) fn check_file_sharing<F: MigFile + ?Sized>(
             );
             check_restored(file, &info, &dest, local);
         }
+        DIRTY.set(Some(dest));
     }
 
     for fixed in [false, true] {
@@ -115,6 +116,24 @@ pub(crate) fn check_file_sharing<F: MigFile + ?Sized>(
                 ),
             }
         }
+    }
+}
+
+thread_local! {
+    /// The dirty destination of the last input, kept for the next one.
+    static DIRTY: std::cell::Cell<Option<Destination>> = const { std::cell::Cell::new(None) };
+}
+
+/// A dirty [`Destination`] with blocks `local`, every byte [`GARBAGE`]:
+/// the last input's, [reset](Destination::reset), when it had the same
+/// blocks (one taken while a check panics is simply not returned).
+fn dirty_destination(local: &[RamBlockDesc]) -> Destination {
+    match DIRTY.take() {
+        Some(mut d) if d.blocks() == local && d.initial_fill() == GARBAGE => {
+            d.reset();
+            d
+        }
+        _ => Destination::new(local, true),
     }
 }
 

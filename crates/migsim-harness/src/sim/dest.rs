@@ -73,6 +73,11 @@ impl BlockMap {
     pub(crate) fn local(&self, block: usize) -> usize {
         self.map[block]
     }
+
+    /// Forget the stream's blocks (the local names stay indexed).
+    fn forget_stream(&mut self) {
+        self.map.clear();
+    }
 }
 
 /// Split a block's storage (`per_page` items a page) at page `bounds`
@@ -123,6 +128,22 @@ impl Destination {
             map: BlockMap::default(),
             fill,
         }
+    }
+
+    /// The blocks it was made with.
+    pub fn blocks(&self) -> &[RamBlockDesc] {
+        &self.blocks
+    }
+
+    /// Make it what [`Destination::new`] with its blocks and fill makes:
+    /// every byte the initial fill again, no stream block declared. The
+    /// fuzz targets load a dirty destination for every input and reuse
+    /// one, instead of allocating and faulting in its memory each time.
+    pub fn reset(&mut self) {
+        for m in &mut self.mem {
+            m.fill(self.fill);
+        }
+        self.map.forget_stream();
     }
 
     /// The byte every page held before the load (0, or [`GARBAGE`]).
@@ -378,5 +399,63 @@ impl RamSink for VerifyingDestination {
                 })
                 .collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks() -> Vec<RamBlockDesc> {
+        ["a", "b"]
+            .iter()
+            .zip([3u64, 1])
+            .map(|(n, pages)| RamBlockDesc {
+                name: (*n).into(),
+                used_length: pages * PAGE_SIZE,
+                shared: false,
+            })
+            .collect()
+    }
+
+    /// A destination reset after a load holds what a new one holds and
+    /// takes the next load as a new one does: the same bytes after it,
+    /// the same refusals (a block declared twice starts a new load, an
+    /// unknown one is refused).
+    #[test]
+    fn a_reset_destination_is_a_new_one() {
+        let local = blocks();
+        let page = |b: u8| vec![b; PAGE_SIZE as usize];
+        let load = |d: &mut Destination, order: &[(&str, u64)]| {
+            for (i, (name, len)) in order.iter().enumerate() {
+                d.declare_block(name, *len).unwrap();
+                d.write_pages(i, 0, &page(0x10 + i as u8)).unwrap();
+            }
+            d.zero_pages(0, order[0].1 / PAGE_SIZE - 1, 1).unwrap();
+        };
+        for dirty in [false, true] {
+            let mut used = Destination::new(&local, dirty);
+            load(&mut used, &[("b", PAGE_SIZE), ("a", 3 * PAGE_SIZE)]);
+            used.reset();
+            let fresh = Destination::new(&local, dirty);
+            for b in 0..local.len() {
+                assert!(used.block(b) == fresh.block(b), "dirty {dirty}: block {b}");
+            }
+            assert_eq!(used.initial_fill(), fresh.initial_fill());
+            assert_eq!(used.blocks(), fresh.blocks());
+            // The next load maps stream block 0 to "a" again, as in a new one.
+            let mut fresh = fresh;
+            for d in [&mut used, &mut fresh] {
+                load(d, &[("a", 3 * PAGE_SIZE)]);
+                assert!(d.declare_block("c", PAGE_SIZE).is_err());
+            }
+            for b in 0..local.len() {
+                assert!(
+                    used.block(b) == fresh.block(b),
+                    "dirty {dirty}: reloaded {b}"
+                );
+            }
+            assert!(used.page(0, 0) == page(0x10).as_slice());
+        }
     }
 }
