@@ -9,7 +9,8 @@
 # For every target in fuzz/fuzz_targets/ it puts in $OUT:
 #   <target>                  the libFuzzer binary (cargo fuzz build -O
 #                             --debug-assertions, ASan: as `cargo fuzz run`
-#                             builds locally, so an overflow still panics)
+#                             builds locally, so an overflow still panics;
+#                             plus the target's flags from fuzz/build-flags.sh)
 #   <target>.dict             its dictionary, when fuzz/<target>.dict exists
 #   <target>_seed_corpus.zip  fuzz/corpus/<target>/ and fuzz/artifacts/<target>/
 #   <target>.options          libFuzzer options (the RSS limit the README uses)
@@ -31,16 +32,19 @@ nightly=()
 if ! rustc --version | grep -q nightly; then
   nightly=(+nightly)
 fi
-cargo "${nightly[@]}" fuzz build -O --debug-assertions
+# Each target's own build flags (fuzz/build-flags.sh: reader and
+# fixed_ram_mutate without compare tracing, in their own target directory).
+. ./build-flags.sh
 
 # cargo fuzz puts the binaries under the host triple (CARGO_BUILD_TARGET
 # when the image sets one).
 triple=${CARGO_BUILD_TARGET:-$(rustc "${nightly[@]}" -vV | sed -n 's/^host: //p')}
-bin_dir=target/$triple/release
 
 for src in fuzz_targets/*.rs; do
   t=$(basename "$src" .rs)
-  cp "$bin_dir/$t" "$OUT/$t"
+  read -r -a flags <<<"$(fuzz_flags "$t")"
+  cargo "${nightly[@]}" fuzz build -O --debug-assertions "${flags[@]}" "$t"
+  cp "$(fuzz_target_dir "$t")/$triple/release/$t" "$OUT/$t"
   if [ -f "$t.dict" ]; then
     cp "$t.dict" "$OUT/$t.dict"
   fi

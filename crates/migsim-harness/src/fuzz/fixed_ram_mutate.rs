@@ -339,11 +339,12 @@ struct ValidKey {
 }
 
 /// A valid file written and checked, with its description and the
-/// comparing trailer cache that holds its vmdesc answer.
+/// comparing trailer cache that holds its vmdesc answer. Cheap to clone:
+/// the file's bytes and the description are shared.
 #[derive(Clone, Debug)]
 struct Valid {
     file: SparseFile,
-    info: StreamInfo,
+    info: std::sync::Arc<StreamInfo>,
     cache: VmdescCache,
 }
 
@@ -377,7 +378,11 @@ fn write_valid(input: &MutateInput, blocks: &[RamBlockDesc], passes: &Passes) ->
     // pinned for its five loads.
     let cache = VmdescCache::new().remembering(&TRAILERS);
     let info = check_valid_file(&file, blocks, &last, true, &cache);
-    Valid { file, info, cache }
+    Valid {
+        file,
+        info: info.into(),
+        cache,
+    }
 }
 
 /// The input's valid file, from [`VALID`] when an earlier input had the

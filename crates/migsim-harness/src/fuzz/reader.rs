@@ -239,11 +239,13 @@ pub(crate) fn check_layout<F: MigFile + ?Sized>(file: &F, info: &StreamInfo) {
             "sequential stream, but block {} has a header",
             b.name
         );
+        // Formatted only when an assertion fails.
+        let story = || format!("block {} layout {fr:?} in a file of {len:#x} bytes", b.name);
         if b.ignored {
-            let story = format!("ignored block {} layout {fr:?}", b.name);
             assert!(
                 info.capabilities.iter().any(|c| c == "x-ignore-shared"),
-                "{story}: accepted in a stream without x-ignore-shared"
+                "ignored {}: accepted in a stream without x-ignore-shared",
+                story()
             );
             assert!(
                 fr.header_offset >= next_free
@@ -251,41 +253,48 @@ pub(crate) fn check_layout<F: MigFile + ?Sized>(file: &F, info: &StreamInfo) {
                     && fr.pages_offset == 0
                     && fr.bitmap_len == 0
                     && b.pages_present == 0,
-                "{story}: not the ignored-block encoding, or overlapping the block before"
+                "ignored {}: not the ignored-block encoding, or overlapping the block before",
+                story()
             );
             next_free = fr.header_offset + 28;
             continue;
         }
         let bitmap_len = b.pages.div_ceil(64) * 8;
-        let story = format!("block {} layout {fr:?} in a file of {len:#x} bytes", b.name);
         assert!(
             fr.header_offset >= next_free,
-            "{story}: header overlaps the block before"
+            "{}: header overlaps the block before",
+            story()
         );
         assert!(
             fr.version <= 1 && fr.page_size == PAGE,
-            "{story}: header fields"
+            "{}: header fields",
+            story()
         );
-        assert_eq!(fr.bitmap_len, bitmap_len, "{story}: bitmap length");
+        assert_eq!(fr.bitmap_len, bitmap_len, "{}: bitmap length", story());
         assert!(
             fr.bitmap_offset >= fr.header_offset + 28,
-            "{story}: bitmap overlaps header"
+            "{}: bitmap overlaps header",
+            story()
         );
         assert!(
             fr.pages_offset.is_multiple_of(PAGE),
-            "{story}: page area not page-aligned"
+            "{}: page area not page-aligned",
+            story()
         );
         assert!(
             fr.pages_offset >= fr.bitmap_offset + bitmap_len,
-            "{story}: page area overlaps bitmap"
+            "{}: page area overlaps bitmap",
+            story()
         );
         assert!(
             fr.pages_offset + b.used_length <= len,
-            "{story}: page area past the end"
+            "{}: page area past the end",
+            story()
         );
         assert!(
             b.pages_present <= b.pages,
-            "{story}: more pages present than pages"
+            "{}: more pages present than pages",
+            story()
         );
         next_free = fr.pages_offset + b.used_length;
     }
