@@ -12,17 +12,20 @@
 # Flags other than the default need a target directory of their own, or
 # cargo rebuilds every crate whenever it switches between targets.
 
-# fuzz_flags TARGET: the extra flags for `cargo fuzz build` / `cargo fuzz run`.
-fuzz_flags() {
+# no_trace_compares TARGET: whether it is built without compare tracing.
+no_trace_compares() {
   case "$1" in
-    reader | fixed_ram_mutate) echo "--no-trace-compares --target-dir $(fuzz_target_dir "$1")" ;;
+    reader | fixed_ram_mutate) return 0 ;;
   esac
+  return 1
 }
 
 # fuzz_target_dir TARGET: where cargo builds it, relative to fuzz/.
 fuzz_target_dir() {
-  case "$1" in
-    reader | fixed_ram_mutate) echo target/no-trace-compares ;;
-    *) echo target ;;
-  esac
+  if no_trace_compares "$1"; then echo target/no-trace-compares; else echo target; fi
+}
+
+# fuzz_flags TARGET: the extra flags for `cargo fuzz build` / `cargo fuzz run`.
+fuzz_flags() {
+  if no_trace_compares "$1"; then echo "--no-trace-compares --target-dir $(fuzz_target_dir "$1")"; fi
 }

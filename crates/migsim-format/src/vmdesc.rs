@@ -54,28 +54,20 @@ fn is_control(b: u8) -> bool {
 
 /// The offset of the last [control byte](is_control) in
 /// `floor..len`, read backwards: 4 KiB first, then [`FIRST_WINDOW`]
-/// bytes a step, in place when the file is one slice. `None` also when
-/// a read comes up short (the file shrank: no trailer to find).
+/// bytes a step. `None` also when a read comes up short (the file
+/// shrank: no trailer to find).
 fn last_control_byte<F: MigFile + ?Sized>(
     file: &F,
     floor: u64,
     len: u64,
 ) -> Result<Option<u64>, LoadError> {
-    let all = file.contiguous().filter(|all| len <= all.len() as u64);
     let mut buf = Vec::new();
     let mut end = len;
     while end > floor {
         let step = if end == len { 4 << 10 } else { FIRST_WINDOW };
         let start = end - (end - floor).min(step);
-        let piece: &[u8] = match all {
-            Some(all) => &all[start as usize..end as usize],
-            None => {
-                buf.resize((end - start) as usize, 0);
-                if read_into(file, start, &mut buf)? {
-                    return Ok(None);
-                }
-                &buf
-            }
+        let Some(piece) = bytes_at(file, start, (end - start) as usize, &mut buf)? else {
+            return Ok(None);
         };
         if let Some(i) = rfind_control(piece) {
             return Ok(Some(start + i as u64));
@@ -116,21 +108,20 @@ fn rfind_control(hay: &[u8]) -> Option<usize> {
     }
 }
 
-/// Read exactly `buf.len()` bytes at `offset`; `true` when the file has
-/// fewer there.
-fn read_into<F: MigFile + ?Sized>(
-    file: &F,
+/// The `n` bytes at `offset`: in place when the file is one slice,
+/// otherwise read into `buf`; `None` when the file has fewer there.
+fn bytes_at<'a, F: MigFile + ?Sized>(
+    file: &'a F,
     offset: u64,
-    buf: &mut [u8],
-) -> Result<bool, LoadError> {
+    n: usize,
+    buf: &'a mut Vec<u8>,
+) -> Result<Option<&'a [u8]>, LoadError> {
+    let end = offset + n as u64;
     if let Some(all) = file.contiguous() {
-        let end = offset as usize + buf.len();
-        if end <= all.len() {
-            buf.copy_from_slice(&all[offset as usize..end]);
-            return Ok(false);
-        }
+        return Ok((end <= all.len() as u64).then(|| &all[offset as usize..end as usize]));
     }
-    Ok(file.read_at(offset, buf)? != buf.len())
+    buf.resize(n, 0);
+    Ok((file.read_at(offset, buf)? == n).then_some(&buf[..]))
 }
 
 /// Upper bound on walk steps over the whole file (all device sections
@@ -295,13 +286,13 @@ impl Vmdesc {
         // after its length field.
         let lowest = last.saturating_sub(4).max(floor + 1);
         let highest = last.min(len.saturating_sub(6));
+        let mut buf = Vec::new();
         let mut p = highest + 1;
         while p > lowest {
             p -= 1;
-            let mut head = [0u8; 7];
-            if read_into(file, p - 1, &mut head)? {
+            let Some(head) = bytes_at(file, p - 1, 7, &mut buf)? else {
                 return Ok(None);
-            }
+            };
             let n = u32::from_be_bytes(head[2..6].try_into().expect("4 bytes"));
             if head[0] != kind::EOF
                 || head[1] != kind::VMDESCRIPTION
@@ -310,18 +301,8 @@ impl Vmdesc {
             {
                 continue;
             }
-            let json_at = p + 5;
-            let owned;
-            let json: &[u8] = match file.contiguous() {
-                Some(all) if len <= all.len() as u64 => &all[json_at as usize..len as usize],
-                _ => {
-                    let mut buf = vec![0; n as usize];
-                    if read_into(file, json_at, &mut buf)? {
-                        return Ok(None);
-                    }
-                    owned = buf;
-                    &owned
-                }
+            let Some(json) = bytes_at(file, p + 5, n as usize, &mut buf)? else {
+                return Ok(None);
             };
             let found = match memo {
                 Some(memo) => memo.parse(p, json),

@@ -120,7 +120,8 @@ pub(crate) fn check_file_sharing<F: MigFile + ?Sized>(
 }
 
 thread_local! {
-    /// The dirty destination of the last input, kept for the next one.
+    /// The dirty destination of the last input, kept for the next one
+    /// (only [`dirty_destination`]'s, so always filled with [`GARBAGE`]).
     static DIRTY: std::cell::Cell<Option<Destination>> = const { std::cell::Cell::new(None) };
 }
 
@@ -129,7 +130,7 @@ thread_local! {
 /// blocks (one taken while a check panics is simply not returned).
 fn dirty_destination(local: &[RamBlockDesc]) -> Destination {
     match DIRTY.take() {
-        Some(mut d) if d.blocks() == local && d.initial_fill() == GARBAGE => {
+        Some(mut d) if d.blocks() == local => {
             d.reset();
             d
         }

@@ -69,6 +69,7 @@ impl Default for SparseFile {
 
 impl SparseFile {
     pub(crate) fn set_len(&mut self, len: u64) {
+        let old = std::mem::replace(&mut self.len, len);
         match &mut self.store {
             Store::Flat(bytes) => {
                 if (len as usize) < bytes.len() {
@@ -79,7 +80,7 @@ impl SparseFile {
                 }
             }
             Store::Chunks(chunks) => {
-                if len < self.len {
+                if len < old {
                     chunks.split_off(&len.div_ceil(CHUNK as u64));
                     let cut = (len % CHUNK as u64) as usize;
                     if let Some(c) = chunks.get_mut(&(len / CHUNK as u64)) {
@@ -88,12 +89,10 @@ impl SparseFile {
                 }
                 // Cut back to where a slice can hold it: read in place.
                 if len <= FLAT_MAX {
-                    self.len = len;
                     self.store = Store::Flat(Arc::new(self.to_vec()));
                 }
             }
         }
-        self.len = len;
     }
 
     /// Bytes held in memory (shared with clones or not).
@@ -106,10 +105,7 @@ impl SparseFile {
 
     pub(crate) fn to_vec(&self) -> Vec<u8> {
         let mut out = vec![0u8; self.len as usize];
-        match &self.store {
-            Store::Flat(bytes) => out[..bytes.len()].copy_from_slice(bytes),
-            Store::Chunks(chunks) => read_chunks(chunks, 0, &mut out),
-        }
+        self.read_at(0, &mut out).expect("in memory");
         out
     }
 
