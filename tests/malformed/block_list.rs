@@ -2,6 +2,7 @@
 
 use migsim_format::LoadError;
 use migsim_format::reader::{self, RamSink};
+use migsim_format::writer::{MigrationWriter, RamBlockDesc};
 use migsim_harness::sim::dest::Destination;
 
 use crate::alloc::*;
@@ -206,4 +207,72 @@ fn sequential_hostile_used_length_does_not_allocate() {
         LoadError::SizeMismatch { stream, local: 0x10000, .. } if stream == huge,
         "Size mismatch: pc.ram: 0x1000000000000000 != 0x10000"
     );
+}
+
+/// A stream of many blocks (the reader finds a block by a scan up to 16
+/// of them and by a name map beyond) loads, refuses a duplicate and an
+/// unknown name in a page record, as one of few does.
+#[test]
+fn many_blocks_are_found_and_refused_as_few_are() {
+    for n in [3usize, 16, 17, 40] {
+        let blocks: Vec<RamBlockDesc> = (0..n)
+            .map(|i| RamBlockDesc {
+                name: format!("blk{i:03}"),
+                used_length: 2 * PAGE,
+                shared: false,
+            })
+            .collect();
+        for lay in BOTH {
+            let mut w =
+                MigrationWriter::start(Vec::new(), MACHINE, &lay.caps(), blocks.clone()).unwrap();
+            w.begin_completion().unwrap();
+            for b in (0..n).rev() {
+                w.save_page(b, 1, &page(b as u8)).unwrap();
+            }
+            let (file, _) = w.finish(&[]).unwrap();
+            let mut dest = Destination::new(&blocks, true);
+            let info = reader::load(&file, &opts(lay.caps()), &mut dest)
+                .unwrap_or_else(|e| panic!("{n} blocks, {lay:?}: {e}"));
+            for b in 0..n {
+                assert!(
+                    dest.page(b, 1) == page(b as u8),
+                    "{n} blocks, {lay:?}: block {b}"
+                );
+                assert!(dest.page(b, 0) == zero_page() || lay == Lay::Sequential);
+            }
+            // The last block renamed to the first: listed twice.
+            let last = info.blocks[n - 1].record_offset + 1;
+            let dup = put_copy(&file, last, b"blk000");
+            assert_err!(
+                reader::inspect(&dup).unwrap_err(),
+                LoadError::DuplicateBlock(ref d) if d == "blk000",
+                "ramblock blk000 listed twice"
+            );
+            if lay == Lay::Sequential {
+                // The first page record names the last block: now unknown.
+                let at = find(&file, format!("blk{:03}", n - 1).as_bytes(), last + 6);
+                let unknown = put_copy(&file, at, b"blkzzz");
+                assert!(
+                    matches!(reader::inspect(&unknown), Err(LoadError::UnknownBlock(ref u)) if u == "blkzzz"),
+                    "{n} blocks"
+                );
+            }
+        }
+    }
+}
+
+/// `file` with `data` at `at`.
+fn put_copy(file: &[u8], at: u64, data: &[u8]) -> Vec<u8> {
+    let mut b = file.to_vec();
+    put(&mut b, at, data);
+    b
+}
+
+/// The first offset of `needle` in `hay` at or after `from`.
+fn find(hay: &[u8], needle: &[u8], from: u64) -> u64 {
+    let i = hay[from as usize..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("present");
+    from + i as u64
 }

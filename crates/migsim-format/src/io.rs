@@ -58,6 +58,17 @@ pub trait MigFile: Sync {
     fn contiguous(&self) -> Option<&[u8]> {
         None
     }
+    /// The `n` bytes at `offset` where they lie, if the file keeps them
+    /// as one piece of memory (a reader's small fields then need no
+    /// copy); `None` when it does not, or when the range reaches past the
+    /// end: read with [`MigFile::read_at`]. A file in pieces (chunks)
+    /// answers for ranges inside one piece. The default answers for a
+    /// [`MigFile::contiguous`] file.
+    fn slice_at(&self, offset: u64, n: usize) -> Option<&[u8]> {
+        let all = self.contiguous()?;
+        let end = offset.checked_add(n as u64)?;
+        (end <= all.len() as u64).then(|| &all[offset as usize..end as usize])
+    }
     /// Hand `f` the bytes `offset..offset + len` where they lie, in
     /// order and in pieces that start and end on 4 KiB boundaries of the
     /// file (a piece may end earlier only at `offset + len`), instead of
@@ -122,6 +133,9 @@ impl<T: MigFile + ?Sized> MigFile for &mut T {
     }
     fn contiguous(&self) -> Option<&[u8]> {
         (**self).contiguous()
+    }
+    fn slice_at(&self, offset: u64, n: usize) -> Option<&[u8]> {
+        (**self).slice_at(offset, n)
     }
     fn lend(&self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> bool {
         (**self).lend(offset, len, f)
@@ -384,6 +398,18 @@ impl AlignedBuf {
 }
 
 impl AlignedBuf {
+    /// Make it `len` bytes long when its memory holds that many (it was
+    /// made at least as long): `true`, and the bytes up to `len` are
+    /// whatever they were. `false`, and nothing changed, when it is too
+    /// small.
+    pub fn fit(&mut self, len: usize) -> bool {
+        let fits = self.start + len <= self.raw.len();
+        if fits {
+            self.len = len;
+        }
+        fits
+    }
+
     /// Ask the kernel for transparent huge pages behind this buffer, as a
     /// VMM does for guest RAM (first touch of 2 MiB pages is far cheaper
     /// than of 4 KiB ones). Best effort: ignored where unsupported.

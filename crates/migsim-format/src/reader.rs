@@ -334,7 +334,8 @@ struct Reader<'a, F: MigFile + ?Sized, S: RamSink + ?Sized> {
     fixed: bool,
     ignore_shared: bool,
     blocks: Vec<BlockInfo>,
-    /// Block name -> index in `blocks`.
+    /// Block name -> index in `blocks`, once there are more than
+    /// [`BLOCK_SCAN_MAX`] (empty before: see [`Reader::find_block`]).
     block_index: BTreeMap<String, usize>,
     last_block: Option<usize>,
     page: Vec<u8>,
@@ -461,7 +462,7 @@ where
         blocks: Vec::new(),
         block_index: BTreeMap::new(),
         last_block: None,
-        page: vec![0; PAGE_SIZE as usize],
+        page: Vec::new(),
         vmdesc: None,
         stop_at_unwalkable,
     };
@@ -534,8 +535,9 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         self.ignore_shared = capabilities.iter().any(|c| c == "x-ignore-shared");
 
         let mut sections = Vec::new();
-        // id -> (idstr, instance)
-        let mut ids: BTreeMap<u32, (String, u32)> = BTreeMap::new();
+        // id -> index in `sections` of the START or FULL section that
+        // named it
+        let mut ids: BTreeMap<u32, usize> = BTreeMap::new();
         let mut ram_started = false;
         let mut ram_ended = false;
         let mut unwalked = None;
@@ -570,7 +572,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                             offset,
                         });
                     }
-                    ids.insert(info.id, (info.idstr.clone(), info.instance_id));
+                    ids.insert(info.id, sections.len());
                     if info.idstr == RAM_IDSTR {
                         if section_kind == SectionKind::Full || ram_started {
                             return Err(LoadError::RamSection(
@@ -600,15 +602,14 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                 }
                 SectionKind::Part | SectionKind::End => {
                     info.id = self.cur.be32("section id")?;
-                    let (idstr, instance) =
-                        ids.get(&info.id)
-                            .cloned()
-                            .ok_or(LoadError::UnknownSectionId {
-                                id: info.id,
-                                offset,
-                            })?;
-                    info.idstr = idstr;
-                    info.instance_id = instance;
+                    let named: &SectionInfo = ids.get(&info.id).map(|&i| &sections[i]).ok_or(
+                        LoadError::UnknownSectionId {
+                            id: info.id,
+                            offset,
+                        },
+                    )?;
+                    info.idstr.clone_from(&named.idstr);
+                    info.instance_id = named.instance_id;
                     if info.idstr != RAM_IDSTR {
                         return Err(LoadError::DeviceSection {
                             idstr: info.idstr,
@@ -775,9 +776,9 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         if k != kind::CONFIGURATION {
             return Err(LoadError::ConfigurationMissing(k));
         }
+        let at = self.cur.pos();
         let n = self.cur.be32("machine name length")?;
-        let name = self.cur.bytes("machine name", u64::from(n))?;
-        let machine = crate::wire::utf8("machine name", 9, &name)?;
+        let machine = self.cur.string("machine name", at, u64::from(n))?;
         let mut caps = Vec::new();
         while self.cur.peek_u8()? == Some(kind::SUBSECTION) {
             let at = self.cur.pos();
@@ -935,7 +936,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                     });
                 }
             };
-            if self.block_index.contains_key(&name) {
+            if self.find_block(&name).is_some() {
                 return Err(LoadError::DuplicateBlock(name));
             }
             let mr_addr = if self.ignore_shared {
@@ -945,7 +946,13 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
             };
             self.sink.declare_block(&name, used_length)?;
             let index = self.blocks.len();
-            self.block_index.insert(name.clone(), index);
+            if index >= BLOCK_SCAN_MAX {
+                if self.block_index.is_empty() {
+                    let named = self.blocks.iter().enumerate();
+                    self.block_index = named.map(|(i, b)| (b.name.clone(), i)).collect();
+                }
+                self.block_index.insert(name.clone(), index);
+            }
             self.blocks.push(BlockInfo {
                 name,
                 used_length,
@@ -964,12 +971,24 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         self.ram_records()
     }
 
+    /// The declared block named `name`: a scan while there are at most
+    /// [`BLOCK_SCAN_MAX`] (no map to build for the few of most streams),
+    /// the name map after.
+    fn find_block(&self, name: &str) -> Option<usize> {
+        if self.blocks.len() <= BLOCK_SCAN_MAX {
+            self.blocks.iter().position(|b| b.name == name)
+        } else {
+            self.block_index.get(name).copied()
+        }
+    }
+
     fn fixed_ram_block(&mut self, index: usize) -> Result<(), LoadError> {
         let header_offset = self.cur.pos();
         let mut raw = [0u8; HEADER_LEN as usize];
         self.cur.read_into("fixed-ram header", &mut raw)?;
         let h = FixedRamHeader::decode(&raw);
-        let name = self.blocks[index].name.clone();
+        // Borrowed: cloned only into an error.
+        let name = &self.blocks[index].name;
         let used_length = self.blocks[index].used_length;
         let file_len = self.cur.file_len();
         if h.version > HEADER_VERSION {
@@ -977,7 +996,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         }
         if h.page_size != PAGE_SIZE {
             return Err(LoadError::HeaderPageSize {
-                name,
+                name: name.clone(),
                 page_size: h.page_size,
             });
         }
@@ -986,7 +1005,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         }
         if !h.pages_offset.is_multiple_of(PAGE_SIZE) {
             return Err(LoadError::PagesMisaligned {
-                name,
+                name: name.clone(),
                 pages_offset: h.pages_offset,
             });
         }
@@ -994,7 +1013,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         let bitmap_len = PageBitmap::encoded_len(pages);
         let header_end = header_offset + HEADER_LEN;
         check_region(
-            &name,
+            name,
             "bitmap",
             h.bitmap_offset,
             bitmap_len,
@@ -1002,18 +1021,26 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
             file_len,
         )?;
         check_region(
-            &name,
+            name,
             "page area",
             h.pages_offset,
             used_length,
             h.bitmap_offset + bitmap_len,
             file_len,
         )?;
-        let mut raw_bitmap = vec![0u8; bitmap_len as usize];
         self.cur.seek(h.bitmap_offset);
-        self.cur.read_into("fixed-ram bitmap", &mut raw_bitmap)?;
-        let bitmap = PageBitmap::from_le_bytes(&raw_bitmap, pages);
-        drop(raw_bitmap);
+        // A small block's bitmap (up to 4096 pages) is read on the stack.
+        let mut small = [0u8; 512];
+        let mut large = Vec::new();
+        let raw_bitmap = if bitmap_len as usize <= small.len() {
+            &mut small[..bitmap_len as usize]
+        } else {
+            large.resize(bitmap_len as usize, 0);
+            &mut large[..]
+        };
+        self.cur.read_into("fixed-ram bitmap", raw_bitmap)?;
+        let bitmap = PageBitmap::from_le_bytes(raw_bitmap, pages);
+        drop(large);
         self.load_fixed_pages(index, &h, &bitmap)?;
         let b = &mut self.blocks[index];
         b.pages_present = bitmap.count_ones();
@@ -1120,9 +1147,7 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                     .ok_or(LoadError::ContinueWithoutBlock(offset))?
             } else {
                 let name = self.cur.short_str("RAMBlock idstr")?;
-                *self
-                    .block_index
-                    .get(&name)
+                self.find_block(&name)
                     .ok_or(LoadError::UnknownBlock(name))?
             };
             self.last_block = Some(block);
@@ -1143,7 +1168,10 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                 self.blocks[block].zero_records += 1;
                 self.sink.zero_pages(block, page, 1)?;
             } else {
+                // Allocated with the first page record (a fixed-ram
+                // stream has none).
                 let mut data = std::mem::take(&mut self.page);
+                data.resize(PAGE_SIZE as usize, 0);
                 self.cur.read_into("page data", &mut data)?;
                 self.blocks[block].pages_present += 1;
                 let r = self.sink.write_pages(block, page, &data);
@@ -1153,6 +1181,9 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         }
     }
 }
+
+/// Streams with up to this many blocks find a block by name with a scan.
+const BLOCK_SCAN_MAX: usize = 16;
 
 fn check_region(
     name: &str,

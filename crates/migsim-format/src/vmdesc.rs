@@ -108,17 +108,17 @@ fn rfind_control(hay: &[u8]) -> Option<usize> {
     }
 }
 
-/// The `n` bytes at `offset`: in place when the file is one slice,
-/// otherwise read into `buf`; `None` when the file has fewer there.
+/// The `n` bytes at `offset`: in place when the file keeps them in one
+/// piece ([`MigFile::slice_at`]), otherwise read into `buf`; `None` when
+/// the file has fewer there.
 fn bytes_at<'a, F: MigFile + ?Sized>(
     file: &'a F,
     offset: u64,
     n: usize,
     buf: &'a mut Vec<u8>,
 ) -> Result<Option<&'a [u8]>, LoadError> {
-    let end = offset + n as u64;
-    if let Some(all) = file.contiguous() {
-        return Ok((end <= all.len() as u64).then(|| &all[offset as usize..end as usize]));
+    if let Some(here) = file.slice_at(offset, n) {
+        return Ok(Some(here));
     }
     buf.resize(n, 0);
     Ok((file.read_at(offset, buf)? == n).then_some(&buf[..]))

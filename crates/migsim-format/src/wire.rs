@@ -124,11 +124,10 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
         if self.remaining() < n as u64 {
             return Err(self.truncated(what, n as u64));
         }
-        if let Some(all) = self.file.contiguous() {
+        if let Some(here) = self.file.slice_at(self.pos, n) {
             // In memory already: the bytes in place, no window to fill.
-            let start = self.pos as usize;
             self.pos += n as u64;
-            return Ok(&all[start..start + n]);
+            return Ok(here);
         }
         if !self.in_window(n) {
             let want = n.max(WINDOW).min(self.remaining() as usize);
@@ -181,10 +180,15 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
         self.read_into(what, &mut out)?;
         Ok(out)
     }
+    /// Exactly `n` bytes as a String (one allocation), or
+    /// [`LoadError::NameNotUtf8`] naming `at` (where its field starts).
+    pub fn string(&mut self, what: &'static str, at: u64, n: u64) -> Result<String, LoadError> {
+        String::from_utf8(self.bytes(what, n)?).map_err(|e| not_utf8(what, at, e.as_bytes()))
+    }
     /// Exactly `buf.len()` bytes into `buf`.
     pub fn read_into(&mut self, what: &'static str, buf: &mut [u8]) -> Result<(), LoadError> {
         let n = buf.len();
-        if self.in_window(n) || self.file.contiguous().is_some() {
+        if self.in_window(n) || self.file.slice_at(self.pos, n).is_some() {
             buf.copy_from_slice(self.fill(what, n)?);
             return Ok(());
         }
@@ -223,12 +227,17 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
 pub(crate) fn utf8(what: &'static str, offset: u64, bytes: &[u8]) -> Result<String, LoadError> {
     match std::str::from_utf8(bytes) {
         Ok(s) => Ok(s.to_owned()),
-        Err(_) => Err(LoadError::NameNotUtf8 {
-            what,
-            offset,
-            name: printable(&bytes[..bytes.len().min(crate::error::NAME_SHOWN)]),
-            len: bytes.len() as u64,
-        }),
+        Err(_) => Err(not_utf8(what, offset, bytes)),
+    }
+}
+
+/// [`LoadError::NameNotUtf8`] for the name `bytes` read at `offset`.
+fn not_utf8(what: &'static str, offset: u64, bytes: &[u8]) -> LoadError {
+    LoadError::NameNotUtf8 {
+        what,
+        offset,
+        name: printable(&bytes[..bytes.len().min(crate::error::NAME_SHOWN)]),
+        len: bytes.len() as u64,
     }
 }
 
