@@ -4,7 +4,7 @@
 
 use arbitrary::Arbitrary;
 
-use crate::sim::dest::{Destination, GARBAGE};
+use crate::sim::dest::GARBAGE;
 use migsim_format::caps::{Capabilities, Capability};
 use migsim_format::fifo::FifoMap;
 use migsim_format::io::MigFile;
@@ -301,7 +301,7 @@ pub(crate) fn check_valid_file(
     fixed: bool,
     cache: &VmdescCache,
 ) -> StreamInfo {
-    let mut dest = Destination::new(blocks, true);
+    let mut dest = super::reader::dirty_destination(blocks);
     let caps = Capabilities::from_enabled(if fixed { &[Capability::FixedRam] } else { &[] })
         .expect("valid");
     let opts = LoadOptions {
@@ -325,6 +325,7 @@ pub(crate) fn check_valid_file(
             );
         }
     }
+    super::reader::DIRTY.set(Some(dest));
     info
 }
 

@@ -22,85 +22,42 @@ fn for_each_chunk(offset: u64, len: usize, mut f: impl FnMut(u64, usize, std::op
     }
 }
 
-/// Files whose bytes end by this offset are kept as one slice
-/// ([`MigFile::contiguous`]), so the reader reads them in place.
-const FLAT_MAX: u64 = 1 << 20;
-
 /// One written chunk, shared by clones until one of them writes to it.
 type Chunk = Arc<[u8; CHUNK]>;
 
 static ZERO_CHUNK: [u8; CHUNK] = [0; CHUNK];
 
-/// How a [`SparseFile`] keeps its bytes.
-#[derive(Clone, Debug)]
-enum Store {
-    /// The bytes up to the last one written (a file whose writes all end
-    /// by [`FLAT_MAX`]), shared by clones until one of them writes; zeros
-    /// after them to the file's length (an extension costs nothing).
-    Flat(Arc<Vec<u8>>),
-    /// The written [`CHUNK`]-byte chunks by index (a file written past
-    /// [`FLAT_MAX`]); holes read as zeros.
-    Chunks(BTreeMap<u64, Chunk>),
-}
-
-/// An in-memory file that can be truncated and extended. A file written
-/// only below [`FLAT_MAX`] (the compacted layouts) keeps its bytes as one
-/// slice, which the reader reads in place, as it reads the `reader`
-/// target's inputs, while nothing extends it past them; a file written
-/// further (the writer's 1 MiB-aligned layout) keeps only the 4 KiB
-/// chunks written, so a hole costs nothing. Either way a clone shares the
-/// bytes until it writes: the mutation target clones a remembered valid
-/// file for every input and copies only what its mutations touch (the
-/// slice of a flat file, the touched chunks of a sparse one).
-#[derive(Clone, Debug)]
+/// An in-memory file that can be truncated and extended: the
+/// [`CHUNK`]-byte chunks written, by index (holes read as zeros, so an
+/// extension or the writer's 1 MiB-aligned gaps cost nothing). A clone
+/// shares the chunk map and every chunk until it writes: the mutation
+/// target clones a remembered valid file for every input and copies only
+/// the map and the chunks its mutations touch. The reader reads it in
+/// place, a chunk at a time ([`MigFile::slice_at`], [`MigFile::lend`]).
+#[derive(Clone, Debug, Default)]
 pub(crate) struct SparseFile {
     len: u64,
-    store: Store,
-}
-
-impl Default for SparseFile {
-    fn default() -> Self {
-        Self {
-            len: 0,
-            store: Store::Flat(Arc::default()),
-        }
-    }
+    chunks: Arc<BTreeMap<u64, Chunk>>,
 }
 
 impl SparseFile {
     pub(crate) fn set_len(&mut self, len: u64) {
-        let old = std::mem::replace(&mut self.len, len);
-        match &mut self.store {
-            Store::Flat(bytes) => {
-                if (len as usize) < bytes.len() {
-                    match Arc::get_mut(bytes) {
-                        Some(own) => own.truncate(len as usize),
-                        None => *bytes = Arc::new(bytes[..len as usize].to_vec()),
-                    }
-                }
-            }
-            Store::Chunks(chunks) => {
-                if len < old {
-                    chunks.split_off(&len.div_ceil(CHUNK as u64));
-                    let cut = (len % CHUNK as u64) as usize;
-                    if let Some(c) = chunks.get_mut(&(len / CHUNK as u64)) {
-                        Arc::make_mut(c)[cut..].fill(0);
-                    }
-                }
-                // Cut back to where a slice can hold it: read in place.
-                if len <= FLAT_MAX {
-                    self.store = Store::Flat(Arc::new(self.to_vec()));
-                }
+        if len < self.len {
+            let chunks = Arc::make_mut(&mut self.chunks);
+            chunks.split_off(&len.div_ceil(CHUNK as u64));
+            let cut = (len % CHUNK as u64) as usize;
+            if cut > 0
+                && let Some(c) = chunks.get_mut(&(len / CHUNK as u64))
+            {
+                Arc::make_mut(c)[cut..].fill(0);
             }
         }
+        self.len = len;
     }
 
     /// Bytes held in memory (shared with clones or not).
     pub(crate) fn stored_bytes(&self) -> usize {
-        match &self.store {
-            Store::Flat(bytes) => bytes.len(),
-            Store::Chunks(chunks) => chunks.len() * CHUNK,
-        }
+        self.chunks.len() * CHUNK
     }
 
     pub(crate) fn to_vec(&self) -> Vec<u8> {
@@ -109,31 +66,10 @@ impl SparseFile {
         out
     }
 
-    /// Keep the bytes as chunks from now on (a write past
-    /// [`FLAT_MAX`]); chunks of zeros are holes.
-    fn store_as_chunks(&mut self) {
-        if let Store::Flat(bytes) = &self.store {
-            let chunks = bytes
-                .chunks(CHUNK)
-                .enumerate()
-                .filter(|(_, c)| *c != &ZERO_CHUNK[..c.len()])
-                .map(|(i, c)| {
-                    let mut chunk = [0u8; CHUNK];
-                    chunk[..c.len()].copy_from_slice(c);
-                    (i as u64, Arc::new(chunk))
-                })
-                .collect();
-            self.store = Store::Chunks(chunks);
-        }
+    /// Chunk `ci`'s bytes (zeros for a hole).
+    fn chunk(&self, ci: u64) -> &[u8; CHUNK] {
+        self.chunks.get(&ci).map_or(&ZERO_CHUNK, |c| c)
     }
-}
-
-/// Fill `buf` from the sparse `chunks` at `offset`, zeros in holes.
-fn read_chunks(chunks: &BTreeMap<u64, Chunk>, offset: u64, buf: &mut [u8]) {
-    for_each_chunk(offset, buf.len(), |ci, co, r| match chunks.get(&ci) {
-        Some(c) => buf[r.clone()].copy_from_slice(&c[co..co + r.len()]),
-        None => buf[r].fill(0),
-    });
 }
 
 impl MigFile for SparseFile {
@@ -141,22 +77,14 @@ impl MigFile for SparseFile {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past 2^64"))?;
-        if end > FLAT_MAX {
-            self.store_as_chunks();
+        if data.is_empty() {
+            return Ok(());
         }
-        match &mut self.store {
-            Store::Flat(bytes) => {
-                let bytes: &mut Vec<u8> = Arc::make_mut(bytes);
-                if Vec::len(bytes) < end as usize {
-                    bytes.resize(end as usize, 0);
-                }
-                bytes[offset as usize..end as usize].copy_from_slice(data);
-            }
-            Store::Chunks(chunks) => for_each_chunk(offset, data.len(), |ci, co, r| {
-                let chunk = chunks.entry(ci).or_insert_with(|| Arc::new([0u8; CHUNK]));
-                Arc::make_mut(chunk)[co..co + r.len()].copy_from_slice(&data[r]);
-            }),
-        }
+        let chunks = Arc::make_mut(&mut self.chunks);
+        for_each_chunk(offset, data.len(), |ci, co, r| {
+            let chunk = chunks.entry(ci).or_insert_with(|| Arc::new([0u8; CHUNK]));
+            Arc::make_mut(chunk)[co..co + r.len()].copy_from_slice(&data[r]);
+        });
         self.len = self.len.max(end);
         Ok(())
     }
@@ -166,15 +94,9 @@ impl MigFile for SparseFile {
             return Ok(0);
         }
         let n = buf.len().min((self.len - offset) as usize);
-        match &self.store {
-            Store::Flat(bytes) => {
-                let at = (offset as usize).min(bytes.len());
-                let held = (bytes.len() - at).min(n);
-                buf[..held].copy_from_slice(&bytes[at..at + held]);
-                buf[held..n].fill(0);
-            }
-            Store::Chunks(chunks) => read_chunks(chunks, offset, &mut buf[..n]),
-        }
+        for_each_chunk(offset, n, |ci, co, r| {
+            buf[r.clone()].copy_from_slice(&self.chunk(ci)[co..co + r.len()]);
+        });
         Ok(n)
     }
 
@@ -186,11 +108,27 @@ impl MigFile for SparseFile {
         true
     }
 
-    fn contiguous(&self) -> Option<&[u8]> {
-        match &self.store {
-            Store::Flat(bytes) if bytes.len() as u64 == self.len => Some(bytes),
-            _ => None,
+    /// A range inside one chunk, in place.
+    fn slice_at(&self, offset: u64, n: usize) -> Option<&[u8]> {
+        let (ci, co) = (offset / CHUNK as u64, (offset % CHUNK as u64) as usize);
+        let fits = co + n <= CHUNK && offset.checked_add(n as u64)? <= self.len;
+        fits.then(|| &self.chunk(ci)[co..co + n])
+    }
+
+    /// Chunk by chunk, in place (holes as zeros).
+    fn lend(&self, offset: u64, len: usize, f: &mut dyn FnMut(&[u8])) -> bool {
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.len)
+        {
+            return false;
         }
+        for_each_chunk(
+            offset,
+            len,
+            |ci, co, r| f(&self.chunk(ci)[co..co + r.len()]),
+        );
+        true
     }
 }
 
@@ -198,13 +136,12 @@ impl MigFile for SparseFile {
 mod tests {
     use super::*;
 
-    /// Writes, truncations and extensions across the flat bound give the
-    /// bytes a plain vector given the same changes holds, read whole, in
-    /// pieces and in place; a clone keeps its bytes when the original
-    /// changes after it. A file written only below the bound and not
-    /// extended is one slice.
+    /// Writes, truncations and extensions give the bytes a plain vector
+    /// given the same changes holds, read whole, in pieces, in place
+    /// (inside a chunk) and lent; a clone keeps its bytes when the
+    /// original changes after it.
     #[test]
-    fn reads_back_what_a_plain_vector_holds_across_the_flat_bound() {
+    fn reads_back_what_a_plain_vector_holds() {
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = |n: u64| {
             rng ^= rng << 13;
@@ -212,13 +149,15 @@ mod tests {
             rng ^= rng << 17;
             rng % n
         };
+        let span = 64 * CHUNK as u64;
         let mut file = SparseFile::default();
         let mut want: Vec<u8> = Vec::new();
         let mut clones: Vec<(SparseFile, Vec<u8>)> = Vec::new();
+        let (mut in_place, mut lent) = (0, 0);
         for step in 0..400 {
             match next(4) {
                 0 | 1 => {
-                    let at = next(FLAT_MAX + 3 * CHUNK as u64);
+                    let at = next(span);
                     let data: Vec<u8> = (0..next(3 * CHUNK as u64))
                         .map(|i| (i as u8) ^ (step as u8) | 1)
                         .collect();
@@ -230,37 +169,69 @@ mod tests {
                     want[at as usize..end].copy_from_slice(&data);
                 }
                 2 => {
-                    let len = next(FLAT_MAX + 4 * CHUNK as u64);
+                    let len = next(span + 4 * CHUNK as u64);
                     file.set_len(len);
                     want.resize(len as usize, 0);
                 }
                 _ => clones.push((file.clone(), want.clone())),
             }
             assert_eq!(file.len(), want.len() as u64, "step {step}");
-            if let Some(all) = file.contiguous() {
-                assert!(all == want, "step {step}: in place");
-            }
             let at = next(want.len() as u64 + 1);
             let mut piece = vec![0xee; next(2 * CHUNK as u64) as usize];
             let n = file.read_at(at, &mut piece).unwrap();
-            let expect = &want[at as usize..(at as usize + piece.len()).min(want.len())];
-            assert_eq!(&piece[..n], expect, "step {step}: a piece at {at}");
+            let upto = (at as usize + piece.len()).min(want.len());
+            assert_eq!(
+                &piece[..n],
+                &want[at as usize..upto],
+                "step {step}: piece at {at}"
+            );
+            let small = next(64) as usize;
+            match file.slice_at(at, small) {
+                Some(here) => {
+                    in_place += 1;
+                    assert_eq!(here, &want[at as usize..at as usize + small], "step {step}");
+                }
+                None => assert!(
+                    at as usize + small > want.len() || (at as usize % CHUNK) + small > CHUNK,
+                    "step {step}: {small} bytes at {at} inside one chunk not in place"
+                ),
+            }
+            let mut got = Vec::new();
+            if file.lend(at, piece.len(), &mut |p| got.extend_from_slice(p)) {
+                lent += 1;
+                assert_eq!(
+                    got,
+                    &want[at as usize..at as usize + piece.len()],
+                    "step {step}"
+                );
+            } else {
+                assert!(upto < at as usize + piece.len(), "step {step}: not lent");
+            }
         }
         assert!(file.to_vec() == want);
-        assert!(clones.len() > 20);
-        let mut small = SparseFile::default();
-        small.write_at(100, b"abc").unwrap();
-        assert_eq!(small.contiguous().map(<[u8]>::len), Some(103));
-        small.set_len(5000);
-        assert!(small.contiguous().is_none(), "zeros after the bytes");
-        small.write_at(4999, b"z").unwrap();
-        assert_eq!(small.contiguous().map(<[u8]>::len), Some(5000));
-        small.write_at(FLAT_MAX, b"!").unwrap();
-        assert!(small.contiguous().is_none(), "written past the bound");
-        small.set_len(10);
-        assert!(small.contiguous() == Some(&small.to_vec()[..]));
+        assert!(clones.len() > 20 && in_place > 100 && lent > 100);
         for (i, (c, bytes)) in clones.iter().enumerate() {
             assert!(c.to_vec() == *bytes, "clone {i} changed with the original");
         }
+    }
+
+    /// A hole costs nothing: an extension stores no chunk, and chunks
+    /// cut off by a truncation are dropped.
+    #[test]
+    fn holes_and_cut_chunks_are_not_stored() {
+        let mut f = SparseFile::default();
+        f.write_at(3 * CHUNK as u64, b"x").unwrap();
+        assert_eq!(f.stored_bytes(), CHUNK);
+        f.set_len(1 << 30);
+        assert_eq!(f.stored_bytes(), CHUNK);
+        assert_eq!(f.slice_at((1 << 30) - 8, 8), Some(&[0u8; 8][..]));
+        f.set_len(3 * CHUNK as u64);
+        assert_eq!(f.stored_bytes(), 0);
+        f.set_len(4 * CHUNK as u64);
+        assert_eq!(
+            f.slice_at(3 * CHUNK as u64, 1),
+            Some(&[0u8][..]),
+            "cut bytes stay cut"
+        );
     }
 }

@@ -30,9 +30,14 @@ pub const GARBAGE: u8 = 0xA5;
 pub(crate) struct BlockMap {
     /// stream block index -> local block index
     map: Vec<usize>,
-    /// local block name -> index, built on the first declaration
+    /// local block name -> index (the first of a name), built on the
+    /// first declaration when there are more than [`SCAN_MAX`] blocks
     by_name: std::collections::HashMap<String, usize>,
 }
+
+/// Up to this many local blocks a declaration finds its block by a scan
+/// (no map to build: a fuzz input's load declares a handful).
+const SCAN_MAX: usize = 16;
 
 impl BlockMap {
     pub(crate) fn declare(
@@ -41,18 +46,20 @@ impl BlockMap {
         name: &str,
         used_length: u64,
     ) -> Result<(), LoadError> {
-        if self.by_name.is_empty() {
-            self.by_name = local
-                .iter()
-                .enumerate()
-                .rev()
-                .map(|(i, b)| (b.name.clone(), i))
-                .collect();
-        }
-        let i = *self
-            .by_name
-            .get(name)
-            .ok_or_else(|| LoadError::UnknownBlock(name.to_string()))?;
+        let found = if local.len() <= SCAN_MAX {
+            local.iter().position(|b| b.name == name)
+        } else {
+            if self.by_name.is_empty() {
+                self.by_name = local
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .map(|(i, b)| (b.name.clone(), i))
+                    .collect();
+            }
+            self.by_name.get(name).copied()
+        };
+        let i = found.ok_or_else(|| LoadError::UnknownBlock(name.to_string()))?;
         if local[i].used_length != used_length {
             return Err(LoadError::SizeMismatch {
                 name: name.to_string(),
@@ -97,6 +104,13 @@ fn split_at_bounds<'a, T>(
     parts
 }
 
+/// Zeroed memory for a block of `len` bytes, on huge pages if it can.
+fn block_memory(len: usize) -> AlignedBuf {
+    let mut m = AlignedBuf::zeroed(len);
+    m.advise_huge_pages();
+    m
+}
+
 /// Destination memory, byte for byte (page-aligned, so O_DIRECT reads can
 /// land in it; backed by huge pages where the kernel allows, like a VMM's
 /// guest RAM).
@@ -116,8 +130,7 @@ impl Destination {
             mem: blocks
                 .iter()
                 .map(|b| {
-                    let mut m = AlignedBuf::zeroed(b.used_length as usize);
-                    m.advise_huge_pages();
+                    let mut m = block_memory(b.used_length as usize);
                     if fill != 0 {
                         m.fill(fill);
                     }
@@ -144,6 +157,27 @@ impl Destination {
             m.fill(self.fill);
         }
         self.map.forget_stream();
+    }
+
+    /// Make it what [`Destination::new`] with `blocks` and its fill makes,
+    /// in the memory it has where that is large enough (a block's memory
+    /// is allocated again only when it grows past what it ever was).
+    pub fn reset_to(&mut self, blocks: &[RamBlockDesc]) {
+        self.mem.truncate(blocks.len());
+        for (i, b) in blocks.iter().enumerate() {
+            let len = b.used_length as usize;
+            match self.mem.get_mut(i) {
+                Some(m) => {
+                    if !m.fit(len) {
+                        *m = block_memory(len);
+                    }
+                }
+                None => self.mem.push(block_memory(len)),
+            }
+        }
+        blocks.clone_into(&mut self.blocks);
+        self.map = BlockMap::default();
+        self.reset();
     }
 
     /// The byte every page held before the load (0, or [`GARBAGE`]).
@@ -456,6 +490,103 @@ mod tests {
                 );
             }
             assert!(used.page(0, 0) == page(0x10).as_slice());
+        }
+    }
+
+    /// A destination reset to other blocks (fewer, more, larger,
+    /// smaller, renamed) holds and loads what a new one with those blocks
+    /// does, whatever it held before.
+    #[test]
+    fn a_destination_reset_to_other_blocks_is_a_new_one() {
+        let shape = |sizes: &[(&str, u64)]| -> Vec<RamBlockDesc> {
+            sizes
+                .iter()
+                .map(|&(name, pages)| RamBlockDesc {
+                    name: name.into(),
+                    used_length: pages * PAGE_SIZE,
+                    shared: false,
+                })
+                .collect()
+        };
+        let shapes = [
+            shape(&[("a", 4), ("b", 1)]),
+            shape(&[("a", 2), ("b", 3), ("c", 1)]),
+            shape(&[("c", 5)]),
+            shape(&[("a", 1), ("b", 8)]),
+        ];
+        for dirty in [false, true] {
+            let mut d = Destination::new(&shapes[0], dirty);
+            for (k, local) in shapes.iter().cycle().take(9).enumerate() {
+                // Leave marks a later shape must not see, in a load of
+                // every block.
+                d.reset();
+                for b in 0..d.blocks().len() {
+                    let name = d.blocks()[b].name.clone();
+                    let len = d.blocks()[b].used_length;
+                    d.declare_block(&name, len).unwrap();
+                    d.write_pages(b, 0, &vec![0x77; PAGE_SIZE as usize])
+                        .unwrap();
+                }
+                d.reset_to(local);
+                let mut fresh = Destination::new(local, dirty);
+                assert_eq!(d.blocks(), fresh.blocks(), "step {k}");
+                for b in 0..local.len() {
+                    assert!(
+                        d.block(b) == fresh.block(b),
+                        "dirty {dirty} step {k}: block {b}"
+                    );
+                }
+                let last = local.last().unwrap();
+                for x in [&mut d, &mut fresh] {
+                    x.declare_block(&last.name, last.used_length).unwrap();
+                    x.write_pages(0, 0, &vec![0x42; PAGE_SIZE as usize])
+                        .unwrap();
+                    assert!(x.declare_block("zz", PAGE_SIZE).is_err());
+                }
+                for b in 0..local.len() {
+                    assert!(
+                        d.block(b) == fresh.block(b),
+                        "dirty {dirty} step {k}: loaded {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A stream block finds the first local block of its name, whether
+    /// the destination scans its few blocks or maps its many; a name it
+    /// lacks, or a size that differs, is refused either way.
+    #[test]
+    fn a_declaration_finds_the_first_local_block_of_its_name_few_or_many() {
+        for n in [3, SCAN_MAX, SCAN_MAX + 1, 40] {
+            let mut local: Vec<RamBlockDesc> = (0..n)
+                .map(|i| RamBlockDesc {
+                    name: format!("b{i}"),
+                    used_length: PAGE_SIZE,
+                    shared: false,
+                })
+                .collect();
+            local[n - 1].name = "b1".into();
+            local[n - 1].used_length = 2 * PAGE_SIZE;
+            let mut map = BlockMap::default();
+            map.declare(&local, "b1", PAGE_SIZE).unwrap();
+            assert_eq!(map.local(0), 1, "{n} blocks: the first b1");
+            map.declare(&local, "b0", PAGE_SIZE).unwrap();
+            assert_eq!(map.local(1), 0, "{n} blocks");
+            assert!(
+                matches!(
+                    map.declare(&local, "b1", 2 * PAGE_SIZE),
+                    Err(LoadError::SizeMismatch { .. })
+                ),
+                "{n} blocks: the second b1's size is not the first's"
+            );
+            assert!(
+                matches!(
+                    map.declare(&local, "zz", PAGE_SIZE),
+                    Err(LoadError::UnknownBlock(_))
+                ),
+                "{n} blocks"
+            );
         }
     }
 }
