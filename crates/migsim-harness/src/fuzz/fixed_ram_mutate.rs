@@ -388,10 +388,10 @@ fn write_valid(input: &MutateInput, blocks: &[RamBlockDesc], passes: &Passes) ->
 
 /// The input's valid file, from [`VALID`] when an earlier input had the
 /// same configuration.
-fn valid_file(input: &MutateInput, blocks: &[RamBlockDesc], passes: &Passes) -> Valid {
+fn valid_file(input: &MutateInput, blocks: &[RamBlockDesc], passes: Passes) -> Valid {
     let key = ValidKey {
         pages: blocks.iter().map(|b| b.used_length / PAGE).collect(),
-        passes: passes.clone(),
+        passes,
         devices: input.devices % 3,
         compact: !input.layout.is_multiple_of(4),
     };
@@ -399,7 +399,7 @@ fn valid_file(input: &MutateInput, blocks: &[RamBlockDesc], passes: &Passes) -> 
     if let Some(v) = lock().get(&key) {
         return v.clone();
     }
-    let v = write_valid(input, blocks, passes);
+    let v = write_valid(input, blocks, &key.passes);
     let size = v.file.stored_bytes();
     lock().insert(key, v.clone(), size);
     v
@@ -413,7 +413,7 @@ pub fn fixed_ram_mutate(input: MutateInput) {
         mut file,
         info,
         cache,
-    } = valid_file(&input, &blocks, &passes);
+    } = valid_file(&input, &blocks, passes);
     apply_mutations(&mut file, &info, &input.mutations);
     // An in-memory SparseFile cannot fail a read; were the search to
     // fail, the loads meet the same error and check it.
@@ -620,8 +620,8 @@ mod tests {
         for layout in [0, 1] {
             let i = input(layout, 0x31);
             let (blocks, passes) = (i.blocks(), i.passes(&i.blocks()));
-            let first = valid_file(&i, &blocks, &passes);
-            let again = valid_file(&i, &blocks, &passes);
+            let first = valid_file(&i, &blocks, passes.clone());
+            let again = valid_file(&i, &blocks, passes.clone());
             let fresh = write_valid(&i, &blocks, &passes);
             for v in [&first, &again] {
                 assert!(
@@ -631,7 +631,7 @@ mod tests {
                 assert_eq!(v.info, fresh.info, "layout {layout}: description");
             }
             let other = input(layout, 0x32);
-            let o = valid_file(&other, &blocks, &other.passes(&blocks));
+            let o = valid_file(&other, &blocks, other.passes(&blocks));
             assert!(
                 o.file.to_vec() != fresh.file.to_vec(),
                 "another fill, other bytes"

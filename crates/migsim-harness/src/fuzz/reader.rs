@@ -79,15 +79,11 @@ pub(crate) fn check_file_sharing<F: MigFile + ?Sized>(
     }
 
     for fixed in [false, true] {
-        let enabled: &[Capability] = if fixed { &[Capability::FixedRam] } else { &[] };
-        let caps = Capabilities::from_enabled(enabled).expect("fixed-ram alone is valid");
-        let opts = LoadOptions {
-            machine: Some(MACHINE.into()),
-            caps: Some(caps),
-            skip_page_data: true,
-            ..shared.clone()
-        };
-        if let Ok(info) = reader::load(file, &opts, &mut NullSink) {
+        let mut opts = VALIDATED.take().unwrap_or_else(validated_options);
+        opts[usize::from(fixed)].vmdesc_cache = Some(cache.clone());
+        let loaded_checked = reader::load(file, &opts[usize::from(fixed)], &mut NullSink);
+        VALIDATED.set(Some(opts));
+        if let Ok(info) = loaded_checked {
             // The only validated capability is fixed-ram: the stream may
             // list it (even twice) exactly when the destination has it.
             let listed = !info.capabilities.is_empty();
@@ -119,7 +115,25 @@ pub(crate) fn check_file_sharing<F: MigFile + ?Sized>(
     }
 }
 
+/// The validated loads' options, without fixed-ram and with it: the
+/// machine checked, no page data.
+fn validated_options() -> [LoadOptions; 2] {
+    [false, true].map(|fixed| {
+        let enabled: &[Capability] = if fixed { &[Capability::FixedRam] } else { &[] };
+        LoadOptions {
+            machine: Some(MACHINE.into()),
+            caps: Some(Capabilities::from_enabled(enabled).expect("fixed-ram alone is valid")),
+            skip_page_data: true,
+            ..LoadOptions::default()
+        }
+    })
+}
+
 thread_local! {
+    /// [`validated_options`], built once (their machine name and
+    /// capability set are the same for every input; each load sets its
+    /// input's vmdesc cache).
+    static VALIDATED: std::cell::Cell<Option<[LoadOptions; 2]>> = const { std::cell::Cell::new(None) };
     /// The dirty destination of the last input, kept for the next one
     /// (only [`dirty_destination`]'s, so always filled with [`GARBAGE`]).
     pub(crate) static DIRTY: std::cell::Cell<Option<Destination>> = const { std::cell::Cell::new(None) };
