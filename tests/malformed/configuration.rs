@@ -142,3 +142,17 @@ fn unknown_configuration_subsection_is_rejected() {
         "unknown configuration subsection 'configuration/capabilitiez'"
     );
 }
+
+/// A subsection name that is not UTF-8 is refused as such, at its length
+/// byte, before its version is read (known names are compared in place).
+#[test]
+fn configuration_subsection_name_not_utf8_is_rejected() {
+    let f = Fixture::new(Lay::FixedRam);
+    let at = find(&f.bytes, b"configuration/capabilities");
+    let bad = f.corrupt(|b| b[at as usize + 3] = 0xFF);
+    assert_err!(
+        load_err(&bad),
+        LoadError::NameNotUtf8 { what: "subsection name", offset, len: 26, .. } if offset == at - 1,
+        "subsection name"
+    );
+}

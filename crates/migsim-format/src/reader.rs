@@ -783,10 +783,19 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
         while self.cur.peek_u8()? == Some(kind::SUBSECTION) {
             let at = self.cur.pos();
             self.cur.u8("subsection")?;
-            let sub = self.cur.short_str("subsection name")?;
+            // Known names compared in place; a String only for an
+            // unknown one's error.
+            let name_at = self.cur.pos();
+            let sub = match self.cur.short_bytes("subsection name")? {
+                b if b == CAPS_SUBSECTION.as_bytes() => Ok(CAPS_SUBSECTION),
+                b"configuration/target-page-bits" => Ok("configuration/target-page-bits"),
+                b"configuration/uuid" => Ok("configuration/uuid"),
+                b => Err(crate::wire::utf8("subsection name", name_at, b)?),
+            };
             self.cur.be32("subsection version")?;
-            match sub.as_str() {
-                CAPS_SUBSECTION => {
+            match sub {
+                Err(unknown) => return Err(LoadError::UnknownConfigSubsection(unknown, at)),
+                Ok(CAPS_SUBSECTION) => {
                     let count = self.cur.be32("capability count")?;
                     if u64::from(count) > self.cur.remaining() {
                         return Err(LoadError::CapabilityCount(count, at));
@@ -795,13 +804,12 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
                         caps.push(self.cur.short_str("capability name")?);
                     }
                 }
-                "configuration/target-page-bits" => {
+                Ok("configuration/target-page-bits") => {
                     self.cur.be32("target page bits")?;
                 }
-                "configuration/uuid" => {
+                Ok(_) => {
                     self.cur.skip("uuid", 16)?;
                 }
-                _ => return Err(LoadError::UnknownConfigSubsection(sub, at)),
             }
         }
         Ok((machine, caps))

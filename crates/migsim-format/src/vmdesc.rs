@@ -151,8 +151,9 @@ struct Tree {
     /// One entry per element of `devices` (an element that is not an
     /// object describes nothing: no fields, no subsections).
     devices: Vec<Desc>,
-    /// (name, instance_id) -> index into `devices`, first entry wins.
-    index: BTreeMap<(String, u64), usize>,
+    /// name -> instance_id -> index into `devices`, first entry wins
+    /// (by name first, so a lookup borrows the section's idstr).
+    index: BTreeMap<String, BTreeMap<u64, usize>>,
 }
 
 /// A device's or a subsection's description: what `walk_struct` reads.
@@ -232,10 +233,14 @@ impl Tree {
     /// The walk's descriptions of `devices` (the trailer's `devices`
     /// array) and their index.
     fn from_devices(devices: Vec<json::Node>) -> Tree {
-        let mut index = BTreeMap::new();
+        let mut index: BTreeMap<String, BTreeMap<u64, usize>> = BTreeMap::new();
         for (i, d) in devices.iter().enumerate() {
             if let (Some(name), Some(inst)) = (&d.name, d.instance_id) {
-                index.entry((name.clone(), inst)).or_insert(i);
+                index
+                    .entry(name.clone())
+                    .or_default()
+                    .entry(inst)
+                    .or_insert(i);
             }
         }
         Tree {
@@ -340,10 +345,7 @@ impl Vmdesc {
     }
 
     fn device(&self, idstr: &str, instance: u32) -> Option<&Desc> {
-        let i = *self
-            .tree
-            .index
-            .get(&(idstr.to_string(), u64::from(instance)))?;
+        let i = *self.tree.index.get(idstr)?.get(&u64::from(instance))?;
         self.tree.devices.get(i)
     }
 
@@ -1115,10 +1117,14 @@ mod tests {
     fn tree_through_value(json: &[u8]) -> Option<Tree> {
         let root: Value = serde_json::from_slice(json).ok()?;
         let listed = root["devices"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-        let mut index = BTreeMap::new();
+        let mut index: BTreeMap<String, BTreeMap<u64, usize>> = BTreeMap::new();
         for (i, d) in listed.iter().enumerate() {
             if let (Some(name), Some(inst)) = (d["name"].as_str(), d["instance_id"].as_u64()) {
-                index.entry((name.to_string(), inst)).or_insert(i);
+                index
+                    .entry(name.to_string())
+                    .or_default()
+                    .entry(inst)
+                    .or_insert(i);
             }
         }
         let devices = listed.iter().map(Desc::from_json).collect();

@@ -217,8 +217,13 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
     /// (QEMU's idstrs and vmstate names are ASCII).
     pub fn short_str(&mut self, what: &'static str) -> Result<String, LoadError> {
         let offset = self.pos;
+        utf8(what, offset, self.short_bytes(what)?)
+    }
+    /// A short string's bytes (u8 length + bytes), where they lie or in
+    /// the window: for names compared, not kept.
+    pub fn short_bytes(&mut self, what: &'static str) -> Result<&[u8], LoadError> {
         let n = self.u8(what)?;
-        utf8(what, offset, self.fill(what, usize::from(n))?)
+        self.fill(what, usize::from(n))
     }
 }
 
