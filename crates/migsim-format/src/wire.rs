@@ -188,7 +188,12 @@ impl<'f, F: MigFile + ?Sized> Cursor<'f, F> {
     /// Exactly `buf.len()` bytes into `buf`.
     pub fn read_into(&mut self, what: &'static str, buf: &mut [u8]) -> Result<(), LoadError> {
         let n = buf.len();
-        if self.in_window(n) || self.file.slice_at(self.pos, n).is_some() {
+        if let Some(here) = self.file.slice_at(self.pos, n) {
+            buf.copy_from_slice(here);
+            self.pos += n as u64;
+            return Ok(());
+        }
+        if self.in_window(n) {
             buf.copy_from_slice(self.fill(what, n)?);
             return Ok(());
         }

@@ -218,29 +218,22 @@ pub(crate) fn same_outcome(
 }
 
 /// Whether `a` and `b` display as the same text: `a` formatted into a
-/// buffer on the stack (a String when longer), `b` compared with it as
-/// it is formatted, so the usual case (the same error twice) allocates
-/// nothing for either.
+/// buffer on the stack, `b` compared with it as it is formatted, so the
+/// usual case (the same error twice) allocates nothing for either; a text
+/// longer than the buffer is compared as two Strings.
 fn same_text(a: &impl std::fmt::Display, b: &impl std::fmt::Display) -> bool {
     use std::fmt::Write;
-    /// Text into a fixed buffer, spilling to a String.
+    /// Text into a fixed buffer; an error when it does not fit.
     struct Buf {
-        fixed: [u8; 512],
+        bytes: [u8; 512],
         len: usize,
-        spill: String,
     }
     impl Write for Buf {
         fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            if self.spill.is_empty() && self.len + s.len() <= self.fixed.len() {
-                self.fixed[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
-                self.len += s.len();
-            } else {
-                if self.spill.is_empty() {
-                    let head = std::str::from_utf8(&self.fixed[..self.len]).expect("whole strs");
-                    self.spill.push_str(head);
-                }
-                self.spill.push_str(s);
-            }
+            let end = self.len + s.len();
+            let room = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+            room.copy_from_slice(s.as_bytes());
+            self.len = end;
             Ok(())
         }
     }
@@ -260,16 +253,13 @@ fn same_text(a: &impl std::fmt::Display, b: &impl std::fmt::Display) -> bool {
         }
     }
     let mut buf = Buf {
-        fixed: [0; 512],
+        bytes: [0; 512],
         len: 0,
-        spill: String::new(),
     };
-    write!(buf, "{a}").expect("formatting into memory");
-    let want = if buf.spill.is_empty() {
-        &buf.fixed[..buf.len]
-    } else {
-        buf.spill.as_bytes()
-    };
+    if write!(buf, "{a}").is_err() {
+        return a.to_string() == b.to_string();
+    }
+    let want = &buf.bytes[..buf.len];
     let mut cmp = Compare { want, at: 0 };
     write!(cmp, "{b}").is_ok() && cmp.at == want.len()
 }
