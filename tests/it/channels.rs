@@ -321,3 +321,157 @@ fn a_source_lending_the_wrong_length_is_an_error() {
         "{err}"
     );
 }
+
+/// A fixed-ram file of one block of `pages` pages (every seventh page
+/// zero, so the bitmap has holes; the others distinct).
+fn many_mib_file(pages: u64) -> (Vec<u8>, Vec<RamBlockDesc>, LoadOptions) {
+    let blocks = vec![RamBlockDesc {
+        name: "pc.ram".into(),
+        used_length: pages * PAGE as u64,
+        shared: false,
+    }];
+    let caps = Capabilities::from_enabled(&[Capability::FixedRam]).unwrap();
+    let mut w =
+        MigrationWriter::start(Vec::new(), "pc-i440fx-10.0", &caps, blocks.clone()).unwrap();
+    w.begin_completion().unwrap();
+    let mut buf = vec![0u8; PAGE];
+    for p in 0..pages {
+        if p % 7 == 3 {
+            buf.fill(0);
+        } else {
+            for (i, x) in buf.chunks_exact_mut(8).enumerate() {
+                x.copy_from_slice(&(p << 20 | i as u64 | 1).to_le_bytes());
+            }
+        }
+        w.save_page(0, p, &buf).unwrap();
+    }
+    let (file, _) = w.finish(&[]).unwrap();
+    let opts = LoadOptions {
+        machine: Some("pc-i440fx-10.0".into()),
+        caps: Some(caps),
+        ..LoadOptions::default()
+    };
+    (file, blocks, opts)
+}
+
+/// A block of many MiB is cut into 1 MiB pieces that the channels take in
+/// file order: the memory is the same for any number of channels, into
+/// fresh and dirty memory, a last piece shorter than the others included.
+#[test]
+fn a_block_dealt_to_channels_piece_by_piece_restores_the_same_memory() {
+    // 20 MiB and 5 pages: 21 pieces, the last of 5 pages.
+    let (file, blocks, opts) = many_mib_file(20 * 256 + 5);
+    for dirty in [false, true] {
+        let mut one = Destination::new(&blocks, dirty);
+        load(&file, &opts, &mut one).unwrap();
+        assert_eq!(one.page(0, 11)[8..16], (11u64 << 20 | 1).to_le_bytes());
+        assert!(one.page(0, 3).iter().all(|&b| b == 0));
+        for channels in [2, 3, 4, 16, 64] {
+            let mut many = Destination::new(&blocks, dirty);
+            let opts = LoadOptions {
+                channels,
+                ..opts.clone()
+            };
+            load(&file, &opts, &mut many).unwrap();
+            assert!(
+                one.block(0) == many.block(0),
+                "{channels} channels (dirty {dirty}): memory differs at byte {:?}",
+                one.block(0)
+                    .iter()
+                    .zip(many.block(0))
+                    .position(|(a, b)| a != b)
+            );
+        }
+    }
+}
+
+/// A sink whose parts refuse two pages: `late` at the start of its piece,
+/// at once, and `early` (an earlier piece) only after a pause, so in time
+/// `late` fails first.
+struct Refusing {
+    early: u64,
+    late: u64,
+}
+
+struct RefusingPart {
+    early: u64,
+    late: u64,
+}
+
+fn refuse(first: u64, count: u64, early: u64, late: u64) -> Result<(), migsim_format::LoadError> {
+    let range = first..first + count;
+    if range.contains(&early) {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        return Err(std::io::Error::other(format!("page {early} refused")).into());
+    }
+    if range.contains(&late) {
+        return Err(std::io::Error::other(format!("page {late} refused")).into());
+    }
+    Ok(())
+}
+
+impl migsim_format::reader::BlockPart for RefusingPart {
+    fn write_pages(&mut self, first: u64, data: &[u8]) -> Result<(), migsim_format::LoadError> {
+        refuse(first, (data.len() / PAGE) as u64, self.early, self.late)
+    }
+    fn zero_pages(&mut self, _: u64, _: u64) -> Result<(), migsim_format::LoadError> {
+        Ok(())
+    }
+}
+
+impl migsim_format::reader::RamSink for Refusing {
+    fn declare_block(&mut self, _: &str, _: u64) -> Result<(), migsim_format::LoadError> {
+        Ok(())
+    }
+    fn write_pages(
+        &mut self,
+        _: usize,
+        first: u64,
+        data: &[u8],
+    ) -> Result<(), migsim_format::LoadError> {
+        refuse(first, (data.len() / PAGE) as u64, self.early, self.late)
+    }
+    fn zero_pages(&mut self, _: usize, _: u64, _: u64) -> Result<(), migsim_format::LoadError> {
+        Ok(())
+    }
+    fn split(
+        &mut self,
+        _: usize,
+        bounds: &[u64],
+    ) -> Option<Vec<Box<dyn migsim_format::reader::BlockPart + Send + '_>>> {
+        Some(
+            bounds
+                .windows(2)
+                .map(|_| {
+                    Box::new(RefusingPart {
+                        early: self.early,
+                        late: self.late,
+                    }) as Box<dyn migsim_format::reader::BlockPart + Send>
+                })
+                .collect(),
+        )
+    }
+}
+
+/// When pieces fail on several channels, the load reports the failure
+/// one channel would: the first in file order, not the first in time.
+#[test]
+fn channels_report_the_first_failing_page_in_file_order_not_in_time() {
+    let (file, _, opts) = many_mib_file(12 * 256);
+    // A page 2.5 MiB in (piece 2; not a zero page) fails after a pause; page 4 MiB in
+    // (piece 4, the start of a read) fails at once.
+    let mut sink = Refusing {
+        early: 2 * 256 + 129,
+        late: 4 * 256,
+    };
+    for channels in [1, 2, 4, 16] {
+        for _ in 0..3 {
+            let opts = LoadOptions {
+                channels,
+                ..opts.clone()
+            };
+            let e = load(&file, &opts, &mut sink).unwrap_err().to_string();
+            assert!(e.contains("page 641 refused"), "{channels} channels: {e}");
+        }
+    }
+}

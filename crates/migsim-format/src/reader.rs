@@ -347,9 +347,17 @@ struct Reader<'a, F: MigFile + ?Sized, S: RamSink + ?Sized> {
 /// Pages per read of a fixed-ram page area at most (1 MiB).
 const PAGES_PER_READ: u64 = 256;
 
+/// A block loaded by several channels is cut into at most this many
+/// pieces (of at least [`PAGES_PER_READ`] pages): 1 MiB pieces up to a
+/// 4 GiB block, larger ones beyond, so the parts a sink makes stay few
+/// however large the guest.
+const MAX_PIECES: u64 = 4096;
+
 /// Load pages `range` of one fixed-ram block into `part`: runs of set
 /// bits are read (at most [`PAGES_PER_READ`] pages per read, straight into
 /// the part's memory when it offers it), runs of clear bits are zeroed.
+/// `buf` is the channel's read buffer, made on first need and kept for
+/// its next ranges.
 fn load_page_range<F: MigFile + ?Sized>(
     file: &F,
     opts: &LoadOptions,
@@ -357,9 +365,8 @@ fn load_page_range<F: MigFile + ?Sized>(
     bitmap: &PageBitmap,
     range: std::ops::Range<u64>,
     part: &mut dyn BlockPart,
+    buf: &mut Option<AlignedBuf>,
 ) -> Result<(), LoadError> {
-    // Aligned, so a file with an O_DIRECT descriptor reads past the cache.
-    let mut buf: Option<AlignedBuf> = None;
     let mut i = range.start;
     while i < range.end {
         let set = bitmap.get(i);
@@ -383,9 +390,13 @@ fn load_page_range<F: MigFile + ?Sized>(
                 // page-aligned); the others are read into a buffer as
                 // large as the range's longest read can be, not always a
                 // MiB (blocks of a few pages are common).
+                // Aligned, so a file with an O_DIRECT descriptor reads
+                // past the cache.
                 let most = PAGES_PER_READ.min(range.end - range.start);
-                let buf =
-                    buf.get_or_insert_with(|| AlignedBuf::zeroed((most * PAGE_SIZE) as usize));
+                if buf.as_ref().is_none_or(|b| b.len() < n) {
+                    *buf = Some(AlignedBuf::zeroed((most * PAGE_SIZE) as usize));
+                }
+                let buf = buf.as_mut().expect("made just above");
                 cur.read_into("fixed-ram pages", &mut buf[..n])?;
                 part.write_pages(i, &buf[..n])?;
             }
@@ -1094,8 +1105,15 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
     }
 
     /// Read runs of set bits in chunks of at most 1 MiB; zero runs of
-    /// clear bits. With several channels and a sink that splits, each
-    /// channel takes a contiguous range of the block's pages.
+    /// clear bits. With several channels and a sink that splits, the
+    /// block is cut into pieces of at least 1 MiB (at most
+    /// [`MAX_PIECES`]) that the channels take in file order, each its
+    /// next piece when it finishes one (as QEMU's multifd channels take
+    /// mapped-ram reads, without its dispatching thread): the reads in
+    /// flight stay close together in the file, and a slow read holds up
+    /// one piece, not a channel's whole share. Errors are deterministic:
+    /// the first failing piece in file order, as a single channel would
+    /// report it.
     fn load_fixed_pages(
         &mut self,
         index: usize,
@@ -1109,25 +1127,53 @@ impl<F: MigFile + ?Sized, S: RamSink + ?Sized> Reader<'_, F, S> {
             .min(pages.div_ceil(PAGES_PER_READ))
             .max(1);
         if channels > 1 {
-            let share = pages.div_ceil(channels).next_multiple_of(PAGES_PER_READ);
-            let bounds: Vec<u64> = (0..=channels).map(|i| (i * share).min(pages)).collect();
+            let piece = pages
+                .div_ceil(MAX_PIECES)
+                .next_multiple_of(PAGES_PER_READ)
+                .max(PAGES_PER_READ);
+            let bounds: Vec<u64> = (0..=pages.div_ceil(piece))
+                .map(|i| (i * piece).min(pages))
+                .collect();
             if let Some(parts) = self.sink.split(index, &bounds) {
-                let jobs: Vec<_> = parts
-                    .into_iter()
-                    .zip(bounds.windows(2))
-                    .map(|(mut part, r)| {
-                        let range = r[0]..r[1];
-                        move || load_page_range(file, opts, h, bitmap, range, &mut *part)
+                let queue = std::sync::Mutex::new(parts.into_iter().enumerate());
+                let failed = std::sync::atomic::AtomicBool::new(false);
+                let (queue, failed, bounds) = (&queue, &failed, &bounds);
+                let jobs: Vec<_> = (0..channels)
+                    .map(|_| {
+                        move || -> Option<(usize, LoadError)> {
+                            let mut buf = None;
+                            while !failed.load(std::sync::atomic::Ordering::Relaxed) {
+                                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                                let (k, mut part) = next?;
+                                let range = bounds[k]..bounds[k + 1];
+                                let r = load_page_range(
+                                    file, opts, h, bitmap, range, &mut *part, &mut buf,
+                                );
+                                if let Err(e) = r {
+                                    // Pieces before this one were all
+                                    // taken already, so they finish and
+                                    // the smallest failure is the
+                                    // serial order's first.
+                                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                                    return Some((k, e));
+                                }
+                            }
+                            None
+                        }
                     })
                     .collect();
-                return crate::parallel::run_jobs(jobs).into_iter().collect();
+                let first = crate::parallel::run_jobs(jobs)
+                    .into_iter()
+                    .flatten()
+                    .min_by_key(|(k, _)| *k);
+                return first.map_or(Ok(()), |(_, e)| Err(e));
             }
         }
         let mut whole = WholeBlock {
             sink: &mut *self.sink,
             block: index,
         };
-        load_page_range(file, opts, h, bitmap, 0..pages, &mut whole)
+        load_page_range(file, opts, h, bitmap, 0..pages, &mut whole, &mut None)
     }
 
     /// RAM records until EOS.
