@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use crate::bench::BenchOptions;
+use crate::bench::{BenchOptions, DEFAULT_READ_CHANNELS};
 use migsim_format::Layout;
 use migsim_harness::bugs::Bug;
 use migsim_harness::explore::{ExploreOptions, SeedSet};
@@ -418,14 +418,18 @@ enum Cmd {
     /// plain sequential write (buffered and O_DIRECT; timed until fsync'd,
     /// and until closed for the QEMU comparison), restore vs a plain
     /// sequential read (buffered and O_DIRECT), and QEMU's own mapped-ram save
-    /// and restore (plain, 4 multifd channels, 4 channels + direct-io) of
-    /// a paused guest of the same size when QEMU >= 9 is installed.
+    /// and restore (plain, 4 multifd channels, 4 channels + direct-io, and
+    /// as many channels as --read-channels) of a paused guest of the same
+    /// size when QEMU >= 9 is installed. Each QEMU restore has one of
+    /// migsim's restores into fresh memory beside it (alternately before
+    /// and after), so both meet the machine in the same state.
     ///
     /// Prints medians and ratios (migsim's throughput over the
     /// reference's: above 1 is faster), and the performance targets: the
     /// simulation at 0.3x memcpy or more, the save at 0.8x an O_DIRECT
-    /// write or more, the restore at 0.8x a read or more, the save faster
-    /// than QEMU with 4 multifd channels. Needs
+    /// write or more, the restore at 0.8x a read or more, the save and the
+    /// restore (buffered, and O_DIRECT against direct-io) faster than QEMU
+    /// with 4 multifd channels. Needs
     /// about 2x SIZE of memory and 2x SIZE of disk in DIR. Run as root to
     /// drop the page cache before reads.
     Bench {
@@ -442,6 +446,14 @@ enum Cmd {
         /// Default: one per CPU.
         #[arg(long)]
         channels: Option<usize>,
+        /// Threads migsim's reader restores the file with (the restore
+        /// part and the restores beside QEMU's; the simulation reads with
+        /// --channels). A read into fresh memory waits on the disk and on
+        /// first touch, not on a CPU, so more reads in flight than CPUs
+        /// pay; the QEMU part also measures QEMU with this many multifd
+        /// channels when it is not 4, to compare at equal depth.
+        #[arg(long, default_value_t = DEFAULT_READ_CHANNELS)]
+        read_channels: usize,
         /// Do not measure QEMU even if it is installed.
         #[arg(long)]
         no_qemu: bool,
@@ -816,6 +828,7 @@ impl Args {
                 reps,
                 dir,
                 channels,
+                read_channels,
                 no_qemu,
                 only,
                 json,
@@ -828,6 +841,16 @@ impl Args {
                         Some(0) => return Err("--channels must be at least 1".into()),
                         Some(n) => n,
                         None => default_jobs(),
+                    },
+                    read_channels: match read_channels {
+                        0 => return Err("--read-channels must be at least 1".into()),
+                        n if n > migsim_harness::limits::MAX_CHANNELS => {
+                            return Err(format!(
+                                "--read-channels {n}: at most {}",
+                                migsim_harness::limits::MAX_CHANNELS
+                            ));
+                        }
+                        n => n,
                     },
                     qemu: !no_qemu,
                     only,

@@ -614,11 +614,18 @@ fn bench_summary(r: &BenchReport) -> String {
             " (page cache NOT dropped: not root)"
         }
     );
+    if m.free_page_reporting {
+        let _ = writeln!(
+            s,
+            "           a VM whose balloon reports free memory to the host: first touch of fresh memory costs a host fault once the host took it back (the QEMU restores are paired with migsim's for this)"
+        );
+    }
     let _ = writeln!(
         s,
-        "guest      {:.2} GiB, {} channel(s), median of {}",
+        "guest      {:.2} GiB, {} channel(s) writing, {} reading, median of {}",
         r.size as f64 / GIB,
         r.channels,
+        r.read_channels,
         r.reps
     );
     let rate = |t: &Timing| format!("{:.2} GiB/s ({:.2} s)", t.gib_s, t.median_s);
@@ -706,10 +713,11 @@ fn bench_summary(r: &BenchReport) -> String {
     for c in &r.qemu {
         let _ = writeln!(
             s,
-            "qemu       {:<32} save {:.2} s, restore {:.2} s; migsim/qemu ratio save {:.2}, restore {:.2}",
+            "qemu       {:<32} save {:.2} s, restore {:.2} s (migsim beside it {:.2} s); migsim/qemu ratio save {:.2}, restore {:.2}",
             c.qemu.case,
             c.qemu.save_median_s,
             c.qemu.restore_median_s,
+            c.migsim_restore_paired.median_s,
             c.migsim_vs_qemu_save_ratio,
             c.migsim_vs_qemu_restore_ratio
         );

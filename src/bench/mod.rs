@@ -48,6 +48,12 @@ const GIB: f64 = (1u64 << 30) as f64;
 const MIB: usize = 1 << 20;
 const MACHINE: &str = "pc-i440fx-10.0";
 
+/// `--read-channels` when not given. Measured on a 2-CPU VM (4 GiB,
+/// O_DIRECT into fresh memory, reads dealt out 1 MiB at a time): 2
+/// threads 1.97-3.30 s, 8 threads 1.40-1.96 s, 16 threads 1.06-1.57 s,
+/// against 1.16-1.23 s for a plain read into touched memory.
+pub const DEFAULT_READ_CHANNELS: usize = 16;
+
 /// The scenario the `sim` measurement resizes.
 pub const BIG_GUEST: &str = include_str!("../../scenarios/big-guest.toml");
 
@@ -60,8 +66,10 @@ pub struct BenchOptions {
     pub reps: usize,
     /// Directory for the files (must be on a filesystem with O_DIRECT).
     pub dir: PathBuf,
-    /// Writer and reader channels for migsim.
+    /// Writer channels for migsim's saves, and its simulation's channels.
     pub channels: usize,
+    /// Reader threads for migsim's restores.
+    pub read_channels: usize,
     /// Measure QEMU too, when it is found.
     pub qemu: bool,
     /// Which parts to run (empty: all): sim, save, durable, restore, qemu.
@@ -111,6 +119,23 @@ pub struct MachineInfo {
     pub dir: String,
     /// Whether the page cache could be dropped before reads.
     pub page_cache_dropped: bool,
+    /// The machine is a VM whose virtio balloon reports free memory to
+    /// the host (free page reporting): memory freed a while ago comes
+    /// back through a host fault at first touch, 10x slower or more than
+    /// memory freed just now, so fresh-memory figures depend on timing.
+    pub free_page_reporting: bool,
+}
+
+/// Whether a virtio balloon with free page reporting (feature bit 5,
+/// VIRTIO_BALLOON_F_REPORTING) is bound.
+fn free_page_reporting() -> bool {
+    let Ok(devices) = std::fs::read_dir("/sys/bus/virtio/devices") else {
+        return false;
+    };
+    devices.flatten().any(|d| {
+        let read = |f: &str| std::fs::read_to_string(d.path().join(f)).unwrap_or_default();
+        read("device").trim() == "0x0005" && read("features").as_bytes().get(5) == Some(&b'1')
+    })
 }
 
 /// The simulation measurement.
@@ -211,9 +236,15 @@ pub struct DurabilityFigures {
 pub struct QemuComparison {
     /// QEMU's figures.
     pub qemu: qemu::QemuFigures,
+    /// migsim's restore into fresh memory with the same flags (O_DIRECT
+    /// for direct-io, else buffered), one beside each of QEMU's restores
+    /// (alternately before and after it), so that both meet the machine
+    /// in the same state: what the restore ratio compares.
+    pub migsim_restore_paired: Timing,
     /// migsim's save time / QEMU's: migsim save throughput over QEMU's.
     pub migsim_vs_qemu_save_ratio: f64,
-    /// The same for restore.
+    /// QEMU's median restore time / migsim's paired median: migsim's
+    /// restore throughput over QEMU's.
     pub migsim_vs_qemu_restore_ratio: f64,
 }
 
@@ -241,8 +272,10 @@ pub struct BenchReport {
     pub size: u64,
     /// Repetitions per measurement.
     pub reps: usize,
-    /// migsim channels.
+    /// migsim's writer (and simulation) channels.
     pub channels: usize,
+    /// migsim's reader threads in the restores.
+    pub read_channels: usize,
     /// memcpy of `size` bytes between buffers already touched.
     pub memcpy_hot: Option<Timing>,
     /// memcpy of `size` bytes into freshly allocated memory.
@@ -300,6 +333,7 @@ fn machine_info(dir: &Path) -> MachineInfo {
         kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
         dir: dir.display().to_string(),
         page_cache_dropped: false,
+        free_page_reporting: free_page_reporting(),
     }
 }
 
@@ -646,6 +680,61 @@ fn save(
     })
 }
 
+/// migsim's reader set up to restore the bench's fixed-ram file
+/// (`bench-fixed-ram.mig`, left by the save part) with one set of flags.
+struct Restorer {
+    file: DiskFile,
+    opts: LoadOptions,
+    blocks: Vec<RamBlockDesc>,
+}
+
+impl Restorer {
+    fn new(o: &BenchOptions, direct: bool) -> Result<Self, String> {
+        let path = o.dir.join("bench-fixed-ram.mig");
+        let file = if direct {
+            DiskFile::open_direct(&path)
+        } else {
+            DiskFile::open(&path)
+        }
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        let caps =
+            Capabilities::from_enabled(&[Capability::FixedRam]).map_err(|e| e.to_string())?;
+        let opts = LoadOptions {
+            machine: Some(MACHINE.into()),
+            caps: Some(caps),
+            channels: o.read_channels,
+            ..LoadOptions::default()
+        };
+        Ok(Self {
+            file,
+            opts,
+            blocks: bench_blocks(o.size),
+        })
+    }
+
+    /// Seconds to load the file into `dest`.
+    fn load_into(&self, dest: &mut Destination) -> Result<f64, String> {
+        let t = Instant::now();
+        load(&self.file, &self.opts, dest).map_err(|e| e.to_string())?;
+        Ok(t.elapsed().as_secs_f64())
+    }
+
+    /// Into fresh memory, the page cache dropped first: the memory is
+    /// allocated (lazily, as a VMM maps guest RAM before
+    /// `migrate-incoming`) and then the load is timed from its start to
+    /// its end, as QEMU's restore is; giving the memory back afterwards
+    /// is not timed (QEMU's exit is not either). Seconds to load, seconds
+    /// to free, and whether the page cache could be dropped.
+    fn load_fresh_memory(&self) -> Result<(f64, f64, bool), String> {
+        let dropped = drop_page_cache();
+        let mut dest = Destination::new(&self.blocks, false);
+        let secs = self.load_into(&mut dest)?;
+        let t = Instant::now();
+        drop(dest);
+        Ok((secs, t.elapsed().as_secs_f64(), dropped))
+    }
+}
+
 fn restore(
     o: &BenchOptions,
     direct: bool,
@@ -654,33 +743,15 @@ fn restore(
 ) -> Result<RestoreFigures, String> {
     let mode = if direct { "O_DIRECT" } else { "buffered" };
     let path = o.dir.join("bench-fixed-ram.mig");
-    let file = if direct {
-        DiskFile::open_direct(&path)
-    } else {
-        DiskFile::open(&path)
-    }
-    .map_err(|e| format!("{}: {e}", path.display()))?;
-    let caps = Capabilities::from_enabled(&[Capability::FixedRam]).map_err(|e| e.to_string())?;
-    let opts = LoadOptions {
-        machine: Some(MACHINE.into()),
-        caps: Some(caps),
-        channels: o.channels,
-        ..LoadOptions::default()
-    };
-    let blocks = bench_blocks(o.size);
-    let restore = |dest: &mut Destination| -> Result<f64, String> {
-        let t = Instant::now();
-        load(&file, &opts, dest).map_err(|e| e.to_string())?;
-        Ok(t.elapsed().as_secs_f64())
-    };
+    let restorer = Restorer::new(o, direct)?;
     let (mut fixed, mut fresh, mut plain) = (Vec::new(), Vec::new(), Vec::new());
     let mut file_len = 0;
     for i in 0..o.reps {
         // Destination RAM touched beforehand (filled with garbage), as a
         // VMM's guest RAM would be mapped and ready.
-        let mut dest = Destination::new(&blocks, true);
+        let mut dest = Destination::new(&restorer.blocks, true);
         *dropped = drop_page_cache();
-        let dt = restore(&mut dest)?;
+        let dt = restorer.load_into(&mut dest)?;
         fixed.push(dt);
         if i == 0 {
             let mut want = vec![0u8; 4096];
@@ -699,16 +770,7 @@ fn restore(
         let (dt2, len) = sequential_read(&path, direct)?;
         file_len = len;
         plain.push(dt2);
-        *dropped = drop_page_cache();
-        // Into fresh memory: allocated (lazily, as a VMM maps guest RAM
-        // before `migrate-incoming`) and then timed from the load's start
-        // to its end, as QEMU's restore is; giving the memory back
-        // afterwards is not timed (QEMU's exit is not either).
-        let mut dest = Destination::new(&blocks, false);
-        let dt3 = restore(&mut dest)?;
-        let t = Instant::now();
-        drop(dest);
-        let freed = t.elapsed().as_secs_f64();
+        let (dt3, freed, _) = restorer.load_fresh_memory()?;
         fresh.push(dt3);
         progress(&format!(
             "restore {mode} {}/{}: fixed-ram {dt:.2} s ({dt3:.2} s into fresh memory, {freed:.2} s to free it), sequential read {dt2:.2} s",
@@ -861,6 +923,7 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
         size: o.size,
         reps: o.reps,
         channels: o.channels,
+        read_channels: o.read_channels,
         memcpy_hot: None,
         memcpy_fresh: None,
         sim: None,
@@ -951,19 +1014,20 @@ fn qemu_part(o: &BenchOptions, r: &mut BenchReport, progress: &mut dyn FnMut(&st
     // O_DIRECT save and restore, the others against buffered ones.
     // migsim's saves are timed until the file is closed, without fsync,
     // as QEMU's (it never fsyncs; its monitor answers once the file is
-    // closed), and its restores into fresh memory pay first touch as
-    // QEMU's destination does.
-    let migsim = |direct: bool| {
+    // closed). Its restores into fresh memory are measured again here,
+    // one beside each of QEMU's: on a VM whose balloon reports free
+    // memory to the host, first touch of fresh memory costs 10x more
+    // once the host has taken it back, so restores minutes apart do not
+    // compare.
+    let saved = |direct: bool| {
         let mode = if direct { "O_DIRECT" } else { "buffered" };
-        let save = r.save.iter().find(|s| s.mode == mode)?;
-        let restore = r.restore.iter().find(|s| s.mode == mode)?;
-        Some((
-            save.fixed_ram_closed.median_s,
-            restore.fixed_ram_fresh_memory.median_s,
-        ))
+        r.save
+            .iter()
+            .find(|s| s.mode == mode)
+            .map(|s| (direct, s.fixed_ram_closed.median_s))
     };
-    if migsim(false).is_none() {
-        r.qemu_skipped = Some("migsim's save and restore were not measured".into());
+    if saved(false).is_none() {
+        r.qemu_skipped = Some("migsim's save was not measured".into());
         return;
     }
     for case in [
@@ -979,16 +1043,54 @@ fn qemu_part(o: &BenchOptions, r: &mut BenchReport, progress: &mut dyn FnMut(&st
             multifd_channels: Some(4),
             direct_io: true,
         },
-    ] {
-        let Some((migsim_save, migsim_restore)) = migsim(case.direct_io).or(migsim(false)) else {
+    ]
+    .into_iter()
+    .chain(
+        // QEMU with as many channels as migsim has reader threads: the
+        // same reads in flight on both sides.
+        [false, true]
+            .into_iter()
+            .filter(|_| o.read_channels != 4)
+            .map(|direct_io| qemu::QemuCase {
+                multifd_channels: Some(o.read_channels as u32),
+                direct_io,
+            }),
+    ) {
+        let Some((direct, migsim_save)) = saved(case.direct_io).or(saved(false)) else {
             continue;
         };
-        match qemu::measure(&q, o.size, &o.dir, &case, o.reps, progress) {
-            Ok(f) => r.qemu.push(QemuComparison {
-                migsim_vs_qemu_save_ratio: f.save_median_s / migsim_save,
-                migsim_vs_qemu_restore_ratio: f.restore_median_s / migsim_restore,
-                qemu: f,
-            }),
+        let restorer = match Restorer::new(o, direct) {
+            Ok(x) => x,
+            Err(e) => {
+                r.qemu_skipped = Some(format!("migsim's restore: {e}"));
+                return;
+            }
+        };
+        let mut paired = Vec::with_capacity(o.reps);
+        let mut beside = || -> Result<f64, String> {
+            let (secs, _, _) = restorer.load_fresh_memory()?;
+            paired.push(secs);
+            Ok(secs)
+        };
+        let measured = qemu::measure(
+            &q,
+            o.size,
+            &o.dir,
+            &case,
+            o.reps,
+            Some(&mut beside),
+            progress,
+        );
+        match measured {
+            Ok(f) => {
+                let migsim_restore = Timing::new(o.size, paired);
+                r.qemu.push(QemuComparison {
+                    migsim_vs_qemu_save_ratio: f.save_median_s / migsim_save,
+                    migsim_vs_qemu_restore_ratio: f.restore_median_s / migsim_restore.median_s,
+                    migsim_restore_paired: migsim_restore,
+                    qemu: f,
+                })
+            }
             Err(e) => {
                 r.qemu_skipped = Some(format!("QEMU {}: {e}", q.version));
                 return;
@@ -1040,9 +1142,28 @@ fn targets(r: &BenchReport) -> Vec<Target> {
         "fixed-ram save vs QEMU mapped-ram + 4 multifd channels",
         r.qemu
             .iter()
-            .find(|c| c.qemu.case.contains("4 multifd") && !c.qemu.case.contains("direct"))
+            .find(|c| c.qemu.case == "mapped-ram+4 multifd")
             .map(|c| c.migsim_vs_qemu_save_ratio),
         1.0,
     );
+    for (name, case) in [
+        (
+            "restore vs QEMU mapped-ram + 4 multifd (fresh memory)",
+            "mapped-ram+4 multifd",
+        ),
+        (
+            "O_DIRECT restore vs QEMU + 4 multifd + direct-io",
+            "mapped-ram+4 multifd+direct-io",
+        ),
+    ] {
+        push(
+            name,
+            r.qemu
+                .iter()
+                .find(|c| c.qemu.case == case)
+                .map(|c| c.migsim_vs_qemu_restore_ratio),
+            1.0,
+        );
+    }
     t
 }

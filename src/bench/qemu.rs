@@ -100,6 +100,12 @@ pub struct QemuFigures {
 /// file in `dir` (`dir/qemu-bench.mig`) and restore it, `reps` times each;
 /// returns the figures.
 ///
+/// `paired`, when given, is a measurement of the caller's (migsim's own
+/// restore) run once beside each QEMU restore: before it in odd
+/// repetitions, after it in even ones, so both see the same state of the
+/// machine (page cache, how much free memory the host took back). It
+/// returns seconds, shown in the progress line.
+///
 /// Every save starts a fresh source (QEMU 10 does not migrate a guest a
 /// second time) and every restore a fresh destination (`-incoming defer`);
 /// QEMU's start-up is not timed, and each QEMU is gone before the next
@@ -112,6 +118,7 @@ pub fn measure(
     dir: &Path,
     case: &QemuCase,
     reps: usize,
+    mut paired: Option<&mut dyn FnMut() -> Result<f64, String>>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<QemuFigures, String> {
     let name = case.name();
@@ -208,6 +215,11 @@ pub fn measure(
     let mut restore_seconds = Vec::with_capacity(reps);
     let backend = format!("memory-backend-ram,id=ram0,size={mib}M");
     for i in 1..=reps {
+        let migsim_first = i % 2 == 1;
+        let mut beside = None;
+        if migsim_first && let Some(f) = paired.as_mut() {
+            beside = Some(f()?);
+        }
         caches.drop_caches(progress);
         let mut dst = start_guest(
             q,
@@ -229,7 +241,21 @@ pub fn measure(
         let secs = t0.elapsed().as_secs_f64();
         restore_seconds.push(secs);
         check_memory(&mut dst, &dir, &expected)?;
-        progress(&format!("qemu {name}: restore {i}/{reps} {secs:.2} s"));
+        // Its memory goes back before migsim's restore, as it went back
+        // before QEMU's when migsim's came first.
+        drop(dst);
+        if !migsim_first && let Some(f) = paired.as_mut() {
+            beside = Some(f()?);
+        }
+        let beside = beside.map_or_else(String::new, |m| {
+            format!(
+                " (migsim {m:.2} s, {} it)",
+                if migsim_first { "before" } else { "after" }
+            )
+        });
+        progress(&format!(
+            "qemu {name}: restore {i}/{reps} {secs:.2} s{beside}"
+        ));
     }
 
     let save_median_s = median(&save_seconds);
@@ -501,21 +527,59 @@ mod tests {
             multifd_channels: None,
             direct_io: false,
         };
-        let f = measure(&q, 64 * MIB, dir.path(), &case, 2, &mut |l| {
-            lines.push(l.to_string())
-        })
+        // The caller's measurement beside each restore: first before
+        // QEMU's, then after it.
+        let mut paired_calls = 0;
+        let mut paired = || {
+            paired_calls += 1;
+            Ok(0.25)
+        };
+        let f = measure(
+            &q,
+            64 * MIB,
+            dir.path(),
+            &case,
+            2,
+            Some(&mut paired),
+            &mut |l| lines.push(l.to_string()),
+        )
         .unwrap();
         check(&f, 64 * MIB, "mapped-ram", 2);
+        assert_eq!(paired_calls, 2);
         assert!(
             lines
                 .iter()
                 .any(|l| l.starts_with("qemu mapped-ram: save 2/2 "))
         );
+        let restores: Vec<_> = lines
+            .iter()
+            .filter(|l| l.starts_with("qemu mapped-ram: restore "))
+            .collect();
+        assert_eq!(restores.len(), 2, "{lines:?}");
+        assert!(restores[0].starts_with("qemu mapped-ram: restore 1/2 "));
         assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with("qemu mapped-ram: restore 2/2 "))
+            restores[0].ends_with(" s (migsim 0.25 s, before it)"),
+            "{restores:?}"
         );
+        assert!(restores[1].starts_with("qemu mapped-ram: restore 2/2 "));
+        assert!(
+            restores[1].ends_with(" s (migsim 0.25 s, after it)"),
+            "{restores:?}"
+        );
+        // A failure of the caller's measurement stops the measurement
+        // with its message.
+        let mut failing = || Err("migsim's restore failed".to_string());
+        let e = measure(
+            &q,
+            64 * MIB,
+            dir.path(),
+            &case,
+            1,
+            Some(&mut failing),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(e.contains("migsim's restore failed"), "{e}");
         // Nothing left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
@@ -538,7 +602,7 @@ mod tests {
             multifd_channels: Some(4),
             direct_io,
         };
-        let f = measure(&q, 64 * MIB, dir.path(), &case, 1, &mut |_| {}).unwrap();
+        let f = measure(&q, 64 * MIB, dir.path(), &case, 1, None, &mut |_| {}).unwrap();
         check(&f, 64 * MIB, &case.name(), 1);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
@@ -558,18 +622,27 @@ mod tests {
             multifd_channels: None,
             direct_io: false,
         };
-        let e = measure(&q, 64 * MIB + 4096, dir.path(), &plain, 1, &mut |_| {}).unwrap_err();
+        let e = measure(
+            &q,
+            64 * MIB + 4096,
+            dir.path(),
+            &plain,
+            1,
+            None,
+            &mut |_| {},
+        )
+        .unwrap_err();
         assert!(e.contains("whole number of MiB"), "{e}");
-        let e = measure(&q, 64 * MIB, dir.path(), &plain, 0, &mut |_| {}).unwrap_err();
+        let e = measure(&q, 64 * MIB, dir.path(), &plain, 0, None, &mut |_| {}).unwrap_err();
         assert!(e.contains("reps"), "{e}");
         let dio = QemuCase {
             multifd_channels: None,
             direct_io: true,
         };
-        let e = measure(&q, 64 * MIB, dir.path(), &dio, 1, &mut |_| {}).unwrap_err();
+        let e = measure(&q, 64 * MIB, dir.path(), &dio, 1, None, &mut |_| {}).unwrap_err();
         assert!(e.contains("direct-io"), "{e}");
         // A QEMU that cannot start is an error, and leaves nothing behind.
-        let e = measure(&q, 4 * MIB, dir.path(), &plain, 1, &mut |_| {}).unwrap_err();
+        let e = measure(&q, 4 * MIB, dir.path(), &plain, 1, None, &mut |_| {}).unwrap_err();
         assert!(e.contains("/nonexistent/qemu"), "{e}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

@@ -48,6 +48,8 @@ fn bench_json_has_every_measurement_and_ratio() {
         "3",
         "--channels",
         "2",
+        "--read-channels",
+        "3",
         "--no-qemu",
         "--json",
         "--dir",
@@ -75,6 +77,7 @@ fn bench_json_has_every_measurement_and_ratio() {
     assert!((sched["ratio"].as_f64().unwrap() - rates[0] / rates[1]).abs() < 1e-9);
     assert_eq!(v["size"], 32 << 20);
     assert_eq!(v["channels"], 2);
+    assert_eq!(v["read_channels"], 3);
     assert!(v["machine"]["cpus"].as_u64().unwrap() >= 1);
 
     let hot = timing_ok(&v["memcpy_hot"], "memcpy_hot");
@@ -178,6 +181,14 @@ fn bench_refuses_bad_options_clearly() {
         (vec!["--size", "1000"], "multiple of 1 MiB"),
         (vec!["--reps", "0"], "--reps must be at least 1"),
         (vec!["--only", "disk"], "unknown part \"disk\""),
+        (
+            vec!["--read-channels", "0"],
+            "--read-channels must be at least 1",
+        ),
+        (
+            vec!["--read-channels", "65"],
+            "--read-channels 65: at most 64",
+        ),
     ] {
         let out = bench(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
