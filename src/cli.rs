@@ -878,7 +878,11 @@ fn resolve_run(
         s.expect.digest = None;
     }
     big.apply(&mut s)?;
-    let flags = big.replay_flags();
+    // A bug variant's failure is replayed with the variant.
+    let mut flags = big.replay_flags();
+    if let Some(b) = bug {
+        flags.push_str(&format!(" --bug {}", b.name()));
+    }
     Ok(RunConfig {
         replay: replay_command(path, seed) + &flags,
         replay_with_seed: replay_command(path, seed.or(Some(s.seed))) + &flags,

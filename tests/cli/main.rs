@@ -695,3 +695,36 @@ fn run_durable_integrity_and_a_failing_write() {
         assert_eq!(o.status.code(), Some(2), "{bad}");
     }
 }
+
+/// A run with a bug variant that fails prints a replay command that
+/// fails the same way: the variant is part of it (it used to be left
+/// out, so the printed command passed).
+#[test]
+fn a_bug_variant_run_replays_with_its_bug() {
+    let sc = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/zero-after-data-dirty-destination.toml");
+    let sc = sc.to_str().unwrap();
+    let o = migsim(&["run", sc, "--bug", "reader-skips-clear-bits"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    let replay = out
+        .lines()
+        .find_map(|l| l.strip_prefix("replay"))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no replay line: {out}"));
+    assert!(
+        replay.ends_with(" --bug reader-skips-clear-bits"),
+        "{replay}"
+    );
+    let args: Vec<&str> = replay.split(' ').skip(1).collect();
+    let r = migsim(&args);
+    assert_eq!(r.status.code(), Some(1), "{}", stdout(&r));
+    let failed = |s: &str| {
+        s.lines()
+            .filter(|l| l.trim_start().starts_with("FAILED"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert!(!failed(&out).is_empty(), "{out}");
+    assert_eq!(failed(&stdout(&r)), failed(&out));
+}
