@@ -723,15 +723,15 @@ impl Restorer {
     /// allocated (lazily, as a VMM maps guest RAM before
     /// `migrate-incoming`) and then the load is timed from its start to
     /// its end, as QEMU's restore is; giving the memory back afterwards
-    /// is not timed (QEMU's exit is not either). Seconds to load, seconds
-    /// to free, and whether the page cache could be dropped.
-    fn load_fresh_memory(&self) -> Result<(f64, f64, bool), String> {
-        let dropped = drop_page_cache();
+    /// is not timed (QEMU's exit is not either). Seconds to load and
+    /// seconds to free.
+    fn load_fresh_memory(&self) -> Result<(f64, f64), String> {
+        drop_page_cache();
         let mut dest = Destination::new(&self.blocks, false);
         let secs = self.load_into(&mut dest)?;
         let t = Instant::now();
         drop(dest);
-        Ok((secs, t.elapsed().as_secs_f64(), dropped))
+        Ok((secs, t.elapsed().as_secs_f64()))
     }
 }
 
@@ -770,7 +770,7 @@ fn restore(
         let (dt2, len) = sequential_read(&path, direct)?;
         file_len = len;
         plain.push(dt2);
-        let (dt3, freed, _) = restorer.load_fresh_memory()?;
+        let (dt3, freed) = restorer.load_fresh_memory()?;
         fresh.push(dt3);
         progress(&format!(
             "restore {mode} {}/{}: fixed-ram {dt:.2} s ({dt3:.2} s into fresh memory, {freed:.2} s to free it), sequential read {dt2:.2} s",
@@ -1071,7 +1071,7 @@ fn qemu_part(o: &BenchOptions, r: &mut BenchReport, progress: &mut dyn FnMut(&st
         };
         let mut paired = Vec::with_capacity(o.reps);
         let mut beside = || -> Result<f64, String> {
-            let (secs, _, _) = restorer.load_fresh_memory()?;
+            let (secs, _) = restorer.load_fresh_memory()?;
             paired.push(secs);
             Ok(secs)
         };

@@ -3,6 +3,8 @@
 //! run; without it each prints one line saying it was skipped, except under
 //! `CI=true`, where they fail ([`support`]).
 //!
+//! * [`bench`]: `migsim bench --only qemu` on a small guest: each QEMU
+//!   restore paired with one of migsim's, the ratios from those pairs.
 //! * [`interop`]: migration files both ways, live and stopped guests,
 //!   `migsim extract` of QEMU's saves, QEMU 10.0.2's load-side behaviours.
 //! * [`caps_differential`]: the capability checker against QEMU's recorded
@@ -12,6 +14,7 @@
 //!   equal, and loads the crash images `migsim faults` judges wrong for
 //!   its own protocol with exactly the pages migsim names wrong.
 
+mod bench;
 mod caps_differential;
 mod durable;
 mod interop;
