@@ -838,26 +838,28 @@ impl Args {
                     reps,
                     dir,
                     channels: match channels {
-                        Some(0) => return Err("--channels must be at least 1".into()),
-                        Some(n) => n,
-                        None => default_jobs(),
+                        Some(n) => bench_channels("--channels", n)?,
+                        // One per CPU, within the bound on a large machine.
+                        None => default_jobs().min(migsim_harness::limits::MAX_CHANNELS),
                     },
-                    read_channels: match read_channels {
-                        0 => return Err("--read-channels must be at least 1".into()),
-                        n if n > migsim_harness::limits::MAX_CHANNELS => {
-                            return Err(format!(
-                                "--read-channels {n}: at most {}",
-                                migsim_harness::limits::MAX_CHANNELS
-                            ));
-                        }
-                        n => n,
-                    },
+                    read_channels: bench_channels("--read-channels", read_channels)?,
                     qemu: !no_qemu,
                     only,
                 },
                 json,
             },
         })
+    }
+}
+
+/// A bench thread count (`--channels`, `--read-channels`): 1 to
+/// [`migsim_harness::limits::MAX_CHANNELS`], as a run's `--channels`.
+fn bench_channels(flag: &str, n: usize) -> Result<usize, String> {
+    let most = migsim_harness::limits::MAX_CHANNELS;
+    match n {
+        0 => Err(format!("{flag} must be at least 1")),
+        n if n > most => Err(format!("{flag} {n}: at most {most}")),
+        n => Ok(n),
     }
 }
 

@@ -54,6 +54,11 @@ const MACHINE: &str = "pc-i440fx-10.0";
 /// against 1.16-1.23 s for a plain read into touched memory.
 pub const DEFAULT_READ_CHANNELS: usize = 16;
 
+/// migsim's fixed-ram file of the save part, which the restores read.
+fn fixed_ram_path(o: &BenchOptions) -> PathBuf {
+    o.dir.join("bench-fixed-ram.mig")
+}
+
 /// The scenario the `sim` measurement resizes.
 pub const BIG_GUEST: &str = include_str!("../../scenarios/big-guest.toml");
 
@@ -642,7 +647,7 @@ fn save(
     progress: &mut dyn FnMut(&str),
 ) -> Result<SaveFigures, String> {
     let mode = if direct { "O_DIRECT" } else { "buffered" };
-    let fixed_path = o.dir.join("bench-fixed-ram.mig");
+    let fixed_path = fixed_ram_path(o);
     let plain_path = o.dir.join("bench-sequential.bin");
     let mut file_len = 0;
     let (mut fixed, mut closed, mut plain, mut presized) =
@@ -681,8 +686,9 @@ fn save(
 }
 
 /// migsim's reader set up to restore the bench's fixed-ram file
-/// (`bench-fixed-ram.mig`, left by the save part) with one set of flags.
+/// ([`fixed_ram_path`], left by the save part) with one set of flags.
 struct Restorer {
+    path: PathBuf,
     file: DiskFile,
     opts: LoadOptions,
     blocks: Vec<RamBlockDesc>,
@@ -690,7 +696,7 @@ struct Restorer {
 
 impl Restorer {
     fn new(o: &BenchOptions, direct: bool) -> Result<Self, String> {
-        let path = o.dir.join("bench-fixed-ram.mig");
+        let path = fixed_ram_path(o);
         let file = if direct {
             DiskFile::open_direct(&path)
         } else {
@@ -706,6 +712,7 @@ impl Restorer {
             ..LoadOptions::default()
         };
         Ok(Self {
+            path,
             file,
             opts,
             blocks: bench_blocks(o.size),
@@ -742,7 +749,6 @@ fn restore(
     dropped: &mut bool,
 ) -> Result<RestoreFigures, String> {
     let mode = if direct { "O_DIRECT" } else { "buffered" };
-    let path = o.dir.join("bench-fixed-ram.mig");
     let restorer = Restorer::new(o, direct)?;
     let (mut fixed, mut fresh, mut plain) = (Vec::new(), Vec::new(), Vec::new());
     let mut file_len = 0;
@@ -767,7 +773,7 @@ fn restore(
         }
         drop(dest);
         *dropped = drop_page_cache();
-        let (dt2, len) = sequential_read(&path, direct)?;
+        let (dt2, len) = sequential_read(&restorer.path, direct)?;
         file_len = len;
         plain.push(dt2);
         let (dt3, freed) = restorer.load_fresh_memory()?;
@@ -993,7 +999,7 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
     if wants(o, "sched") {
         r.sched = Some(sched::measure(o.reps, progress)?);
     }
-    let _ = std::fs::remove_file(o.dir.join("bench-fixed-ram.mig"));
+    let _ = std::fs::remove_file(fixed_ram_path(o));
     r.targets = targets(&r);
     Ok(r)
 }

@@ -189,6 +189,7 @@ fn bench_refuses_bad_options_clearly() {
             vec!["--read-channels", "65"],
             "--read-channels 65: at most 64",
         ),
+        (vec!["--channels", "65"], "--channels 65: at most 64"),
     ] {
         let out = bench(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
