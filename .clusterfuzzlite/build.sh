@@ -13,7 +13,7 @@
 #                             plus the target's flags from fuzz/build-flags.sh)
 #   <target>.dict             its dictionary, when fuzz/<target>.dict exists
 #   <target>_seed_corpus.zip  fuzz/corpus/<target>/ and fuzz/artifacts/<target>/
-#   <target>.options          libFuzzer options (the RSS limit the README uses)
+#   <target>.options          libFuzzer options (the RSS limit fuzz/README.md uses)
 # fuzz/.cargo/config.toml builds libFuzzer itself without ASan for local
 # runs (CXXFLAGS); the image exports its own CXXFLAGS, which win there.
 set -euo pipefail   # also when run as `bash build.sh` (the shebang's flags are then ignored)

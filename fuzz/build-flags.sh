@@ -5,7 +5,7 @@
 # (--no-trace-compares): the callbacks it puts on every compare were a
 # fifth of their time, and without them the two ran 1.4x to 1.5x as many
 # inputs a second and reached more coverage after 60 s and after 10
-# minutes from the checked-in corpus (fuzz/README.md, "Seventh pass"); their
+# minutes from the checked-in corpus (docs/results/2026-12-03-fuzz-throughput.md); their
 # dictionaries give the magic values compare tracing would find. The other
 # targets keep it (not measured without).
 #
