@@ -1,4 +1,5 @@
-//! The `migsim` command line as a user meets it. [`hardening`]: what the
+//! The `migsim` command line as a user meets it. [`docs`]: the command
+//! examples of README.md and docs/ run and compared. [`hardening`]: what the
 //! CLI and the scenario loader do with hostile and odd input, one test
 //! per point of the hardening issue, named after it. [`merge`]: a sweep
 //! split with `explore --shard K/N` and merged again.
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod docs;
 mod hardening;
 mod merge;
 mod qemu_report;
