@@ -235,8 +235,10 @@ enum Cmd {
         /// scenario also no-channel-flush-at-round,
         /// bitmap-before-channels-drain, multifd-zero-clears-wrong-range,
         /// dirty-cleared-after-copy, all-zero-batch-keeps-page-list,
-        /// recv-channel-after-completion; page-index-32-bit (seen only by
-        /// guests over 16 TiB, with --extents).
+        /// recv-channel-after-completion; durable-mark-unsynced (seen only
+        /// by `faults --mode durable` and `explore --faults`);
+        /// page-index-32-bit (seen only by guests over 16 TiB, with
+        /// --extents).
         #[arg(long, value_name = "VARIANT")]
         bug: Option<Bug>,
         #[command(flatten)]
@@ -274,7 +276,7 @@ enum Cmd {
         /// Do not write regression files.
         #[arg(long)]
         dry_run: bool,
-        /// Stop shrinking after this many failures (0 = all).
+        /// Stop shrinking after this many failures (0 = the first 1,000).
         #[arg(long, default_value_t = 5)]
         max_failures: usize,
         /// Also save each passing scenario durably and crash it at 8 write

@@ -3,8 +3,8 @@
 //! scenarios, exploration, properties, fuzz corpora), real QEMU files read
 //! from `tests/data/`, the report and the bench. Tests that need a binary
 //! of their own live beside it: `tests/malformed/` (a counting global
-//! allocator), `tests/qemu/` (the live QEMU tier), `tests/cli.rs` (the
-//! `migsim` command line).
+//! allocator), `tests/qemu/` (the live QEMU tier), `tests/cli/` (the
+//! `migsim` command line, and the docs' command examples).
 
 mod bench;
 mod channels;

@@ -24,7 +24,7 @@ fn real(name: &str) -> Vec<u8> {
 /// Run inspect and extract on `bytes`; both must finish quickly, and an
 /// extract that succeeds must not have written a huge output. (Discarding
 /// a failed extract's output is the caller's: the CLI's, tested in
-/// tests/cli.rs.) Returns inspect's error text, if any.
+/// tests/cli/main.rs.) Returns inspect's error text, if any.
 fn probe(bytes: &[u8], what: &str) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     let start = Instant::now();

@@ -2306,7 +2306,7 @@ fn qemu_save_paused(
 /// `parse_ramblock` returns through the mapped-ram path before reading
 /// mr_addr, so it takes mr_addr and the header's first 20 bytes as the
 /// header. Fixed upstream by b043f6df27 (Nov 2025, QEMU 11.0 dev tree),
-/// which reads mr_addr first. A QEMU divergence, recorded in the README;
+/// which reads mr_addr first. A QEMU divergence, recorded in docs/design/qemu-interop.md;
 /// on another QEMU version the outcome is printed, not asserted.
 #[test]
 fn qemu_10_0_cannot_load_its_own_mapped_ram_x_ignore_shared_save() {

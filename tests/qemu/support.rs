@@ -18,7 +18,7 @@ pub fn qemu_or_skip() -> Option<&'static QemuBinary> {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!(
                     "qemu interop tier: qemu-system-x86_64 >= 9.0 is required under CI=true ({why}); \
-                     install qemu-system-x86 from bookworm-backports (see README)"
+                     install qemu-system-x86 from bookworm-backports (see .ci/run)"
                 );
             }
             static SAID: Once = Once::new();
@@ -28,7 +28,7 @@ pub fn qemu_or_skip() -> Option<&'static QemuBinary> {
                 let _ = writeln!(
                     std::io::stderr(),
                     "qemu interop tier skipped: qemu-system-x86_64 >= 9.0 not found ({why}); \
-                     install qemu-system-x86 from bookworm-backports (see README) to enable it"
+                     install qemu-system-x86 from bookworm-backports (see .ci/run) to enable it"
                 );
             });
             None

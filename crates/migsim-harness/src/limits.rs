@@ -1,8 +1,8 @@
 //! Every resource a scenario or a flag can ask for, and its limit. Each is
 //! checked before any work starts ([`Scenario::validate`] for what the
 //! scenario alone decides, [`check_run`] for what also depends on where
-//! the files go), and a refusal names the limit. The README's "Limits"
-//! section lists them with the reasons.
+//! the files go), and a refusal names the limit.
+//! `docs/reference/limits.md` lists them with the reasons.
 
 use crate::run::RunOptions;
 use crate::scenario::Scenario;

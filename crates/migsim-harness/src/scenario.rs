@@ -1,5 +1,5 @@
 //! Scenario files (TOML): one seed and everything a run needs, plus what
-//! the run must produce. The schema is documented in the README; unknown
+//! the run must produce. The schema is documented in docs/reference/scenario-format.md; unknown
 //! keys are errors so a typo cannot silently change a test.
 
 use std::path::{Path, PathBuf};

@@ -17,7 +17,7 @@
 //!   divergences the reader documents: a stream without RAM END, and one
 //!   without a vmdesc trailer, which `inspect` reads up to its first
 //!   device section and a load refuses at that section); a file that
-//!   loads has the layout the README promises (page areas page-aligned,
+//!   loads has the layout docs/reference/reader-guarantees.md promises (page areas page-aligned,
 //!   after their bitmaps, inside the file, blocks in order); a fixed-ram
 //!   file loaded into a dirty [`Destination`] holds exactly the file's
 //!   page where the bitmap bit is set and zeros where it is clear; a load

@@ -264,7 +264,7 @@ fn same_text(a: &impl std::fmt::Display, b: &impl std::fmt::Display) -> bool {
     write!(cmp, "{b}").is_ok() && cmp.at == want.len()
 }
 
-/// What the README promises about a file the reader accepted.
+/// What docs/reference/reader-guarantees.md promises about a file the reader accepted.
 pub(crate) fn check_layout<F: MigFile + ?Sized>(file: &F, info: &StreamInfo) {
     let len = file.len();
     assert_eq!(info.file_len, len, "file_len");

@@ -52,7 +52,7 @@ const BASES: [(&str, &str, u64); 3] = [
     ),
 ];
 
-/// Behaviours of QEMU 10.0.2 that are known and documented (README, the
+/// Behaviours of QEMU 10.0.2 that are known and documented (docs/qemu-findings.md, the
 /// interop tier): a verdict explained by one is not a finding.
 pub const KNOWN_DIVERGENCES: [(&str, &str); 1] = [(
     "qemu-skips-used-length-check",
