@@ -11,7 +11,7 @@ use crate::bench::{BenchOptions, DEFAULT_READ_CHANNELS};
 use migsim_format::Layout;
 use migsim_harness::bugs::Bug;
 use migsim_harness::explore::{ExploreOptions, SeedSet};
-use migsim_harness::replay::replay_command;
+use migsim_harness::replay_command::{ReplayCommand, RunFlags};
 use migsim_harness::run::RunOptions;
 use migsim_harness::scenario::{self, Scenario};
 
@@ -588,9 +588,9 @@ pub struct RunConfig {
     /// Keep the files here.
     pub out: Option<PathBuf>,
     /// The command that replays this run exactly as asked.
-    pub replay: String,
+    pub replay: ReplayCommand,
     /// The same, with the seed spelled out (printed on a failure).
-    pub replay_with_seed: String,
+    pub replay_with_seed: ReplayCommand,
 }
 
 /// Worker threads when `--jobs` is not given: one per available core.
@@ -883,13 +883,15 @@ fn resolve_run(
     }
     big.apply(&mut s)?;
     // A bug variant's failure is replayed with the variant.
-    let mut flags = big.replay_flags();
-    if let Some(b) = bug {
-        flags.push_str(&format!(" --bug {}", b.name()));
-    }
+    let flags = big.replay_flags(bug);
+    let replay = |seed| ReplayCommand::Run {
+        scenario: path.map(Path::to_path_buf),
+        seed,
+        flags: flags.clone(),
+    };
     Ok(RunConfig {
-        replay: replay_command(path, seed) + &flags,
-        replay_with_seed: replay_command(path, seed.or(Some(s.seed))) + &flags,
+        replay: replay(seed),
+        replay_with_seed: replay(seed.or(Some(s.seed))),
         options: RunOptions {
             bug,
             file_dir: big.file_dir.clone(),
@@ -925,37 +927,19 @@ fn resolve_run(
 
 impl BigArgs {
     /// The flags again, for a replay command.
-    fn replay_flags(&self) -> String {
-        let mut c = String::new();
-        if let Some(r) = self.ram {
-            c.push_str(&format!(" --ram {}", size_text(r)));
+    fn replay_flags(&self, bug: Option<Bug>) -> RunFlags {
+        RunFlags {
+            ram: self.ram,
+            writers: self.writers.clone(),
+            extents: self.extents,
+            file_dir: self.file_dir.clone(),
+            direct_io: self.direct_io,
+            channels: self.channels,
+            durable: self.durable,
+            integrity: self.integrity,
+            fail_write: self.fail_write,
+            bug,
         }
-        if let Some(w) = &self.writers {
-            let names: Vec<&str> = w.iter().map(|l| l.name()).collect();
-            c.push_str(&format!(" --writers {}", names.join(",")));
-        }
-        if self.extents {
-            c.push_str(" --extents");
-        }
-        if let Some(d) = &self.file_dir {
-            c.push_str(&format!(" --file-dir {}", d.display()));
-        }
-        if self.direct_io {
-            c.push_str(" --direct-io");
-        }
-        if self.channels > 1 {
-            c.push_str(&format!(" --channels {}", self.channels));
-        }
-        if self.durable {
-            c.push_str(" --durable");
-        }
-        if self.integrity {
-            c.push_str(" --integrity");
-        }
-        if let Some((l, i, k)) = self.fail_write {
-            c.push_str(&format!(" --fail-write {}:{i}:{}", l.name(), k.name()));
-        }
-        c
     }
 
     /// Apply --ram and --writers; either makes the scenario's digest
@@ -998,14 +982,6 @@ impl BigArgs {
             crate::files::check_output_dir(d, "--file-dir")?;
         }
         s.validate()
-    }
-}
-
-fn size_text(b: u64) -> String {
-    match b {
-        _ if b.is_multiple_of(1 << 30) => format!("{}G", b >> 30),
-        _ if b.is_multiple_of(1 << 20) => format!("{}M", b >> 20),
-        _ => b.to_string(),
     }
 }
 

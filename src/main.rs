@@ -11,6 +11,7 @@ use std::time::Instant;
 use migsim_format::reader::{LoadOptions, NullSink, load_ram};
 use migsim_harness::explore::{ExploreOptions, explore};
 use migsim_harness::replay::{ReplayOutcome, replay_file};
+use migsim_harness::replay_command::{ReplayCommand, RunFlags};
 use migsim_harness::run::{check_expectations, run};
 
 use migsim::cli::{Args, Command, RunConfig};
@@ -164,7 +165,7 @@ fn cmd_run(c: &RunConfig) -> Result<ExitCode, String> {
     if c.json {
         let mut v = serde_json::to_value(&report).map_err(|e| e.to_string())?;
         v["expectation_differences"] = serde_json::json!(diffs);
-        v["replay"] = serde_json::json!(c.replay);
+        v["replay"] = serde_json::json!(c.replay.to_string());
         v["seconds"] = serde_json::json!(seconds);
         v["peak_rss_bytes"] = serde_json::json!(peak_rss());
         render::json(&v)?;
@@ -210,42 +211,32 @@ fn cmd_faults(
     use migsim_format::Durability;
     let start = Instant::now();
     let mut r = migsim_harness::faults::faults(s, opts);
-    let mut base = format!(
-        "migsim faults {} --mode {}",
-        path.display(),
-        opts.mode.name()
-    );
-    if opts.integrity {
-        base += " --integrity";
-    }
-    if opts.ignore_mark {
-        base += " --ignore-mark";
-    }
-    if let Some(b) = opts.bug {
-        base += &format!(" --bug {}", b.name());
-    }
     for l in &mut r.layouts {
         for c in l.first_wrong.iter_mut().chain(l.case.as_mut()) {
-            c.replay = format!("{base} --point {} --sample {}", c.point, c.sample);
+            c.replay = ReplayCommand::Faults {
+                scenario: path.to_path_buf(),
+                mode: opts.mode,
+                integrity: opts.integrity,
+                ignore_mark: opts.ignore_mark,
+                bug: opts.bug,
+                crash: Some((c.point, c.sample)),
+            }
+            .to_string();
         }
     }
     for c in &mut r.io {
-        c.replay = format!(
-            "migsim run {} --fail-write {}:{}:{}{}{}",
-            path.display(),
-            c.layout.name(),
-            c.write,
-            c.fault.name(),
-            if opts.mode == Durability::Durable {
-                " --durable"
-            } else {
-                ""
+        c.replay = ReplayCommand::Run {
+            scenario: Some(path.to_path_buf()),
+            seed: None,
+            flags: RunFlags {
+                durable: opts.mode == Durability::Durable,
+                integrity: opts.integrity,
+                fail_write: Some((c.layout, c.write, c.fault)),
+                bug: opts.bug,
+                ..RunFlags::default()
             },
-            if opts.integrity { " --integrity" } else { "" }
-        );
-        if let Some(b) = opts.bug {
-            c.replay += &format!(" --bug {}", b.name());
         }
+        .to_string();
     }
     if json {
         render::json(&r)?;

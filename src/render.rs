@@ -10,7 +10,8 @@ use migsim_format::reader::StreamInfo;
 use migsim_format::stream::SectionKind;
 use migsim_format::{Container, StreamStart};
 use migsim_harness::explore::ExploreReport;
-use migsim_harness::replay::{ReplayOutcome, Replayed, replay_command};
+use migsim_harness::replay::{ReplayOutcome, Replayed};
+use migsim_harness::replay_command::ReplayCommand;
 use migsim_harness::run::{Difference, RunReport};
 use migsim_harness::scenario::Verdict;
 
@@ -67,7 +68,7 @@ fn unit_of(max: u64) -> (f64, &'static str) {
 /// every difference from the scenario's expectations.
 pub fn run(
     r: &RunReport,
-    replay: &str,
+    replay: &ReplayCommand,
     files: Option<&Path>,
     seconds: f64,
     peak_rss: u64,
@@ -83,7 +84,7 @@ pub fn run(
     }
 }
 
-fn print_summary(r: &RunReport, replay: &str) {
+fn print_summary(r: &RunReport, replay: &ReplayCommand) {
     let held = r.invariants.iter().filter(|i| i.ok).count();
     println!("scenario   {} (seed {})", r.scenario, r.seed);
     match r.verdict {
@@ -392,7 +393,7 @@ pub fn replayed(r: &Replayed) {
                 for d in differences {
                     println!("        {d}");
                 }
-                println!("        re-run: {}", replay_command(Some(&r.path), None));
+                println!("        re-run: {}", ReplayCommand::run(&r.path));
             }
         }
     }

@@ -30,6 +30,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use migsim_format::Layout;
 use migsim_harness::oracle::Judged;
+use migsim_harness::replay_command::ReplayCommand;
 use migsim_harness::run::{Difference, RunOptions, check_expectations, run};
 use migsim_harness::scenario::{Expect, Scenario, Verdict};
 use migsim_harness::sim::workload::WorkloadKind;
@@ -310,10 +311,7 @@ fn run_one(input: &ReportInput, dir: &Path) -> ReportRun {
     };
     let expectation_differences = check_expectations(&s, &r);
     ReportRun {
-        replay: format!(
-            "migsim run {}",
-            shell_quote(&scenario_file.display().to_string())
-        ),
+        replay: ReplayCommand::run(&scenario_file).to_string(),
         scenario_file,
         verdict: r.verdict,
         error: r.error.clone(),
@@ -361,15 +359,6 @@ fn sweep_file(dir: &Path, name: &str) -> PathBuf {
         .collect();
     dir.join("scenarios")
         .join(format!("{}.toml", safe.trim_start_matches('.')))
-}
-
-fn shell_quote(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./@%+=:,".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
 }
 
 // ---------------------------------------------------------------- CSV

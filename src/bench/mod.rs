@@ -39,6 +39,7 @@ use migsim_format::caps::{Capabilities, Capability};
 use migsim_format::io::{AlignedBuf, DIRECT_ALIGN, DiskFile};
 use migsim_format::reader::{LoadOptions, load};
 use migsim_format::writer::{MigrationWriter, PageSource, RamBlockDesc};
+use migsim_harness::replay_command::{ReplayCommand, RunFlags};
 use migsim_harness::run::{RunOptions, run};
 use migsim_harness::scenario::{Scenario, Size, Verdict};
 use migsim_harness::sim::dest::Destination;
@@ -448,11 +449,18 @@ fn sim(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<SimFigures, S
         let dt = t.elapsed().as_secs_f64();
         if r.verdict != Verdict::Pass {
             return Err(format!(
-                "sim: the run did not pass ({}); replay: migsim run scenarios/big-guest.toml --ram {} --channels {}",
+                "sim: the run did not pass ({}); replay: {}",
                 r.error
                     .unwrap_or_else(|| format!("{:?}", r.invariants.iter().find(|i| !i.ok))),
-                o.size,
-                o.channels
+                ReplayCommand::Run {
+                    scenario: Some("scenarios/big-guest.toml".into()),
+                    seed: None,
+                    flags: RunFlags {
+                        ram: Some(o.size),
+                        channels: o.channels,
+                        ..RunFlags::default()
+                    },
+                }
             ));
         }
         guest_bytes = r.ram_bytes;

@@ -21,6 +21,7 @@ use rand::seq::SliceRandom;
 use serde::Serialize;
 
 use crate::bugs::Bug;
+use crate::replay_command::{ReplayCommand, RunFlags};
 use crate::run::{Difference, DifferenceKind, RunOptions, check_expectations, run};
 use crate::scenario::{
     BlockSpec, DestinationSpec, Expect, GuestSpec, MigrationSpec, Scenario, Size, Verdict,
@@ -785,15 +786,26 @@ pub fn explore(
         let crash = shrunk_diffs
             .iter()
             .any(|d| d.kind() == DifferenceKind::Crash);
-        let command = if crash {
-            format!("migsim faults {} --mode durable", shown.display())
+        let replay = if crash {
+            ReplayCommand::Faults {
+                scenario: shown.clone(),
+                mode: migsim_format::Durability::Durable,
+                integrity: false,
+                ignore_mark: false,
+                bug: opts.bug,
+                crash: None,
+            }
         } else {
-            format!("migsim run {}", shown.display())
-        };
-        let replay = match opts.bug {
-            Some(b) => format!("{command} --bug {}", b.name()),
-            None => command,
-        };
+            ReplayCommand::Run {
+                scenario: Some(shown.clone()),
+                seed: None,
+                flags: RunFlags {
+                    bug: opts.bug,
+                    ..RunFlags::default()
+                },
+            }
+        }
+        .to_string();
         tidy(&mut shrunk);
         shrunk.name = file_name.trim_end_matches(".toml").to_string();
         shrunk.description = format!(
@@ -826,14 +838,12 @@ pub fn explore(
             scenario_toml: toml,
             written_to: path,
             replay,
-            rerun_seed: format!(
-                "migsim explore --seeds {seed}..{} --no-shrink --dry-run{}{}",
-                seed + 1,
-                if opts.faults { " --faults" } else { "" },
-                opts.bug
-                    .map(|b| format!(" --bug {}", b.name()))
-                    .unwrap_or_default()
-            ),
+            rerun_seed: ReplayCommand::ExploreSeed {
+                seed,
+                faults: opts.faults,
+                bug: opts.bug,
+            }
+            .to_string(),
         });
     }
     Ok(report)

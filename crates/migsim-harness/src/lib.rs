@@ -26,6 +26,7 @@ pub mod merge;
 pub mod oracle;
 pub mod qemu;
 pub mod replay;
+pub mod replay_command;
 pub mod run;
 pub mod scenario;
 pub mod sched;

@@ -103,17 +103,3 @@ pub fn bless_digest(path: &Path, digest: &str) -> Result<(), String> {
     std::fs::write(path, lines.join("\n") + "\n")
         .map_err(|e| format!("cannot record the digest in {}: {e}", path.display()))
 }
-
-/// The command that re-runs a scenario (the embedded default without a
-/// path), with `--seed` when one was given.
-pub fn replay_command(path: Option<&Path>, seed: Option<u64>) -> String {
-    let mut c = "migsim run".to_string();
-    if let Some(p) = path {
-        c.push(' ');
-        c.push_str(&p.display().to_string());
-    }
-    if let Some(s) = seed {
-        c.push_str(&format!(" --seed {s}"));
-    }
-    c
-}

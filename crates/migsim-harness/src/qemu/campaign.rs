@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use super::{QemuBinary, QemuProcess};
 use crate::fuzz::fixed_ram_mutate::{Mutation, apply_mutations};
 use crate::fuzz::sparse_file::SparseFile;
+use crate::replay_command::ReplayCommand;
 use crate::run::{RunOptions, run};
 use crate::scenario::Scenario;
 use crate::sim::dest::Destination;
@@ -758,16 +759,12 @@ pub fn run_campaign(
         }
         minimised.insert(raw, report.findings.len());
         let replay = match &opts.out {
-            Some(out) => format!(
-                "migsim qemu replay {}",
-                out.join(format!("seed-{}.toml", t.input.seed)).display()
-            ),
-            None => format!(
-                "migsim qemu fuzz --seeds {}..{}",
-                t.input.seed,
-                t.input.seed + 1
-            ),
-        };
+            Some(out) => ReplayCommand::QemuReplay {
+                reproducer: out.join(format!("seed-{}.toml", t.input.seed)),
+            },
+            None => ReplayCommand::QemuFuzzSeed { seed: t.input.seed },
+        }
+        .to_string();
         let reproducer = match &opts.out {
             Some(out) => {
                 std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
