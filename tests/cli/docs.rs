@@ -146,7 +146,10 @@ fn docs_links_point_at_files_that_exist() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut broken = Vec::new();
     let mut pages_with_links = 0;
-    for page in pages(&root).into_iter().chain([PathBuf::from("fuzz/README.md")]) {
+    for page in pages(&root)
+        .into_iter()
+        .chain([PathBuf::from("fuzz/README.md")])
+    {
         let text = std::fs::read_to_string(root.join(&page)).unwrap();
         let links = relative_links(&text);
         pages_with_links += usize::from(!links.is_empty());
@@ -157,6 +160,9 @@ fn docs_links_point_at_files_that_exist() {
             }
         }
     }
-    assert!(pages_with_links >= 10, "only {pages_with_links} pages have links");
+    assert!(
+        pages_with_links >= 10,
+        "only {pages_with_links} pages have links"
+    );
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }

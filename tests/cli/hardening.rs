@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::{migsim, stderr, stdout, wait_or_kill};
 
+use crate::migsim_command;
+
 /// The default scenario with `edit` applied (its digest expectation
 /// removed), written into `dir` as `name.toml`.
 fn scenario(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
@@ -49,7 +51,7 @@ fn append(extra: &str) -> impl Fn(String) -> String {
 /// Exit 2 with `phrase` in the message, within `secs` seconds.
 fn refused(args: &[&str], phrase: &str, secs: u64) {
     let start = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_migsim"))
+    let child = migsim_command()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -185,7 +187,7 @@ fn more_blocks_than_the_limit_are_refused() {
 /// `explore --seeds 0..10^12` allocated 8 bytes a seed before running one.
 #[test]
 fn explore_of_10_to_the_12_seeds_starts_at_once_in_little_memory() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_migsim"))
+    let mut child = migsim_command()
         .args([
             "explore",
             "--seeds",
@@ -260,7 +262,7 @@ fn replay_of_a_directory_with_a_symlink_cycle_walks_each_directory_once() {
     .unwrap();
     std::os::unix::fs::symlink(d.path(), sub.join("loop1")).unwrap();
     std::os::unix::fs::symlink(d.path(), sub.join("loop2")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_migsim"))
+    let child = migsim_command()
         .args(["replay", path(d.path())])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -431,7 +433,7 @@ fn unwritable_file_dir_and_out_are_refused_before_running() {
         "cannot create",
         20,
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_migsim"))
+    let o = migsim_command()
         .args(["report", "-o", path(&file)])
         .output()
         .unwrap();

@@ -16,11 +16,13 @@ mod hardening;
 mod merge;
 mod qemu_report;
 
-fn migsim(args: &[&str]) -> Output {
+/// The `migsim` binary this test run built, as a command to add arguments to.
+fn migsim_command() -> Command {
     Command::new(env!("CARGO_BIN_EXE_migsim"))
-        .args(args)
-        .output()
-        .unwrap()
+}
+
+fn migsim(args: &[&str]) -> Output {
+    migsim_command().args(args).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -167,7 +169,7 @@ fn qemu_save(dir: &Path) -> PathBuf {
 
 /// `migsim extract IN --block pc.ram -o OUT`.
 fn extract(input: &Path, out: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_migsim"))
+    migsim_command()
         .arg("extract")
         .arg(input)
         .args(["--block", "pc.ram", "-o"])
@@ -278,7 +280,7 @@ fn extract_error_leaves_an_existing_output_untouched() {
         "the existing output was changed or removed"
     );
     // Nor does a missing block touch it.
-    let o = Command::new(env!("CARGO_BIN_EXE_migsim"))
+    let o = migsim_command()
         .arg("extract")
         .arg(&good)
         .args(["--block", "nope", "-o"])
@@ -341,7 +343,7 @@ fn extract_to_dev_stdout_and_a_pipe() {
     mkfifo(&fifo);
     let f = fifo.clone();
     let reader = std::thread::spawn(move || std::fs::read(f).unwrap());
-    let child = Command::new(env!("CARGO_BIN_EXE_migsim"))
+    let child = migsim_command()
         .arg("extract")
         .arg(&input)
         .args(["--block", "pc.ram", "-o"])
@@ -370,7 +372,7 @@ fn check_fifo_input(args: &[&str]) {
     let fifo = dir.path().join("in.fifo");
     mkfifo(&fifo);
     let out = dir.path().join("out.bin");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_migsim"));
+    let mut cmd = migsim_command();
     cmd.args(args).arg(&fifo);
     if args[0] == "extract" {
         cmd.args(["--block", "pc.ram", "-o"]).arg(&out);
@@ -525,7 +527,7 @@ fn extract_a_block_named_with_control_characters_by_its_raw_name() {
     for f in ["sequential.mig", "fixed-ram.mig"] {
         let input = files.join(f);
         let out = dir.path().join(format!("{f}.bin"));
-        let o = Command::new(env!("CARGO_BIN_EXE_migsim"))
+        let o = migsim_command()
             .arg("extract")
             .arg(&input)
             .args(["--block", odd, "-o"])
@@ -550,7 +552,7 @@ fn extract_a_block_named_with_control_characters_by_its_raw_name() {
         let j: Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(j["blocks"][1]["name"], odd);
         // The escaped spelling is not the name.
-        let o = Command::new(env!("CARGO_BIN_EXE_migsim"))
+        let o = migsim_command()
             .arg("extract")
             .arg(&input)
             .args(["--block", "a\\tb\\u{1b}[2J\\nc", "-o"])

@@ -3,12 +3,12 @@
 //! samples, and bad options get clear errors. (Speed itself is measured
 //! by running the bench, never asserted in a test.)
 
-use std::process::Command;
-
 use serde_json::Value;
 
+use crate::support::migsim_command;
+
 fn bench(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_migsim"))
+    migsim_command()
         .arg("bench")
         .args(args)
         .env("MIGSIM_QUIET", "1")

@@ -14,6 +14,7 @@ use migsim_harness::run::{RunOptions, RunReport, run};
 use migsim_harness::scenario::{Scenario, Verdict};
 use migsim_harness::sim::dest::Destination;
 
+use crate::support::migsim_command;
 use crate::support::{PAGE_LEN as PAGE, scenario};
 
 fn run_in(s: &Scenario, dir: Option<&Path>, channels: usize, direct_io: bool) -> RunReport {
@@ -251,7 +252,7 @@ fn a_broken_reader_is_caught_the_same_way_with_channels() {
 #[test]
 fn big_guest_on_disk_stays_far_under_guest_size_in_rss() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_migsim"))
+    let out = migsim_command()
         .args([
             "run",
             "scenarios/idle.toml",

@@ -6,9 +6,10 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
+
+use crate::support::migsim_command;
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/qemu")
@@ -29,10 +30,7 @@ fn manifest() -> Value {
 }
 
 fn migsim(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_migsim"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = migsim_command().args(args).output().unwrap();
     assert!(
         out.status.success(),
         "migsim {args:?} failed: {}",
@@ -212,7 +210,7 @@ fn extract_pc_ram_from_q35_mapped_ram_equals_pmemsave() {
 fn extract_unknown_block_names_the_blocks_present() {
     let dir = tempfile::tempdir().unwrap();
     let path = gunzip("mapped.mig.gz", dir.path());
-    let out = Command::new(env!("CARGO_BIN_EXE_migsim"))
+    let out = migsim_command()
         .args(["extract", path.to_str().unwrap(), "--block", "nope", "-o"])
         .arg(dir.path().join("x"))
         .output()

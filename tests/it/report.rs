@@ -14,6 +14,8 @@ use migsim::report::{
 use migsim_harness::run::{RunOptions, check_expectations, run};
 use migsim_harness::scenario::{Scenario, Verdict};
 
+use crate::support::migsim_command;
+
 /// RFC 4180 rows (quoted fields may hold commas and doubled quotes).
 fn parse_csv(text: &str) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
@@ -352,7 +354,7 @@ fn scenario_files_report_lists_refusals_and_meets_expectations() {
 fn command_line_report() {
     let tmp = tempfile::tempdir().unwrap();
     let idle = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/idle.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_migsim"))
+    let out = migsim_command()
         .args(["report", idle.to_str().unwrap(), "-o"])
         .arg(tmp.path())
         .output()
@@ -362,7 +364,7 @@ fn command_line_report() {
     assert!(stdout.contains("report: 1 runs"), "{stdout}");
     assert!(tmp.path().join("report.html").is_file());
 
-    let bad = Command::new(env!("CARGO_BIN_EXE_migsim"))
+    let bad = migsim_command()
         .args(["report", "no/such/scenario.toml", "-o"])
         .arg(tmp.path())
         .output()

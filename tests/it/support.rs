@@ -38,6 +38,16 @@ pub fn page(tag: u8) -> Vec<u8> {
         .collect()
 }
 
+/// A page of zeros.
+pub fn zero_page() -> Vec<u8> {
+    vec![0; PAGE_LEN]
+}
+
+/// A page whose every byte is `byte`: easy to find in a file by its bytes.
+pub fn filled_page(byte: u8) -> Vec<u8> {
+    vec![byte; PAGE_LEN]
+}
+
 /// Load options of a destination with machine [`MACHINE`] and `caps`.
 pub fn load_opts(caps: Capabilities) -> LoadOptions {
     LoadOptions {
@@ -59,4 +69,9 @@ pub fn start(
     blocks: Vec<RamBlockDesc>,
 ) -> Result<MigrationWriter<Vec<u8>>, SaveError> {
     MigrationWriter::start(Vec::new(), MACHINE, caps, blocks)
+}
+
+/// The `migsim` binary this test run built, as a command to add arguments to.
+pub fn migsim_command() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_migsim"))
 }

@@ -8,7 +8,7 @@ use migsim_format::reader::inspect;
 use migsim_format::writer::{DeviceState, MigrationWriter, RamBlockDesc};
 use migsim_harness::sim::simfile::SimFile;
 
-use crate::support::{PAGE_LEN as PAGE, block, start};
+use crate::support::{PAGE_LEN as PAGE, block, filled_page, start, zero_page};
 
 fn blocks() -> Vec<RamBlockDesc> {
     vec![
@@ -27,10 +27,6 @@ fn blocks() -> Vec<RamBlockDesc> {
 
 use crate::support::fixed_ram as fixed;
 
-fn page(b: u8) -> Vec<u8> {
-    vec![b; 4096]
-}
-
 fn device() -> DeviceState {
     DeviceState {
         idstr: "timer".into(),
@@ -45,14 +41,14 @@ fn device() -> DeviceState {
 fn migrate<F: MigFile>(file: F, caps: &Capabilities) -> F {
     let mut w = MigrationWriter::start(file, "pc-i440fx-10.0", caps, blocks()).unwrap();
     w.begin_iteration().unwrap();
-    w.save_page(0, 3, &page(0x11)).unwrap();
-    w.save_page(1, 0, &page(0x33)).unwrap();
+    w.save_page(0, 3, &filled_page(0x11)).unwrap();
+    w.save_page(1, 0, &filled_page(0x33)).unwrap();
     w.end_iteration().unwrap();
     w.begin_iteration().unwrap();
-    w.save_page(0, 3, &page(0x22)).unwrap();
+    w.save_page(0, 3, &filled_page(0x22)).unwrap();
     w.end_iteration().unwrap();
     w.begin_completion().unwrap();
-    w.save_page(0, 3, &page(0)).unwrap();
+    w.save_page(0, 3, &zero_page()).unwrap();
     w.finish(&[device()]).unwrap().0
 }
 
@@ -107,7 +103,7 @@ fn fixed_ram_overwrites_in_place_and_clears_the_bit_of_a_zeroed_page() {
     // Zeroed in the final pass: bit clear, the stale 0x22 bytes stay.
     let mut buf = vec![0; 4096];
     f.read_at(slot, &mut buf).unwrap();
-    assert_eq!(buf, page(0x22));
+    assert_eq!(buf, filled_page(0x22));
     assert_eq!(info.blocks[0].pages_present, 0);
     assert_eq!(info.blocks[1].pages_present, 1);
     // Bitmaps written once each, after every page write.
@@ -179,7 +175,7 @@ fn save_page_refuses_a_page_of_the_wrong_size_or_outside_its_block() {
             "block {block} page {page} with {len} bytes was accepted"
         );
     }
-    w.save_page(0, 15, &page(1)).unwrap();
+    w.save_page(0, 15, &filled_page(1)).unwrap();
 }
 
 #[test]
@@ -248,7 +244,7 @@ fn writer_refuses_block_names_outside_1_to_255_bytes() {
     let name = "n".repeat(255);
     let mut w = start(&Capabilities::none(), vec![block(&name, 1)]).unwrap();
     w.begin_completion().unwrap();
-    w.save_page(0, 0, &page(1)).unwrap();
+    w.save_page(0, 0, &filled_page(1)).unwrap();
     let (file, _) = w.finish(&[]).unwrap();
     let info = inspect(&file).unwrap();
     assert_eq!(info.blocks[0].name, name);
@@ -288,12 +284,12 @@ fn writer_refuses_a_block_declared_twice() {
 fn writer_refuses_pages_outside_a_ram_section() {
     for caps in [Capabilities::none(), fixed()] {
         let mut w = start(&caps, vec![block("pc.ram", 4)]).unwrap();
-        let m = setup_err(w.save_page(0, 0, &page(1)));
+        let m = setup_err(w.save_page(0, 0, &filled_page(1)));
         assert!(m.contains("save_page outside a RAM section"), "{m}");
         w.begin_iteration().unwrap();
-        w.save_page(0, 0, &page(1)).unwrap();
+        w.save_page(0, 0, &filled_page(1)).unwrap();
         w.end_iteration().unwrap();
-        let m = setup_err(w.save_page(0, 1, &page(2)));
+        let m = setup_err(w.save_page(0, 1, &filled_page(2)));
         assert!(m.contains("save_page outside a RAM section"), "{m}");
     }
 }
@@ -340,15 +336,15 @@ fn writer_refuses_a_page_outside_its_block_or_of_the_wrong_size() {
         let mut w = start(&caps, vec![block("pc.ram", 4), block("vga", 1)]).unwrap();
         w.begin_iteration().unwrap();
         // Last page of each block: fine.
-        w.save_page(0, 3, &page(1)).unwrap();
-        w.save_page(1, 0, &page(2)).unwrap();
+        w.save_page(0, 3, &filled_page(1)).unwrap();
+        w.save_page(1, 0, &filled_page(2)).unwrap();
         // One past the end.
-        let m = setup_err(w.save_page(0, 4, &page(3)));
+        let m = setup_err(w.save_page(0, 4, &filled_page(3)));
         assert!(m.contains("outside block pc.ram of 4 pages"), "{m}");
-        let m = setup_err(w.save_page(1, 1, &page(3)));
+        let m = setup_err(w.save_page(1, 1, &filled_page(3)));
         assert!(m.contains("outside block vga of 1 pages"), "{m}");
         // No such block.
-        let m = setup_err(w.save_page(2, 0, &page(3)));
+        let m = setup_err(w.save_page(2, 0, &filled_page(3)));
         assert!(m.contains("no block 2"), "{m}");
         // Short or long data.
         for len in [0, PAGE - 1, PAGE + 1, 2 * PAGE] {
@@ -401,9 +397,9 @@ fn writer_reports_its_blocks_layout_and_counters() {
         let written = MigFile::len(w.file_mut());
         assert!(written > 0, "the START section is written by start()");
         w.begin_iteration().unwrap();
-        w.save_page(0, 0, &page(1)).unwrap();
-        w.save_page(0, 1, &vec![0; PAGE]).unwrap();
-        w.save_page(1, 0, &page(2)).unwrap();
+        w.save_page(0, 0, &filled_page(1)).unwrap();
+        w.save_page(0, 1, &zero_page()).unwrap();
+        w.save_page(1, 0, &filled_page(2)).unwrap();
         w.end_iteration().unwrap();
         w.begin_iteration().unwrap();
         w.end_iteration().unwrap();
@@ -489,7 +485,10 @@ fn x_ignore_shared_writes_an_ignored_block_as_offsets_0_and_no_page_area() {
             .unwrap();
     w.begin_iteration().unwrap();
     // A page of the ignored block is refused, naming it; the private one goes.
-    let e = w.save_page(0, 3, &page(0x11)).unwrap_err().to_string();
+    let e = w
+        .save_page(0, 3, &filled_page(0x11))
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("block pc.ram is on shared memory and x-ignore-shared is on"),
         "{e}"
@@ -498,7 +497,7 @@ fn x_ignore_shared_writes_an_ignored_block_as_offsets_0_and_no_page_area() {
         w.set_page_bit(0, 3, true).is_err(),
         "a channel may not send it either"
     );
-    w.save_page(1, 0, &page(0x33)).unwrap();
+    w.save_page(1, 0, &filled_page(0x33)).unwrap();
     w.end_iteration().unwrap();
     w.begin_completion().unwrap();
     let bytes = w.finish(&[device()]).unwrap().0.to_vec();
@@ -544,7 +543,7 @@ fn x_ignore_shared_writes_an_ignored_block_as_offsets_0_and_no_page_area() {
         dest.block(0).iter().all(|&x| x == GARBAGE),
         "pc.ram touched"
     );
-    assert_eq!(dest.page(1, 0), &page(0x33)[..]);
+    assert_eq!(dest.page(1, 0), &filled_page(0x33)[..]);
 
     // In a stream without x-ignore-shared, that header (offsets zeroed in
     // a plain mapped-ram save) is refused by name.
@@ -573,8 +572,8 @@ fn x_ignore_shared_sequential_stream_carries_no_page_of_an_ignored_block() {
         MigrationWriter::start(SimFile::new(), "pc-i440fx-10.0", &caps, blocks_shared_ram())
             .unwrap();
     w.begin_iteration().unwrap();
-    assert!(w.save_page(0, 0, &page(0x11)).is_err());
-    w.save_page(1, 0, &page(0x33)).unwrap();
+    assert!(w.save_page(0, 0, &filled_page(0x11)).is_err());
+    w.save_page(1, 0, &filled_page(0x33)).unwrap();
     w.end_iteration().unwrap();
     w.begin_completion().unwrap();
     let bytes = w.finish(&[device()]).unwrap().0.to_vec();
@@ -591,7 +590,7 @@ fn x_ignore_shared_sequential_stream_carries_no_page_of_an_ignored_block() {
     )
     .unwrap();
     w.begin_iteration().unwrap();
-    w.save_page(0, 0, &page(0x11)).unwrap();
+    w.save_page(0, 0, &filled_page(0x11)).unwrap();
 }
 
 /// The oracle's side of an ignored block: a load that writes pages of a

@@ -3,10 +3,9 @@
 //! ratios are computed from those pairs, QEMU is also measured at
 //! migsim's reader depth, and the two restore targets are reported.
 
-use std::process::Command;
-
 use serde_json::Value;
 
+use crate::support::migsim_command;
 use crate::support::qemu_or_skip;
 
 #[test]
@@ -16,7 +15,7 @@ fn bench_pairs_each_qemu_restore_with_one_of_migsims() {
     }
     // On disk (not a tmpfs), so the direct-io cases can open O_DIRECT.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_migsim"))
+    let out = migsim_command()
         .args(["bench", "--size", "64M", "--reps", "3", "--only", "qemu"])
         .args(["--read-channels", "2", "--json", "--dir"])
         .arg(dir.path())

@@ -51,6 +51,8 @@ use migsim_harness::scenario::{Scenario, Verdict};
 use migsim_harness::sim::content::{Identified, fill_page, identify};
 use migsim_harness::sim::dest::{Destination, GARBAGE};
 
+use crate::support::migsim_command;
+
 const PAGE: u64 = 4096;
 const MIB: u64 = 1 << 20;
 
@@ -1529,7 +1531,7 @@ struct ExtractGuest {
 /// Run `migsim extract --block NAME` on `mig`; returns the output path and
 /// the pages present it reports.
 fn extract(mig: &Path, block: &str, out: &Path) -> u64 {
-    let o = Command::new(env!("CARGO_BIN_EXE_migsim"))
+    let o = migsim_command()
         .args(["extract", "--block", block, "-o"])
         .arg(out)
         .arg(mig)
@@ -1849,7 +1851,7 @@ fn qemu_q35_1g_split_at_4g_saves_extract_exactly() {
 
 /// `migsim inspect --json FILE`.
 fn inspect_json(file: &Path) -> Value {
-    let o = Command::new(env!("CARGO_BIN_EXE_migsim"))
+    let o = migsim_command()
         .args(["inspect", "--json"])
         .arg(file)
         .output()
@@ -2123,7 +2125,7 @@ fn every_saved_qemu_finding_reproduces() {
     files.sort();
     assert!(files.len() >= 5, "{}: {files:?}", dir.display());
     for f in &files {
-        let out = Command::new(env!("CARGO_BIN_EXE_migsim"))
+        let out = migsim_command()
             .args(["qemu", "replay", "--json"])
             .arg(f)
             .env("QEMU", &info.bin)
@@ -2166,7 +2168,7 @@ fn every_saved_qemu_finding_reproduces() {
 fn migsim_qemu_run(info: &QemuInfo, name: &str, extra: &[&str]) -> (Option<i32>, Value) {
     let scenario =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/qemu/{name}.toml"));
-    let out = Command::new(env!("CARGO_BIN_EXE_migsim"))
+    let out = migsim_command()
         .args([
             "qemu",
             "run",

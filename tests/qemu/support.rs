@@ -37,3 +37,8 @@ pub fn qemu_or_skip() -> Option<&'static QemuBinary> {
 }
 
 pub use migsim_harness::qemu::stopped_guest_accel;
+
+/// The `migsim` binary this test run built, as a command to add arguments to.
+pub fn migsim_command() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_migsim"))
+}
