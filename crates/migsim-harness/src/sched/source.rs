@@ -215,7 +215,7 @@ pub fn run_source(
     let mut guest = guest;
     // Setup: every page of every block not ignored in the migration
     // bitmap (the guest's dirty log starts full there), the log cleared.
-    let bmap = guest.sync_dirty();
+    let bmap = guest.dirty_mut().sync();
     let channels = if multifd { spec.channels as usize } else { 0 };
     let mut s = Source {
         spec,
@@ -663,7 +663,7 @@ impl Source<'_> {
     fn sync(&mut self) {
         self.syncs += 1;
         self.events.syncs.push(self.now);
-        let log = self.guest.sync_dirty();
+        let log = self.guest.dirty_mut().sync();
         for (bm, l) in self.bmap.iter_mut().zip(&log) {
             bm.or_assign(l);
         }

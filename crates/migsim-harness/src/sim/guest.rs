@@ -6,6 +6,8 @@ use migsim_format::bitmap::PageBitmap;
 use migsim_format::writer::RamBlockDesc;
 
 use super::content::{PageState, fill_page};
+use super::dirty_log::DirtyLog;
+use super::page_index::PageIndex;
 
 /// A guest whose memory is described by page states.
 #[derive(Clone, Debug)]
@@ -13,35 +15,25 @@ pub struct Guest {
     seed: u64,
     blocks: Vec<RamBlockDesc>,
     states: Vec<Vec<PageState>>,
-    dirty: Vec<PageBitmap>,
-    /// Cumulative page count before each block, for global page indices.
-    starts: Vec<u64>,
+    dirty: DirtyLog<PageBitmap>,
+    index: PageIndex,
     writes: u64,
     running: bool,
-    /// x-ignore-shared is on: blocks on shared memory are not dirty-logged.
-    ignore_shared: bool,
 }
 
 impl Guest {
     /// A fresh guest: every page zero and (as at the start of a
     /// migration's bulk stage) dirty.
     pub fn new(seed: u64, blocks: Vec<RamBlockDesc>) -> Self {
-        let mut starts = Vec::with_capacity(blocks.len());
-        let mut acc = 0;
-        for b in &blocks {
-            starts.push(acc);
-            acc += b.pages();
-        }
         Self {
             seed,
             states: blocks
                 .iter()
                 .map(|b| vec![PageState::FRESH; b.pages() as usize])
                 .collect(),
-            dirty: blocks.iter().map(|b| PageBitmap::full(b.pages())).collect(),
-            ignore_shared: false,
+            dirty: DirtyLog::bulk(&blocks),
+            index: PageIndex::new(&blocks),
             blocks,
-            starts,
             writes: 0,
             running: true,
         }
@@ -53,12 +45,7 @@ impl Guest {
     /// `migrate_ram_is_ignored` keeps), so no driver ever sends them. The
     /// guest still writes them.
     pub fn ignoring_shared(mut self) -> Self {
-        self.ignore_shared = true;
-        for (d, b) in self.dirty.iter_mut().zip(&self.blocks) {
-            if b.ignored(true) {
-                d.take();
-            }
-        }
+        self.dirty.ignore_shared(&self.blocks);
         self
     }
 
@@ -74,7 +61,7 @@ impl Guest {
 
     /// Total pages over all blocks.
     pub fn total_pages(&self) -> u64 {
-        self.starts.last().copied().unwrap_or(0) + self.blocks.last().map_or(0, RamBlockDesc::pages)
+        self.index.total_pages()
     }
 
     /// Total RAM bytes.
@@ -84,8 +71,7 @@ impl Guest {
 
     /// Map a global page index to `(block, page)`.
     pub fn locate(&self, global: u64) -> (usize, u64) {
-        let b = self.starts.partition_point(|&s| s <= global) - 1;
-        (b, global - self.starts[b])
+        self.index.locate(global)
     }
 
     /// The guest writes a page: new data, or zeros when `zero`. Marks the
@@ -97,9 +83,7 @@ impl Guest {
         let s = &mut self.states[block][page as usize];
         s.version += 1;
         s.zero = zero;
-        if !self.blocks[block].ignored(self.ignore_shared) {
-            self.dirty[block].set(page, true);
-        }
+        self.dirty.mark(block, page);
         self.writes += 1;
     }
 
@@ -123,42 +107,30 @@ impl Guest {
         fill_page(self.seed, block as u32, page, self.state(block, page), buf);
     }
 
-    /// Sync: take the dirty bitmaps and clear them.
-    pub fn sync_dirty(&mut self) -> Vec<PageBitmap> {
-        self.dirty.iter_mut().map(PageBitmap::take).collect()
+    /// The dirty log.
+    pub fn dirty(&self) -> &DirtyLog<PageBitmap> {
+        &self.dirty
     }
 
-    /// Read the dirty bitmaps without clearing them.
-    pub fn peek_dirty(&self) -> Vec<PageBitmap> {
-        self.dirty.clone()
-    }
-
-    /// Clear the dirty bitmaps.
-    pub fn clear_dirty(&mut self) {
-        self.dirty.iter_mut().for_each(|d| {
-            d.take();
-        });
+    /// The dirty log, to sync or clear.
+    pub fn dirty_mut(&mut self) -> &mut DirtyLog<PageBitmap> {
+        &mut self.dirty
     }
 
     /// Whether the dirty log has this page.
     pub fn is_dirty(&self, block: usize, page: u64) -> bool {
-        self.dirty[block].get(page)
+        self.dirty.block(block).get(page)
     }
 
     /// Clear one page's dirty-log bit (QEMU re-arms dirty logging of a page
     /// when the migration clears its bit: `migration_clear_memory_region_dirty_bitmap`).
     pub fn clear_dirty_page(&mut self, block: usize, page: u64) {
-        self.dirty[block].set(page, false);
+        self.dirty.block_mut(block).set(page, false);
     }
 
     /// Whether the guest still runs (not stopped for switchover).
     pub fn running(&self) -> bool {
         self.running
-    }
-
-    /// Pages dirty right now.
-    pub fn dirty_pages(&self) -> u64 {
-        self.dirty.iter().map(PageBitmap::count_ones).sum()
     }
 
     /// Stop the guest (switchover); later writes are ignored.

@@ -4,8 +4,10 @@
 
 pub mod content;
 pub mod dest;
+pub mod dirty_log;
 pub mod extent;
 pub mod guest;
+pub mod page_index;
 pub mod pool;
 pub mod precopy;
 pub mod rng;

@@ -17,9 +17,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::dirty_log::{DirtyLog, PageSet};
 use super::guest::Guest;
 use super::simfile::SimFile;
-use super::workload::Workload;
+use super::workload::{GuestMemory, Workload};
 use crate::bugs::{self, Bug, BugHooks};
 use migsim_format::SaveError;
 use migsim_format::bitmap::PageBitmap;
@@ -97,25 +98,90 @@ pub struct PrecopyOutcome {
     pub sends: Vec<PageSend>,
 }
 
-/// Migrate `guest` through every writer, `channels` concurrent writers per
-/// batch; `progress(pages sent so far)` is called after every batch.
-/// Returns the outcome and the files.
+/// What the pass loop needs of a guest: its workload's writes
+/// ([`GuestMemory`]), its dirty log, and a way to stop it.
+pub trait PrecopyGuest: GuestMemory {
+    /// How the guest keeps a block's dirty pages.
+    type Set: PageSet;
+    /// The dirty log.
+    fn dirty_log(&mut self) -> &mut DirtyLog<Self::Set>;
+    /// Stop the guest (switchover); later writes are ignored.
+    fn stop(&mut self);
+    /// Writes so far.
+    fn writes(&self) -> u64;
+}
+
+impl PrecopyGuest for Guest {
+    type Set = PageBitmap;
+    fn dirty_log(&mut self) -> &mut DirtyLog<PageBitmap> {
+        self.dirty_mut()
+    }
+    fn stop(&mut self) {
+        Guest::stop(self)
+    }
+    fn writes(&self) -> u64 {
+        Guest::writes(self)
+    }
+}
+
+/// Where a pass's pages go: the byte-level writers, a batch of pages a
+/// tick ([`PageBatches`]), or the extent mode's writer, runs of pages
+/// ([`crate::sim::extent::precopy::RunBatches`]).
+pub trait PassSink<G: PrecopyGuest> {
+    /// A live pass begins (`completion`: the final pass, guest stopped).
+    fn begin_pass(&mut self, pass: u32, completion: bool) -> Result<(), SaveError>;
+    /// Send the pages of `to_send`, `bandwidth` pages a batch, calling
+    /// `before_batch` first each time (the guest's tick in a live pass; it
+    /// returns `false` to cut the pass short there), and
+    /// `progress(sent_before + pages sent so far)` after each batch.
+    /// Returns the pages sent.
+    #[allow(clippy::too_many_arguments)]
+    fn send_pass(
+        &mut self,
+        guest: &mut G,
+        pass: u32,
+        to_send: &[G::Set],
+        bandwidth: u64,
+        sent_before: u64,
+        progress: &dyn Fn(u64),
+        before_batch: &mut dyn FnMut(&mut G) -> bool,
+    ) -> Result<u64, SaveError>;
+    /// A live pass ends.
+    fn end_pass(&mut self) -> Result<(), SaveError>;
+}
+
+/// How [`drive`] ended: the outcome, and the pass a guest tick cut short
+/// (`keep_going` said no), if one did.
+#[derive(Debug)]
+pub struct Driven {
+    /// What the driver did (`sends` left empty: the sink keeps them).
+    pub outcome: PrecopyOutcome,
+    /// The live pass that was cut short; the run stopped there.
+    pub cut_short: Option<u32>,
+}
+
+/// The pre-copy pass loop, one for every guest and sink: passes until the
+/// dirty pages fit the downtime budget or `max_passes` were run, then the
+/// switchover (guest stopped, final sync, final pass). `keep_going` is
+/// asked after every tick of the guest; `false` stops the run at once
+/// (the extent mode's bound on re-dirtied pages). The driver's bug
+/// variants (`dirty-cleared-after-pass`, `skip-final-sync`) are switched
+/// here and nowhere else.
 #[allow(clippy::too_many_arguments)]
-pub fn run_precopy(
-    guest: &mut Guest,
+pub fn drive<G: PrecopyGuest, S: PassSink<G>>(
+    guest: &mut G,
     workload: &mut Workload,
     params: &PrecopyParams,
-    mut writers: Vec<MigrationWriter<SimFile, BugHooks>>,
-    devices: impl Fn(&Guest) -> Vec<DeviceState>,
+    sink: &mut S,
     bug: Option<Bug>,
-    channels: usize,
+    mut keep_going: impl FnMut(&G) -> bool,
     progress: &dyn Fn(u64),
-) -> Result<(PrecopyOutcome, Vec<SimFile>), SaveError> {
+) -> Result<Driven, SaveError> {
     let late_clear = bugs::active(bug, Bug::DirtyClearedAfterPass);
     let threshold = params.bandwidth.saturating_mul(params.downtime_ticks);
     let mut out = PrecopyOutcome::default();
     loop {
-        let pending = guest.dirty_pages();
+        let pending = guest.dirty_log().pending();
         if out.passes >= 1 && (pending <= threshold || out.passes >= params.max_passes) {
             out.converged = pending <= threshold;
             break;
@@ -123,68 +189,65 @@ pub fn run_precopy(
         out.passes += 1;
         let pass = out.passes;
         let to_send = if late_clear {
-            guest.peek_dirty()
+            guest.dirty_log().peek()
         } else {
-            guest.sync_dirty()
+            guest.dirty_log().sync()
         };
-        for w in writers.iter_mut() {
-            w.file_mut().pass = pass;
-            w.begin_iteration()?;
-        }
-        let mut stats = PassStats {
-            pass,
-            pages: 0,
-            ticks: 0,
-            final_pass: false,
-        };
-        let sent = send_pass(
+        sink.begin_pass(pass, false)?;
+        let mut ticks = 0;
+        let mut cut = false;
+        let sent = sink.send_pass(
             guest,
-            &mut writers,
-            &mut out.sends,
             pass,
             &to_send,
             params.bandwidth,
-            channels,
+            out.pages_sent,
             progress,
-            |g| {
+            &mut |g| {
                 workload.tick(g);
-                stats.ticks += 1;
+                ticks += 1;
+                cut = !keep_going(g);
+                !cut
             },
         )?;
-        stats.pages = sent;
-        out.ticks += stats.ticks;
-        out.pages_sent += stats.pages;
-        out.per_pass.push(stats);
+        if cut {
+            return Ok(Driven {
+                outcome: out,
+                cut_short: Some(pass),
+            });
+        }
+        out.ticks += ticks;
+        out.pages_sent += sent;
+        out.per_pass.push(PassStats {
+            pass,
+            pages: sent,
+            ticks,
+            final_pass: false,
+        });
         if late_clear {
-            guest.clear_dirty();
+            guest.dirty_log().clear();
         }
-        for w in writers.iter_mut() {
-            w.end_iteration()?;
-        }
+        sink.end_pass()?;
     }
-    // Switchover: stop, final sync, final pass, devices, EOF.
+    // Switchover: stop, final sync, final pass; the caller finishes the
+    // files with the devices and EOF.
     guest.stop();
     let pass = out.passes + 1;
     let to_send = if bugs::active(bug, Bug::SkipFinalSync) {
         Vec::new()
     } else {
-        guest.sync_dirty()
+        guest.dirty_log().sync()
     };
-    for w in writers.iter_mut() {
-        w.file_mut().pass = pass;
-        w.begin_completion()?;
-    }
+    sink.begin_pass(pass, true)?;
     // The guest is stopped: no ticks between the final pass's batches.
-    let final_pages = send_pass(
+    let final_pages = sink.send_pass(
         guest,
-        &mut writers,
-        &mut out.sends,
         pass,
         &to_send,
         params.bandwidth,
-        channels,
+        out.pages_sent,
         progress,
-        |_| {},
+        &mut |_| true,
     )?;
     out.pages_sent += final_pages;
     out.per_pass.push(PassStats {
@@ -194,64 +257,125 @@ pub fn run_precopy(
         final_pass: true,
     });
     out.guest_writes = guest.writes();
+    Ok(Driven {
+        outcome: out,
+        cut_short: None,
+    })
+}
+
+/// The byte-level sink: every writer sees the same batches of pages, a
+/// batch a tick, written by `channels` concurrent channels where the file
+/// allows it; every send is logged for the oracle.
+pub struct PageBatches {
+    /// The writers, in the scenario's order.
+    pub writers: Vec<MigrationWriter<SimFile, BugHooks>>,
+    /// Every send, in order.
+    pub sends: Vec<PageSend>,
+    /// Channels per batch.
+    pub channels: usize,
+}
+
+impl PassSink<Guest> for PageBatches {
+    fn begin_pass(&mut self, pass: u32, completion: bool) -> Result<(), SaveError> {
+        for w in self.writers.iter_mut() {
+            w.file_mut().pass = pass;
+            if completion {
+                w.begin_completion()?;
+            } else {
+                w.begin_iteration()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn send_pass(
+        &mut self,
+        guest: &mut Guest,
+        pass: u32,
+        to_send: &[PageBitmap],
+        bandwidth: u64,
+        sent_before: u64,
+        progress: &dyn Fn(u64),
+        before_batch: &mut dyn FnMut(&mut Guest) -> bool,
+    ) -> Result<u64, SaveError> {
+        let mut queue = to_send
+            .iter()
+            .enumerate()
+            .flat_map(|(b, bm)| bm.iter_ones().map(move |p| (b, p)))
+            .peekable();
+        let mut batch = Vec::new();
+        let mut sent = 0;
+        while queue.peek().is_some() {
+            if !before_batch(guest) {
+                break;
+            }
+            batch.clear();
+            batch.extend(queue.by_ref().take(bandwidth as usize));
+            self.send_batch(guest, pass, &batch)?;
+            sent += batch.len() as u64;
+            progress(sent_before + sent);
+        }
+        Ok(sent)
+    }
+
+    fn end_pass(&mut self) -> Result<(), SaveError> {
+        for w in self.writers.iter_mut() {
+            w.end_iteration()?;
+        }
+        Ok(())
+    }
+}
+
+impl PageBatches {
+    fn send_batch(
+        &mut self,
+        guest: &Guest,
+        pass: u32,
+        batch: &[(usize, u64)],
+    ) -> Result<(), SaveError> {
+        self.sends
+            .extend(batch.iter().map(|&(block, page)| PageSend {
+                pass,
+                block: block as u32,
+                page,
+                zero: guest.state(block, page).zero,
+            }));
+        let source = |b: usize, p: u64, buf: &mut [u8]| guest.read_page(b, p, buf);
+        for w in self.writers.iter_mut() {
+            w.save_pages(batch, &source, self.channels)?;
+        }
+        Ok(())
+    }
+}
+
+/// Migrate `guest` through every writer, `channels` concurrent writers per
+/// batch; `progress(pages sent so far)` is called after every batch.
+/// Returns the outcome (with every send) and the files.
+#[allow(clippy::too_many_arguments)]
+pub fn run_precopy(
+    guest: &mut Guest,
+    workload: &mut Workload,
+    params: &PrecopyParams,
+    writers: Vec<MigrationWriter<SimFile, BugHooks>>,
+    devices: impl Fn(&Guest) -> Vec<DeviceState>,
+    bug: Option<Bug>,
+    channels: usize,
+    progress: &dyn Fn(u64),
+) -> Result<(PrecopyOutcome, Vec<SimFile>), SaveError> {
+    let mut sink = PageBatches {
+        writers,
+        sends: Vec::new(),
+        channels,
+    };
+    // The byte-level guest keeps no bound on its writes: never cut short.
+    let Driven { mut outcome, .. } =
+        drive(guest, workload, params, &mut sink, bug, |_| true, progress)?;
+    outcome.sends = sink.sends;
     let devs = devices(guest);
-    let files = writers
+    let files = sink
+        .writers
         .into_iter()
         .map(|w| w.finish(&devs).map(|(f, _)| f))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((out, files))
-}
-
-/// Send every page set in `to_send`, `bandwidth` pages a batch, calling
-/// `before_batch` first each time (the guest's tick in a live pass).
-/// Returns the pages sent.
-#[allow(clippy::too_many_arguments)]
-fn send_pass(
-    guest: &mut Guest,
-    writers: &mut [MigrationWriter<SimFile, BugHooks>],
-    sends: &mut Vec<PageSend>,
-    pass: u32,
-    to_send: &[PageBitmap],
-    bandwidth: u64,
-    channels: usize,
-    progress: &dyn Fn(u64),
-    mut before_batch: impl FnMut(&mut Guest),
-) -> Result<u64, SaveError> {
-    let mut queue = to_send
-        .iter()
-        .enumerate()
-        .flat_map(|(b, bm)| bm.iter_ones().map(move |p| (b, p)))
-        .peekable();
-    let mut batch = Vec::new();
-    let mut sent = 0;
-    while queue.peek().is_some() {
-        before_batch(guest);
-        batch.clear();
-        batch.extend(queue.by_ref().take(bandwidth as usize));
-        send_batch(guest, writers, sends, pass, &batch, channels)?;
-        sent += batch.len() as u64;
-        progress(sends.len() as u64);
-    }
-    Ok(sent)
-}
-
-fn send_batch(
-    guest: &Guest,
-    writers: &mut [MigrationWriter<SimFile, BugHooks>],
-    sends: &mut Vec<PageSend>,
-    pass: u32,
-    batch: &[(usize, u64)],
-    channels: usize,
-) -> Result<(), SaveError> {
-    sends.extend(batch.iter().map(|&(block, page)| PageSend {
-        pass,
-        block: block as u32,
-        page,
-        zero: guest.state(block, page).zero,
-    }));
-    let source = |b: usize, p: u64, buf: &mut [u8]| guest.read_page(b, p, buf);
-    for w in writers.iter_mut() {
-        w.save_pages(batch, &source, channels)?;
-    }
-    Ok(())
+    Ok((outcome, files))
 }

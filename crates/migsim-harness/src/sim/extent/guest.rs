@@ -13,6 +13,8 @@ use migsim_format::writer::{RamBlockDesc, RunContent, RunSource};
 
 use super::dirty::DirtySet;
 use crate::sim::content::PageState;
+use crate::sim::dirty_log::DirtyLog;
+use crate::sim::page_index::PageIndex;
 use crate::sim::workload::GuestMemory;
 
 /// A guest whose memory is extents with exceptions.
@@ -24,14 +26,12 @@ pub struct ExtentGuest {
     base: Vec<PageState>,
     /// Pages written since the initial fill.
     changed: Vec<BTreeMap<u64, PageState>>,
-    dirty: Vec<DirtySet>,
-    starts: Vec<u64>,
+    dirty: DirtyLog<DirtySet>,
+    index: PageIndex,
     writes: u64,
     /// Entries of `changed`, over all blocks.
     exceptions: u64,
     running: bool,
-    /// x-ignore-shared is on: blocks on shared memory are not dirty-logged.
-    ignore_shared: bool,
 }
 
 /// The content of a page in `state`, as the writer is told it.
@@ -61,22 +61,20 @@ impl ExtentGuest {
                  filled guest is not one extent a block)"
             ));
         };
-        let mut starts = Vec::with_capacity(blocks.len());
-        let mut acc = 0u64;
-        for b in &blocks {
-            starts.push(acc);
-            acc += b.pages();
-        }
+        let index = PageIndex::new(&blocks);
         Ok(Self {
             seed,
             base: vec![base; blocks.len()],
-            ignore_shared: false,
             changed: vec![BTreeMap::new(); blocks.len()],
-            dirty: blocks.iter().map(|b| DirtySet::full(b.pages())).collect(),
+            dirty: DirtyLog::bulk(&blocks),
             // The prefill's writes count, as in the byte-level guest.
-            writes: if base.version > 0 { acc } else { 0 },
+            writes: if base.version > 0 {
+                index.total_pages()
+            } else {
+                0
+            },
+            index,
             blocks,
-            starts,
             exceptions: 0,
             running: true,
         })
@@ -85,12 +83,7 @@ impl ExtentGuest {
     /// The same guest with x-ignore-shared on: blocks on shared memory
     /// leave the dirty sets (as [`crate::sim::guest::Guest::ignoring_shared`]).
     pub fn ignoring_shared(mut self) -> Self {
-        self.ignore_shared = true;
-        for (d, b) in self.dirty.iter_mut().zip(&self.blocks) {
-            if b.ignored(true) {
-                d.take();
-            }
-        }
+        self.dirty.ignore_shared(&self.blocks);
         self
     }
 
@@ -165,26 +158,14 @@ impl ExtentGuest {
         }
     }
 
-    /// Sync: take the dirty sets and clear them.
-    pub fn sync_dirty(&mut self) -> Vec<DirtySet> {
-        self.dirty.iter_mut().map(DirtySet::take).collect()
+    /// The dirty log.
+    pub fn dirty(&self) -> &DirtyLog<DirtySet> {
+        &self.dirty
     }
 
-    /// The dirty sets without clearing them.
-    pub fn peek_dirty(&self) -> Vec<DirtySet> {
-        self.dirty.clone()
-    }
-
-    /// Clear the dirty sets.
-    pub fn clear_dirty(&mut self) {
-        self.dirty.iter_mut().for_each(|d| {
-            d.take();
-        });
-    }
-
-    /// Pages dirty right now.
-    pub fn dirty_pages(&self) -> u64 {
-        self.dirty.iter().map(DirtySet::count).sum()
+    /// The dirty log, to sync or clear.
+    pub fn dirty_mut(&mut self) -> &mut DirtyLog<DirtySet> {
+        &mut self.dirty
     }
 
     /// Stop the guest (switchover); later writes are ignored.
@@ -195,12 +176,11 @@ impl ExtentGuest {
 
 impl GuestMemory for ExtentGuest {
     fn total_pages(&self) -> u64 {
-        self.starts.last().copied().unwrap_or(0) + self.blocks.last().map_or(0, RamBlockDesc::pages)
+        self.index.total_pages()
     }
 
     fn locate(&self, global: u64) -> (usize, u64) {
-        let b = self.starts.partition_point(|&s| s <= global) - 1;
-        (b, global - self.starts[b])
+        self.index.locate(global)
     }
 
     fn write(&mut self, block: usize, page: u64, zero: bool) {
@@ -215,9 +195,7 @@ impl GuestMemory for ExtentGuest {
         });
         s.version += 1;
         s.zero = zero;
-        if !self.blocks[block].ignored(self.ignore_shared) {
-            self.dirty[block].insert(page);
-        }
+        self.dirty.mark(block, page);
         self.writes += 1;
     }
 }
@@ -285,10 +263,14 @@ mod tests {
                 (10, 6, RunContent::Ref(1)),
             ]
         );
-        assert_eq!(g.dirty_pages(), 16, "the bulk stage's dirty set is full");
-        g.sync_dirty();
+        assert_eq!(
+            g.dirty().pending(),
+            16,
+            "the bulk stage's dirty set is full"
+        );
+        g.dirty_mut().sync();
         g.write(0, 3, false);
-        assert_eq!(g.dirty_pages(), 1);
+        assert_eq!(g.dirty().pending(), 1);
         assert_eq!(g.state(0, 3).version, 3);
     }
 

@@ -1,6 +1,7 @@
-//! The extent mode's pre-copy driver: the rules of
-//! [`crate::sim::precopy`] (ticks, passes, the downtime budget, the
-//! forced switchover, the driver bug variants), with pages sent as runs.
+//! The extent mode's side of the pre-copy driver: the pass loop of
+//! [`crate::sim::precopy::drive`] (ticks, passes, the downtime budget, the
+//! forced switchover, the driver bug variants) with a sink that sends
+//! pages as runs ([`RunBatches`]).
 //! A pass takes the dirty sets at its sync and sends them as runs of
 //! consecutive pages, `bandwidth` pages a tick (the bulk stage: whole
 //! blocks, split only at tick boundaries), each run through
@@ -14,8 +15,9 @@ use migsim_format::writer::{DeviceState, MigrationWriter, RunContent, RunSource}
 use super::dirty::DirtySet;
 use super::file::ExtentFile;
 use super::guest::ExtentGuest;
-use crate::bugs::{self, Bug, BugHooks};
-use crate::sim::precopy::{PassStats, PrecopyOutcome, PrecopyParams};
+use crate::bugs::{Bug, BugHooks};
+use crate::sim::dirty_log::DirtyLog;
+use crate::sim::precopy::{PassSink, PrecopyGuest, PrecopyOutcome, PrecopyParams, drive};
 use crate::sim::workload::Workload;
 
 /// A run of pages sent, as the oracle sees it: one content (zero or not).
@@ -49,7 +51,109 @@ impl From<SaveError> for DriveError {
     }
 }
 
-/// Migrate `guest` through `writer` (fixed-ram), stopping with
+impl PrecopyGuest for ExtentGuest {
+    type Set = DirtySet;
+    fn dirty_log(&mut self) -> &mut DirtyLog<DirtySet> {
+        self.dirty_mut()
+    }
+    fn stop(&mut self) {
+        ExtentGuest::stop(self)
+    }
+    fn writes(&self) -> u64 {
+        ExtentGuest::writes(self)
+    }
+}
+
+/// The extent mode's sink: the dirty sets as runs of consecutive pages,
+/// `bandwidth` pages a batch (a run split only at a batch's end), each
+/// run through [`MigrationWriter::save_run`]; every run sent is logged for
+/// the oracle.
+pub struct RunBatches {
+    /// The fixed-ram writer.
+    pub writer: MigrationWriter<ExtentFile, BugHooks>,
+    /// Every run sent, in order.
+    pub sends: Vec<RunSend>,
+}
+
+impl PassSink<ExtentGuest> for RunBatches {
+    fn begin_pass(&mut self, pass: u32, completion: bool) -> Result<(), SaveError> {
+        self.writer.file_mut().pass = pass;
+        if completion {
+            self.writer.begin_completion()
+        } else {
+            self.writer.begin_iteration()
+        }
+    }
+
+    fn send_pass(
+        &mut self,
+        guest: &mut ExtentGuest,
+        pass: u32,
+        to_send: &[DirtySet],
+        bandwidth: u64,
+        sent_before: u64,
+        progress: &dyn Fn(u64),
+        before_batch: &mut dyn FnMut(&mut ExtentGuest) -> bool,
+    ) -> Result<u64, SaveError> {
+        let runs: Vec<(usize, u64, u64)> = to_send
+            .iter()
+            .enumerate()
+            .flat_map(|(b, d)| d.runs().into_iter().map(move |(f, n)| (b, f, n)))
+            .collect();
+        // The next run, and how much of it was sent already.
+        let (mut next, mut done) = (0usize, 0u64);
+        let mut sent = 0;
+        while next < runs.len() {
+            if !before_batch(guest) {
+                break;
+            }
+            let mut room = bandwidth;
+            while room > 0 && next < runs.len() {
+                let (b, f, n) = runs[next];
+                let take = (n - done).min(room);
+                self.send_run(guest, pass, b, f + done, take)?;
+                room -= take;
+                done += take;
+                if done == n {
+                    (next, done) = (next + 1, 0);
+                }
+            }
+            sent += bandwidth - room;
+            progress(sent_before + sent);
+        }
+        Ok(sent)
+    }
+
+    fn end_pass(&mut self) -> Result<(), SaveError> {
+        self.writer.end_iteration()
+    }
+}
+
+impl RunBatches {
+    fn send_run(
+        &mut self,
+        guest: &ExtentGuest,
+        pass: u32,
+        block: usize,
+        first: u64,
+        count: u64,
+    ) -> Result<(), SaveError> {
+        let sends = &mut self.sends;
+        guest.runs(block, first, count, &mut |f, n, c| {
+            sends.push(RunSend {
+                pass,
+                block: block as u32,
+                first: f,
+                count: n,
+                zero: c == RunContent::Zero,
+            })
+        });
+        self.writer.save_run(block, first, count, guest)
+    }
+}
+
+/// Migrate `guest` through `writer` (fixed-ram) with the pass loop of
+/// [`crate::sim::precopy::drive`], stopping with
 /// [`DriveError::Exceptions`] once the guest holds more than
 /// `max_exceptions` re-dirtied pages (checked after every tick). Returns
 /// what the driver did (its `sends` empty: see the run sends), the run
@@ -59,163 +163,34 @@ pub fn run_precopy(
     guest: &mut ExtentGuest,
     workload: &mut Workload,
     params: &PrecopyParams,
-    mut writer: MigrationWriter<ExtentFile, BugHooks>,
+    writer: MigrationWriter<ExtentFile, BugHooks>,
     devices: impl Fn(&ExtentGuest) -> Vec<DeviceState>,
     bug: Option<Bug>,
     max_exceptions: u64,
     progress: &dyn Fn(u64),
 ) -> Result<(PrecopyOutcome, Vec<RunSend>, ExtentFile), DriveError> {
-    let late_clear = bugs::active(bug, Bug::DirtyClearedAfterPass);
-    let threshold = params.bandwidth.saturating_mul(params.downtime_ticks);
-    let mut out = PrecopyOutcome::default();
-    let mut sends = Vec::new();
-    loop {
-        let pending = guest.dirty_pages();
-        if out.passes >= 1 && (pending <= threshold || out.passes >= params.max_passes) {
-            out.converged = pending <= threshold;
-            break;
-        }
-        out.passes += 1;
-        let pass = out.passes;
-        let to_send = if late_clear {
-            guest.peek_dirty()
-        } else {
-            guest.sync_dirty()
-        };
-        writer.file_mut().pass = pass;
-        writer.begin_iteration()?;
-        let mut ticks = 0;
-        let mut over = false;
-        let sent = send_pass(
-            guest,
-            &mut writer,
-            &mut sends,
-            pass,
-            &to_send,
-            params.bandwidth,
-            &mut out.pages_sent,
-            progress,
-            |g| {
-                workload.tick(g);
-                ticks += 1;
-                over = g.exceptions() > max_exceptions;
-                !over
-            },
-        )?;
-        if over {
-            return Err(DriveError::Exceptions(format!(
-                "the guest re-dirtied more than {max_exceptions} distinct pages in pass {pass}; \
-                 the extent mode keeps at most that many (about 400 bytes each): lower \
-                 workload.writes_per_tick or parameters.max_passes, or raise bandwidth"
-            )));
-        }
-        out.ticks += ticks;
-        out.per_pass.push(PassStats {
-            pass,
-            pages: sent,
-            ticks,
-            final_pass: false,
-        });
-        if late_clear {
-            guest.clear_dirty();
-        }
-        writer.end_iteration()?;
-    }
-    guest.stop();
-    let pass = out.passes + 1;
-    let to_send = if bugs::active(bug, Bug::SkipFinalSync) {
-        Vec::new()
-    } else {
-        guest.sync_dirty()
+    let mut sink = RunBatches {
+        writer,
+        sends: Vec::new(),
     };
-    writer.file_mut().pass = pass;
-    writer.begin_completion()?;
-    let final_pages = send_pass(
+    let driven = drive(
         guest,
-        &mut writer,
-        &mut sends,
-        pass,
-        &to_send,
-        params.bandwidth,
-        &mut out.pages_sent,
+        workload,
+        params,
+        &mut sink,
+        bug,
+        |g| g.exceptions() <= max_exceptions,
         progress,
-        |_| true,
     )?;
-    out.per_pass.push(PassStats {
-        pass,
-        pages: final_pages,
-        ticks: 0,
-        final_pass: true,
-    });
-    out.guest_writes = guest.writes();
-    let (file, _) = writer.finish(&devices(guest))?;
-    Ok((out, sends, file))
-}
-
-/// Send the runs of `to_send`, `bandwidth` pages a batch, calling
-/// `before_batch` first each time (it returns `false` to stop the pass
-/// there). Returns the pages sent.
-#[allow(clippy::too_many_arguments)]
-fn send_pass(
-    guest: &mut ExtentGuest,
-    writer: &mut MigrationWriter<ExtentFile, BugHooks>,
-    sends: &mut Vec<RunSend>,
-    pass: u32,
-    to_send: &[DirtySet],
-    bandwidth: u64,
-    total_sent: &mut u64,
-    progress: &dyn Fn(u64),
-    mut before_batch: impl FnMut(&mut ExtentGuest) -> bool,
-) -> Result<u64, SaveError> {
-    let runs: Vec<(usize, u64, u64)> = to_send
-        .iter()
-        .enumerate()
-        .flat_map(|(b, d)| d.runs().into_iter().map(move |(f, n)| (b, f, n)))
-        .collect();
-    // The next run, and how much of it was sent already.
-    let (mut next, mut done) = (0usize, 0u64);
-    let mut sent = 0;
-    while next < runs.len() {
-        if !before_batch(guest) {
-            break;
-        }
-        let mut room = bandwidth;
-        while room > 0 && next < runs.len() {
-            let (b, f, n) = runs[next];
-            let take = (n - done).min(room);
-            send_run(guest, writer, sends, pass, b, f + done, take)?;
-            room -= take;
-            done += take;
-            if done == n {
-                (next, done) = (next + 1, 0);
-            }
-        }
-        sent += bandwidth - room;
-        *total_sent += bandwidth - room;
-        progress(*total_sent);
+    if let Some(pass) = driven.cut_short {
+        return Err(DriveError::Exceptions(format!(
+            "the guest re-dirtied more than {max_exceptions} distinct pages in pass {pass}; \
+             the extent mode keeps at most that many (about 400 bytes each): lower \
+             workload.writes_per_tick or parameters.max_passes, or raise bandwidth"
+        )));
     }
-    Ok(sent)
-}
-
-fn send_run(
-    guest: &ExtentGuest,
-    writer: &mut MigrationWriter<ExtentFile, BugHooks>,
-    sends: &mut Vec<RunSend>,
-    pass: u32,
-    block: usize,
-    first: u64,
-    count: u64,
-) -> Result<(), SaveError> {
-    guest.runs(block, first, count, &mut |f, n, c| {
-        sends.push(RunSend {
-            pass,
-            block: block as u32,
-            first: f,
-            count: n,
-            zero: c == RunContent::Zero,
-        })
-    });
-    writer.save_run(block, first, count, guest)
+    let (file, _) = sink.writer.finish(&devices(guest))?;
+    Ok((driven.outcome, sink.sends, file))
 }
 
 #[cfg(test)]
