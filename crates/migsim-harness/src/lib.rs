@@ -24,6 +24,7 @@ pub mod fuzz;
 pub mod limits;
 pub mod merge;
 pub mod oracle;
+pub mod pipeline;
 pub mod qemu;
 pub mod replay;
 pub mod replay_command;

@@ -4,7 +4,7 @@
 //! the files go), and a refusal names the limit.
 //! `docs/reference/limits.md` lists them with the reasons.
 
-use crate::run::RunOptions;
+use crate::pipeline::options::RunOptions;
 use crate::scenario::Scenario;
 use migsim_format::Layout;
 

@@ -4,51 +4,23 @@
 //! concurrency invariants ([`super::judge`]), into the same
 //! [`RunReport`] the simple driver gives.
 
-use serde::Serialize;
-
 use super::dest::run_dest;
 use super::source::{max_ticks, run_source};
 use super::{ConcurrencySpec, Scheduler, ZeroPageDetection, judge};
-use crate::bugs::BugHooks;
-use crate::oracle::{Invariant, InvariantResult, Judged, OracleInput, WrittenFile};
-use crate::run::{
-    FileReport, RunOptions, RunReport, devices, digest, guest_and_workload, size_after_pass,
+use crate::oracle::{Invariant, InvariantResult, Judged, WrittenFile};
+use crate::pipeline::options::RunOptions;
+use crate::pipeline::report::{FileReport, RunReport, digest};
+use crate::pipeline::setup::{
+    Driven, Writers, devices, guest_and_workload, oracle_input, start_writers,
 };
-use crate::scenario::{Scenario, Verdict};
+use crate::scenario::Scenario;
 use crate::sim::guest::Guest;
-use crate::sim::precopy::PassStats;
 use crate::sim::rng;
-use crate::sim::simfile::SimFile;
 use crate::sim::workload::Workload;
 use migsim_format::Layout;
-use migsim_format::caps::{Capabilities, Capability};
-use migsim_format::io::MigFile;
-use migsim_format::writer::MigrationWriter;
+use migsim_format::caps::Capability;
 
-/// One writer's run of the model, as reported.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ConcurrencyFigures {
-    /// The writer.
-    pub writer: Layout,
-    /// Whether its pages went through multifd send channels.
-    pub multifd: bool,
-    /// Dirty syncs after setup (the final one included).
-    pub syncs: u32,
-    /// RAM PART sections (one per tick).
-    pub sections: u64,
-    /// Scheduler steps.
-    pub steps: u64,
-    /// Digest of the interleaving (which actor took each step).
-    pub interleaving: String,
-    /// Live passes (sync to sync).
-    pub passes: u32,
-    /// Pages sent, final pass included.
-    pub pages_sent: u64,
-    /// Per pass.
-    pub per_pass: Vec<PassStats>,
-    /// Whether switchover came from the threshold.
-    pub converged: bool,
-}
+pub use crate::pipeline::report::ConcurrencyFigures;
 
 /// The guest and its vCPUs' workloads for one model run: the same prefill
 /// as the simple driver; vCPU 0 draws from the workload stream the simple
@@ -80,24 +52,21 @@ fn result(name: Invariant, writer: Layout, r: Result<String, String>) -> Invaria
     }
 }
 
-/// Finish `report` for a scenario with `[concurrency]`, given its started
-/// writers and their capabilities.
-pub fn run_concurrent(
-    s: &Scenario,
-    o: &RunOptions,
-    spec: &ConcurrencySpec,
-    writers: Vec<MigrationWriter<SimFile, BugHooks>>,
-    caps_of: Vec<(Layout, Capabilities)>,
-    mut report: RunReport,
-) -> RunReport {
+/// Run a scenario with `[concurrency]`: each writer through its own run of
+/// the model, judged, into one report.
+pub fn run(s: &Scenario, o: &RunOptions, spec: &ConcurrencySpec) -> RunReport {
+    let mut report = RunReport::new(s);
+    let Writers {
+        writers,
+        caps: caps_of,
+    } = match start_writers(s, o) {
+        Ok(w) => w,
+        Err(end) => return report.ended(end),
+    };
     let bug = o.bug;
     let blocks = s.blocks();
     let multifd_cap = s.migration.capabilities.contains(&Capability::Multifd);
-    let progress = |sent: u64| {
-        if let Some(p) = &o.progress {
-            p(sent)
-        }
-    };
+    let progress = o.progress_fn();
     let mut figures = Vec::new();
     let mut files = Vec::new();
     let mut invariants = Vec::new();
@@ -121,35 +90,23 @@ pub fn run_concurrent(
             &progress,
         ) {
             Ok(r) => r,
-            Err(e) => {
-                report.verdict = Verdict::Error;
-                report.error = Some(e.to_string());
-                report.digest = digest(&report);
-                return report;
-            }
+            Err(e) => return report.error(e.to_string()),
         };
         let devs = devices(s, &src.guest);
-        let oracle = OracleInput {
-            seed: content_seed,
-            machine: &s.guest.machine,
-            blocks: &blocks,
-            states: src.guest.states(),
-            sends: &src.outcome.sends,
-            passes: src.outcome.passes,
-            max_passes: s.parameters.max_passes,
-            part_sections: src.sections,
-            max_part_sections: max_ticks(&s.parameters, total),
-            devices: &devs,
-            dirty_destination: s.destination.dirty_memory,
-            profile: s.migration.profile,
-            bug,
-            channels: o.channels.max(1),
-            durability: o.durability,
-            integrity: o.integrity,
-            ignore_shared: s
-                .migration
-                .has(migsim_format::caps::Capability::XIgnoreShared),
-        };
+        let oracle = oracle_input(
+            s,
+            o,
+            &blocks,
+            &devs,
+            Driven {
+                states: src.guest.states(),
+                sends: &src.outcome.sends,
+                passes: src.outcome.passes,
+                part_sections: src.sections,
+                max_part_sections: max_ticks(&s.parameters, total),
+                channels: o.channels.max(1),
+            },
+        );
         if kind == Layout::FixedRam {
             report.fixed_ram_bound = oracle.fixed_ram_bound();
         }
@@ -212,32 +169,13 @@ pub fn run_concurrent(
             converged: out.converged,
         });
         // The run's figures are the last writer's (fixed-ram when there).
-        report.passes = out.passes;
-        report.converged = out.converged;
-        report.pages_sent = out.pages_sent;
-        report.guest_writes = out.guest_writes;
-        report.per_pass = out.per_pass.clone();
+        report.record_drive(out);
         report.switchover = src.guest.states().to_vec();
         files.push((kind, src.file));
     }
-    report.invariants = invariants;
-    if report.invariants.iter().any(|i| !i.ok) {
-        report.verdict = Verdict::Fail;
-    }
+    report.record_judgement(invariants);
     for (kind, file) in files {
-        match kind {
-            Layout::Sequential => report.sequential_size = Some(file.len()),
-            Layout::FixedRam => report.fixed_ram_size = Some(file.len()),
-        }
-        report.files.push(FileReport {
-            writer: kind,
-            size: file.len(),
-            bytes_written: file.bytes_written(),
-            allocated: file.allocated(),
-            size_after_pass: size_after_pass(file.log()),
-            log: file.log().to_vec(),
-            file,
-        });
+        report.add_file(FileReport::of(kind, file));
     }
     report.concurrency = Some(figures);
     report.digest = digest(&report);

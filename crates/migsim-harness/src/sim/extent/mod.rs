@@ -40,9 +40,10 @@ use migsim_format::writer::MigrationWriter;
 use migsim_format::{Layout, SaveError};
 
 use crate::bugs::BugHooks;
-use crate::oracle::OracleInput;
-use crate::run::{
-    FileReport, RunOptions, RunReport, devices_after, digest_with, refused, size_after_pass,
+use crate::pipeline::options::RunOptions;
+use crate::pipeline::report::{FileReport, RunReport, digest_with, refused};
+use crate::pipeline::setup::{
+    Driven, destination_blocks, destination_layout_refusal, devices_after, oracle_input,
     writer_caps,
 };
 use crate::scenario::{Scenario, Verdict};
@@ -59,29 +60,8 @@ use guest::ExtentGuest;
 pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
     let bug = o.bug;
     let blocks = s.blocks();
-    let content_seed = rng::derive(s.seed, "content");
-    let mut report = RunReport {
-        scenario: s.name.clone(),
-        seed: s.seed,
-        verdict: Verdict::Pass,
-        error: None,
-        passes: 0,
-        converged: false,
-        pages_sent: 0,
-        guest_writes: 0,
-        ram_bytes: blocks.iter().map(|b| b.used_length).sum(),
-        sequential_size: None,
-        fixed_ram_size: None,
-        fixed_ram_bound: 0,
-        per_pass: Vec::new(),
-        invariants: Vec::new(),
-        files: Vec::new(),
-        digest: String::new(),
-        content_seed,
-        switchover: Vec::new(),
-        environment_error: None,
-        concurrency: None,
-    };
+    let mut report = RunReport::new(s);
+    let content_seed = report.content_seed;
     let ignore_shared = s
         .migration
         .has(migsim_format::caps::Capability::XIgnoreShared);
@@ -104,11 +84,6 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         Ok(w) => w.with_hooks(BugHooks(bug)),
         Err(e) => return refused(report, e.to_string(), &SimFile::new()),
     };
-    let progress = |sent: u64| {
-        if let Some(p) = &o.progress {
-            p(sent)
-        }
-    };
     let result = precopy::run_precopy(
         &mut guest,
         &mut workload,
@@ -117,15 +92,12 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         |g| devices_after(s, g.writes()),
         bug,
         crate::limits::MAX_EXTENT_EXCEPTIONS,
-        &progress,
+        &o.progress_fn(),
     );
     let (outcome, sends, file) = match result {
         Ok(x) => x,
-        Err(precopy::DriveError::Exceptions(e)) => {
-            // A limit, as those checked before the run: not a verdict.
-            report.environment_error = Some(e);
-            return report;
-        }
+        // A limit, as those checked before the run: not a verdict.
+        Err(precopy::DriveError::Exceptions(e)) => return report.environment(e),
         Err(precopy::DriveError::Save(e @ SaveError::Io(_))) => {
             report.verdict = Verdict::Error;
             report.error = Some(e.to_string());
@@ -137,52 +109,35 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         }
     };
     let devs = devices_after(s, guest.writes());
-    report.passes = outcome.passes;
-    report.converged = outcome.converged;
-    report.pages_sent = outcome.pages_sent;
-    report.guest_writes = outcome.guest_writes;
-    report.per_pass = outcome.per_pass.clone();
-    let base = OracleInput {
-        seed: content_seed,
-        machine: &s.guest.machine,
-        blocks: &blocks,
-        states: &[],
-        sends: &[],
-        passes: outcome.passes,
-        max_passes: s.parameters.max_passes,
-        part_sections: u64::from(outcome.passes),
-        max_part_sections: u64::from(s.parameters.max_passes),
-        devices: &devs,
-        dirty_destination: s.destination.dirty_memory,
-        profile: s.migration.profile,
-        bug,
-        channels: 1,
-        durability: o.durability,
-        integrity: o.integrity,
-        ignore_shared: s
-            .migration
-            .has(migsim_format::caps::Capability::XIgnoreShared),
-    };
+    report.record_drive(&outcome);
+    let base = oracle_input(
+        s,
+        o,
+        &blocks,
+        &devs,
+        Driven {
+            states: &[],
+            sends: &[],
+            passes: outcome.passes,
+            part_sections: u64::from(outcome.passes),
+            max_part_sections: u64::from(s.parameters.max_passes),
+            channels: 1,
+        },
+    );
     report.fixed_ram_bound = base.fixed_ram_bound();
     if let Some(e) = destination_refusal(s, caps, &file) {
         report.verdict = Verdict::Error;
         report.error = Some(e);
     } else {
-        report.invariants = oracle::judge(&base, &guest, &sends, caps, &file);
-        if report.invariants.iter().any(|i| !i.ok) {
-            report.verdict = Verdict::Fail;
-        }
+        report.record_judgement(oracle::judge(&base, &guest, &sends, caps, &file));
     }
-    report.fixed_ram_size = Some(file.len());
-    report.files.push(FileReport {
-        writer: Layout::FixedRam,
-        size: file.len(),
-        bytes_written: file.bytes_written(),
-        allocated: file.allocated(),
-        size_after_pass: size_after_pass(file.log()),
-        log: Vec::new(),
-        file: SimFile::new(),
-    });
+    report.add_file(FileReport::figures(
+        Layout::FixedRam,
+        file.len(),
+        file.bytes_written(),
+        file.allocated(),
+        file.log(),
+    ));
     report.digest = digest_with(&report, [(Layout::FixedRam, file.content_hash())]);
     report
 }
@@ -191,10 +146,10 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
 /// (`destination.fixed_ram`, `destination.blocks`): the load's refusal,
 /// as the byte-level run reports it.
 fn destination_refusal(s: &Scenario, caps: Capabilities, file: &ExtentFile) -> Option<String> {
-    if let Some(e) = crate::run::destination_layout_refusal(s, file) {
+    if let Some(e) = destination_layout_refusal(s, file) {
         return Some(e);
     }
-    if let Some(local) = crate::run::destination_blocks(s) {
+    if let Some(local) = destination_blocks(s) {
         let opts = LoadOptions {
             machine: Some(s.guest.machine.clone()),
             caps: Some(caps),
