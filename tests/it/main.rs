@@ -6,6 +6,7 @@
 //! allocator), `tests/qemu/` (the live QEMU tier), `tests/cli/` (the
 //! `migsim` command line, and the docs' command examples).
 
+mod architecture;
 mod bench;
 mod channels;
 mod concurrency;
