@@ -15,10 +15,10 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 use serde_json::Value;
 
-use super::{
-    BOUND, CSS, FIXED, FONT, H, RAM, SEQ, W, draw_err, esc, inline_svg, legend_box, style_mesh,
-    text_style,
+use super::charts::{
+    BOUND, FIXED, FONT, H, RAM, SEQ, W, draw_err, legend_box, style_mesh, text_style,
 };
+use super::document::{CSS, esc, inline_svg, md_inline_to_html};
 
 const SIM: f64 = 0.55;
 
@@ -426,7 +426,7 @@ pub fn write_qemu_report(paths: &[PathBuf], dir: &Path) -> Result<Vec<PathBuf>, 
             html,
             "<h2>{}</h2>\n<p>{}</p>\n{}\n",
             esc(&name),
-            super::md_inline_to_html(&intro),
+            md_inline_to_html(&intro),
             inline_svg(&a, "QEMU's file size over the live save")
         );
         if let Some(b) = b {
@@ -464,7 +464,7 @@ fn md_table_to_html(t: &str) -> String {
         let tag = if i == 0 { "th" } else { "td" };
         out.push_str("<tr>");
         for c in cells {
-            let _ = write!(out, "<{tag}>{}</{tag}>", super::md_inline_to_html(c.trim()));
+            let _ = write!(out, "<{tag}>{}</{tag}>", md_inline_to_html(c.trim()));
         }
         out.push_str("</tr>\n");
     }
