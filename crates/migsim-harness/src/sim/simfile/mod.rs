@@ -14,16 +14,23 @@
 //! which the disk image after a power loss at any write is rebuilt; and it
 //! can fail one chosen write with ENOSPC, EIO or a short write
 //! ([`IoFault`]), as a full or failing disk does.
+//!
+//! One job a file: [`memory`] holds an in-memory file's bytes, [`fault`]
+//! the journal and the injected failures, [`hash`] the content hash.
 
 use std::io;
 use std::path::Path;
-use std::sync::{Mutex, RwLock};
 
 use serde::Serialize;
 
 use migsim_format::io::{DiskFile, MigFile, SharedWrite};
 
-use super::pool::{SEGMENT, Segment};
+mod fault;
+mod hash;
+mod memory;
+
+pub use fault::{IoFault, JournalEntry};
+use memory::{Memory, ZEROS};
 
 /// Bytes per chunk of an in-memory file.
 pub(crate) const CHUNK: usize = 4096;
@@ -32,7 +39,7 @@ pub(crate) const CHUNK: usize = 4096;
 pub const GRANULE: usize = 64 << 10;
 
 /// Chunks per granule.
-const GRANULE_CHUNKS: usize = GRANULE / CHUNK;
+pub(super) const GRANULE_CHUNKS: usize = GRANULE / CHUNK;
 
 /// One logged write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -47,77 +54,6 @@ pub struct WriteRecord {
     pub file_len: u64,
 }
 
-/// One event of a file's journal.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum JournalEntry {
-    /// A write: absolute offset and the bytes.
-    Write {
-        /// Absolute offset.
-        offset: u64,
-        /// What was written.
-        data: Vec<u8>,
-    },
-    /// fdatasync: every write before it is durable.
-    Sync,
-}
-
-/// A failure injected at one write ([`SimFile::fail_write`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum IoFault {
-    /// The write fails with ENOSPC, nothing written.
-    Enospc,
-    /// The write fails with EIO, nothing written.
-    Eio,
-    /// Half the write (rounded down to 512 bytes) lands, then ENOSPC: what
-    /// `write_all` sees when the disk fills during a write.
-    ShortWrite,
-}
-
-impl IoFault {
-    /// Every kind.
-    pub const ALL: [IoFault; 3] = [IoFault::Enospc, IoFault::Eio, IoFault::ShortWrite];
-
-    /// Name as on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            IoFault::Enospc => "enospc",
-            IoFault::Eio => "eio",
-            IoFault::ShortWrite => "short-write",
-        }
-    }
-
-    /// Bytes of a `len`-byte write that land.
-    pub fn landed(self, len: usize) -> usize {
-        match self {
-            IoFault::ShortWrite => len / 2 / 512 * 512,
-            _ => 0,
-        }
-    }
-
-    fn error(self, index: usize, offset: u64, len: usize) -> io::Error {
-        let (kind, what) = match self {
-            IoFault::Enospc => (
-                io::ErrorKind::StorageFull,
-                "No space left on device (os error 28)",
-            ),
-            IoFault::Eio => (io::ErrorKind::Other, "Input/output error (os error 5)"),
-            IoFault::ShortWrite => (
-                io::ErrorKind::StorageFull,
-                "short write, then No space left on device (os error 28)",
-            ),
-        };
-        io::Error::new(
-            kind,
-            format!(
-                "{what}: write {index} ({len} bytes at {offset:#x}), {} landed (simulated {})",
-                self.landed(len),
-                self.name()
-            ),
-        )
-    }
-}
-
 #[derive(Debug)]
 enum Store {
     Memory(Memory),
@@ -129,229 +65,6 @@ impl Default for Store {
         Store::Memory(Memory::default())
     }
 }
-
-/// The thread pool the digest hashes subtrees on (one thread per CPU),
-/// built once; `None` when no thread can be started (a process limit),
-/// and the subtrees are then hashed on the calling thread: the digest is
-/// the same either way (BLAKE3 is a tree hash). rayon's global pool
-/// would panic instead.
-fn hash_pool() -> Option<&'static rayon_core::ThreadPool> {
-    static POOL: std::sync::OnceLock<Option<rayon_core::ThreadPool>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| rayon_core::ThreadPoolBuilder::new().build().ok())
-        .as_ref()
-}
-
-/// Whether chunk `ci` is set in a written-chunks bitmap.
-fn chunk_written(written: &[u64], ci: u64) -> bool {
-    written
-        .get((ci / 64) as usize)
-        .is_some_and(|w| w >> (ci % 64) & 1 == 1)
-}
-
-/// An in-memory file's bytes: [`SEGMENT`]-byte segments from the
-/// [`pool`](super::pool), taken as writes reach them, so holes of a
-/// segment's size cost nothing. A segment may be recycled and hold
-/// another file's bytes: only chunks the file wrote (its `written`
-/// bitmap) are ever read, and a chunk's first write zeroes the bytes of
-/// it the write leaves (each slot knows which of its chunks were
-/// written), so every byte of a written chunk is either written or zero.
-///
-/// Writer channels write disjoint ranges at once through `&self`
-/// ([`SharedWrite`]): each segment has its own lock (taken once per
-/// segment a write or read touches, at most 2 MiB), the list of segments
-/// a reader-writer lock taken for writing only to add one.
-#[derive(Debug, Default)]
-struct Memory {
-    segments: RwLock<Vec<Option<Mutex<Slot>>>>,
-}
-
-/// Chunks per segment.
-const SEGMENT_CHUNKS: usize = SEGMENT / CHUNK;
-
-/// One segment of a file, which of its chunks this file wrote, and
-/// which of the others are known to hold zeros (all of them in a fresh
-/// segment; in a recycled one those the digest zeroed,
-/// [`Slot::zero_holes`]).
-#[derive(Debug)]
-struct Slot {
-    seg: Segment,
-    written: [u64; SEGMENT_CHUNKS / 64],
-    zeroed: [u64; SEGMENT_CHUNKS / 64],
-}
-
-impl Slot {
-    fn new(seg: Segment) -> Slot {
-        let zeroed = if seg.fresh() { u64::MAX } else { 0 };
-        Slot {
-            seg,
-            written: [0; SEGMENT_CHUNKS / 64],
-            zeroed: [zeroed; SEGMENT_CHUNKS / 64],
-        }
-    }
-
-    /// Zero the chunks `first..end` this file never wrote that may still
-    /// hold a previous file's bytes, so the range holds the file's
-    /// contents, holes as zeros.
-    fn zero_holes(&mut self, first: usize, end: usize) {
-        for c in first..end {
-            let bit = 1u64 << (c % 64);
-            if (self.written[c / 64] | self.zeroed[c / 64]) & bit == 0 {
-                self.seg.bytes_mut()[c * CHUNK..(c + 1) * CHUNK].fill(0);
-                self.zeroed[c / 64] |= bit;
-            }
-        }
-    }
-
-    /// Write `data` at `at` (inside this segment).
-    fn write(&mut self, at: usize, data: &[u8]) {
-        let end = at + data.len();
-        let (first, last) = (at / CHUNK, (end - 1) / CHUNK);
-        let bytes = self.seg.bytes_mut();
-        // A chunk written for the first time: zero what this write leaves
-        // of it (the segment may hold a previous file's bytes).
-        for c in [first, last] {
-            if self.written[c / 64] >> (c % 64) & 1 == 0 {
-                let (cs, ce) = (c * CHUNK, (c + 1) * CHUNK);
-                bytes[cs..at.clamp(cs, ce)].fill(0);
-                bytes[end.clamp(cs, ce)..ce].fill(0);
-            }
-        }
-        super::simd::copy_streaming(&mut bytes[at..end], data);
-        for c in first..=last {
-            self.written[c / 64] |= 1 << (c % 64);
-        }
-    }
-}
-
-/// Walk `[pos, pos + len)` a segment's piece at a time: `f(segment
-/// index, offset in it, bytes)`.
-fn segment_pieces(pos: u64, len: usize, mut f: impl FnMut(usize, usize, usize)) {
-    let mut done = 0;
-    while done < len {
-        let at = pos + done as u64;
-        let (si, so) = (
-            (at / SEGMENT as u64) as usize,
-            (at % SEGMENT as u64) as usize,
-        );
-        let n = (SEGMENT - so).min(len - done);
-        f(si, so, n);
-        done += n;
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Memory {
-    /// Write `data` at `offset`, a segment's piece at a time, taking
-    /// segments as needed.
-    fn write(&self, offset: u64, data: &[u8]) {
-        let mut done = 0;
-        while done < data.len() {
-            let at = offset + done as u64;
-            let (si, so) = (
-                (at / SEGMENT as u64) as usize,
-                (at % SEGMENT as u64) as usize,
-            );
-            let n = (SEGMENT - so).min(data.len() - done);
-            {
-                let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
-                if let Some(Some(slot)) = segs.get(si) {
-                    lock(slot).write(so, &data[done..done + n]);
-                    done += n;
-                    continue;
-                }
-            }
-            let mut segs = self.segments.write().unwrap_or_else(|e| e.into_inner());
-            if segs.len() <= si {
-                segs.resize_with(si + 1, || None);
-            }
-            segs[si].get_or_insert_with(|| Mutex::new(Slot::new(Segment::take())));
-            // Written on the next turn, under the read lock.
-        }
-    }
-
-    /// The stored bytes `[pos, pos + len)`, a segment's piece at a time;
-    /// the range must lie in written chunks.
-    fn for_each(&self, pos: u64, len: usize, mut f: impl FnMut(&[u8])) {
-        let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
-        segment_pieces(pos, len, |si, so, n| {
-            let slot = segs[si].as_ref().expect("a written chunk has its segment");
-            f(&lock(slot).seg.bytes()[so..so + n]);
-        });
-    }
-
-    /// The file's contents `[pos, pos + len)` (whole chunks; holes as
-    /// zeros, zeroed in place where a recycled segment holds other
-    /// bytes) into `h`, a segment's piece at a time.
-    fn hash_range(&self, pos: u64, len: usize, h: &mut blake3::Hasher) {
-        let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
-        segment_pieces(pos, len, |si, so, n| match segs.get(si) {
-            Some(Some(slot)) => {
-                let mut slot = lock(slot);
-                slot.zero_holes(so / CHUNK, (so + n).div_ceil(CHUNK));
-                h.update(&slot.seg.bytes()[so..so + n]);
-            }
-            // A segment no write reached: all holes.
-            _ => {
-                for z in (0..n).step_by(ZEROS.len()) {
-                    h.update(&ZEROS[..(n - z).min(ZEROS.len())]);
-                }
-            }
-        });
-    }
-
-    /// The bytes `offset..offset + len` in order, as pieces inside one
-    /// segment each: `f(Some(bytes))` for written chunks, where they lie,
-    /// `f(None, n)` for `n` bytes of chunks never written (zeros).
-    fn pieces(
-        &self,
-        written: &[u64],
-        offset: u64,
-        len: usize,
-        mut f: impl FnMut(Option<&[u8]>, usize),
-    ) {
-        let chunk = CHUNK as u64;
-        let mut done = 0;
-        while done < len {
-            let pos = offset + done as u64;
-            let ci = pos / chunk;
-            let w = chunk_written(written, ci);
-            // As far as the chunks stay written (or not), in this segment.
-            let seg_end = (pos / SEGMENT as u64 + 1) * SEGMENT as u64;
-            let want_end = pos + (len - done) as u64;
-            let mut stop = (ci + 1) * chunk;
-            while stop < seg_end.min(want_end) && chunk_written(written, stop / chunk) == w {
-                stop += chunk;
-            }
-            let n = (stop.min(seg_end).min(want_end) - pos) as usize;
-            if w {
-                self.for_each(pos, n, |m| f(Some(m), n));
-            } else {
-                f(None, n);
-            }
-            done += n;
-        }
-    }
-
-    /// Fill `buf` from `offset`: written chunks from memory, the rest as
-    /// zeros.
-    fn read(&self, written: &[u64], offset: u64, buf: &mut [u8]) {
-        let mut done = 0;
-        self.pieces(written, offset, buf.len(), |piece, n| {
-            let out = &mut buf[done..done + n];
-            match piece {
-                Some(m) => out.copy_from_slice(m),
-                None => out.fill(0),
-            }
-            done += n;
-        });
-    }
-}
-
-/// Zeros lent for chunks never written ([`SimFile`]'s `lend`).
-static ZEROS: [u8; CHUNK * 64] = [0; CHUNK * 64];
 
 /// A sparse file (in memory or on disk) with a write log.
 #[derive(Debug, Default)]
@@ -463,101 +176,6 @@ impl SimFile {
             .expect("reading the simulated file");
         debug_assert_eq!(n, out.len());
         out
-    }
-
-    /// BLAKE3 of the logical contents, as the stream
-    ///
-    /// ```text
-    /// G_1 ‖ … ‖ G_k ‖ W ‖ len
-    /// ```
-    ///
-    /// where `G_i` are the 64 KiB granules of the file ([`GRANULE`]), in
-    /// file order, that hold a written chunk (their unwritten chunks and
-    /// anything past the end as zeros), `W` the written-chunk bitmap (bit
-    /// `c % 64` of little-endian word `c / 64` set when 4 KiB chunk `c`
-    /// was written, one word per 64 chunks up to the end of the file) and
-    /// `len` the file length, little-endian. Holes and written zeros
-    /// differ, as they do on disk; granules no write reached cost
-    /// nothing. Every granule starts at a multiple of 64 KiB of the
-    /// stream, so BLAKE3 hashes it 16 chunks at a time with no partial
-    /// chunk at any piece's edge. In memory the granules are hashed where
-    /// they lie; on disk they are read 1 MiB at a time. The stream is
-    /// hashed a 1 MiB subtree per task on every CPU
-    /// ([`tree_hash`](super::tree_hash): BLAKE3 is a tree hash, so the
-    /// result is the serial one); it depends on the contents only, not
-    /// on the store.
-    pub fn content_hash(&self) -> blake3::Hash {
-        super::stages::timed(super::stages::Stage::Hash, || self.hash_contents())
-    }
-
-    /// Indexes of the granules holding a written chunk, in order.
-    fn written_granules(&self) -> Vec<u64> {
-        const PER_WORD: usize = 64 / GRANULE_CHUNKS;
-        const MASK: u64 = (1 << GRANULE_CHUNKS) - 1;
-        let mut out = Vec::new();
-        for (wi, &w) in self.written.iter().enumerate() {
-            for g in 0..PER_WORD {
-                if (w >> (g * GRANULE_CHUNKS)) & MASK != 0 {
-                    out.push((wi * PER_WORD + g) as u64);
-                }
-            }
-        }
-        out
-    }
-
-    fn hash_contents(&self) -> blake3::Hash {
-        let granules = self.written_granules();
-        let data_len = granules.len() as u64 * GRANULE as u64;
-        // W and len.
-        let words = self.len.div_ceil(CHUNK as u64).div_ceil(64) as usize;
-        let mut trailer = Vec::with_capacity(8 * words + 8);
-        for wi in 0..words {
-            let w = self.written.get(wi).copied().unwrap_or(0);
-            trailer.extend_from_slice(&w.to_le_bytes());
-        }
-        trailer.extend_from_slice(&self.len.to_le_bytes());
-        let g = GRANULE as u64;
-        // The stream's bytes `start..start + n`, into `h`: granules that
-        // follow each other in the file in one piece.
-        let feed = |start: u64, n: u64, h: &mut blake3::Hasher| {
-            let (mut pos, stop) = (start, start + n);
-            let data_stop = stop.min(data_len);
-            while pos < data_stop {
-                let i = (pos / g) as usize;
-                let mut j = i + 1;
-                while (j as u64) * g < data_stop && granules[j] == granules[j - 1] + 1 {
-                    j += 1;
-                }
-                let end = (j as u64 * g).min(data_stop);
-                self.hash_file_bytes(granules[i] * g + pos % g, (end - pos) as usize, h);
-                pos = end;
-            }
-            if pos < stop {
-                h.update(&trailer[(pos - data_len) as usize..(stop - data_len) as usize]);
-            }
-        };
-        super::tree_hash::hash(data_len + trailer.len() as u64, hash_pool(), &feed)
-    }
-
-    /// The file's contents `[offset, offset + n)`, holes and anything past
-    /// the end as zeros, into `h`: in memory where they lie; on disk read
-    /// 1 MiB at a time.
-    fn hash_file_bytes(&self, offset: u64, n: usize, h: &mut blake3::Hasher) {
-        if let Store::Memory(mem) = &self.store {
-            mem.hash_range(offset, n, h);
-            return;
-        }
-        let mut buf = vec![0u8; n.min(1 << 20)];
-        let mut done = 0;
-        while done < n {
-            let b = &mut buf[..(n - done).min(1 << 20)];
-            let got = self
-                .read_at(offset + done as u64, b)
-                .expect("reading the simulated file");
-            b[got..].fill(0);
-            h.update(b);
-            done += b.len();
-        }
     }
 
     /// Write the logical contents to a real file, keeping holes sparse.
@@ -763,6 +381,7 @@ impl SimFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::pool::SEGMENT;
 
     /// Writes of every shape (inside a chunk, across chunks and segments,
     /// past the end) into a file whose segments come back dirty from the
