@@ -7,6 +7,7 @@ pub mod dest;
 pub mod dirty_log;
 pub mod extent;
 pub mod guest;
+pub mod guest_base;
 pub mod page_index;
 pub mod pool;
 pub mod precopy;

@@ -17,8 +17,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::dirty_log::{DirtyLog, PageSet};
+use std::ops::DerefMut;
+
+use super::dirty_log::PageSet;
 use super::guest::Guest;
+use super::guest_base::GuestBase;
 use super::simfile::SimFile;
 use super::workload::{GuestMemory, Workload};
 use crate::bugs::{self, Bug, BugHooks};
@@ -99,29 +102,15 @@ pub struct PrecopyOutcome {
 }
 
 /// What the pass loop needs of a guest: its workload's writes
-/// ([`GuestMemory`]), its dirty log, and a way to stop it.
-pub trait PrecopyGuest: GuestMemory {
+/// ([`GuestMemory`]), and its [`GuestBase`] (dirty log, write count, a way
+/// to stop it), which a guest derefs to.
+pub trait PrecopyGuest: GuestMemory + DerefMut<Target = GuestBase<Self::Set>> {
     /// How the guest keeps a block's dirty pages.
     type Set: PageSet;
-    /// The dirty log.
-    fn dirty_log(&mut self) -> &mut DirtyLog<Self::Set>;
-    /// Stop the guest (switchover); later writes are ignored.
-    fn stop(&mut self);
-    /// Writes so far.
-    fn writes(&self) -> u64;
 }
 
 impl PrecopyGuest for Guest {
     type Set = PageBitmap;
-    fn dirty_log(&mut self) -> &mut DirtyLog<PageBitmap> {
-        self.dirty_mut()
-    }
-    fn stop(&mut self) {
-        Guest::stop(self)
-    }
-    fn writes(&self) -> u64 {
-        Guest::writes(self)
-    }
 }
 
 /// Where a pass's pages go: the byte-level writers, a batch of pages a
@@ -181,7 +170,7 @@ pub fn drive<G: PrecopyGuest, S: PassSink<G>>(
     let threshold = params.bandwidth.saturating_mul(params.downtime_ticks);
     let mut out = PrecopyOutcome::default();
     loop {
-        let pending = guest.dirty_log().pending();
+        let pending = guest.dirty_mut().pending();
         if out.passes >= 1 && (pending <= threshold || out.passes >= params.max_passes) {
             out.converged = pending <= threshold;
             break;
@@ -189,9 +178,9 @@ pub fn drive<G: PrecopyGuest, S: PassSink<G>>(
         out.passes += 1;
         let pass = out.passes;
         let to_send = if late_clear {
-            guest.dirty_log().peek()
+            guest.dirty_mut().peek()
         } else {
-            guest.dirty_log().sync()
+            guest.dirty_mut().sync()
         };
         sink.begin_pass(pass, false)?;
         let mut ticks = 0;
@@ -225,7 +214,7 @@ pub fn drive<G: PrecopyGuest, S: PassSink<G>>(
             final_pass: false,
         });
         if late_clear {
-            guest.dirty_log().clear();
+            guest.dirty_mut().clear();
         }
         sink.end_pass()?;
     }
@@ -236,7 +225,7 @@ pub fn drive<G: PrecopyGuest, S: PassSink<G>>(
     let to_send = if bugs::active(bug, Bug::SkipFinalSync) {
         Vec::new()
     } else {
-        guest.dirty_log().sync()
+        guest.dirty_mut().sync()
     };
     sink.begin_pass(pass, true)?;
     // The guest is stopped: no ticks between the final pass's batches.

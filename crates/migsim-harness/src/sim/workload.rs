@@ -14,26 +14,31 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::guest::Guest;
+use super::guest_base::GuestBase;
+use super::page_index::PageIndex;
 
 /// What a workload writes to: a guest's pages by global index. The
 /// byte-level [`Guest`] and the extent mode's guest
 /// ([`super::extent::guest::ExtentGuest`]) both are one, so one seed makes
 /// the same writes in both.
 pub trait GuestMemory {
-    /// Total pages over all blocks.
-    fn total_pages(&self) -> u64;
-    /// Map a global page index to `(block, page)`.
-    fn locate(&self, global: u64) -> (usize, u64);
+    /// The guest's pages numbered across its blocks.
+    fn page_index(&self) -> &PageIndex;
     /// The guest writes a page (new data, or zeros when `zero`).
     fn write(&mut self, block: usize, page: u64, zero: bool);
+    /// Total pages over all blocks.
+    fn total_pages(&self) -> u64 {
+        self.page_index().total_pages()
+    }
+    /// Map a global page index to `(block, page)`.
+    fn locate(&self, global: u64) -> (usize, u64) {
+        self.page_index().locate(global)
+    }
 }
 
 impl GuestMemory for Guest {
-    fn total_pages(&self) -> u64 {
-        Guest::total_pages(self)
-    }
-    fn locate(&self, global: u64) -> (usize, u64) {
-        Guest::locate(self, global)
+    fn page_index(&self) -> &PageIndex {
+        GuestBase::page_index(self)
     }
     fn write(&mut self, block: usize, page: u64, zero: bool) {
         Guest::write(self, block, page, zero)

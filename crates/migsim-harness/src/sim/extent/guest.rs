@@ -8,30 +8,40 @@
 //! names its pages' contents to the writer by run ([`RunSource`]).
 
 use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
 
 use migsim_format::writer::{RamBlockDesc, RunContent, RunSource};
 
 use super::dirty::DirtySet;
 use crate::sim::content::PageState;
-use crate::sim::dirty_log::DirtyLog;
+use crate::sim::guest_base::GuestBase;
 use crate::sim::page_index::PageIndex;
 use crate::sim::workload::GuestMemory;
 
-/// A guest whose memory is extents with exceptions.
+/// A guest whose memory is extents with exceptions; its seed, blocks,
+/// dirty log and run state are its [`GuestBase`], which it derefs to.
 #[derive(Clone, Debug)]
 pub struct ExtentGuest {
-    seed: u64,
-    blocks: Vec<RamBlockDesc>,
-    /// Every page's state unless it is an exception.
-    base: Vec<PageState>,
+    base: GuestBase<DirtySet>,
+    /// Each block's pages' state unless the page is an exception.
+    uniform: Vec<PageState>,
     /// Pages written since the initial fill.
     changed: Vec<BTreeMap<u64, PageState>>,
-    dirty: DirtyLog<DirtySet>,
-    index: PageIndex,
-    writes: u64,
     /// Entries of `changed`, over all blocks.
     exceptions: u64,
-    running: bool,
+}
+
+impl Deref for ExtentGuest {
+    type Target = GuestBase<DirtySet>;
+    fn deref(&self) -> &GuestBase<DirtySet> {
+        &self.base
+    }
+}
+
+impl DerefMut for ExtentGuest {
+    fn deref_mut(&mut self) -> &mut GuestBase<DirtySet> {
+        &mut self.base
+    }
 }
 
 /// The content of a page in `state`, as the writer is told it.
@@ -61,50 +71,25 @@ impl ExtentGuest {
                  filled guest is not one extent a block)"
             ));
         };
-        let index = PageIndex::new(&blocks);
-        Ok(Self {
-            seed,
-            base: vec![base; blocks.len()],
+        let mut guest = Self {
+            uniform: vec![base; blocks.len()],
             changed: vec![BTreeMap::new(); blocks.len()],
-            dirty: DirtyLog::bulk(&blocks),
-            // The prefill's writes count, as in the byte-level guest.
-            writes: if base.version > 0 {
-                index.total_pages()
-            } else {
-                0
-            },
-            index,
-            blocks,
             exceptions: 0,
-            running: true,
-        })
+            base: GuestBase::new(seed, blocks),
+        };
+        // The prefill's writes count, as in the byte-level guest.
+        if base.version > 0 {
+            let pages = guest.base.page_index().total_pages();
+            guest.base.count_writes(pages);
+        }
+        Ok(guest)
     }
 
-    /// The same guest with x-ignore-shared on: blocks on shared memory
-    /// leave the dirty sets (as [`crate::sim::guest::Guest::ignoring_shared`]).
+    /// The same guest with x-ignore-shared on
+    /// ([`GuestBase::ignore_shared`]).
     pub fn ignoring_shared(mut self) -> Self {
-        self.dirty.ignore_shared(&self.blocks);
+        self.base.ignore_shared();
         self
-    }
-
-    /// The blocks.
-    pub fn blocks(&self) -> &[RamBlockDesc] {
-        &self.blocks
-    }
-
-    /// The content seed.
-    pub fn seed(&self) -> u64 {
-        self.seed
-    }
-
-    /// Total RAM bytes.
-    pub fn ram_bytes(&self) -> u64 {
-        self.blocks.iter().map(|b| b.used_length).sum()
-    }
-
-    /// Writes so far (the initial fill included).
-    pub fn writes(&self) -> u64 {
-        self.writes
     }
 
     /// Pages written since the initial fill (the exceptions kept).
@@ -117,7 +102,7 @@ impl ExtentGuest {
         self.changed[block]
             .get(&page)
             .copied()
-            .unwrap_or(self.base[block])
+            .unwrap_or(self.uniform[block])
     }
 
     /// Block `block`'s pages `first..first + count` as maximal runs of one
@@ -130,7 +115,7 @@ impl ExtentGuest {
         each: &mut dyn FnMut(u64, u64, PageState),
     ) {
         let end = first + count;
-        let base = self.base[block];
+        let base = self.uniform[block];
         let mut run: Option<(u64, u64, PageState)> = None;
         let mut push = |f: u64, n: u64, s: PageState, run: &mut Option<(u64, u64, PageState)>| {
             if n == 0 {
@@ -157,46 +142,25 @@ impl ExtentGuest {
             each(rf, rn, rs);
         }
     }
-
-    /// The dirty log.
-    pub fn dirty(&self) -> &DirtyLog<DirtySet> {
-        &self.dirty
-    }
-
-    /// The dirty log, to sync or clear.
-    pub fn dirty_mut(&mut self) -> &mut DirtyLog<DirtySet> {
-        &mut self.dirty
-    }
-
-    /// Stop the guest (switchover); later writes are ignored.
-    pub fn stop(&mut self) {
-        self.running = false;
-    }
 }
 
 impl GuestMemory for ExtentGuest {
-    fn total_pages(&self) -> u64 {
-        self.index.total_pages()
-    }
-
-    fn locate(&self, global: u64) -> (usize, u64) {
-        self.index.locate(global)
+    fn page_index(&self) -> &PageIndex {
+        self.base.page_index()
     }
 
     fn write(&mut self, block: usize, page: u64, zero: bool) {
-        if !self.running {
+        if !self.base.wrote(block, page) {
             return;
         }
         // One walk of the map (this is the hot path of a huge run).
-        let base = self.base[block];
+        let uniform = self.uniform[block];
         let s = self.changed[block].entry(page).or_insert_with(|| {
             self.exceptions += 1;
-            base
+            uniform
         });
         s.version += 1;
         s.zero = zero;
-        self.dirty.mark(block, page);
-        self.writes += 1;
     }
 }
 

@@ -16,7 +16,6 @@ use super::dirty::DirtySet;
 use super::file::ExtentFile;
 use super::guest::ExtentGuest;
 use crate::bugs::{Bug, BugHooks};
-use crate::sim::dirty_log::DirtyLog;
 use crate::sim::precopy::{PassSink, PrecopyGuest, PrecopyOutcome, PrecopyParams, drive};
 use crate::sim::workload::Workload;
 
@@ -53,15 +52,6 @@ impl From<SaveError> for DriveError {
 
 impl PrecopyGuest for ExtentGuest {
     type Set = DirtySet;
-    fn dirty_log(&mut self) -> &mut DirtyLog<DirtySet> {
-        self.dirty_mut()
-    }
-    fn stop(&mut self) {
-        ExtentGuest::stop(self)
-    }
-    fn writes(&self) -> u64 {
-        ExtentGuest::writes(self)
-    }
 }
 
 /// The extent mode's sink: the dirty sets as runs of consecutive pages,
