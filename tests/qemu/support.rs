@@ -1,9 +1,11 @@
-//! Shared by the QEMU tier's modules: finding QEMU and
-//! the tier's rule. With `qemu-system-x86_64` >= 9.0 (or `$QEMU`) the tier
-//! runs; without it, one line says it was skipped and how to enable it,
-//! except under `CI=true`, where a missing or old QEMU fails the test.
+//! Shared by the QEMU tier's modules: finding QEMU, the tier's rule and
+//! running the `migsim` binary. With `qemu-system-x86_64` >= 9.0 (or
+//! `$QEMU`) the tier runs; without it, one line says it was skipped and
+//! how to enable it, except under `CI=true`, where a missing or old QEMU
+//! fails the test.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::{Once, OnceLock};
 
 use migsim_harness::qemu::{QemuBinary, find};
@@ -41,4 +43,26 @@ pub use migsim_harness::qemu::stopped_guest_accel;
 /// The `migsim` binary this test run built, as a command to add arguments to.
 pub fn migsim_command() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_migsim"))
+}
+
+/// Run `migsim extract --block NAME -o OUT` on `mig`; returns the pages
+/// present it reports.
+pub fn extract(mig: &Path, block: &str, out: &Path) -> u64 {
+    let o = migsim_command()
+        .args(["extract", "--block", block, "-o"])
+        .arg(out)
+        .arg(mig)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "migsim extract --block {block} {}: {}",
+        mig.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // `pc.ram: wrote PATH (N bytes, P pages present)`, on stderr.
+    let text = String::from_utf8_lossy(&o.stderr);
+    text.rsplit_once(", ")
+        .and_then(|(_, t)| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read pages present from {text:?}"))
 }
