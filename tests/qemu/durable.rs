@@ -23,8 +23,7 @@ use migsim_harness::run::{RunOptions, run};
 use migsim_harness::scenario::{Scenario, Verdict};
 use migsim_harness::sim::content::fill_page;
 
-const PAGE: u64 = 4096;
-const MIB: u64 = 1 << 20;
+use crate::guest_memory::{MIB, PAGE};
 
 /// Where QEMU's pc machine maps pc.ram below 16 MiB for `pmemsave`:
 /// [0, 640 KiB) and [1 MiB, RAM).
