@@ -1,4 +1,5 @@
-//! A sparse in-memory file for the fuzz targets.
+//! A sparse in-memory file: the fuzz targets' and `migsim qemu fuzz`'s
+//! migration files, mutated in place.
 
 use std::collections::BTreeMap;
 use std::io;
