@@ -26,7 +26,8 @@ pub struct Argv {
 pub enum SubPick {
     /// `run @scenario`, the tame choice: a run of the scenario.
     RunScenario,
-    /// Command `n` of the model ([`model::Model::pick`]).
+    /// Command `n` of the model ([`model::Model::pick`]), with what it
+    /// requires ([`model::Command::required`]) unless `n`'s top bit is set.
     Command(u16),
     /// None, or any word.
     Other(Text),
@@ -225,7 +226,12 @@ impl Argv {
             }
             SubPick::Command(n) => {
                 let c = m.pick(*n);
-                (&c.flags, c.path.clone())
+                let mut w = c.path.clone();
+                // What it requires, unless the top bit says not to.
+                if n & 0x8000 == 0 {
+                    w.extend(c.required.iter().cloned());
+                }
+                (&c.flags, w)
             }
             SubPick::Other(t) => {
                 let t = t.string();

@@ -264,6 +264,39 @@ mod tests {
         }
     }
 
+    /// Every command (but clap's `help` ones and those that only group
+    /// others) parses with what it requires, as a picked command gets it:
+    /// the tame inputs reach `resolve` for every command.
+    #[test]
+    fn every_command_parses_with_what_it_requires() {
+        let m = model::model();
+        let dir = confine::work_dir();
+        let scenario = dir.join("scenario.toml");
+        let mut n = 0;
+        for c in m.commands[..m.user]
+            .iter()
+            .filter(|c| c.children.is_empty())
+        {
+            let mut words = c.path.clone();
+            words.extend(c.required.iter().cloned());
+            let argv = confine(&words, &dir, &scenario);
+            assert!(parse(argv, &dir).is_some(), "migsim {}", words.join(" "));
+            n += 1;
+        }
+        assert!(n >= 12, "{n} commands");
+        let required = |p: &str| {
+            let path: Vec<String> = p.split_whitespace().map(str::to_string).collect();
+            m.command(&path).unwrap().required.join(" ")
+        };
+        assert_eq!(required("explore"), "--seeds 0..1");
+        assert_eq!(required("faults"), "@scenario");
+        assert_eq!(
+            required("extract"),
+            "@scenario --block pc.ram --output @dir"
+        );
+        assert_eq!(required("run"), "");
+    }
+
     /// The run flags the hand-kept tables lacked are executed: a durable
     /// save with the integrity trailer passes, an injected write error
     /// ends in verdict error (the scenario expected pass), the extent

@@ -162,6 +162,21 @@ pub fn io_fault_names() -> &'static [&'static str] {
     N.as_slice()
 }
 
+/// A plain value of `kind` (none for a switch): the first name of its
+/// list, a small number, the directory for a path.
+pub fn tame_value(kind: Kind) -> Option<String> {
+    Some(match kind {
+        Kind::Switch => return None,
+        Kind::Path | Kind::Unknown => "@dir".into(),
+        Kind::Int { .. } => "1".into(),
+        Kind::Pair => "0..1".into(),
+        Kind::Names(list) => list.first()?.to_string(),
+        Kind::Points => point_names().first()?.to_string(),
+        Kind::FailWrite => format!("{}:0:{}", layout_names()[0], io_fault_names()[0]),
+        Kind::Text => super::toml::WORDS[0].into(),
+    })
+}
+
 /// One spelling of a flag (`--output` and `-o` are two).
 #[derive(Clone, Debug)]
 pub struct Flag {
@@ -182,6 +197,9 @@ pub struct Command {
     pub flags: Vec<Flag>,
     /// Its subcommands' names and aliases.
     pub children: Vec<String>,
+    /// What it requires, tamely: `@scenario` for each required
+    /// positional, each required flag with a plain value of its kind.
+    pub required: Vec<String>,
 }
 
 /// What the confinement does with the word after a flag spelling, over
@@ -246,6 +264,15 @@ fn walk(c: &clap::Command, path: Vec<String>, out: &mut Vec<Command>) {
             });
         }
     }
+    let mut required = Vec::new();
+    for a in c.get_arguments().filter(|a| a.is_required_set()) {
+        if a.is_positional() {
+            required.push("@scenario".into());
+        } else if let Some(w) = spellings(a).into_iter().next() {
+            required.push(w);
+            required.extend(tame_value(kind(a)));
+        }
+    }
     let mut children = Vec::new();
     for s in c.get_subcommands() {
         children.push(s.get_name().to_string());
@@ -255,6 +282,7 @@ fn walk(c: &clap::Command, path: Vec<String>, out: &mut Vec<Command>) {
         path: path.clone(),
         flags,
         children,
+        required,
     });
     for s in c.get_subcommands() {
         let mut p = path.clone();
