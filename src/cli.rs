@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueHint};
 
 use crate::bench::{BenchOptions, DEFAULT_READ_CHANNELS};
 use migsim_format::Layout;
@@ -125,7 +125,7 @@ enum QemuCmd {
         tick_ms: u64,
         /// `-accel` of the source: the guest runs code, so TCG by default
         /// (KVM on these machines runs it slowly).
-        #[arg(long, default_value = "tcg")]
+        #[arg(long, default_value = "tcg", value_hint = ValueHint::Other)]
         accel: String,
         /// Seconds one save or load may take.
         #[arg(long, default_value_t = 600, value_name = "SECS")]
@@ -384,7 +384,7 @@ enum Cmd {
         /// The migration file (a regular file, as for inspect).
         file: PathBuf,
         /// Block name, e.g. pc.ram.
-        #[arg(long)]
+        #[arg(long, value_hint = ValueHint::Other)]
         block: String,
         /// Output file: replaced only when the extract succeeded (never the
         /// input itself). May also be a pipe or device, e.g. /dev/stdout.
@@ -464,7 +464,7 @@ enum Cmd {
         /// mode against the QEMU-compatible one, same RAM and file;
         /// qemu-fuzz: `migsim qemu fuzz`'s loads per second; sched: the
         /// concurrency model's pages per second against the simple driver.
-        #[arg(long, value_delimiter = ',', value_name = "PARTS")]
+        #[arg(long, value_delimiter = ',', value_name = "PARTS", value_hint = ValueHint::Other)]
         only: Vec<String>,
         /// Print one JSON object instead of the summary (progress still
         /// goes to stderr).
@@ -1006,19 +1006,17 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
 }
 
 fn parse_mode(s: &str) -> Result<migsim_format::Durability, String> {
-    match s {
-        "qemu" => Ok(migsim_format::Durability::QemuCompatible),
-        "durable" => Ok(migsim_format::Durability::Durable),
-        _ => Err(format!("{s:?}: one of qemu, durable")),
-    }
+    use migsim_format::Durability;
+    Durability::ALL
+        .into_iter()
+        .find(|d| d.name() == s)
+        .ok_or_else(|| format!("{s:?}: one of qemu, durable"))
 }
 
 fn parse_points(s: &str) -> Result<migsim_harness::faults::Points, String> {
     use migsim_harness::faults::Points;
-    match s {
-        "all" => return Ok(Points::All),
-        "last" => return Ok(Points::Last),
-        _ => {}
+    if let Some((_, p)) = Points::NAMED.into_iter().find(|(name, _)| *name == s) {
+        return Ok(p);
     }
     match s.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(Points::Sampled(n)),

@@ -81,6 +81,17 @@ pub struct BenchOptions {
     pub only: Vec<String>,
 }
 
+/// The parts `--only` names.
+pub const PARTS: [&str; 7] = [
+    "sim",
+    "save",
+    "durable",
+    "restore",
+    "qemu",
+    "qemu-fuzz",
+    "sched",
+];
+
 fn wants(o: &BenchOptions, part: &str) -> bool {
     o.only.is_empty() || o.only.iter().any(|p| p == part)
 }
@@ -97,17 +108,7 @@ pub fn run_bench(o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Ben
         return Err("--reps must be at least 1".into());
     }
     for p in &o.only {
-        if ![
-            "sim",
-            "save",
-            "durable",
-            "restore",
-            "qemu",
-            "qemu-fuzz",
-            "sched",
-        ]
-        .contains(&p.as_str())
-        {
+        if !PARTS.contains(&p.as_str()) {
             return Err(format!(
                 "--only: unknown part {p:?} (use sim, save, durable, restore, qemu, qemu-fuzz, sched)"
             ));

@@ -54,6 +54,9 @@ pub enum Durability {
 }
 
 impl Durability {
+    /// Every mode.
+    pub const ALL: [Durability; 2] = [Durability::QemuCompatible, Durability::Durable];
+
     /// Name as on the command line: `qemu`, `durable`.
     pub fn name(self) -> &'static str {
         match self {

@@ -147,6 +147,12 @@ pub enum Points {
     Last,
 }
 
+impl Points {
+    /// The points a word names on the command line (`--points all`,
+    /// `--points last`); any other word is a number of points.
+    pub const NAMED: [(&'static str, Points); 2] = [("all", Points::All), ("last", Points::Last)];
+}
+
 /// What `faults` does.
 #[derive(Clone, Debug)]
 pub struct FaultsOptions {

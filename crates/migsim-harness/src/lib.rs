@@ -13,7 +13,10 @@
 //! * [`merge`]: the reports of a sweep split into shards, merged into one.
 //! * [`bugs`]: deliberately wrong variants, injected through the product's
 //!   [`migsim_format::SaveHooks`] and the driver.
-//! * [`qemu`]: the QEMU driver (finder, QMP client, process guard).
+//! * [`qemu`]: the QEMU driver (finder, QMP client, process guard), and
+//!   `migsim qemu fuzz`'s campaign.
+//! * [`mutate`]: mutations of a valid migration file, shared by the
+//!   `fixed_ram_mutate` fuzz target and `migsim qemu fuzz`.
 //! * `fuzz` (feature `fuzz`): the bodies of the cargo-fuzz targets.
 
 pub mod bugs;
@@ -23,6 +26,7 @@ pub mod faults;
 pub mod fuzz;
 pub mod limits;
 pub mod merge;
+pub mod mutate;
 pub mod oracle;
 pub mod pipeline;
 pub mod qemu;

@@ -70,7 +70,8 @@
 //! [`roundtrip`](mod@roundtrip), [`fixed_ram_mutate`](mod@fixed_ram_mutate)),
 //! the two independent models they check against ([`caps_model`]: the
 //! capability rules; [`layout_model`]: where the fixed-ram writer puts
-//! each block), the [`sparse_file`] the mutation target writes into, and
+//! each block), the [`sparse_file`] the mutation target writes into
+//! (shared with `migsim qemu fuzz`, as its mutations are: [`crate::mutate`]), and
 //! the [`seeds`] of the checked-in corpus.
 
 pub mod caps;
@@ -80,7 +81,7 @@ pub mod layout_model;
 pub mod reader;
 pub mod roundtrip;
 pub mod seeds;
-pub mod sparse_file;
+pub use crate::mutate::sparse_file;
 
 use arbitrary::{Arbitrary, Unstructured};
 

@@ -16,14 +16,14 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use arbitrary::{Arbitrary, Unstructured};
 use rand::RngCore;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{QemuBinary, QemuProcess};
-use crate::fuzz::fixed_ram_mutate::{Mutation, apply_mutations};
-use crate::fuzz::sparse_file::SparseFile;
+use crate::mutate::decode::Bytes;
+use crate::mutate::sparse_file::SparseFile;
+use crate::mutate::{Mutation, apply_mutations};
 use crate::replay_command::ReplayCommand;
 use crate::run::{RunOptions, run};
 use crate::scenario::Scenario;
@@ -172,11 +172,11 @@ pub fn input(bases: &[Base], seed: u64) -> Input {
     let b = &bases[base];
     let mut raw = vec![0u8; 512];
     r.fill_bytes(&mut raw);
-    let mut u = Unstructured::new(&raw);
+    // Read as arbitrary's derived impl reads them (`mutate::decode`), so
+    // the seeds give the inputs they gave when this used arbitrary.
+    let mut bytes = Bytes::new(&raw);
     let n = 1 + (r.next_u32() % 3) as usize;
-    let mutations: Vec<Mutation> = (0..n)
-        .filter_map(|_| Mutation::arbitrary(&mut u).ok())
-        .collect();
+    let mutations: Vec<Mutation> = (0..n).map(|_| bytes.mutation()).collect();
     let multifd_channels = (b.layout == Layout::FixedRam && r.next_u32().is_multiple_of(2))
         .then(|| 1 + r.next_u32() % 4);
     build(bases, seed, base, mutations, multifd_channels)

@@ -6,7 +6,6 @@
 //! workload in it (`migsim qemu run`).
 
 mod binary;
-#[cfg(feature = "fuzz")]
 pub mod campaign;
 pub mod guest;
 pub mod live;
