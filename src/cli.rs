@@ -977,6 +977,7 @@ impl BigArgs {
         if self.fail_write.is_some() {
             s.expect.digest = None;
             s.expect.error = None;
+            s.expect.verdict = scenario::Verdict::Pass;
         }
         if let Some(d) = &self.file_dir {
             crate::files::check_output_dir(d, "--file-dir")?;

@@ -732,3 +732,25 @@ fn a_bug_variant_run_replays_with_its_bug() {
     assert!(!failed(&out).is_empty(), "{out}");
     assert_eq!(failed(&stdout(&r)), failed(&out));
 }
+
+/// `--fail-write` drops the scenario's recorded verdict and error along
+/// with its digest: on a scenario that expects a refusal, it used to keep
+/// the verdict without the error, which validation then refused (exit 2,
+/// `expect.verdict = "error" needs expect.error`).
+#[test]
+fn fail_write_on_a_scenario_expecting_an_error_runs_instead_of_being_refused() {
+    let o = migsim(&[
+        "run",
+        "scenarios/destination-fixed-ram-off.toml",
+        "--fail-write",
+        "fixed-ram:3:eio",
+    ]);
+    let out = stdout(&o) + &String::from_utf8_lossy(&o.stderr);
+    assert!(!out.contains("needs expect.error"), "{out}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the failed write is a verdict that differs: {out}"
+    );
+    assert!(out.contains("simulated eio"), "{out}");
+}
