@@ -9,8 +9,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use std::sync::LazyLock;
 
 use super::input::{Int, Pick, SizeVal, Text, choose};
-use super::model::{self, Flag, Kind, model};
-use super::toml::{WORDS, all_names, pick};
+use super::model::{self, Flag, Kind, WORDS, model};
+use super::toml::{all_names, pick};
 
 /// A command line.
 #[derive(Arbitrary, Debug)]

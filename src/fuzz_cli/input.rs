@@ -1,32 +1,13 @@
-//! The structured input of the `cli` target and how bytes decode into it
-//! ([`CliInput`], `Arbitrary`, as libfuzzer-sys decodes it): the scenario
+//! The parts of the `cli` target's structured input and how bytes decode
+//! into them (`Arbitrary`, as libfuzzer-sys decodes it): the scenario
 //! document from typed fields with good and hostile values ([`Doc`]),
-//! byte mutations of its text, and the command line ([`Argv`], built in
-//! [`super::argv`]). Decoding is weighted by a per-input hostility level
-//! ([`choose`]). Rendering the document to TOML is [`super::toml`].
+//! byte mutations of its text, and the typed values the command line
+//! ([`super::argv`]) is built from. Decoding is weighted by a per-input
+//! hostility level ([`choose`], set by [`set_level`]); the whole input is
+//! [`super::cli_input::CliInput`]. Rendering the document to TOML is
+//! [`super::toml`].
 
 use arbitrary::{Arbitrary, Unstructured};
-
-pub use super::argv::Argv;
-
-/// A structured input: a scenario, byte mutations of its text, a command
-/// line. Decoding starts with a hostility level (0 to 63, from the first
-/// byte): each weighted choice ([`F`], [`Rare`], [`Often`], [`Int`],
-/// [`Text`], ...) takes its tame first variant unless a byte drawn for it
-/// is below the level, so a quarter of the inputs or so are nearly valid
-/// scenarios that run, and the rest are hostile to a degree.
-#[derive(Debug)]
-pub struct CliInput {
-    /// The hostility level it was decoded with.
-    pub level: u8,
-    /// The scenario document.
-    pub scenario: Doc,
-    /// Applied in order to the rendered text (at most 8; one input in 8
-    /// has any).
-    pub mutations: Rare<Vec<TextMutation>>,
-    /// The command line.
-    pub argv: Argv,
-}
 
 /// A byte-level change of the rendered TOML.
 #[derive(Arbitrary, Debug)]
@@ -384,22 +365,14 @@ pub struct Rare<T>(pub Option<T>);
 pub struct Often<T>(pub Option<T>);
 
 thread_local! {
-    /// The hostility level of the input being decoded (see [`CliInput`]).
+    /// The hostility level of the input being decoded (see
+    /// [`super::cli_input::CliInput`]).
     static LEVEL: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
 }
 
-impl<'a> Arbitrary<'a> for CliInput {
-    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        // 0 (tame) for 3 inputs in 8, else 0 to 53.
-        let level = u8::arbitrary(u)?.saturating_sub(96) / 3;
-        LEVEL.with(|l| l.set(level));
-        Ok(CliInput {
-            level,
-            scenario: u.arbitrary()?,
-            mutations: u.arbitrary()?,
-            argv: u.arbitrary()?,
-        })
-    }
+/// Decode what follows with hostility `level` (on this thread).
+pub fn set_level(level: u8) {
+    LEVEL.with(|l| l.set(level));
 }
 
 /// Variant `i` with weight `weights[i]`, from one byte, if another byte

@@ -50,6 +50,7 @@
 //! confined, and loads scenario files.)
 
 pub mod argv;
+pub mod cli_input;
 pub mod confine;
 pub mod input;
 pub mod model;
@@ -69,8 +70,8 @@ use migsim_harness::scenario::Scenario;
 
 use crate::cli::{Args, Command};
 
+pub use self::cli_input::CliInput;
 pub use self::confine::confine;
-pub use self::input::CliInput;
 
 /// A `run` is executed only if it sends at most this many pages (the
 /// sequential file then takes at most about 140 MiB)...

@@ -120,6 +120,21 @@ pub fn kind(arg: &Arg) -> Kind {
     }
 }
 
+/// Plausible words: block and machine names, a scenario name, an error.
+pub const WORDS: &[&str] = &[
+    "pc.ram",
+    "vga.vram",
+    "pc.bios",
+    "heavy-redirty",
+    "a",
+    "pc-i440fx-10.0",
+    "pc-q35-10.0",
+    "/rom@etc/acpi/tables",
+    "0000:00:02.0/vga.vram",
+    "scenario",
+    "Size mismatch",
+];
+
 /// Every bug variant's name, as `--bug` takes it.
 pub fn bug_names() -> &'static [&'static str] {
     static N: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
@@ -173,7 +188,7 @@ pub fn tame_value(kind: Kind) -> Option<String> {
         Kind::Names(list) => list.first()?.to_string(),
         Kind::Points => point_names().first()?.to_string(),
         Kind::FailWrite => format!("{}:0:{}", layout_names()[0], io_fault_names()[0]),
-        Kind::Text => super::toml::WORDS[0].into(),
+        Kind::Text => WORDS[0].into(),
     })
 }
 

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use super::input::*;
-use super::model;
+use super::model::{self, WORDS};
 
 const WORKLOAD_KINDS: &[&str] = &["idle", "uniform", "hot-set", "sweep"];
 const WRITERS: &[&str] = &["sequential", "fixed-ram"];
@@ -38,20 +38,6 @@ pub fn all_names() -> &'static [&'static [&'static str]] {
     });
     &ALL
 }
-/// Plausible words: block and machine names, a scenario name, an error.
-pub const WORDS: &[&str] = &[
-    "pc.ram",
-    "vga.vram",
-    "pc.bios",
-    "heavy-redirty",
-    "a",
-    "pc-i440fx-10.0",
-    "pc-q35-10.0",
-    "/rom@etc/acpi/tables",
-    "0000:00:02.0/vga.vram",
-    "scenario",
-    "Size mismatch",
-];
 const PATHS: &[&str] = &[
     "../x",
     "a/b",

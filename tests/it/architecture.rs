@@ -1,11 +1,16 @@
-//! The shape of the code, checked: the harness's modules depend on each
-//! other without a circle (docs/design/architecture.md draws them in
-//! layers; a circle is where a refactoring stops being local).
+//! The shape of the code, checked: the harness's modules, and those of the
+//! binary's library, depend on each other without a circle
+//! (docs/design/architecture.md draws them in layers; a circle is where a
+//! refactoring stops being local). The product crate's modules still
+//! import each other in a circle; untangling them is the product crate's
+//! own work.
 //!
 //! A module depends on another when its code (not a comment, not its
 //! tests) names a path `crate::a::b…`; the longest prefix that is a module
-//! of the crate is the one depended on. A parent declaring its children
-//! (`mod x;`) is not a dependency.
+//! of the crate is the one depended on; `super::` and `self::` paths are
+//! read from where they stand. A module holds its children: declaring or
+//! naming them (`mod x;`, `pub use self::x::…`) is not a dependency, but a
+//! child naming its parent's items is.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -47,23 +52,77 @@ fn modules(src: &Path) -> BTreeMap<String, String> {
     out
 }
 
-/// What each module depends on, by the `crate::` paths its code names.
+/// A path as its code spells it (`crate::a::b`, `super::x`,
+/// `self::y`, `super::super::z`) from module `m`, as a path from the
+/// crate's root; `None` for any other path.
+fn absolute(m: &str, spelled: &str) -> Option<Vec<String>> {
+    let mut segs: Vec<&str> = spelled.split("::").filter(|s| !s.is_empty()).collect();
+    let mut base: Vec<String> = match segs.first().copied() {
+        Some("crate") => {
+            segs.remove(0);
+            Vec::new()
+        }
+        Some("self") => {
+            segs.remove(0);
+            m.split("::")
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        }
+        Some("super") => {
+            let mut base: Vec<String> = m
+                .split("::")
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            while segs.first() == Some(&"super") {
+                segs.remove(0);
+                base.pop();
+            }
+            base
+        }
+        _ => return None,
+    };
+    base.extend(segs.into_iter().map(String::from));
+    Some(base)
+}
+
+/// What each module depends on, by the `crate::`, `super::` and `self::`
+/// paths its code names.
 fn dependencies(mods: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
     let mut deps = BTreeMap::new();
     for (m, code) in mods {
         let mut set = BTreeSet::new();
-        for (i, _) in code.match_indices("crate::") {
-            let path: String = code[i + 7..]
+        let starts = ["crate::", "super::", "self::"].into_iter().flat_map(|p| {
+            code.match_indices(p)
+                .filter(|&(i, _)| {
+                    // A whole word: not the tail of `foo_crate::` or `super::super::`.
+                    i == 0
+                        || !code[..i]
+                            .chars()
+                            .next_back()
+                            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                })
+                .map(|(i, _)| i)
+        });
+        for i in starts {
+            let path: String = code[i..]
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
                 .collect();
-            let segs: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
-            let target = (1..=segs.len())
+            let Some(segs) = absolute(m, &path) else {
+                continue;
+            };
+            let target = (0..=segs.len())
                 .rev()
                 .map(|n| segs[..n].join("::"))
                 .find(|t| mods.contains_key(t));
+            // A module holds its own children: naming them (a facade's
+            // `pub use self::child::…`) is not a dependency.
             if let Some(t) = target
                 && &t != m
+                && !t.starts_with(&format!("{m}::"))
+                && (!m.is_empty() || t.is_empty())
             {
                 set.insert(t);
             }
@@ -117,6 +176,20 @@ fn the_harness_modules_depend_on_each_other_without_a_circle() {
     if let Some(c) = circle(&deps) {
         panic!(
             "the harness's modules depend on each other in a circle: {}",
+            c.join(" -> ")
+        );
+    }
+}
+
+#[test]
+fn the_binary_library_modules_depend_on_each_other_without_a_circle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mods = modules(&src);
+    let deps = dependencies(&mods);
+    assert!(deps["fuzz_cli::argv"].contains("fuzz_cli::model"));
+    if let Some(c) = circle(&deps) {
+        panic!(
+            "the binary's library modules depend on each other in a circle: {}",
             c.join(" -> ")
         );
     }
