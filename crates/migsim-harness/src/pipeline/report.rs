@@ -9,7 +9,6 @@ use crate::oracle::{Invariant, InvariantResult, Judged};
 use crate::scenario::{Scenario, Verdict};
 use crate::sim::content::PageState;
 use crate::sim::precopy::{PassStats, PrecopyOutcome};
-use crate::sim::rng;
 use crate::sim::simfile::{SimFile, WriteRecord};
 use migsim_format::Layout;
 use migsim_format::io::MigFile;
@@ -171,7 +170,7 @@ impl RunReport {
             invariants: Vec::new(),
             files: Vec::new(),
             digest: String::new(),
-            content_seed: rng::derive(s.seed, "content"),
+            content_seed: s.content_seed(),
             switchover: Vec::new(),
             environment_error: None,
             concurrency: None,

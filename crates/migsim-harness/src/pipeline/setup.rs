@@ -63,7 +63,7 @@ pub(crate) fn devices_after(s: &Scenario, writes: u64) -> Vec<DeviceState> {
 /// from the seed's stream `label` (`"workload"`: the simple driver's, and
 /// vCPU 0's in the concurrency model).
 pub(crate) fn guest_and_workload(s: &Scenario, label: &str) -> (Guest, Workload) {
-    let mut guest = Guest::new(rng::derive(s.seed, "content"), s.blocks());
+    let mut guest = Guest::new(s.content_seed(), s.blocks());
     if s.migration
         .has(migsim_format::caps::Capability::XIgnoreShared)
     {
@@ -161,7 +161,7 @@ pub fn oracle_input<'a>(
     driven: Driven<'a>,
 ) -> OracleInput<'a> {
     OracleInput {
-        seed: rng::derive(s.seed, "content"),
+        seed: s.content_seed(),
         machine: &s.guest.machine,
         blocks,
         states: driven.states,

@@ -283,6 +283,12 @@ impl Scenario {
         toml::to_string(self).map_err(|e| e.to_string())
     }
 
+    /// The seed of the guest's page contents (see [`crate::sim::content`]),
+    /// one stream of the scenario seed.
+    pub fn content_seed(&self) -> u64 {
+        crate::sim::rng::derive(self.seed, "content")
+    }
+
     /// The guest's blocks.
     pub fn blocks(&self) -> Vec<RamBlockDesc> {
         self.guest.blocks.iter().map(BlockSpec::desc).collect()

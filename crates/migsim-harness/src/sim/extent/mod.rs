@@ -98,12 +98,7 @@ pub fn run(s: &Scenario, o: &RunOptions) -> RunReport {
         Ok(x) => x,
         // A limit, as those checked before the run: not a verdict.
         Err(precopy::DriveError::Exceptions(e)) => return report.environment(e),
-        Err(precopy::DriveError::Save(e @ SaveError::Io(_))) => {
-            report.verdict = Verdict::Error;
-            report.error = Some(e.to_string());
-            report.digest = digest_with(&report, []);
-            return report;
-        }
+        Err(precopy::DriveError::Save(e @ SaveError::Io(_))) => return report.error(e.to_string()),
         Err(precopy::DriveError::Save(e)) => {
             return refused(report, e.to_string(), &SimFile::new());
         }
